@@ -1,0 +1,64 @@
+"""The command line: version, help, one-line errors with exit codes, simulate and demo."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from spikeforge.cli import main
+from spikeforge.sim.trace import Trace
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "spikeforge", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_version_and_help():
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("spikeforge ")
+    r = run_cli("--help")
+    assert r.returncode == 0 and "simulate" in r.stdout and "demo" in r.stdout
+
+
+def test_missing_file_is_one_line_error(tmp_path, capsys):
+    code = main(["simulate", str(tmp_path / "nope.json"), "--steps", "5",
+                 "--out", str(tmp_path / "t.npz")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.count("\n") == 0 and "nope.json does not exist" in err
+
+
+def test_malformed_network_is_one_line_error(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{ this is not json")
+    r = run_cli("simulate", str(bad), "--steps", "5", "--out", str(tmp_path / "t.npz"))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
+    assert "bad.json" in r.stderr
+
+
+def test_simulate_writes_a_trace_equal_to_the_library_call(tmp_path):
+    from spikeforge import examples
+    from spikeforge.host.compiler import compile_network
+    from spikeforge.host.netfile import load
+    from spikeforge.sim.golden import simulate
+
+    path = examples.path("stdp_demo")
+    out = tmp_path / "trace.npz"
+    assert main(["simulate", path, "--steps", "300", "--out", str(out)]) == 0
+    trace = Trace.load(out)
+    compiled = compile_network(load(path))
+    expected = simulate(compiled.chip, 300, compiled.inputs)
+    assert trace.spike_count() > 0
+    assert np.array_equal(trace.spikes, expected.spikes)
+
+
+@pytest.mark.slow
+def test_demo_runs_and_writes_a_raster(tmp_path):
+    r = run_cli("demo", "--steps", "500", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "spikes" in r.stdout and "Hz" in r.stdout
+    png = (tmp_path / "raster.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
