@@ -256,6 +256,8 @@ def _synapses(net, placement):
     syn = {}
     for proj in net.projections:
         pre, post, w, d = proj.connections()
+        if isinstance(proj.pre, LIFPopulation):
+            d = d - 1     # the route takes one step of the user's delay (numerics.md 4)
         syn[proj.label] = (placement.axons[proj.pre.label][pre],
                            placement.neurons[proj.post.label][post], pre, post, w, d)
     return syn

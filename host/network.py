@@ -12,9 +12,10 @@ relative to ``v_rest``:
     spike when v > v_th - v_rest; then v <- v_reset - v_rest ("reset") or v - (v_th - v_rest)
     ("subtract"), and v is held for round(refractory / dt) steps.
 
-Delays are whole steps (``round(delay / dt)``, 0..15). A spike from an array or Poisson source in
-step ``t`` reaches its targets' currents in step ``t + d``; a spike of a LIF neuron travels
-through the routing table and is an input of step ``t + 1``, so it arrives in ``t + 1 + d``.
+Delays are whole steps (``round(delay / dt)``) and are the whole latency from a spike to its
+targets' currents: a spike in step ``t`` reaches them in step ``t + d``. From an array or Poisson
+source ``d`` is 0..15; a LIF neuron's spike crosses the routing table (one step), so its
+projections take ``d`` in 1..16 and the core stores ``d - 1``.
 """
 
 from __future__ import annotations
@@ -358,7 +359,16 @@ class Projection:
         else:
             self.weight = _scalar_or_array("weight", weight, shape)
         self.delay = _scalar_or_array("delay", delay, shape)
-        self.delay_steps = _steps("delay", self.delay, dt, MAX_DELAY_STEPS)
+        # The user's delay is the whole latency from a spike to its targets' currents. A LIF
+        # neuron's spike crosses the routing table, which takes one step (docs/numerics.md 4),
+        # so its projections need at least one step and may have one more than a source's.
+        routed = isinstance(pre, LIFPopulation)
+        self.delay_steps = _steps("delay", self.delay, dt, MAX_DELAY_STEPS + routed)
+        if routed and (self.delay_steps < 1).any():
+            raise ValueError(f"delay of a projection from LIF population {pre.label!r} must be "
+                             f"at least dt ({dt!r} ms): a neuron's spike reaches its targets in "
+                             f"the next step at the earliest, not "
+                             f"{float(np.min(self.delay))!r} ms")
         if stdp is not None:
             w = self.connections()[2]
             out = w[(w < stdp.w_min) | (w > stdp.w_max)]

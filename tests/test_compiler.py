@@ -96,7 +96,7 @@ def test_placement_and_routes_for_recurrent_projection():
     a = net.population(3, label="a")
     b = net.population(2, tau_mem=10.0, label="b")
     net.connect(src, a, weight=1.0)
-    net.connect(a, a, weight=-0.5, connector=FixedProbability(1.0, allow_self=False), delay=0)
+    net.connect(a, a, weight=-0.5, connector=FixedProbability(1.0, allow_self=False), delay=1.0)
     net.connect(a, b, weight=0.25, delay=3.0)
     c = compile_network(net, SMALL)
     assert c.neurons["a"].tolist() == [0, 1, 2] and c.neurons["b"].tolist() == [3, 4]
@@ -110,7 +110,8 @@ def test_placement_and_routes_for_recurrent_projection():
     # recurrent block: axons 2..4 x neurons 0..2, no self-synapses
     # -0.5 mV is -63.5 weight LSB: rounds (to even) to -64
     assert im.weight[2:5, 0:3].tolist() == (-64 * (1 - np.eye(3, dtype=int))).tolist()
-    assert (im.weight[2:5, 3:5] == round(0.25 / q)).all() and (im.delay[2:5, 3:5] == 3).all()
+    # 3 ms = 3 steps of latency: the route takes 1, the core stores 2
+    assert (im.weight[2:5, 3:5] == round(0.25 / q)).all() and (im.delay[2:5, 3:5] == 2).all()
     assert im.profile[:5].tolist() == [0, 0, 0, 1, 1]
     # Array-source spikes: (step, core, axon), sorted.
     assert c.inputs.tolist() == [[1, 0, 0], [2, 0, 1], [3, 0, 0]]
@@ -238,3 +239,34 @@ def test_stdp_demo_runs_and_learns():
     rate = len(trace.spikes) / 64 / 0.4
     assert 3.0 < rate < 60.0, rate                   # a few Hz to tens of Hz per neuron
     assert len(np.unique(trace.spikes[:, 2])) > 32   # most neurons take part
+
+
+@pytest.mark.parametrize("delay_ms", [1.0, 2.0, 5.0, 16.0])
+def test_delay_is_the_whole_latency_for_neuron_projections(delay_ms):
+    from spikeforge.sim.golden import GoldenChip
+
+    net = Network(dt=1.0)
+    src = net.spike_source(1, times=[[0.0]])
+    a = net.population(1, tau_mem=20.0, tau_syn=5.0, v_th=1.0, refractory=15.0)
+    b = net.population(1, tau_mem=20.0, tau_syn=5.0, v_th=100.0)
+    net.connect(src, a, weight=50.0, delay=0.0)
+    net.connect(a, b, weight=1.0, delay=delay_ms)
+    compiled = compile_network(net)
+    chip = GoldenChip(compiled.chip)
+    inputs = {int(s): int(ax) for s, _, ax in compiled.inputs}
+    fired_at, arrived_at = None, None
+    for t in range(20):
+        out = chip.step([[inputs[t]] if t in inputs else []])
+        if out[0][compiled.neurons[a.label][0]] and fired_at is None:
+            fired_at = t
+        if chip.cores[0].image.i[compiled.neurons[b.label][0]] != 0 and arrived_at is None:
+            arrived_at = t
+    assert fired_at == 0
+    assert arrived_at == fired_at + int(delay_ms)
+
+
+def test_neuron_projection_needs_at_least_one_step():
+    net = Network(dt=1.0)
+    a = net.population(2)
+    with pytest.raises(ValueError, match="must be at least dt"):
+        net.connect(a, a, weight=1.0, delay=0.0)
