@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from spikeforge.image import STATE_BITS, STDP_SHIFT, TRACE_BITS, ChipImage, CoreImage
+from spikeforge.sim.chip import ChipRunner, input_set
 from spikeforge.sim.prng import KIND_DEPRESSION, KIND_POTENTIATION, generator_spikes, rand
-from spikeforge.sim.trace import PROBE_VARS, Trace
 
 __all__ = ["GoldenCore", "GoldenChip", "simulate", "decay", "sat"]
 
@@ -53,22 +53,16 @@ class GoldenCore:
         self._neurons = np.arange(c.n_neurons)
         self._axons = np.arange(c.n_axons)
 
+    @property
+    def config(self):
+        return self.image.config
+
+    @property
+    def state(self):
+        return self.image
+
     def _input_set(self, ext):
-        c = self.image.config
-        e = np.zeros(c.n_axons, dtype=bool)
-        if ext is None:
-            return e
-        ext = np.asarray(ext)
-        if ext.dtype == bool:
-            if ext.shape != (c.n_axons,):
-                raise ValueError(f"input mask must have shape ({c.n_axons},), not {ext.shape}")
-            return ext.copy()
-        ext = ext.astype(np.int64).ravel()
-        if ext.size and (ext.min() < 0 or ext.max() >= c.n_axons):
-            bad = int(ext.min()) if ext.min() < 0 else int(ext.max())
-            raise ValueError(f"input axon {bad} is out of range [0, {c.n_axons - 1}]")
-        e[ext] = True     # an axon carries at most one event per step: duplicates merge
-        return e
+        return input_set(self.image.config.n_axons, ext)
 
     def step(self, ext=None):
         """Run step ``t = image.step``; return the boolean spike vector ``S_t``."""
@@ -134,8 +128,10 @@ class GoldenCore:
         return spikes
 
 
-class GoldenChip:
-    """Several cores joined by the routing table; spikes of step t are inputs of step t + 1."""
+class GoldenChip(ChipRunner):
+    """Golden cores joined by the routing table; spikes of step t are inputs of step t + 1."""
+    engine = "golden"
+    probe_dtype = np.int64
 
     def __init__(self, chip: ChipImage):
         if isinstance(chip, CoreImage):
@@ -143,82 +139,13 @@ class GoldenChip:
         if not isinstance(chip, ChipImage):
             raise TypeError(f"GoldenChip needs a ChipImage, not {type(chip).__name__}")
         chip = chip.copy().validate()
-        steps = {int(c.step) for c in chip.cores}
-        if len(steps) > 1:
-            raise ValueError(f"all cores must be at the same step, not {sorted(steps)}")
-        self.cores = [GoldenCore(c) for c in chip.cores]
-        self.routes = chip.routes
-        self.host_out = chip.host_out
-        self._routed = [np.zeros(c.config.n_axons, dtype=bool) for c in chip.cores]
-        # Flat indices of route sources and destinations over all cores, for vectorised routing.
-        n_off = np.cumsum([0] + [c.config.n_neurons for c in chip.cores])
-        a_off = np.cumsum([0] + [c.config.n_axons for c in chip.cores])
-        self._src = n_off[self.routes[:, 0]] + self.routes[:, 1]
-        self._dst = a_off[self.routes[:, 2]] + self.routes[:, 3]
-        self._a_off = a_off
-
-    @property
-    def step_counter(self):
-        return int(self.cores[0].image.step)
+        super().__init__([GoldenCore(c) for c in chip.cores], chip.routes, chip.host_out)
 
     @property
     def image(self):
         """The current state as a ChipImage (a copy)."""
         return ChipImage([c.image.copy() for c in self.cores], self.routes.copy(),
                          [h.copy() for h in self.host_out])
-
-    def step(self, ext=None):
-        if ext is not None and len(ext) != len(self.cores):
-            raise ValueError(f"input must list {len(self.cores)} cores, not {len(ext)}")
-        out = []
-        for k, core in enumerate(self.cores):
-            e = core._input_set(None if ext is None else ext[k]) | self._routed[k]
-            out.append(core.step(e))
-        routed = np.zeros(self._a_off[-1], dtype=bool)
-        if len(self.routes):
-            routed[self._dst[np.concatenate(out)[self._src]]] = True
-        self._routed = np.split(routed, self._a_off[1:-1])
-        return out
-
-    def run(self, n_steps, inputs=None, probes=(), progress=None):
-        """Run ``n_steps`` steps; return a ``Trace``.
-
-        ``inputs``: int rows ``(step, core, axon)`` with absolute step numbers; ``probes``: list of
-        ``(core, neuron, var)`` with ``var`` one of ``v, i, ref, y``, recorded after every step.
-        """
-        if n_steps < 0:
-            raise ValueError(f"n_steps must be non-negative, not {n_steps}")
-        probes = [tuple(p) for p in probes]
-        for core, neuron, var in probes:
-            if var not in PROBE_VARS:
-                raise ValueError(f"probe variable {var!r} is not one of {', '.join(PROBE_VARS)}")
-            if not 0 <= core < len(self.cores):
-                raise ValueError(f"probe core {core} is out of range [0, {len(self.cores) - 1}]")
-            n = self.cores[core].image.config.n_neurons
-            if not 0 <= neuron < n:
-                raise ValueError(f"probe neuron {neuron} is out of range [0, {n - 1}]")
-        first = self.step_counter
-        inputs = np.zeros((0, 3), np.int64) if inputs is None else np.asarray(inputs, np.int64)
-        inputs = inputs.reshape(-1, 3)
-        order = np.argsort(inputs[:, 0], kind="stable")
-        inputs = inputs[order]
-        bounds = np.searchsorted(inputs[:, 0], np.arange(first, first + n_steps + 1))
-        spikes, values = [], np.zeros((n_steps, len(probes)), dtype=np.int64)
-        for k in range(n_steps):
-            chunk = inputs[bounds[k]:bounds[k + 1]]
-            ext = [chunk[chunk[:, 1] == c, 2] for c in range(len(self.cores))]
-            t = self.step_counter
-            out = self.step(ext)
-            for c, s in enumerate(out):
-                n = np.flatnonzero(s & self.host_out[c])
-                if n.size:
-                    spikes.append(np.column_stack([np.full(n.size, t), np.full(n.size, c), n]))
-            for j, (c, n, var) in enumerate(probes):
-                values[k, j] = getattr(self.cores[c].image, var)[n]
-            if progress is not None:
-                progress(k + 1)
-        spikes = np.concatenate(spikes) if spikes else np.zeros((0, 3), np.int64)
-        return Trace(first, n_steps, spikes, probes, values, {"engine": "golden"})
 
 
 def simulate(chip, n_steps, inputs=None, probes=(), progress=None):

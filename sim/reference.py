@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spikeforge.image import CoreConfig
+from spikeforge.sim.chip import ChipRunner, input_set
 from spikeforge.sim.prng import generator_spikes
-from spikeforge.sim.trace import PROBE_VARS, Trace
 
 __all__ = ["FloatCore", "FloatChip", "ReferenceCore", "ReferenceChip", "simulate_reference"]
 
@@ -108,24 +108,6 @@ class FloatChip:
             self.host_out = [np.ones(c.config.n_neurons, dtype=bool) for c in self.cores]
 
 
-def _input_set(n_axons, ext):
-    """Axon mask of the external events of one step (bool mask or axon ids; duplicates merge)."""
-    e = np.zeros(n_axons, dtype=bool)
-    if ext is None:
-        return e
-    ext = np.asarray(ext)
-    if ext.dtype == bool:
-        if ext.shape != (n_axons,):
-            raise ValueError(f"input mask must have shape ({n_axons},), not {ext.shape}")
-        return ext.copy()
-    ext = ext.astype(np.int64).ravel()
-    if ext.size and (ext.min() < 0 or ext.max() >= n_axons):
-        bad = int(ext.min()) if ext.min() < 0 else int(ext.max())
-        raise ValueError(f"input axon {bad} is out of range [0, {n_axons - 1}]")
-    e[ext] = True
-    return e
-
-
 def _bump(trace, mode):
     """A spike on a trace in units of one spike: add 1 (all-to-all) or set to 1 (nearest)."""
     return trace + 1.0 if mode == 0 else np.ones_like(trace)
@@ -145,8 +127,16 @@ class ReferenceCore:
         c = self.core.config
         self._neurons = np.arange(c.n_neurons)
 
+    @property
+    def config(self):
+        return self.core.config
+
+    @property
+    def state(self):
+        return self.core
+
     def _input_set(self, ext):
-        return _input_set(self.core.config.n_axons, ext)
+        return input_set(self.core.config.n_axons, ext)
 
     def step(self, ext=None):
         """Run step ``t = core.step``; return the boolean spike vector ``S_t``."""
@@ -211,102 +201,24 @@ class ReferenceCore:
         return spikes
 
 
-class ReferenceChip:
-    """Float cores joined by the routing table; spikes of step t are inputs of step t + 1."""
+class ReferenceChip(ChipRunner):
+    """Float cores joined by the routing table; spikes of step t are inputs of step t + 1.
+    Probes record floats: mV for ``v`` and ``i``, spikes for ``y``, steps for ``ref``."""
+    engine = "reference"
+    probe_dtype = np.float64
 
     def __init__(self, chip: FloatChip):
         if isinstance(chip, FloatCore):
             chip = FloatChip([chip])
         if not isinstance(chip, FloatChip):
             raise TypeError(f"ReferenceChip needs a FloatChip, not {type(chip).__name__}")
-        steps = {int(c.step) for c in chip.cores}
-        if len(steps) > 1:
-            raise ValueError(f"all cores must be at the same step, not {sorted(steps)}")
-        self.cores = [ReferenceCore(c) for c in chip.cores]
-        self.routes = np.array(chip.routes, dtype=np.int64).reshape(-1, 4)
-        self.host_out = [np.asarray(h, dtype=bool).copy() for h in chip.host_out]
-        k = len(self.cores)
-        n_off = np.cumsum([0] + [c.config.n_neurons for c in chip.cores])
-        a_off = np.cumsum([0] + [c.config.n_axons for c in chip.cores])
-        for col, what in ((0, "source core"), (2, "destination core")):
-            bad = self.routes[:, col][(self.routes[:, col] < 0) | (self.routes[:, col] >= k)]
-            if bad.size:
-                raise ValueError(f"route {what} {int(bad[0])} is out of range [0, {k - 1}]")
-        for col, what, off in ((1, "source neuron", n_off), (3, "destination axon", a_off)):
-            size = np.diff(off)[self.routes[:, col - 1]]
-            bad = (self.routes[:, col] < 0) | (self.routes[:, col] >= size)
-            if bad.any():
-                j = int(np.flatnonzero(bad)[0])
-                raise ValueError(f"route {what} {int(self.routes[j, col])} is out of range "
-                                 f"[0, {int(size[j]) - 1}] on core {int(self.routes[j, col - 1])}")
-        self._routed = [np.zeros(c.config.n_axons, dtype=bool) for c in chip.cores]
-        # Flat indices over all cores, as in GoldenChip, so routing is one vectorised scatter.
-        self._src = n_off[self.routes[:, 0]] + self.routes[:, 1]
-        self._dst = a_off[self.routes[:, 2]] + self.routes[:, 3]
-        self._a_off = a_off
-
-    @property
-    def step_counter(self):
-        return int(self.cores[0].core.step)
+        super().__init__([ReferenceCore(c) for c in chip.cores], chip.routes, chip.host_out)
 
     @property
     def chip(self):
         """The current state as a FloatChip (a copy)."""
         return FloatChip([c.core.copy() for c in self.cores], self.routes.copy(),
                          [h.copy() for h in self.host_out])
-
-    def step(self, ext=None):
-        if ext is not None and len(ext) != len(self.cores):
-            raise ValueError(f"input must list {len(self.cores)} cores, not {len(ext)}")
-        out = []
-        for k, core in enumerate(self.cores):
-            e = core._input_set(None if ext is None else ext[k]) | self._routed[k]
-            out.append(core.step(e))
-        routed = np.zeros(self._a_off[-1], dtype=bool)
-        if len(self.routes):
-            routed[self._dst[np.concatenate(out)[self._src]]] = True
-        self._routed = np.split(routed, self._a_off[1:-1])
-        return out
-
-    def run(self, n_steps, inputs=None, probes=(), progress=None):
-        """Run ``n_steps`` steps; return a ``Trace`` (same layout as the golden model's).
-
-        ``inputs``: int rows ``(step, core, axon)`` with absolute step numbers; ``probes``: list of
-        ``(core, neuron, var)`` with ``var`` one of ``v, i, ref, y``, recorded after every step as
-        floats (mV for ``v`` and ``i``, spikes for ``y``, steps for ``ref``).
-        """
-        if n_steps < 0:
-            raise ValueError(f"n_steps must be non-negative, not {n_steps}")
-        probes = [tuple(p) for p in probes]
-        for core, neuron, var in probes:
-            if var not in PROBE_VARS:
-                raise ValueError(f"probe variable {var!r} is not one of {', '.join(PROBE_VARS)}")
-            if not 0 <= core < len(self.cores):
-                raise ValueError(f"probe core {core} is out of range [0, {len(self.cores) - 1}]")
-            n = self.cores[core].core.config.n_neurons
-            if not 0 <= neuron < n:
-                raise ValueError(f"probe neuron {neuron} is out of range [0, {n - 1}]")
-        first = self.step_counter
-        inputs = np.zeros((0, 3), np.int64) if inputs is None else np.asarray(inputs, np.int64)
-        inputs = inputs.reshape(-1, 3)
-        inputs = inputs[np.argsort(inputs[:, 0], kind="stable")]
-        bounds = np.searchsorted(inputs[:, 0], np.arange(first, first + n_steps + 1))
-        spikes, values = [], np.zeros((n_steps, len(probes)), dtype=np.float64)
-        for k in range(n_steps):
-            chunk = inputs[bounds[k]:bounds[k + 1]]
-            ext = [chunk[chunk[:, 1] == c, 2] for c in range(len(self.cores))]
-            t = self.step_counter
-            out = self.step(ext)
-            for c, s in enumerate(out):
-                n = np.flatnonzero(s & self.host_out[c])
-                if n.size:
-                    spikes.append(np.column_stack([np.full(n.size, t), np.full(n.size, c), n]))
-            for j, (c, n, var) in enumerate(probes):
-                values[k, j] = getattr(self.cores[c].core, var)[n]
-            if progress is not None:
-                progress(k + 1)
-        spikes = np.concatenate(spikes) if spikes else np.zeros((0, 3), np.int64)
-        return Trace(first, n_steps, spikes, probes, values, {"engine": "reference"})
 
 
 def simulate_reference(float_chip, n_steps, inputs=None, probes=(), progress=None):

@@ -16,7 +16,7 @@ import numpy as np
 __all__ = [
     "STATE_BITS", "TRACE_BITS", "DECAY_BITS", "THRESHOLD_BITS", "REFRACTORY_BITS",
     "PROFILE_INDEX_BITS", "AMPLITUDE_BITS", "STDP_SHIFT", "GEN_PROB_BITS", "WEIGHT_EXP_BITS",
-    "Field", "CoreConfig", "CoreImage", "Route", "ChipImage",
+    "Field", "CoreConfig", "CoreImage", "Route", "ChipImage", "check_routes",
     "NEURON_FIELDS", "PROFILE_FIELDS", "AXON_FIELDS", "SYNAPSE_FIELDS", "REGISTER_FIELDS",
 ]
 
@@ -307,6 +307,24 @@ class CoreImage:
                 and self.registers() == other.registers())
 
 
+def check_routes(routes, n_neurons, n_axons):
+    """Check a routing table ``(R, 4)`` against the cores' sizes (lists, one entry per core);
+    raise ``ValueError`` naming the first entry out of range."""
+    routes = np.asarray(routes, dtype=np.int64).reshape(-1, 4)
+    k = len(n_neurons)
+    for col, what in ((0, "source core"), (2, "destination core")):
+        bad = routes[:, col][(routes[:, col] < 0) | (routes[:, col] >= k)]
+        if bad.size:
+            raise ValueError(f"route {what} {int(bad[0])} is out of range [0, {k - 1}]")
+    for col, what, sizes in ((1, "source neuron", n_neurons), (3, "destination axon", n_axons)):
+        size = np.asarray(sizes, dtype=np.int64)[routes[:, col - 1]]
+        bad = (routes[:, col] < 0) | (routes[:, col] >= size)
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"route {what} {int(routes[j, col])} is out of range "
+                             f"[0, {int(size[j]) - 1}] on core {int(routes[j, col - 1])}")
+
+
 @dataclass(frozen=True)
 class Route:
     """One routing-table entry: the spike of (src_core, src_neuron) goes to (dst_core, dst_axon)."""
@@ -338,20 +356,8 @@ class ChipImage:
     def validate(self):
         for core in self.cores:
             core.validate()
-        k = len(self.cores)
-        for col, what in ((0, "source core"), (2, "destination core")):
-            bad = self.routes[:, col][(self.routes[:, col] < 0) | (self.routes[:, col] >= k)]
-            if bad.size:
-                raise ValueError(f"route {what} {int(bad[0])} is out of range [0, {k - 1}]")
-        for c, core in enumerate(self.cores):
-            src = self.routes[self.routes[:, 0] == c, 1]
-            dst = self.routes[self.routes[:, 2] == c, 3]
-            if src.size and (src.min() < 0 or src.max() >= core.config.n_neurons):
-                raise ValueError(f"route source neuron out of range [0, "
-                                 f"{core.config.n_neurons - 1}] on core {c}")
-            if dst.size and (dst.min() < 0 or dst.max() >= core.config.n_axons):
-                raise ValueError(f"route destination axon out of range [0, "
-                                 f"{core.config.n_axons - 1}] on core {c}")
+        check_routes(self.routes, [c.config.n_neurons for c in self.cores],
+                     [c.config.n_axons for c in self.cores])
         return self
 
     def copy(self):
