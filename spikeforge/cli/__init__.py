@@ -67,6 +67,9 @@ def main(argv=None):
         message = e.strerror + f": {e.filename}" if isinstance(e, OSError) and e.filename else e
         print(f"spikeforge {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:        # output piped into e.g. `head`, which closed early
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"spikeforge {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

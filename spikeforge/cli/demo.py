@@ -47,7 +47,8 @@ def run(args):
 
     os.makedirs(args.out, exist_ok=True)
     trace.save(os.path.join(args.out, "golden_trace.npz"))
-    groups = [(label, 0, idx) for label, idx in compiled.neurons.items()]
+    groups = [(label, int(c), rows[rows[:, 0] == c, 1])
+              for label, rows in compiled.placement.items() for c in np.unique(rows[:, 0])]
     png = raster_png(trace, os.path.join(args.out, "raster.png"), dt=net.dt, groups=groups,
                      title=f"{os.path.basename(path)}: golden model, {args.steps} steps")
 

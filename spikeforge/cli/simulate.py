@@ -21,8 +21,7 @@ def add_arguments(p):
 def parse_probe(text, compiled):
     try:
         pop, index, var = text.split(":")
-        neurons = compiled.neurons[pop]
-        core, neuron = 0, int(neurons[int(index)])
+        core, neuron = (int(x) for x in compiled.placement[pop][int(index)])
     except (ValueError, KeyError, IndexError):
         names = ", ".join(compiled.neurons)
         raise ValueError(f"probe {text!r} must be POPULATION:INDEX:VAR naming a population of "
