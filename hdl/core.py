@@ -1,0 +1,620 @@
+"""The time-multiplexed neuromorphic core: ``docs/numerics.md`` in hardware, bit for bit.
+
+One timestep (``start`` .. ``done``) runs these phases (see ``docs/architecture.md``):
+
+``KEY``      six clocks: the per-step PRNG keys ``mix32(seed ^ mix32(t))`` (two per mix).
+``DELIVER``  the *scanner* walks every axon once (input bitmap | generator, pre-trace update) and
+             pushes the axons of ``E_t`` into a FIFO; at the same time the *deliverer* pops them
+             and reads one lane-wide synapse word per clock, adding each weight into its delay
+             slot (read-modify-write, transparent read: back-to-back hits on one slot are exact)
+             and applying depression in the same read-modify-write of the synapse word.
+``UPDATE``   one neuron per clock: decay, integrate the slot of ``t mod S``, bias, threshold,
+             reset, refractory, post trace; spikes go to the output FIFO and, per lane-wide
+             word, to the post list.
+``POT``      if ``learn``: for each word of the post list, the eager column walk (``A`` synapse
+             words, only the spiking lanes are written).
+``EMIT``     wait until the output FIFO is empty, then ``step <- t + 1`` and ``done``.
+
+All memories sit behind ports that the memory access port (``mem_req`` / ``mem_rsp``, declared in
+``spikeforge.memmap``) drives while the core is idle.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..image import REGISTER_FIELDS, STATE_BITS, TRACE_BITS, CoreConfig
+from ..memmap import MemoryMap, Region
+from .memory import LaneMemory
+from .prng import mix32_first, mix32_second, rand_word
+
+__all__ = ["Core", "mem_request_layout"]
+
+
+def _log2(value):
+    return value.bit_length() - 1
+
+
+def mem_request_layout(memmap):
+    """Payload of ``mem_req``: ``addr`` (region, index), ``write`` and ``data``."""
+    return data.StructLayout({"addr": memmap.addr_bits, "write": 1, "data": memmap.data_bits})
+
+
+def _fields(layout, word):
+    """``{name: slice of word}`` for a ``RegionLayout``; signed fields as signed values."""
+    out = {}
+    for name, (lsb, f) in layout.offsets().items():
+        value = word[lsb:lsb + f.bits]
+        out[name] = value.as_signed() if f.signed else value
+    return out
+
+
+def _sat(value, bits):
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return Mux(value > hi, hi, Mux(value < lo, lo, value))[:bits].as_signed()
+
+
+def _usat(value, bits):
+    return Mux(value > (1 << bits) - 1, (1 << bits) - 1, value)[:bits]
+
+
+def _clamp(value, lo, hi, bits):
+    return Mux(value < lo, lo, Mux(value > hi, hi, value))[:bits].as_signed()
+
+
+def _round16(product):
+    """Second half of ``decay``: ``(z * alpha + 2^15) >> 16`` given the exact product."""
+    return (product + (1 << 15)) >> 16
+
+
+def _mul_alpha(z, alpha):
+    """Exact product of a (signed or unsigned) ``z`` by an unsigned 16-bit factor."""
+    if z.shape().signed:
+        return z * Cat(alpha, Const(0, 1)).as_signed()
+    return z * alpha
+
+
+class Core(wiring.Component):
+    """One neuromorphic core, elaborated for a ``CoreConfig``.
+
+    Ports: ``spike_in`` (axon events of the next step, accepted while idle), ``spike_out``
+    (neuron numbers of ``S_t``, in order), ``mem_req`` / ``mem_rsp`` (the memory access port,
+    accepted while idle; one read response per read request, in order), ``start`` (a pulse,
+    remembered until the core can begin), ``busy``, ``done`` (one clock at the end of a step) and
+    ``step`` (the step counter register).
+
+    ``small_ram_style`` (``None``, ``"block"``, ``"distributed"`` or ``"logic"``) is given to
+    synthesis as the ``ram_style`` of the per-neuron and per-axon memories (state, params,
+    axons, input bitmap, post list): on the ECP5-85F preset they must go to LUT RAM for the
+    synapses to have 192 of the 208 block RAMs.
+    """
+
+    def __init__(self, config, *, small_ram_style=None):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        if small_ram_style not in (None, "block", "distributed", "logic"):
+            raise ValueError(f"small_ram_style must be None, 'block', 'distributed' or "
+                             f"'logic', not {small_ram_style!r}")
+        self.small_ram_style = small_ram_style
+        self.config = config
+        self.memmap = MemoryMap(config)
+        super().__init__({
+            "spike_in": In(stream.Signature(unsigned(max(config.axon_bits, 1)))),
+            "spike_out": Out(stream.Signature(unsigned(max(config.neuron_bits, 1)))),
+            "mem_req": In(stream.Signature(mem_request_layout(self.memmap))),
+            "mem_rsp": Out(stream.Signature(unsigned(self.memmap.data_bits))),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "step": Out(32),
+        })
+
+    def elaborate(self, platform):  # noqa: C901 - one FSM, read top to bottom
+        m = Module()
+        c, mm = self.config, self.memmap
+        N, A, S, P = c.n_neurons, c.n_axons, c.n_slots, c.n_profiles
+        L = mm.lanes
+        NW = N // L
+        lb, wb, nb, D = _log2(L), _log2(NW), c.neuron_bits, c.delay_bits
+        W, plastic = c.weight_bits, c.plastic
+        lay = {r: mm[r] for r in Region}
+
+        # -- registers ---------------------------------------------------------------------
+        regs = {}
+        for name, f in REGISTER_FIELDS(c).items():
+            regs[name] = Signal(signed(f.bits) if f.signed else unsigned(f.bits), name=name)
+        t = regs["step"]
+        m.d.comb += self.step.eq(t)
+        t_slot = t[:D]
+
+        # -- memories ----------------------------------------------------------------------
+        def mem(name, width, depth, transparent=False, comb_read=False, small=False):
+            attrs = ({"ram_style": self.small_ram_style}
+                     if small and self.small_ram_style else None)
+            m.submodules[name] = mo = memory.Memory(shape=unsigned(width), depth=depth, init=[],
+                                                    attrs=attrs)
+            wp = mo.write_port()
+            if comb_read:
+                rp = mo.read_port(domain="comb")
+            else:
+                rp = mo.read_port(transparent_for=(wp,) if transparent else ())
+            return rp, wp
+
+        state_w = 2 * STATE_BITS + 4
+        state_rp, state_wp = mem("state", state_w, N, small=True)
+        param_rp, param_wp = mem("param", lay[Region.PARAM].width, N, small=True)
+        prof_rp, prof_wp = mem("profile", lay[Region.PROFILE].width, P, comb_read=True)
+        axon_rp, axon_wp = mem("axon", lay[Region.AXON].width, A, small=True)
+        bmap_rp, bmap_wp = mem("bitmap", 1, A, small=True)
+        post_rp, post_wp = mem("postlist", max(wb, 0) + L, NW, small=True)
+        syn = []
+        for j in range(L):
+            m.submodules[f"syn{j}"] = lm = LaneMemory(lay[Region.SYNAPSE].width, A * NW)
+            syn.append(lm)
+        slot_rp, slot_wp, y_rp, y_wp = [], [], [], []
+        for j in range(L):
+            rp, wp = mem(f"slot{j}", c.slot_bits, S * NW, transparent=True)
+            slot_rp.append(rp)
+            slot_wp.append(wp)
+            if plastic:
+                rp, wp = mem(f"y{j}", TRACE_BITS, NW)
+                y_rp.append(rp)
+                y_wp.append(wp)
+        m.submodules.ev_fifo = ev_fifo = fifo.SyncFIFOBuffered(width=max(c.axon_bits, 1),
+                                                               depth=max(A, 2))
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=max(nb, 1),
+                                                                 depth=max(N, 2))
+        m.d.comb += [
+            self.spike_out.valid.eq(out_fifo.r_rdy),
+            self.spike_out.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.spike_out.ready),
+        ]
+
+        syn_f = [_fields(lay[Region.SYNAPSE], s.r_data) for s in syn]
+        axon_f = _fields(lay[Region.AXON], axon_rp.data)
+
+        def syn_word(weight, delay, mask):
+            parts = [weight[:W]]
+            if D:
+                parts.append(delay[:D])
+            if plastic:
+                parts.append(mask)
+            return Cat(*parts)
+
+        # -- PRNG keys ---------------------------------------------------------------------
+        # one mixer for the keys, with a register between its halves (two clocks per key)
+        mix_in = Signal(32)
+        mix_mid = Signal(32)
+        m.d.sync += mix_mid.eq(mix32_first(m, mix_in, "mixkey_a"))
+        mix_out = mix32_second(m, mix_mid, "mixkey_b")
+        gen_in = Signal(32)
+        gen_half = Signal(32)
+        gen_first = mix32_first(m, gen_in, "mixgen_a")
+        gen_out = mix32_second(m, gen_half, "mixgen_b")
+        lane_in = [Signal(32, name=f"lane_in{j}") for j in range(L if plastic else 0)]
+        lane_half = [Signal(32, name=f"lane_half{j}") for j in range(len(lane_in))]
+        for j in range(len(lane_in)):
+            m.d.sync += lane_half[j].eq(mix32_first(m, lane_in[j], f"mixlane{j}_a"))
+        lane_out = [mix32_second(m, lane_half[j], f"mixlane{j}_b") for j in range(len(lane_in))]
+        tkey = Signal(32)
+        key_stdp = Signal(32)
+        key_gen = Signal(32)
+
+        # -- control -----------------------------------------------------------------------
+        idle = Signal()
+        start_latch = Signal()
+        go = Signal()
+        rsp_valid = Signal()
+        m.d.comb += go.eq(self.start | start_latch)
+        with m.If(self.start):      # remembered until taken (cleared in IDLE below)
+            m.d.sync += start_latch.eq(1)
+
+        # scanner / deliverer / update / potentiation state
+        scan_a = Signal(range(A + 1))
+        s1_valid, s1_a = Signal(), Signal(range(A))
+        s2_valid, s2_a, s2_ext = Signal(), Signal(range(A)), Signal()
+        s2_axon = Signal(lay[Region.AXON].width)
+        gen_r = Signal(32)
+        dw = Signal(range(NW))
+        cur_valid, cur_a = Signal(), Signal(range(A))
+        d1_valid, d1_w, d1_a = Signal(), Signal(range(NW)), Signal(range(A))
+        d2_valid, d2_synaddr = Signal(), Signal(range(A * NW))
+        d2_r = [Signal(32, name=f"d2_r{j}") for j in range(L)]
+        d2_weight = [Signal(signed(W), name=f"d2_w{j}") for j in range(L)]
+        d2_delay = [Signal(max(D, 1), name=f"d2_d{j}") for j in range(L)]
+        d2_mask = [Signal(name=f"d2_m{j}") for j in range(L)]
+        d2_slotaddr = [Signal(range(S * NW), name=f"d2_sa{j}") for j in range(L)]
+        d2_yd = [Signal(TRACE_BITS, name=f"d2_yd{j}") for j in range(L)]
+
+        un = Signal(range(N + 1))
+        u1_valid, u1_n = Signal(), Signal(range(N))
+        u2_valid, u2_n = Signal(), Signal(range(N))
+        u3_valid, u3_n = Signal(), Signal(range(N))
+        acc = Signal(L)
+        pl_count = Signal(range(NW + 1))
+
+        pe = Signal(range(NW + 1))
+        pa = Signal(range(A + 1))
+        cur_w, cur_mask = Signal(range(NW)), Signal(L)
+        p1_valid, p1_addr, p1_mask = Signal(), Signal(range(A * NW)), Signal(L)
+        p2_valid, p2_addr, p2_mask = Signal(), Signal(range(A * NW)), Signal(L)
+        p2_prod = Signal(32)
+        p2_r = [Signal(32, name=f"p2_r{j}") for j in range(L)]
+        p2_weight = [Signal(signed(W), name=f"p2_w{j}") for j in range(L)]
+        p2_delay = [Signal(max(D, 1), name=f"p2_d{j}") for j in range(L)]
+        p2_smask = [Signal(name=f"p2_m{j}") for j in range(L)]
+
+        m.d.sync += p1_valid.eq(0)
+        with m.FSM(name="phase"):
+            with m.State("IDLE"):
+                m.d.comb += idle.eq(1)
+                with m.If(go & ~rsp_valid):
+                    m.d.sync += start_latch.eq(0)
+                    m.next = "KEY0"
+            with m.State("KEY0"):
+                m.d.comb += mix_in.eq(t)
+                m.next = "KEY1"
+            with m.State("KEY1"):
+                m.d.sync += tkey.eq(mix_out)
+                m.next = "KEY2"
+            with m.State("KEY2"):
+                m.d.comb += mix_in.eq(regs["gen_seed"] ^ tkey)
+                m.next = "KEY3"
+            with m.State("KEY3"):
+                m.d.sync += key_gen.eq(mix_out)
+                m.next = "KEY4" if plastic else "DELIVER"
+                m.d.sync += [scan_a.eq(0), dw.eq(0)]
+            if plastic:
+                with m.State("KEY4"):
+                    m.d.comb += mix_in.eq(regs["stdp_seed"] ^ tkey)
+                    m.next = "KEY5"
+                with m.State("KEY5"):
+                    m.d.sync += key_stdp.eq(mix_out)
+                    m.next = "DELIVER"
+            with m.State("DELIVER"):
+                # scanner, stage 0: read bitmap and axon word, draw the generator number
+                with m.If(scan_a < A):
+                    m.d.comb += [bmap_rp.addr.eq(scan_a), axon_rp.addr.eq(scan_a),
+                                 bmap_rp.en.eq(1), axon_rp.en.eq(1)]
+                    m.d.comb += gen_in.eq(key_gen ^ rand_word(2, scan_a[:c.axon_bits], 0))
+                    m.d.sync += [gen_half.eq(gen_first), s1_a.eq(scan_a), scan_a.eq(scan_a + 1)]
+                m.d.sync += s1_valid.eq(scan_a < A)
+                # deliverer: take the next event axon into a register (the FIFO's block RAM
+                # output is slow), then, stage 0, read the synapse words (and post traces)
+                last_word = dw == NW - 1
+                with m.If(ev_fifo.r_rdy & (~cur_valid | last_word)):
+                    m.d.comb += ev_fifo.r_en.eq(1)
+                    m.d.sync += [cur_a.eq(ev_fifo.r_data), cur_valid.eq(1)]
+                with m.Elif(last_word):
+                    m.d.sync += cur_valid.eq(0)
+                with m.If(cur_valid):
+                    a = cur_a[:c.axon_bits]
+                    for j in range(L):
+                        m.d.comb += [syn[j].r_addr.eq(Cat(dw[:wb], a)), syn[j].r_en.eq(1)]
+                        if plastic:
+                            m.d.comb += [y_rp[j].addr.eq(dw), y_rp[j].en.eq(1)]
+                            n = Cat(Const(j, lb), dw[:wb])
+                            m.d.comb += lane_in[j].eq(key_stdp ^ rand_word(0, a, n))
+                    m.d.sync += [d1_w.eq(dw), d1_a.eq(a), dw.eq(Mux(last_word, 0, dw + 1))]
+                m.d.sync += d1_valid.eq(cur_valid)
+                with m.If((scan_a == A) & ~s1_valid & ~s2_valid & (ev_fifo.level == 0)
+                          & ~ev_fifo.r_rdy & ~cur_valid & ~d1_valid & ~d2_valid):
+                    m.d.sync += un.eq(0)
+                    m.next = "UPDATE"
+            with m.State("UPDATE"):
+                with m.If(un < N):
+                    m.d.comb += [state_rp.addr.eq(un), param_rp.addr.eq(un),
+                                 state_rp.en.eq(1), param_rp.en.eq(1)]
+                    for j in range(L):
+                        m.d.comb += [slot_rp[j].addr.eq(Cat(un[lb:lb + wb], t_slot)),
+                                     slot_rp[j].en.eq(1)]
+                        if plastic:
+                            m.d.comb += [y_rp[j].addr.eq(un[lb:lb + wb]), y_rp[j].en.eq(1)]
+                    m.d.sync += [u1_n.eq(un), un.eq(un + 1)]
+                m.d.sync += u1_valid.eq(un < N)
+                with m.If((un == N) & ~u1_valid & ~u2_valid & ~u3_valid):
+                    m.d.sync += pe.eq(0)
+                    if plastic:
+                        with m.If(regs["learn"] & (pl_count != 0)):
+                            m.next = "POT_FETCH"
+                        with m.Else():
+                            m.next = "EMIT"
+                    else:
+                        m.next = "EMIT"
+            if plastic:
+                with m.State("POT_FETCH"):
+                    m.d.comb += [post_rp.addr.eq(pe), post_rp.en.eq(1)]
+                    m.next = "POT_LATCH"
+                with m.State("POT_LATCH"):
+                    m.d.sync += [cur_mask.eq(post_rp.data[:L]), cur_w.eq(post_rp.data[L:]),
+                                 pa.eq(0), pe.eq(pe + 1)]
+                    m.next = "POT_WALK"
+                with m.State("POT_WALK"):
+                    for j in range(L):
+                        m.d.comb += [syn[j].r_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
+                                     syn[j].r_en.eq(1)]
+                        n = Cat(Const(j, lb), cur_w[:wb])
+                        m.d.comb += lane_in[j].eq(key_stdp ^ rand_word(1, pa[:c.axon_bits], n))
+                    m.d.comb += [axon_rp.addr.eq(pa), axon_rp.en.eq(1)]
+                    m.d.sync += [p1_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
+                                 p1_mask.eq(cur_mask), pa.eq(pa + 1)]
+                    m.d.sync += p1_valid.eq(1)
+                    with m.If(pa == A - 1):
+                        with m.If(pe == pl_count):
+                            m.next = "POT_DRAIN"
+                        with m.Else():
+                            m.next = "POT_FETCH"
+                with m.State("POT_DRAIN"):
+                    with m.If(~p1_valid & ~p2_valid):
+                        m.next = "EMIT"
+            with m.State("EMIT"):
+                with m.If((out_fifo.level == 0) & ~out_fifo.r_rdy):
+                    m.d.sync += t.eq(t + 1)
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+        m.d.comb += self.busy.eq(~idle)
+
+        # -- scanner, stage 1: second half of the generator draw; hold the words read ----------
+        with m.If(s1_valid):
+            m.d.sync += [gen_r.eq(gen_out), s2_a.eq(s1_a), s2_ext.eq(bmap_rp.data[0]),
+                         s2_axon.eq(axon_rp.data)]
+        m.d.sync += s2_valid.eq(s1_valid)
+
+        # -- scanner, stage 2: E_t membership, pre trace, event FIFO -------------------------
+        axon_s2 = _fields(lay[Region.AXON], s2_axon)
+        gen = gen_r[16:] < axon_s2["gen_prob"]
+        fire = Signal()
+        m.d.comb += fire.eq(s2_ext | gen)
+        with m.If(s2_valid):
+            m.d.comb += [bmap_wp.addr.eq(s2_a), bmap_wp.data.eq(0), bmap_wp.en.eq(1),
+                         ev_fifo.w_en.eq(fire), ev_fifo.w_data.eq(s2_a)]
+            if plastic:
+                xd = _round16(_mul_alpha(axon_s2["x"], regs["alpha_x"]))
+                x_new = Mux(fire, Mux(regs["trace_mode"], regs["x_inc"],
+                                      _usat(xd + regs["x_inc"], TRACE_BITS)), xd)
+                m.d.comb += [axon_wp.addr.eq(s2_a), axon_wp.en.eq(1),
+                             axon_wp.data.eq(Cat(x_new[:TRACE_BITS], axon_s2["gen_prob"]))]
+
+        # -- deliverer, stage 1: slot addresses and reads; decayed post trace ---------------
+        with m.If(d1_valid):
+            for j in range(L):
+                s = (t_slot + syn_f[j]["delay"])[:D] if D else Const(0, 0)
+                addr = Cat(d1_w[:wb], s)
+                m.d.comb += [slot_rp[j].addr.eq(addr), slot_rp[j].en.eq(1)]
+                m.d.sync += [d2_slotaddr[j].eq(addr), d2_weight[j].eq(syn_f[j]["weight"])]
+                if D:
+                    m.d.sync += d2_delay[j].eq(syn_f[j]["delay"])
+                if plastic:
+                    m.d.sync += [d2_mask[j].eq(syn_f[j]["mask"]), d2_r[j].eq(lane_out[j]),
+                                 d2_yd[j].eq(_round16(_mul_alpha(y_rp[j].data,
+                                                                 regs["alpha_y"])))]
+            m.d.sync += d2_synaddr.eq(Cat(d1_w[:wb], d1_a[:c.axon_bits]))
+        m.d.sync += d2_valid.eq(d1_valid)
+
+        # -- deliverer, stage 2: slot write-back; depression write-back ---------------------
+        with m.If(d2_valid):
+            for j in range(L):
+                m.d.comb += [slot_wp[j].addr.eq(d2_slotaddr[j]), slot_wp[j].en.eq(1),
+                             slot_wp[j].data.eq(slot_rp[j].data.as_signed() + d2_weight[j])]
+                if plastic:
+                    dep = (regs["a_minus"] * d2_yd[j] + d2_r[j][10:]) >> 22
+                    w_new = _clamp(d2_weight[j] - dep, regs["w_min"], regs["w_max"], W)
+                    m.d.comb += [syn[j].w_addr.eq(d2_synaddr),
+                                 syn[j].w_data.eq(syn_word(w_new, d2_delay[j], d2_mask[j])),
+                                 syn[j].w_en.eq(regs["learn"] & d2_mask[j])]
+
+        # -- update, stage 1: operands and the decay products --------------------------------
+        st = {"v": state_rp.data[:24].as_signed(), "i": state_rp.data[24:48].as_signed(),
+              "ref": state_rp.data[48:52]}
+        par = _fields(lay[Region.PARAM], param_rp.data)
+        m.d.comb += prof_rp.addr.eq(par["profile"][:_log2(P)])
+        prof = _fields(lay[Region.PROFILE], prof_rp.data)
+        u1_j = u1_n[:lb]
+        u1_slot = Signal(signed(c.slot_bits))
+        u1_y = Signal(TRACE_BITS)
+        for j in range(L):
+            with m.If(u1_j == j):
+                m.d.comb += u1_slot.eq(slot_rp[j].data)
+                if plastic:
+                    m.d.comb += u1_y.eq(y_rp[j].data)
+        u2 = {name: Signal.like(value, name=f"u2_{name}") for name, value in {
+            "v": st["v"], "ref": st["ref"], "bias": par["bias"], "slot": u1_slot,
+            "threshold": prof["threshold"], "v_reset": prof["v_reset"],
+            "refractory": prof["refractory"], "reset_mode": prof["reset_mode"]}.items()}
+        pv = _mul_alpha(st["v"], prof["alpha_v"])
+        pi = _mul_alpha(st["i"], prof["alpha_i"])
+        py = _mul_alpha(u1_y, regs["alpha_y"])
+        u2_pv, u2_pi, u2_py = Signal.like(pv), Signal.like(pi), Signal.like(py)
+        with m.If(u1_valid):
+            m.d.sync += [u2[k].eq(v) for k, v in {
+                "v": st["v"], "ref": st["ref"], "bias": par["bias"], "slot": u1_slot,
+                "threshold": prof["threshold"], "v_reset": prof["v_reset"],
+                "refractory": prof["refractory"], "reset_mode": prof["reset_mode"]}.items()]
+            m.d.sync += [u2_pv.eq(pv), u2_pi.eq(pi), u2_py.eq(py), u2_n.eq(u1_n)]
+        m.d.sync += u2_valid.eq(u1_valid)
+
+        # -- update, stage 2: integrate the slot into i; decayed v plus bias; decayed y -------
+        u3 = {name: Signal.like(u2[name], name=f"u3_{name}") for name in (
+            "v", "ref", "threshold", "v_reset", "refractory", "reset_mode")}
+        u3_i = Signal(signed(STATE_BITS))
+        u3_vb = Signal(signed(STATE_BITS + 2))
+        u3_yd = Signal(TRACE_BITS)
+        with m.If(u2_valid):
+            m.d.sync += [u3[k].eq(u2[k]) for k in u3]
+            m.d.sync += [u3_i.eq(_sat(_round16(u2_pi) + (u2["slot"] << regs["weight_exp"]),
+                                      STATE_BITS)),
+                         u3_vb.eq(_round16(u2_pv) + u2["bias"]), u3_n.eq(u2_n)]
+            if plastic:
+                m.d.sync += u3_yd.eq(_round16(u2_py))
+        m.d.sync += u3_valid.eq(u2_valid)
+
+        # -- update, stage 3: threshold, reset, refractory; write back ----------------------
+        i_new = u3_i
+        v_int = _sat(u3_vb + i_new, STATE_BITS)
+        fires = Signal()
+        v_new = Signal(signed(STATE_BITS))
+        ref_new = Signal(4)
+        m.d.comb += fires.eq((u3["ref"] == 0) & (v_int > u3["threshold"]))
+        with m.If(u3["ref"] != 0):
+            m.d.comb += [v_new.eq(u3["v"]), ref_new.eq(u3["ref"] - 1)]
+        with m.Elif(fires):
+            m.d.comb += [v_new.eq(Mux(u3["reset_mode"], v_int - u3["threshold"],
+                                      u3["v_reset"])),
+                         ref_new.eq(u3["refractory"])]
+        with m.Else():
+            m.d.comb += [v_new.eq(v_int), ref_new.eq(0)]
+        u3_j, u3_w = u3_n[:lb], u3_n[lb:lb + wb]
+        with m.If(u3_valid):
+            m.d.comb += [state_wp.addr.eq(u3_n), state_wp.en.eq(1),
+                         state_wp.data.eq(Cat(v_new, i_new, ref_new)),
+                         out_fifo.w_en.eq(fires), out_fifo.w_data.eq(u3_n)]
+            if plastic:
+                yd = u3_yd
+                y_new = Mux(fires, Mux(regs["trace_mode"], regs["y_inc"],
+                                       _usat(yd + regs["y_inc"], TRACE_BITS)), yd)
+            for j in range(L):
+                with m.If(u3_j == j):
+                    m.d.comb += [slot_wp[j].addr.eq(Cat(u3_w, t_slot)), slot_wp[j].en.eq(1),
+                                 slot_wp[j].data.eq(0)]
+                    if plastic:
+                        m.d.comb += [y_wp[j].addr.eq(u3_w), y_wp[j].en.eq(1),
+                                     y_wp[j].data.eq(y_new[:TRACE_BITS])]
+            word_mask = acc | (fires << u3_j)[:L]
+            with m.If(u3_j == L - 1):
+                m.d.sync += acc.eq(0)
+                with m.If(word_mask != 0):
+                    m.d.comb += [post_wp.addr.eq(pl_count), post_wp.en.eq(1),
+                                 post_wp.data.eq(Cat(word_mask, u3_w))]
+                    m.d.sync += pl_count.eq(pl_count + 1)
+            with m.Else():
+                m.d.sync += acc.eq(word_mask)
+        with m.If(self.done):
+            m.d.sync += pl_count.eq(0)
+
+        # -- potentiation, stages 1 and 2 -----------------------------------------------------
+        if plastic:
+            with m.If(p1_valid):
+                m.d.sync += [p2_prod.eq(regs["a_plus"] * axon_f["x"]), p2_addr.eq(p1_addr),
+                             p2_mask.eq(p1_mask)]
+                for j in range(L):
+                    m.d.sync += [p2_r[j].eq(lane_out[j]), p2_weight[j].eq(syn_f[j]["weight"]),
+                                 p2_smask[j].eq(syn_f[j]["mask"])]
+                    if D:
+                        m.d.sync += p2_delay[j].eq(syn_f[j]["delay"])
+            m.d.sync += p2_valid.eq(p1_valid)
+            with m.If(p2_valid):
+                for j in range(L):
+                    pot = (p2_prod + p2_r[j][10:]) >> 22
+                    w_new = _clamp(p2_weight[j] + pot, regs["w_min"], regs["w_max"], W)
+                    m.d.comb += [syn[j].w_addr.eq(p2_addr),
+                                 syn[j].w_data.eq(syn_word(w_new, p2_delay[j], p2_smask[j])),
+                                 syn[j].w_en.eq(p2_mask[j] & p2_smask[j])]
+
+        self._memory_port(m, regs, idle, go, rsp_valid, state_rp, state_wp, param_rp, param_wp,
+                          prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp, slot_wp, y_rp, y_wp,
+                          bmap_wp)
+        return m
+
+    def _memory_port(self, m, regs, idle, go, rsp_valid, state_rp, state_wp, param_rp, param_wp,
+                     prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp, slot_wp, y_rp, y_wp,
+                     bmap_wp):
+        """The memory access port and the input events: both act only while the core is idle."""
+        c, mm = self.config, self.memmap
+        L = mm.lanes
+        lb, nb, ab, D = _log2(L), c.neuron_bits, c.axon_bits, c.delay_bits
+        req, rsp = self.mem_req, self.mem_rsp
+        ib = mm.index_bits
+        region, index = req.payload.addr[ib:], req.payload.addr[:ib]
+        wdata = req.payload.data
+        accept = Signal()
+        m.d.comb += [req.ready.eq(idle & ~go & (~rsp_valid | rsp.ready)),
+                     accept.eq(req.valid & req.ready)]
+        rd = accept & ~req.payload.write
+        wr = accept & req.payload.write
+        n, lane, w = index[:nb], index[:lb], index[lb:nb]
+        hi = index[nb:]
+        reg_list = list(regs.values())
+
+        # input events: set the axon's bit of the input bitmap
+        m.d.comb += self.spike_in.ready.eq(idle)
+        with m.If(self.spike_in.valid & idle):
+            m.d.comb += [bmap_wp.addr.eq(self.spike_in.payload), bmap_wp.data.eq(1),
+                         bmap_wp.en.eq(1)]
+
+        rsp_region = Signal(3)
+        rsp_lane = Signal(max(lb, 1))
+        rsp_reg = Signal(mm.data_bits)
+        with m.If(rd):
+            m.d.sync += [rsp_valid.eq(1), rsp_region.eq(region), rsp_lane.eq(lane)]
+            with m.If(region == Region.PROFILE):
+                m.d.sync += rsp_reg.eq(prof_rp.data)
+            with m.Else():
+                m.d.sync += rsp_reg.eq(0)
+                for k, r in enumerate(reg_list):
+                    with m.If(index == k):
+                        m.d.sync += rsp_reg.eq(r.as_unsigned())
+        with m.Elif(rsp.ready):
+            m.d.sync += rsp_valid.eq(0)
+        m.d.comb += rsp.valid.eq(rsp_valid)
+        with m.Switch(rsp_region):
+            with m.Case(Region.REGISTERS, Region.PROFILE):
+                m.d.comb += rsp.payload.eq(rsp_reg)
+            with m.Case(Region.NEURON):
+                y = Const(0, 0)
+                if y_rp:
+                    y = y_rp[0].data
+                    for j in range(1, L):
+                        y = Mux(rsp_lane[:lb] == j, y_rp[j].data, y)
+                m.d.comb += rsp.payload.eq(Cat(state_rp.data, y))
+            with m.Case(Region.PARAM):
+                m.d.comb += rsp.payload.eq(param_rp.data)
+            with m.Case(Region.AXON):
+                m.d.comb += rsp.payload.eq(axon_rp.data)
+            with m.Case(Region.SYNAPSE):
+                for j in range(L):
+                    with m.If(rsp_lane[:lb] == j):
+                        m.d.comb += rsp.payload.eq(syn[j].r_data)
+            with m.Case(Region.SLOT):
+                for j in range(L):
+                    with m.If(rsp_lane[:lb] == j):
+                        m.d.comb += rsp.payload.eq(slot_rp[j].data)
+
+        with m.If(idle):
+            m.d.comb += [state_rp.addr.eq(n), param_rp.addr.eq(n), state_rp.en.eq(rd),
+                         param_rp.en.eq(rd), prof_rp.addr.eq(index[:_log2(c.n_profiles)]),
+                         axon_rp.addr.eq(index[:ab]), axon_rp.en.eq(rd)]
+            for j in range(L):
+                m.d.comb += [syn[j].r_addr.eq(Cat(w, hi[:ab])), syn[j].r_en.eq(rd),
+                             slot_rp[j].addr.eq(Cat(w, hi[:D])), slot_rp[j].en.eq(rd)]
+                if y_rp:
+                    m.d.comb += [y_rp[j].addr.eq(w), y_rp[j].en.eq(rd)]
+            with m.If(wr):
+                with m.Switch(region):
+                    with m.Case(Region.REGISTERS):
+                        for k, r in enumerate(reg_list):
+                            with m.If(index == k):
+                                m.d.sync += r.eq(wdata[:len(r)])
+                    with m.Case(Region.NEURON):
+                        m.d.comb += [state_wp.addr.eq(n), state_wp.data.eq(wdata[:52]),
+                                     state_wp.en.eq(1)]
+                        for j in range(len(y_wp)):
+                            m.d.comb += [y_wp[j].addr.eq(w), y_wp[j].data.eq(wdata[52:68]),
+                                         y_wp[j].en.eq(lane == j)]
+                    with m.Case(Region.PARAM):
+                        m.d.comb += [param_wp.addr.eq(n), param_wp.data.eq(wdata),
+                                     param_wp.en.eq(1)]
+                    with m.Case(Region.PROFILE):
+                        m.d.comb += [prof_wp.addr.eq(index), prof_wp.data.eq(wdata),
+                                     prof_wp.en.eq(1)]
+                    with m.Case(Region.AXON):
+                        m.d.comb += [axon_wp.addr.eq(index[:ab]), axon_wp.data.eq(wdata),
+                                     axon_wp.en.eq(1)]
+                    with m.Case(Region.SYNAPSE):
+                        for j in range(L):
+                            m.d.comb += [syn[j].w_addr.eq(Cat(w, hi[:ab])),
+                                         syn[j].w_data.eq(wdata), syn[j].w_en.eq(lane == j)]
+                    with m.Case(Region.SLOT):
+                        for j in range(L):
+                            m.d.comb += [slot_wp[j].addr.eq(Cat(w, hi[:D])),
+                                         slot_wp[j].data.eq(wdata),
+                                         slot_wp[j].en.eq(lane == j)]

@@ -1,0 +1,54 @@
+"""The counter-based PRNG of ``docs/numerics.md`` section 6 as combinational Amaranth logic.
+
+``mix32`` is two add-xor-shift rounds and a fold: only adders, XORs and fixed shifts, no
+state. It is split in two halves (``mix32_first``: the first round and the golden-ratio XOR;
+``mix32_second``: the second round and the fold) so that the core can put a pipeline register
+between them. ``rand_word`` builds the counter word ``kind << 30 | a << 15 | n``; a lane computes
+``mix32(key ^ word)`` with the per-step ``key`` computed once per step by the core. Every
+intermediate is a named signal: each value is used twice by the next operation, so an
+expression tree would double in size at every one of the twelve operations.
+"""
+
+from amaranth.hdl import Cat, Const, Signal, Value
+
+__all__ = ["mix32", "mix32_first", "mix32_second", "rand_word"]
+
+_GOLDEN = 0x9E3779B9
+
+_ROUND = (
+    lambda v: v + (v << 10), lambda v: v ^ (v >> 6), lambda v: v + (v << 3),
+    lambda v: v ^ (v >> 11), lambda v: v + (v << 15),
+)
+_FIRST = (*_ROUND, lambda v: v ^ _GOLDEN)
+_SECOND = (*_ROUND, lambda v: v ^ (v >> 16))
+
+
+def _chain(m, x, ops, name):
+    value = Value.cast(x).as_unsigned()[:32]
+    for k, op in enumerate(ops):
+        nxt = Signal(32, name=f"{name}_{k}")
+        m.d.comb += nxt.eq(op(value)[:32])
+        value = nxt
+    return value
+
+
+def mix32_first(m, x, name="mix_a"):
+    """First half of ``mix32``: ``round(x) ^ 0x9E3779B9``."""
+    return _chain(m, x, _FIRST, name)
+
+
+def mix32_second(m, x, name="mix_b"):
+    """Second half of ``mix32``: ``y = round(x); y ^ (y >> 16)``."""
+    return _chain(m, x, _SECOND, name)
+
+
+def mix32(m, x, name="mix"):
+    """Add the logic of ``mix32(x)`` to module ``m``; returns the 32-bit result signal."""
+    return mix32_second(m, mix32_first(m, x, name + "_a"), name + "_b")
+
+
+def rand_word(kind, a, n):
+    """The 32-bit counter word of ``(kind, a, n)``: ``kind << 30 | a << 15 | n``."""
+    a = Value.cast(a).as_unsigned()
+    n = Value.cast(n).as_unsigned()
+    return Cat(n, Const(0, 15 - len(n)), a, Const(0, 15 - len(a)), Const(kind, 2))

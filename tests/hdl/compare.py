@@ -1,0 +1,128 @@
+"""Play many random seeds on one Verilator build and compare them with the golden model.
+
+``run_seeds`` loads every seed's image through the memory port, reads it straight back, runs
+``steps`` timesteps with random external input (plus the image's generators), changes the
+learning registers at a step boundary half way, and reads back the state at the checkpoints.
+All seeds go into one command file and one simulator process. The golden model then replays
+each seed; the first divergence (seed, step, neuron or variable, both values) is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from coresim import CoreSim
+from netgen import first_difference, random_image, random_inputs
+
+from spikeforge.memmap import Region
+from spikeforge.sim.golden import GoldenCore
+
+__all__ = ["SeedRun", "run_seeds"]
+
+_SIMS = {}
+
+
+def core_sim(config):
+    """One build per configuration and process."""
+    if config not in _SIMS:
+        _SIMS[config] = CoreSim(config)
+    return _SIMS[config]
+
+
+@dataclass
+class SeedRun:
+    seed: int
+    variant: str
+    image: object
+    inputs: list
+    checkpoints: list
+    regions: list
+    change_at: int
+    change: dict = field(default_factory=dict)
+
+
+def _plan(config, seed, steps, checkpoints, regions):
+    image, variant, rng = random_image(config, seed)
+    inputs = random_inputs(config, rng, variant, steps)
+    change = {}
+    if config.plastic:
+        change = {"learn": 1 - image.learn, "a_plus": int(rng.integers(0, 1 << 16)),
+                  "a_minus": int(rng.integers(0, 1 << 16))}
+    return SeedRun(seed, variant, image, inputs, sorted(checkpoints), regions, steps // 2,
+                   change)
+
+
+def run_seeds(config, seeds, steps=200, checkpoints=None, regions=None, backpressure=True):
+    """Run ``seeds`` on the RTL and the golden model; return ``(failures, cycles)``.
+
+    ``failures`` is a list of messages (empty when everything agrees); ``cycles`` lists the
+    clocks of every step of every seed. ``regions`` limits the intermediate readbacks (the
+    load check and the last checkpoint always read every region).
+    """
+    sim = core_sim(config)
+    mm = sim.memmap
+    checkpoints = checkpoints or [steps // 2, steps]
+    prog = sim.program()
+    plans = []
+    for seed in seeds:
+        plan = _plan(config, seed, steps, checkpoints, regions)
+        plans.append(plan)
+        prog.mark(seed)
+        prog.backpressure(backpressure and seed % 2 == 1)
+        prog.load(plan.image)
+        prog.read_image()
+        for t, events in enumerate(plan.inputs):
+            if t == plan.change_at:
+                for name, value in plan.change.items():
+                    prog.write([int(mm.address(Region.REGISTERS, mm.register_index(name)))],
+                               [value])
+            prog.events(events)
+            prog.step()
+            if t + 1 in plan.checkpoints:
+                last = t + 1 == plan.checkpoints[-1]
+                prog.read_image(None if last else regions)
+    result = sim.run(prog, name=f"n{config.n_neurons}a{config.n_axons}l{config.lanes}")
+    segments = result.by_mark()
+    failures, cycles = [], []
+    for plan in plans:
+        seg = segments.get(plan.seed)
+        msg = _check(config, mm, plan, seg, cycles)
+        if msg:
+            failures.append(f"{config} seed {plan.seed} ({plan.variant}): {msg}")
+    return failures, cycles
+
+
+def _check(config, mm, plan, seg, cycles):
+    if seg is None:
+        return "no output from the simulator"
+    if len(seg.spikes) != len(plan.inputs):
+        return f"{len(seg.spikes)} steps completed, {len(plan.inputs)} expected"
+    loaded = mm.image_from_words(seg.reads[0])
+    diff = first_difference(loaded, plan.image)
+    if diff:
+        return f"readback right after loading: {diff}"
+    golden = GoldenCore(plan.image)
+    k = 1
+    for t, events in enumerate(plan.inputs):
+        if t == plan.change_at:
+            for name, value in plan.change.items():
+                setattr(golden.image, name, value)
+        want = golden.step(events)
+        got = seg.spike_vector(t, config.n_neurons)
+        if not np.array_equal(got, want):
+            n = int(np.flatnonzero(got != want)[0])
+            return (f"step {t} (t = {int(golden.image.step) - 1}): spike of neuron {n}: "
+                    f"rtl {int(got[n])}, golden {int(want[n])}")
+        if np.unique(seg.spikes[t]).size != seg.spikes[t].size:
+            return f"step {t}: a neuron was emitted twice"
+        if t + 1 in plan.checkpoints:
+            last = t + 1 == plan.checkpoints[-1]
+            regions = None if last else plan.regions
+            got_image = mm.image_from_words(seg.reads[k], regions, base=golden.image)
+            k += 1
+            diff = first_difference(got_image, golden.image)
+            if diff:
+                return f"state after step {t}: {diff}"
+    cycles.extend(seg.cycles)
+    return None
