@@ -1,0 +1,249 @@
+"""The spike router: per-core routing tables, lookup engines and a crossbar of small FIFOs.
+
+Data path, for every source core ``s`` (``K`` local cores):
+
+``spikes[s]`` -> *capture list* (a FIFO of ``N_s`` entries) -> *lookup engine* (index entry,
+then one destination entry per clock) -> *virtual output queues* ``voq[s][d]`` (one small FIFO
+per destination core ``d``), ``link[s]`` (destinations ``d >= K``) and ``host[s]`` (the host
+flag) -> per destination a fixed-priority arbiter -> ``events[d]`` / ``link_out`` /
+``host_out``.
+
+**Why nothing is dropped and nothing deadlocks.** A core emits each neuron at most once per step,
+so the capture list of ``N_s`` entries always has room: ``spikes[s].ready`` is never low, so a
+core's output never waits on any input anywhere (in particular not on its own). Everything
+downstream waits only for a destination to accept, and a destination core accepts whenever it is
+idle, which every core reaches by itself once its step is computed. Hence every queued event
+drains, for any table contents and any FIFO depth (``fifo_depth`` 1 included); the link and the
+host port must likewise accept without waiting on this chip's next step. ``idle`` is high when
+nothing is in flight: the chip's barrier waits for it.
+
+The routing tables (``spikeforge.routing``) sit in ``amaranth.lib.memory`` memories, two per
+source core, written and read through ``mem_req`` / ``mem_rsp`` (only while ``idle``; the chip
+allows it only between steps).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..routing import DEST, INDEX, RouteLayout
+
+__all__ = ["Router", "host_spike_layout", "link_event_layout", "table_request_layout"]
+
+
+def host_spike_layout(layout):
+    """An output spike for the host: ``neuron``, source ``core`` and the ``step`` it fired in."""
+    return data.StructLayout({"neuron": layout.neuron_bits, "core": layout.core_bits,
+                              "step": 32})
+
+
+def link_event_layout(layout):
+    """An event for a core beyond this chip: destination ``axon`` and ``core``."""
+    return data.StructLayout({"axon": layout.axon_bits, "core": layout.core_bits})
+
+
+def table_request_layout(layout):
+    """A routing-table access: ``addr`` = ``core << (1 + entry_bits) | which << entry_bits |
+    index``, ``write``, ``data``."""
+    return data.StructLayout({"addr": layout.core_bits + layout.addr_bits, "write": 1,
+                              "data": layout.data_bits})
+
+
+class Router(wiring.Component):
+    """The routing fabric of the ``RouteLayout`` ``layout``; ``fifo_depth`` sizes every queue
+    between the lookup engines and the destinations (the capture lists are ``N_s`` deep).
+
+    Ports: ``spikes[s]`` (neuron numbers of core ``s``), ``events[d]`` (axon numbers for core
+    ``d``), ``link_out`` (events for cores ``>= K``), ``host_out`` (spikes whose host flag is set,
+    tagged with ``step``), ``step`` (the tag: the step being run), ``mem_req`` / ``mem_rsp`` (the
+    tables), ``idle``.
+    """
+
+    def __init__(self, layout, fifo_depth=2):
+        if not isinstance(layout, RouteLayout):
+            raise TypeError(f"layout must be a RouteLayout, not {layout!r}")
+        if isinstance(fifo_depth, bool) or not isinstance(fifo_depth, int) or fifo_depth < 1:
+            raise ValueError(f"fifo_depth must be a positive integer, not {fifo_depth!r}")
+        self.layout, self.fifo_depth = layout, fifo_depth
+        k = layout.n_cores
+        super().__init__({
+            "spikes": In(stream.Signature(layout.neuron_bits)).array(k),
+            "events": Out(stream.Signature(layout.axon_bits)).array(k),
+            "link_out": Out(stream.Signature(link_event_layout(layout))),
+            "host_out": Out(stream.Signature(host_spike_layout(layout))),
+            "step": In(32),
+            "mem_req": In(stream.Signature(table_request_layout(layout))),
+            "mem_rsp": Out(stream.Signature(layout.data_bits)),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        lay, k, depth = self.layout, self.layout.n_cores, self.fifo_depth
+        ab, cb = lay.axon_bits, lay.core_bits
+        idle_parts = []
+
+        # -- tables -----------------------------------------------------------------------
+        idx_rp, idx_wp, dst_rp, dst_wp = [], [], [], []
+        for s, config in enumerate(lay.configs):
+            m.submodules[f"index{s}"] = im = memory.Memory(
+                shape=lay.index.width, depth=config.n_neurons, init=[])
+            m.submodules[f"dest{s}"] = dm = memory.Memory(
+                shape=lay.dest.width, depth=lay.limits.route_entries, init=[])
+            idx_rp.append(im.read_port())
+            idx_wp.append(im.write_port())
+            dst_rp.append(dm.read_port())
+            dst_wp.append(dm.write_port())
+        self._table_port(m, idx_rp, idx_wp, dst_rp, dst_wp)
+
+        # -- queues -----------------------------------------------------------------------
+        voq = [[None] * k for _ in range(k)]
+        link_q, host_q = [], []
+        for s in range(k):
+            for d in range(k):
+                m.submodules[f"voq{s}_{d}"] = voq[s][d] = fifo.SyncFIFOBuffered(
+                    width=ab, depth=depth)
+            m.submodules[f"link{s}"] = q = fifo.SyncFIFOBuffered(width=ab + cb, depth=depth)
+            link_q.append(q)
+            m.submodules[f"host{s}"] = q = fifo.SyncFIFOBuffered(width=lay.neuron_bits,
+                                                                 depth=depth)
+            host_q.append(q)
+            idle_parts += [voq[s][d].level == 0 for d in range(k)]
+            idle_parts += [link_q[s].level == 0, host_q[s].level == 0]
+
+        # -- capture lists and lookup engines ---------------------------------------------
+        for s, config in enumerate(lay.configs):
+            m.submodules[f"capture{s}"] = cap = fifo.SyncFIFOBuffered(
+                width=lay.neuron_bits, depth=max(config.n_neurons, 1))
+            wiring.connect(m, wiring.flipped(self.spikes[s]), cap.w_stream)
+            idle_parts.append(cap.level == 0)
+            idle_parts.append(self._engine(m, s, cap, idx_rp[s], dst_rp[s], voq[s], link_q[s],
+                                           host_q[s]))
+
+        # -- arbiters -----------------------------------------------------------------------
+        for d in range(k):
+            self._arbiter(m, [voq[s][d] for s in range(k)], self.events[d],
+                          lambda s, q: q.r_data)
+        self._arbiter(m, link_q, self.link_out, lambda s, q: q.r_data)
+        self._arbiter(m, host_q, self.host_out,
+                      lambda s, q: Cat(q.r_data, Const(s, cb), self.step))
+        m.d.comb += self.idle.eq(Cat(*idle_parts).all())
+        return m
+
+    def _engine(self, m, s, cap, idx_rp, dst_rp, voq, link_q, host_q):
+        """The lookup engine of source core ``s``; returns its idle condition.
+
+        Two stages overlap: the index entry of the next spike is read while the destination
+        entries of the current one stream out, so a neuron with ``count`` destinations costs
+        ``max(count, 1)`` clocks. The index read port holds its entry (read enable low) until
+        the destination stage takes it; the destination read port holds its word until its
+        queue accepts it."""
+        lay, k = self.layout, self.layout.n_cores
+        ab, cb = lay.axon_bits, lay.core_bits
+        neuron = Signal(lay.neuron_bits, name=f"e{s}_neuron")
+        i_full = Signal(name=f"e{s}_ifull")
+        ptr = Signal(lay.ptr_bits, name=f"e{s}_ptr")
+        rem = Signal(lay.count_bits, name=f"e{s}_rem")
+        d_valid = Signal(name=f"e{s}_dvalid")
+        entry = lay.index.offsets()
+        p_lo, p_f = entry["ptr"]
+        c_lo, c_f = entry["count"]
+        h_lo, _ = entry["host"]
+        e_ptr = idx_rp.data[p_lo:p_lo + p_f.bits]
+        e_count = idx_rp.data[c_lo:c_lo + c_f.bits]
+        e_host = idx_rp.data[h_lo]
+        d_axon = dst_rp.data[:ab]
+        d_core = dst_rp.data[ab:ab + cb]
+
+        # the destination word read last clock goes to its queue; ``push_ok``: it was taken
+        push_ok = Signal(name=f"e{s}_push_ok")
+        with m.If(d_valid):
+            for d in range(k):
+                with m.If(d_core == d):
+                    m.d.comb += [voq[d].w_data.eq(d_axon), voq[d].w_en.eq(1),
+                                 push_ok.eq(voq[d].w_rdy)]
+            if (1 << cb) > k:
+                with m.If(d_core >= k):
+                    m.d.comb += [link_q.w_data.eq(Cat(d_axon, d_core)), link_q.w_en.eq(1),
+                                 push_ok.eq(link_q.w_rdy)]
+        advance = ~d_valid | push_ok
+
+        # destination stage: read entry ``ptr`` whenever the previous word has gone
+        issue = Signal(name=f"e{s}_issue")
+        m.d.comb += issue.eq(advance & (rem != 0))
+        with m.If(issue):
+            m.d.comb += [dst_rp.addr.eq(ptr), dst_rp.en.eq(1)]
+        with m.If(advance):
+            m.d.sync += d_valid.eq(issue)
+
+        # index stage: the held entry moves on (and its host spike out) once the destination
+        # stage issues its last read
+        free = (rem == 0) | ((rem == 1) & issue)
+        load = Signal(name=f"e{s}_load")
+        m.d.comb += [host_q.w_data.eq(neuron), host_q.w_en.eq(i_full & free & e_host),
+                     load.eq(i_full & free & (~e_host | host_q.w_rdy))]
+        with m.If(load):
+            m.d.sync += [ptr.eq(e_ptr), rem.eq(e_count)]
+        with m.Elif(issue):
+            m.d.sync += [ptr.eq(ptr + 1), rem.eq(rem - 1)]
+
+        pop = Signal(name=f"e{s}_pop")
+        m.d.comb += pop.eq(cap.r_rdy & (~i_full | load))
+        with m.If(pop):
+            m.d.comb += [idx_rp.addr.eq(cap.r_data), idx_rp.en.eq(1), cap.r_en.eq(1)]
+            m.d.sync += neuron.eq(cap.r_data)
+        with m.If(pop):
+            m.d.sync += i_full.eq(1)
+        with m.Elif(load):
+            m.d.sync += i_full.eq(0)
+
+        idle = Signal(name=f"e{s}_idle")
+        m.d.comb += idle.eq(~i_full & (rem == 0) & ~d_valid)
+        return idle
+
+    @staticmethod
+    def _arbiter(m, queues, out, payload):
+        """Fixed priority (lowest source first) from ``queues`` onto the stream ``out``."""
+        taken = Const(0, 1)
+        for s, q in enumerate(queues):
+            mine = q.r_rdy & ~taken
+            with m.If(mine):
+                m.d.comb += [out.valid.eq(1), out.payload.eq(payload(s, q)),
+                             q.r_en.eq(out.ready)]
+            taken = taken | q.r_rdy
+
+    def _table_port(self, m, idx_rp, idx_wp, dst_rp, dst_wp):
+        """``mem_req`` / ``mem_rsp``: one response per read, the clock after it is accepted.
+        The read ports are shared with the engines, which are idle whenever the port is used;
+        the engines' assignments come later in ``elaborate`` and take precedence."""
+        lay = self.layout
+        eb = lay.entry_bits
+        req, rsp = self.mem_req, self.mem_rsp
+        index = req.payload.addr[:eb]
+        which = req.payload.addr[eb]
+        core = req.payload.addr[eb + 1:]
+        rsp_valid = Signal()
+        rsp_core = Signal(lay.core_bits)
+        rsp_which = Signal()
+        m.d.comb += req.ready.eq(~rsp_valid | rsp.ready)
+        accept = req.valid & req.ready
+        with m.If(accept & ~req.payload.write):
+            m.d.sync += [rsp_valid.eq(1), rsp_core.eq(core), rsp_which.eq(which)]
+        with m.Elif(rsp.ready):
+            m.d.sync += rsp_valid.eq(0)
+        m.d.comb += rsp.valid.eq(rsp_valid)
+        for s in range(lay.n_cores):
+            nb = lay.configs[s].neuron_bits
+            here = accept & (core == s)
+            m.d.comb += [idx_rp[s].addr.eq(index[:nb]), dst_rp[s].addr.eq(index),
+                         idx_rp[s].en.eq(here & ~req.payload.write & (which == INDEX)),
+                         dst_rp[s].en.eq(here & ~req.payload.write & (which == DEST)),
+                         idx_wp[s].addr.eq(index[:nb]), dst_wp[s].addr.eq(index),
+                         idx_wp[s].data.eq(req.payload.data), dst_wp[s].data.eq(req.payload.data),
+                         idx_wp[s].en.eq(here & req.payload.write & (which == INDEX)),
+                         dst_wp[s].en.eq(here & req.payload.write & (which == DEST))]
+            with m.If(rsp_core == s):
+                with m.If(rsp_which == DEST):
+                    m.d.comb += rsp.payload.eq(dst_rp[s].data)
+                with m.Else():
+                    m.d.comb += rsp.payload.eq(idx_rp[s].data)
