@@ -1,0 +1,314 @@
+"""Frames over a byte stream: COBS with 0x00 delimiters, a header, and a CRC-32 trailer.
+
+``Deframer`` turns received bytes into validated frames: a ``header`` stream (the fields of
+``spikeforge.protocol.HEADER``) followed by exactly ``length`` bytes on ``payload``. Frames are
+written into a ring buffer as they arrive and only *committed* when the delimiter arrives with a
+matching CRC and length; a corrupted frame is rolled back, counted, and never seen downstream.
+``Framer`` does the reverse: header + payload in, COBS-encoded bytes with CRC and delimiter out.
+Both are built from ``CobsDecoder``/``CobsEncoder`` and ``amaranth.lib.crc``.
+"""
+
+from amaranth.hdl import Const, Module, Signal, unsigned
+from amaranth.lib import crc, data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from spikeforge import protocol
+
+__all__ = ["HeaderLayout", "Token", "ByteLast", "CobsDecoder", "CobsEncoder", "Deframer",
+           "Framer"]
+
+HeaderLayout = data.StructLayout(
+    {name: unsigned(8 * nbytes) for name, (_, nbytes, _) in protocol.HEADER.offsets().items()})
+
+# COBS decoder output: a data byte, or (end=1) the delimiter closing a frame; bad=1 on an end
+# that cut a COBS block short. Empty frames (two delimiters in a row) give end with empty=1.
+Token = data.StructLayout({"data": 8, "end": 1, "bad": 1, "empty": 1})
+ByteLast = data.StructLayout({"data": 8, "last": 1})
+
+CRC_PARAMS = crc.Algorithm(**protocol.CRC_ALGORITHM)(data_width=8)
+_OVERHEAD = protocol.HEADER.size + protocol.CRC_BYTES
+
+
+class CobsDecoder(wiring.Component):
+    """COBS-decodes a byte stream; one token per input byte at most, so it never stalls twice."""
+
+    i: In(stream.Signature(8))
+    o: Out(stream.Signature(Token))
+
+    def elaborate(self, platform):
+        m = Module()
+        left = Signal(8)             # data bytes left in the current block; 0: next is a code
+        zero_pending = Signal()      # the block ended by a code < 0xFF implies a zero
+        in_frame = Signal()
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            b = self.i.payload
+            with m.If(b == protocol.DELIMITER):
+                m.d.sync += [self.o.valid.eq(1), self.o.p.end.eq(1), self.o.p.bad.eq(left != 0),
+                             self.o.p.empty.eq(~in_frame),
+                             left.eq(0), zero_pending.eq(0), in_frame.eq(0)]
+            with m.Elif(left == 0):
+                m.d.sync += [self.o.valid.eq(zero_pending), self.o.p.eq(0),
+                             left.eq(b - 1), zero_pending.eq(b != 0xFF), in_frame.eq(1)]
+            with m.Else():
+                m.d.sync += [self.o.valid.eq(1), self.o.p.eq(0), self.o.p.data.eq(b),
+                             left.eq(left - 1)]
+        return m
+
+
+class CobsEncoder(wiring.Component):
+    """COBS-encodes frames (``last`` marks a frame's final byte) and appends the delimiter.
+
+    A block of up to 254 bytes waits in a FIFO until its length (the code byte) is known. The
+    output equals ``cobs.cobs.encode(frame) + b"\\x00"`` byte for byte.
+    """
+
+    i: In(stream.Signature(ByteLast))
+    o: Out(stream.Signature(8))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.block = block = fifo.SyncFIFOBuffered(width=8, depth=254)
+        count = Signal(range(255))   # bytes in the block being filled
+        code = Signal(8)
+        drain = Signal(range(255))
+        final_empty = Signal()       # after this block: a last empty block (frame ended on 0)
+        end = Signal()               # after this block: the delimiter
+        m.d.comb += block.w_data.eq(self.i.p.data)
+
+        with m.FSM():
+            with m.State("FILL"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    close = Signal()
+                    with m.If(self.i.p.data == 0):
+                        m.d.comb += close.eq(1)
+                        m.d.sync += [code.eq(count + 1), final_empty.eq(self.i.p.last),
+                                     end.eq(0)]
+                    with m.Else():
+                        m.d.comb += block.w_en.eq(1)
+                        m.d.sync += [code.eq(count + 2), final_empty.eq(0),
+                                     end.eq(self.i.p.last)]
+                        m.d.comb += close.eq(self.i.p.last | (count == 253))
+                    with m.If(close):
+                        m.d.sync += [drain.eq(count + (self.i.p.data != 0)), count.eq(0)]
+                        m.next = "CODE"
+                    with m.Else():
+                        m.d.sync += count.eq(count + 1)
+            with m.State("CODE"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(code)]
+                with m.If(self.o.ready):
+                    with m.If(drain != 0):
+                        m.next = "DATA"
+                    with m.Elif(final_empty):
+                        m.next = "EMPTY"
+                    with m.Elif(end):
+                        m.next = "DELIM"
+                    with m.Else():
+                        m.next = "FILL"
+            with m.State("DATA"):
+                m.d.comb += [self.o.valid.eq(block.r_rdy), self.o.payload.eq(block.r_data),
+                             block.r_en.eq(self.o.ready)]
+                with m.If(self.o.valid & self.o.ready):
+                    m.d.sync += drain.eq(drain - 1)
+                    with m.If(drain == 1):
+                        with m.If(final_empty):
+                            m.next = "EMPTY"
+                        with m.Elif(end):
+                            m.next = "DELIM"
+                        with m.Else():
+                            m.next = "FILL"
+            with m.State("EMPTY"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(1)]
+                with m.If(self.o.ready):
+                    m.next = "DELIM"
+            with m.State("DELIM"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(protocol.DELIMITER)]
+                with m.If(self.o.ready):
+                    m.next = "FILL"
+        return m
+
+
+class Deframer(wiring.Component):
+    """Received bytes in, validated frames out; corrupted frames are dropped and counted.
+
+    - ``i``: bytes from the UART; ``rx_error``: pulse when the UART lost a byte (framing error
+      or overrun), which spoils the frame being received.
+    - ``header``: one per valid frame; then exactly ``header.length`` bytes on ``payload``.
+    - ``frames``: frames passed on; ``crc_errors``: well-formed frames whose CRC failed;
+      ``frame_errors``: truncated COBS blocks, lengths that disagree with the header, too short
+      or longer than ``max_payload``, UART errors inside the frame; ``overflows``: frames
+      dropped because the ring buffer (``buffer_bytes``) or the header queue was full.
+    """
+
+    i: In(stream.Signature(8))
+    rx_error: In(1)
+    header: Out(stream.Signature(HeaderLayout))
+    payload: Out(stream.Signature(8))
+    frames: Out(32)
+    crc_errors: Out(32)
+    frame_errors: Out(32)
+    overflows: Out(32)
+
+    def __init__(self, *, max_payload=protocol.MAX_PAYLOAD, buffer_bytes=None, headers=8):
+        if not isinstance(max_payload, int) or not 1 <= max_payload <= protocol.MAX_PAYLOAD:
+            raise ValueError(f"max payload must be from 1 to {protocol.MAX_PAYLOAD}, "
+                             f"not {max_payload!r}")
+        need = max_payload + protocol.CRC_BYTES
+        if buffer_bytes is None:
+            buffer_bytes = 1 << (2 * need - 1).bit_length()     # two whole frames
+        if (not isinstance(buffer_bytes, int) or buffer_bytes < need
+                or buffer_bytes & (buffer_bytes - 1)):
+            raise ValueError(f"buffer bytes must be a power of two of at least {need}, "
+                             f"not {buffer_bytes!r}")
+        self.max_payload = max_payload
+        self.buffer_bytes = buffer_bytes
+        self.headers = headers
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        size = self.buffer_bytes
+        abits = size.bit_length() - 1
+        m.submodules.cobs = cobs = CobsDecoder()
+        wiring.connect(m, wiring.flipped(self.i), cobs.i)
+        m.submodules.crc = crcp = CRC_PARAMS.create()
+        m.submodules.ring = ring = Memory(shape=8, depth=size, init=[])
+        m.submodules.hdrq = hdrq = fifo.SyncFIFOBuffered(width=HeaderLayout.size,
+                                                         depth=self.headers)
+        wr = ring.write_port()
+        rd = ring.read_port()
+
+        # Pointers carry one extra bit so a full ring and an empty one differ.
+        base = Signal(abits + 1)         # first byte of the frame being received
+        rd_ptr = Signal(abits + 1)
+        pos = Signal(range(self.max_payload + _OVERHEAD + 2))   # decoded bytes in this frame
+        hdr = Signal(HeaderLayout)
+        too_long = Signal()
+        no_room = Signal()
+        spoiled = Signal()               # UART lost a byte in this frame
+        used = Signal(abits + 1)
+        free = Signal(abits + 1)
+        m.d.comb += [used.eq(base - rd_ptr), free.eq(size - used)]
+
+        tok = cobs.o
+        m.d.comb += tok.ready.eq(1)
+        with m.If(self.rx_error):
+            m.d.sync += spoiled.eq(1)
+
+        offset = Signal(abits + 1)
+        m.d.comb += [offset.eq(pos - protocol.HEADER.size), wr.addr.eq(base + offset),
+                     wr.data.eq(tok.p.data)]
+        with m.If(tok.valid & ~tok.p.end):
+            m.d.comb += [crcp.valid.eq(1), crcp.start.eq(pos == 0), crcp.data.eq(tok.p.data)]
+            for name, (off, nbytes, _) in protocol.HEADER.offsets().items():
+                for k in range(nbytes):
+                    with m.If(pos == off + k):
+                        m.d.sync += hdr[name][8 * k:8 * k + 8].eq(tok.p.data)
+            with m.If(pos >= protocol.HEADER.size):
+                with m.If(offset >= self.max_payload + protocol.CRC_BYTES):
+                    m.d.sync += too_long.eq(1)
+                with m.Elif(offset >= free):
+                    m.d.sync += no_room.eq(1)
+                with m.Else():
+                    m.d.comb += wr.en.eq(1)
+            with m.If(~too_long):
+                m.d.sync += pos.eq(pos + 1)
+
+        with m.If(tok.valid & tok.p.end):
+            m.d.sync += [pos.eq(0), too_long.eq(0), no_room.eq(0), spoiled.eq(self.rx_error)]
+            with m.If(~tok.p.empty):
+                well_formed = (~tok.p.bad & ~too_long & ~spoiled & (pos >= _OVERHEAD)
+                               & (hdr.length == pos - _OVERHEAD))
+                with m.If(~well_formed):
+                    m.d.sync += self.frame_errors.eq(self.frame_errors + 1)
+                with m.Elif(~crcp.match_detected):
+                    m.d.sync += self.crc_errors.eq(self.crc_errors + 1)
+                with m.Elif(no_room | ~hdrq.w_rdy):
+                    m.d.sync += self.overflows.eq(self.overflows + 1)
+                with m.Else():
+                    # Commit: keep the payload, forget the CRC bytes behind it.
+                    m.d.comb += hdrq.w_en.eq(1)
+                    m.d.sync += [base.eq(base + hdr.length), self.frames.eq(self.frames + 1)]
+        m.d.comb += hdrq.w_data.eq(hdr)
+
+        # Read side: a header, then its payload bytes from the ring (one clock read latency).
+        remaining = Signal(16)
+        m.d.comb += [self.header.valid.eq(hdrq.r_rdy & (remaining == 0) & ~self.payload.valid),
+                     self.header.payload.eq(hdrq.r_data), hdrq.r_en.eq(self.header.ready
+                                                                       & self.header.valid)]
+        with m.If(self.header.valid & self.header.ready):
+            m.d.sync += remaining.eq(self.header.p.length)
+        fetch = Signal()
+        m.d.comb += [fetch.eq((remaining != 0) & (~self.payload.valid | self.payload.ready)),
+                     rd.addr.eq(rd_ptr), rd.en.eq(fetch), self.payload.payload.eq(rd.data)]
+        with m.If(fetch):
+            m.d.sync += [rd_ptr.eq(rd_ptr + 1), remaining.eq(remaining - 1),
+                         self.payload.valid.eq(1)]
+        with m.Elif(self.payload.ready):
+            m.d.sync += self.payload.valid.eq(0)
+        return m
+
+
+class Framer(wiring.Component):
+    """Header + ``length`` payload bytes in; ``COBS(header | payload | crc32) 0x00`` out.
+
+    The ``version`` field of ``header`` is ignored: frames always carry ``protocol.VERSION``.
+    """
+
+    header: In(stream.Signature(HeaderLayout))
+    payload: In(stream.Signature(8))
+    o: Out(stream.Signature(8))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.cobs = cobs = CobsEncoder()
+        wiring.connect(m, wiring.flipped(self.o), cobs.o)
+        m.submodules.crc = crcp = CRC_PARAMS.create()
+
+        hdr = Signal(HeaderLayout)
+        nhdr = protocol.HEADER.size
+        raw = Signal(8 * nhdr)           # the header bytes, in wire order
+        for name, (off, nbytes, _) in protocol.HEADER.offsets().items():
+            value = Const(protocol.VERSION, 8) if name == "version" else hdr[name]
+            m.d.comb += raw[8 * off:8 * (off + nbytes)].eq(value)
+        idx = Signal(16)
+        sent = cobs.i.valid & cobs.i.ready
+        m.d.comb += crcp.data.eq(cobs.i.p.data)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.header.ready.eq(1)
+                with m.If(self.header.valid):
+                    m.d.sync += [hdr.eq(self.header.payload), idx.eq(0)]
+                    m.next = "HEADER"
+            with m.State("HEADER"):
+                m.d.comb += [cobs.i.valid.eq(1), cobs.i.p.data.eq(raw.word_select(idx, 8)),
+                             crcp.valid.eq(sent), crcp.start.eq(idx == 0)]
+                with m.If(sent):
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx == nhdr - 1):
+                        m.d.sync += idx.eq(0)
+                        m.next = "PAYLOAD"
+            with m.State("PAYLOAD"):
+                with m.If(idx == hdr.length):
+                    m.d.sync += idx.eq(0)
+                    m.next = "CRC"
+                with m.Else():
+                    m.d.comb += [cobs.i.valid.eq(self.payload.valid),
+                                 cobs.i.p.data.eq(self.payload.payload),
+                                 self.payload.ready.eq(cobs.i.ready), crcp.valid.eq(sent)]
+                    with m.If(sent):
+                        m.d.sync += idx.eq(idx + 1)
+            with m.State("CRC"):
+                # The CRC register holds still (valid=0) while its bytes go out, LSB first.
+                m.d.comb += [cobs.i.valid.eq(1), cobs.i.p.data.eq(crcp.crc.word_select(idx, 8)),
+                             cobs.i.p.last.eq(idx == protocol.CRC_BYTES - 1)]
+                with m.If(sent):
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx == protocol.CRC_BYTES - 1):
+                        m.next = "IDLE"
+        return m
