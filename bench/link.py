@@ -1,0 +1,66 @@
+"""Upload efficiency of a whole core image through the SoC's UART pins, in simulated line time.
+
+The SoC of a preset runs under Verilator behind a TCP socket (``tests/soc/vboard.py``); the
+unchanged host (``Board``) says HELLO and uploads a random image (every region, then the
+REGION_CRC check). The virtual board counts simulated clocks from the first byte it received to
+the last byte it sent, so the result does not depend on how fast the simulation runs:
+
+    efficiency = payload bytes / (baud / 10 x upload time)
+
+with ``baud = clock / clocks_per_bit``. The goal is >= 0.9 (several WRITE frames in flight).
+
+    python bench/link.py                       # tiny preset, printed
+    python bench/link.py --preset icebreaker --json FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "soc"))
+sys.path.insert(0, str(ROOT / "tests" / "hdl"))
+
+from netgen import random_image  # noqa: E402
+from vboard import VirtualBoard  # noqa: E402
+
+from spikeforge import protocol  # noqa: E402
+from spikeforge.host.board import Board  # noqa: E402
+from spikeforge.memmap import MemoryMap, Region  # noqa: E402
+from spikeforge.presets import preset  # noqa: E402
+
+
+def measure(name, seed=0):
+    p = preset(name)
+    image, _, _ = random_image(p.core, seed)
+    memmap = MemoryMap(p.core)
+    payload = sum(protocol.word_bytes(memmap, r) * memmap[r].depth for r in Region)
+    with VirtualBoard(p) as vb:
+        with Board(vb.url, baud=200_000, timeout=2.0) as board:
+            board.hello()
+            board.upload(image, verify=True)
+        session = vb.session()
+    clocks = session["last_tx"] - session["first_rx"]
+    efficiency = payload * 10 * p.clocks_per_bit / clocks
+    return {"preset": name, "payload_bytes": payload, "wire_bytes_in": session["rx"],
+            "clocks": clocks, "clocks_per_bit": p.clocks_per_bit,
+            "max_payload": p.max_payload, "efficiency": round(efficiency, 4)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--json", metavar="FILE")
+    args = parser.parse_args(argv)
+    result = measure(args.preset)
+    for key, value in result.items():
+        print(f"{key:16} {value}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

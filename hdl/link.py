@@ -1,0 +1,505 @@
+"""The command processor on the board: validated frames in, actions on the SoC, replies out.
+
+``CommandProcessor`` follows ``docs/protocol.md`` section 3 (``tests/link/linkpeer.py`` is the
+executable spec): the expected number, ``NAK(VERSION / NOT_SYNCED / SEQUENCE)`` unnumbered, a
+HELLO that resynchronises unless it repeats the last one, and a reply history of ``window``
+commands so that a retried command is answered without acting again. The history keeps the
+first bytes of each reply; the replies of HELLO, STATUS and READ (longer, and free of side
+effects) are made again for a duplicate instead of stored.
+
+Commands carried out: HELLO, WRITE, READ, REGION_CRC, RUN, STEP, STOP, INPUT, STATUS and RESET;
+any other code is ``NAK(COMMAND)`` (HELLO reports no generators, timer or probes). ``AckFilter``
+takes ``OUT_ACK`` frames out of the stream before they reach the processor, so output frames are
+acknowledged even while the processor waits for a step to end.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from spikeforge import protocol
+from spikeforge.memmap import Region
+from spikeforge.protocol import REPLY, REQUEST, Command, HelloFlags, NakCode
+
+from .core import mem_request_layout
+from .framing import CRC_PARAMS, HeaderLayout
+from .stepper import Entry, EntryKind
+
+__all__ = ["AckFilter", "CommandProcessor"]
+
+_REQ_BYTES = max(layout.size for layout in REQUEST.values())
+_REPLY_BYTES = max(layout.size for layout in REPLY.values())
+_STORED = 9                  # reply bytes kept in the history (STEP's reply is the longest)
+_REGENERATED = (Command.HELLO, Command.STATUS, Command.READ)
+_TAILED = (Command.WRITE, Command.INPUT)
+_KNOWN = (Command.HELLO, Command.WRITE, Command.READ, Command.REGION_CRC, Command.RUN,
+          Command.STEP, Command.STOP, Command.INPUT, Command.STATUS, Command.RESET)
+_BUSY = (Command.WRITE, Command.READ, Command.REGION_CRC, Command.STEP, Command.RUN)
+
+
+def _fields(layout, raw):
+    """``{name: slice of raw}`` for the fixed fields of a ``protocol.Layout``."""
+    return {name: raw[8 * off:8 * (off + n)] for name, (off, n, _) in layout.offsets().items()}
+
+
+def _pack(layout, **values):
+    """The bytes of ``layout``'s fixed fields as one value, byte 0 in the low bits."""
+    parts = []
+    for name, (_, n, _) in layout.offsets().items():
+        value = values[name]
+        value = Const(value, 8 * n) if isinstance(value, int) else value
+        parts.append(value.as_unsigned()[:8 * n] if len(value) >= 8 * n
+                     else Cat(value, Const(0, 8 * n - len(value))))
+    return Cat(*parts)
+
+
+class AckFilter(wiring.Component):
+    """Consumes ``OUT_ACK`` frames (pulse ``ack`` with ``next``); passes every other frame on."""
+
+    i_header: In(stream.Signature(HeaderLayout))
+    i_payload: In(stream.Signature(8))
+    o_header: Out(stream.Signature(HeaderLayout))
+    o_payload: Out(stream.Signature(8))
+    ack: Out(1)
+    next: Out(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        is_ack = self.i_header.p.cmd == Command.OUT_ACK
+        left = Signal(16)
+        with m.FSM():
+            with m.State("PASS"):
+                m.d.comb += [self.o_header.valid.eq(self.i_header.valid & ~is_ack),
+                             self.o_header.payload.eq(self.i_header.payload),
+                             self.i_header.ready.eq(is_ack | self.o_header.ready)]
+                m.d.comb += [self.o_payload.valid.eq(self.i_payload.valid),
+                             self.o_payload.payload.eq(self.i_payload.payload),
+                             self.i_payload.ready.eq(self.o_payload.ready)]
+                with m.If(self.i_header.valid & is_ack):
+                    m.d.sync += left.eq(self.i_header.p.length)
+                    with m.If(self.i_header.p.length == 1):
+                        m.next = "NEXT"
+                    with m.Elif(self.i_header.p.length != 0):
+                        m.next = "DROP"
+            with m.State("NEXT"):
+                m.d.comb += self.i_payload.ready.eq(1)
+                with m.If(self.i_payload.valid):
+                    m.d.comb += [self.ack.eq(1), self.next.eq(self.i_payload.payload)]
+                    m.next = "PASS"
+            with m.State("DROP"):
+                m.d.comb += self.i_payload.ready.eq(1)
+                with m.If(self.i_payload.valid):
+                    m.d.sync += left.eq(left - 1)
+                    with m.If(left == 1):
+                        m.next = "PASS"
+        return m
+
+
+class CommandProcessor(wiring.Component):
+    """Commands for one core of ``memmap`` with the link parameters of ``preset``.
+
+    ``hello`` is a dict of the constant HELLO fields (``memmap_hash``, ``clock_hz``, ``baud``,
+    ``out_timeout``, ``build_id``). Ports: ``header``/``payload`` from the ``AckFilter``;
+    ``tx_header``/``tx_payload`` to the framer; ``mem_req``/``mem_rsp`` the core's memory port;
+    the ``st_*`` ports drive and watch a ``Stepper``; ``rx_start`` (a start bit on the line) and
+    ``counter`` (free-running) make the nonce; ``soft_reset`` is the RESET command's pulse.
+    """
+
+    def __init__(self, memmap, *, n_cores=1, window=8, out_window=8,
+                 max_payload=protocol.MAX_PAYLOAD, hello=None):
+        if window not in (1, 2, 4, 8, 16, 32, 64):
+            raise ValueError(f"window {window!r} must be a power of two from 1 to 64")
+        self.memmap = memmap
+        self.n_cores = n_cores
+        self.window = window
+        self.out_window = out_window
+        self.max_payload = max_payload
+        self.hello = dict(hello or {})
+        c = memmap.config
+        super().__init__({
+            "header": In(stream.Signature(HeaderLayout)), "payload": In(stream.Signature(8)),
+            "tx_header": Out(stream.Signature(HeaderLayout)),
+            "tx_payload": Out(stream.Signature(8)),
+            "mem_req": Out(stream.Signature(mem_request_layout(memmap))),
+            "mem_rsp": In(stream.Signature(memmap.data_bits)),
+            "st_run": Out(1), "st_run_steps": Out(32), "st_step": Out(1), "st_stop": Out(1),
+            "st_push": Out(stream.Signature(Entry)), "st_commit": Out(1), "st_abort": Out(1),
+            "st_commit_step": Out(32), "st_commit_end": Out(1),
+            "st_state": In(2), "st_idle": In(1), "st_step_done": In(1), "st_done_step": In(32),
+            "st_busy_last": In(32), "st_busy_max": In(32), "st_steps_left": In(32),
+            "st_input_floor": In(32), "st_last_input": In(32),
+            "st_free": In(32), "core_step": In(32),
+            "out_seq": In(8), "out_resent": In(32),
+            "crc_errors": In(32), "frame_errors": In(32), "uart_errors": In(32),
+            "overruns": In(32),
+            "rx_start": In(1), "counter": In(32), "soft_reset": Out(1),
+            "naks": Out(32), "duplicates": Out(32), "idle": Out(1),
+        })
+        self.n_axons = c.n_axons
+
+    def elaborate(self, platform):  # noqa: C901 - one FSM, read top to bottom
+        m = Module()
+        mm, c = self.memmap, self.memmap.config
+        W = self.window
+        wb_bits = max(W.bit_length() - 1, 0)
+        ib = mm.index_bits
+        wbytes = {r: protocol.word_bytes(mm, r) for r in Region}
+        max_wb = max(wbytes.values())
+
+        # -- nonce -----------------------------------------------------------------------------
+        nonce = Signal(32)
+        armed = Signal(init=1)
+        with m.If(self.rx_start & armed):
+            m.d.sync += [nonce.eq(self.counter), armed.eq(0)]
+
+        # -- link state --------------------------------------------------------------------------
+        synced = Signal()
+        expected = Signal(8)
+        filled = Signal(range(W + 1))       # commands executed since the last HELLO
+        last_hello_seq = Signal(8)
+        last_hello_client = Signal(32)
+        hdr = Signal(HeaderLayout)
+        req = Signal(8 * _REQ_BYTES)
+        ridx = Signal(16)                   # payload bytes consumed
+        rbuf = Signal(8 * _REPLY_BYTES)
+        rlen = Signal(range(_REPLY_BYTES + 1))
+        rnak = Signal()
+        replay = Signal()                   # answering a duplicate: no side effects, no store
+        do_reset = Signal()
+
+        HistEntry = data.StructLayout({"nak": 1, "regen": 1, "len": 4, "bytes": 8 * _STORED})
+        m.submodules.hist = hist = Memory(shape=HistEntry, depth=max(W, 2), init=[])
+        hist_w = hist.write_port()
+        hist_r = hist.read_port()
+        hent = Signal(HistEntry)
+        m.d.comb += [hist_r.addr.eq(hdr.seq[:wb_bits] if wb_bits else 0), hist_r.en.eq(1),
+                     hent.eq(hist_r.data),
+                     hist_w.addr.eq(hdr.seq[:wb_bits] if wb_bits else 0),
+                     hist_w.data.nak.eq(rnak), hist_w.data.len.eq(rlen),
+                     hist_w.data.bytes.eq(rbuf[:8 * _STORED]),
+                     hist_w.data.regen.eq(~rnak & hdr.cmd.matches(*_REGENERATED))]
+
+        # -- request fields ----------------------------------------------------------------------
+        f = {cmd: _fields(REQUEST[cmd], req) for cmd in _KNOWN}
+        nfix = Signal(range(_REQ_BYTES + 1))
+        with m.Switch(hdr.cmd):
+            for cmd in _KNOWN:
+                with m.Case(cmd):
+                    m.d.comb += nfix.eq(REQUEST[cmd].size)
+        take = Mux(hdr.length < nfix, hdr.length, nfix)
+
+        # Region properties as constant tables, chosen by the request's region field.
+        where = f[Command.READ]             # WRITE, READ and REGION_CRC share core/region/index
+        region = where["region"]
+        wb = Signal(range(max_wb + 1))
+        depth = Signal(32)
+        rem = Signal(range(max_wb))         # (WRITE words bytes) mod word bytes
+        words_len = Signal(16)
+        m.d.comb += words_len.eq(hdr.length - REQUEST[Command.WRITE].size)
+        region_ok = Signal()
+        with m.Switch(region):
+            for r in Region:
+                with m.Case(int(r)):
+                    m.d.comb += [wb.eq(wbytes[r]), depth.eq(mm[r].depth), region_ok.eq(1),
+                                 rem.eq(words_len % wbytes[r])]
+        index = where["index"]
+        count = Mux(hdr.cmd == Command.READ, where["count"],
+                    f[Command.REGION_CRC]["count"])
+        in_range = Signal()
+        with m.Switch(hdr.cmd):
+            with m.Case(Command.WRITE):
+                m.d.comb += in_range.eq(index * wb + words_len <= depth * wb)
+            with m.Case(Command.READ):
+                m.d.comb += in_range.eq((index + count <= depth)
+                                        & (1 + count * wb <= self.max_payload))
+            with m.Default():
+                m.d.comb += in_range.eq(index + count <= depth)
+
+        inp = f[Command.INPUT]
+        n_in = Signal(16)
+        m.d.comb += n_in.eq(words_len >> 1)
+
+        # What a command gets refused for, in the order of linkpeer.FakeBoard (BUSY after LENGTH).
+        nak_code = Signal(8)
+        known = hdr.cmd.matches(*_KNOWN)
+        exact = hdr.length == nfix
+        with m.If(~known):
+            m.d.comb += nak_code.eq(NakCode.COMMAND)
+        with m.Elif(Mux(hdr.cmd.matches(*_TAILED), hdr.length < nfix, ~exact)):
+            m.d.comb += nak_code.eq(NakCode.LENGTH)
+        with m.Elif(hdr.cmd.matches(*_BUSY) & ~self.st_idle & ~replay):
+            m.d.comb += nak_code.eq(NakCode.BUSY)
+        with m.Elif(hdr.cmd.matches(Command.WRITE, Command.READ, Command.REGION_CRC)):
+            with m.If(where["core"] >= self.n_cores):
+                m.d.comb += nak_code.eq(NakCode.CORE)
+            with m.Elif(~region_ok):
+                m.d.comb += nak_code.eq(NakCode.REGION)
+            with m.Elif((hdr.cmd == Command.WRITE) & (rem != 0)):
+                m.d.comb += nak_code.eq(NakCode.LENGTH)
+            with m.Elif(~in_range):
+                m.d.comb += nak_code.eq(NakCode.RANGE)
+        with m.Elif(hdr.cmd == Command.INPUT):
+            with m.If(inp["core"] >= self.n_cores):
+                m.d.comb += nak_code.eq(NakCode.CORE)
+            with m.Elif(words_len[0]):
+                m.d.comb += nak_code.eq(NakCode.LENGTH)
+            with m.Elif((inp["step"] < self.st_input_floor)
+                        | (inp["step"] < self.st_last_input)):
+                m.d.comb += nak_code.eq(NakCode.ARGUMENT)
+            with m.Elif(n_in + 1 > self.st_free):
+                m.d.comb += nak_code.eq(NakCode.RANGE)
+
+        # -- replies -----------------------------------------------------------------------------
+        hello_fields = dict(
+            cmd=Command.HELLO, version=protocol.VERSION, window=W, out_window=self.out_window,
+            n_cores=self.n_cores, flags=int(HelloFlags.LEARNING) if c.plastic else 0,
+            max_payload=self.max_payload, n_neurons=c.n_neurons, n_axons=c.n_axons,
+            weight_bits=c.weight_bits, delay_bits=c.delay_bits, lanes=c.lanes,
+            n_profiles=c.n_profiles, n_probes=0, out_seq=self.out_seq, nonce=nonce,
+            memmap_hash=protocol.memmap_hash(mm), **{k: self.hello.get(k, 0) for k in (
+                "clock_hz", "baud", "out_timeout", "build_id")})
+        status_fields = dict(
+            cmd=Command.STATUS, state=self.st_state, step=self.core_step,
+            steps_left=self.st_steps_left, crc_errors=self.crc_errors,
+            frame_errors=self.frame_errors, uart_errors=self.uart_errors,
+            overruns=self.overruns, naks=self.naks, duplicates=self.duplicates,
+            out_resent=self.out_resent, timer_overruns=0, busy_last=self.st_busy_last,
+            busy_max=self.st_busy_max)
+
+        def reply(which, nak=False, **fields):
+            layout = protocol.NAK_PAYLOAD if nak else REPLY[which]
+            m.d.sync += [rbuf.eq(_pack(layout, **fields)), rlen.eq(layout.size), rnak.eq(nak)]
+
+        def nak(code):
+            reply(None, nak=True, cmd=hdr.cmd, code=code, expected=expected)
+            m.d.sync += self.naks.eq(self.naks + 1)
+
+        # -- memory reader: words of a region as wire bytes, LSB first --------------------------
+        rd_left = Signal(32)
+        rd_index = Signal(32)
+        rd_pending = Signal()
+        rd_have = Signal()
+        rd_k = Signal(range(max_wb + 1))
+        rd_word = Signal(8 * max_wb)
+        rd_take = Signal()
+        rd_active = Signal()
+        rd_byte = rd_word[:8]
+        rd_done = (rd_left == 0) & ~rd_have & ~rd_pending
+        addr = Cat(rd_index[:ib], region[:3])
+        m.d.comb += self.mem_rsp.ready.eq(1)
+        with m.If(rd_active & ~rd_have & ~rd_pending & (rd_left != 0)):
+            m.d.comb += [self.mem_req.valid.eq(1), self.mem_req.p.addr.eq(addr)]
+            with m.If(self.mem_req.ready):
+                m.d.sync += [rd_pending.eq(1), rd_index.eq(rd_index + 1)]
+        with m.If(self.mem_rsp.valid & rd_pending):
+            m.d.sync += [rd_word.eq(self.mem_rsp.payload), rd_have.eq(1), rd_k.eq(0),
+                         rd_pending.eq(0)]
+        with m.If(rd_take):
+            m.d.sync += [rd_word.eq(rd_word >> 8), rd_k.eq(rd_k + 1)]
+            with m.If(rd_k == wb - 1):
+                m.d.sync += [rd_have.eq(0), rd_left.eq(rd_left - 1)]
+
+        m.submodules.crc = crcp = CRC_PARAMS.create()
+        m.d.comb += crcp.data.eq(rd_byte)
+
+        # -- writer state ----------------------------------------------------------------------
+        w_acc = Signal(8 * max_wb)
+        w_k = Signal(range(max_wb + 1))
+        w_issue = Signal()
+        w_index = Signal(32)
+        in_bad = Signal()
+        in_lo = Signal(8)
+        in_k = Signal()
+
+        # -- the command FSM -----------------------------------------------------------------
+        pay = self.payload
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += [self.header.ready.eq(1), self.idle.eq(~self.header.valid)]
+                with m.If(self.header.valid):
+                    m.d.sync += [hdr.eq(self.header.payload), ridx.eq(0), req.eq(0),
+                                 replay.eq(0)]
+                    m.next = "COLLECT"
+            with m.State("COLLECT"):
+                with m.If(ridx < take):
+                    m.d.comb += pay.ready.eq(1)
+                    with m.If(pay.valid):
+                        m.d.sync += [req.word_select(ridx[:4], 8).eq(pay.payload),
+                                     ridx.eq(ridx + 1)]
+                with m.Else():
+                    m.next = "DECIDE"       # the history read port has its address by now
+            with m.State("DECIDE"):
+                seq = hdr.seq
+                dist = (expected - seq)[:8]
+                dup = synced & (dist != 0) & (dist <= filled)
+                client = f[Command.HELLO]["client"]
+                is_hello = (hdr.cmd == Command.HELLO) & exact
+                retry = dup & (seq == last_hello_seq) & (client == last_hello_client)
+                with m.If(hdr.version != protocol.VERSION):
+                    nak(NakCode.VERSION)
+                    m.next = "DRAIN"
+                with m.Elif(is_hello & ~retry):
+                    m.d.sync += [synced.eq(1), expected.eq(seq), filled.eq(0),
+                                 last_hello_seq.eq(seq), last_hello_client.eq(client)]
+                    m.next = "EXEC"
+                with m.Elif(~synced):
+                    nak(NakCode.NOT_SYNCED)
+                    m.next = "DRAIN"
+                with m.Elif(seq == expected):
+                    m.next = "EXEC"
+                with m.Elif(dup):
+                    m.d.sync += self.duplicates.eq(self.duplicates + 1)
+                    with m.If(hent.regen):
+                        m.d.sync += replay.eq(1)
+                        m.next = "EXEC"
+                    with m.Else():
+                        m.d.sync += [rbuf.eq(hent.bytes), rlen.eq(hent.len), rnak.eq(hent.nak)]
+                        m.next = "DRAIN"
+                with m.Else():
+                    nak(NakCode.SEQUENCE)
+                    m.next = "DRAIN"
+            with m.State("EXEC"):
+                with m.If(nak_code != 0):
+                    nak(nak_code)
+                    m.next = "STORE"
+                with m.Else():
+                    with m.Switch(hdr.cmd):
+                        with m.Case(Command.HELLO):
+                            reply(Command.HELLO, **hello_fields)
+                            m.next = "STORE"
+                        with m.Case(Command.STATUS):
+                            reply(Command.STATUS, **status_fields)
+                            m.next = "STORE"
+                        with m.Case(Command.RESET):
+                            reply(Command.RESET, cmd=Command.RESET)
+                            m.d.sync += do_reset.eq(1)
+                            m.next = "STORE"
+                        with m.Case(Command.RUN):
+                            m.d.comb += [self.st_run.eq(1),
+                                         self.st_run_steps.eq(f[Command.RUN]["steps"])]
+                            reply(Command.RUN, cmd=Command.RUN, step=self.core_step)
+                            m.next = "STORE"
+                        with m.Case(Command.STEP):
+                            m.d.comb += self.st_step.eq(1)
+                            m.next = "WAIT_STEP"
+                        with m.Case(Command.STOP):
+                            m.d.comb += self.st_stop.eq(1)
+                            m.next = "WAIT_STOP"
+                        with m.Case(Command.WRITE):
+                            m.d.sync += [w_index.eq(index), w_k.eq(0), w_acc.eq(0)]
+                            reply(Command.WRITE, cmd=Command.WRITE)
+                            m.next = "WRITE"
+                        with m.Case(Command.READ):
+                            m.d.sync += [rd_index.eq(index), rd_left.eq(count)]
+                            reply(Command.READ, cmd=Command.READ)
+                            m.next = "STORE"
+                        with m.Case(Command.REGION_CRC):
+                            m.d.sync += [rd_index.eq(index), rd_left.eq(count)]
+                            m.d.comb += crcp.start.eq(1)
+                            m.next = "CRC"
+                        with m.Case(Command.INPUT):
+                            m.d.sync += [in_bad.eq(0), in_k.eq(0)]
+                            m.next = "INPUT_MARK"
+            with m.State("WAIT_STEP"):
+                with m.If(self.st_step_done):
+                    reply(Command.STEP, cmd=Command.STEP, step=self.st_done_step,
+                          busy=self.st_busy_last + 0)
+                    m.next = "STEP_REPLY"
+            with m.State("STEP_REPLY"):
+                # busy_last is registered at done: take it one clock later
+                m.d.sync += rbuf[8 * 5:8 * 9].eq(self.st_busy_last)
+                m.next = "STORE"
+            with m.State("WAIT_STOP"):
+                with m.If(self.st_idle):
+                    reply(Command.STOP, cmd=Command.STOP, step=self.core_step)
+                    m.next = "STORE"
+            with m.State("CRC"):
+                m.d.comb += [rd_active.eq(1), rd_take.eq(rd_have), crcp.valid.eq(rd_have)]
+                with m.If(rd_done):
+                    m.next = "CRC_REPLY"
+            with m.State("CRC_REPLY"):
+                reply(Command.REGION_CRC, cmd=Command.REGION_CRC, crc=crcp.crc)
+                m.next = "STORE"
+            with m.State("WRITE"):
+                with m.If(w_issue):
+                    m.d.comb += [self.mem_req.valid.eq(1), self.mem_req.p.write.eq(1),
+                                 self.mem_req.p.addr.eq(Cat(w_index[:ib], region[:3])),
+                                 self.mem_req.p.data.eq(w_acc)]
+                    with m.If(self.mem_req.ready):
+                        m.d.sync += [w_issue.eq(0), w_index.eq(w_index + 1), w_acc.eq(0)]
+                with m.Elif(ridx != hdr.length):
+                    m.d.comb += pay.ready.eq(1)
+                    with m.If(pay.valid):
+                        m.d.sync += [w_acc.word_select(w_k, 8).eq(pay.payload),
+                                     ridx.eq(ridx + 1)]
+                        with m.If(w_k == wb - 1):
+                            m.d.sync += [w_k.eq(0), w_issue.eq(1)]
+                        with m.Else():
+                            m.d.sync += w_k.eq(w_k + 1)
+                with m.Else():
+                    m.next = "STORE"
+            with m.State("INPUT_MARK"):
+                m.d.comb += [self.st_push.valid.eq(1),
+                             self.st_push.p.kind.eq(EntryKind.STEP),
+                             self.st_push.p.value.eq(inp["step"])]
+                m.next = "INPUT"
+            with m.State("INPUT"):
+                with m.If(ridx != hdr.length):
+                    m.d.comb += pay.ready.eq(1)
+                    with m.If(pay.valid):
+                        m.d.sync += [ridx.eq(ridx + 1), in_k.eq(~in_k), in_lo.eq(pay.payload)]
+                        axon = Cat(in_lo, pay.payload)
+                        with m.If(in_k):
+                            m.d.comb += [self.st_push.valid.eq(1),
+                                         self.st_push.p.kind.eq(EntryKind.AXON),
+                                         self.st_push.p.value.eq(axon)]
+                            with m.If(axon >= self.n_axons):
+                                m.d.sync += in_bad.eq(1)
+                with m.Elif(in_bad):
+                    m.d.comb += self.st_abort.eq(1)
+                    nak(NakCode.ARGUMENT)
+                    m.next = "STORE"
+                with m.Else():
+                    m.d.comb += [self.st_commit.eq(1), self.st_commit_step.eq(inp["step"]),
+                                 self.st_commit_end.eq(inp["flags"][0])]
+                    reply(Command.INPUT, cmd=Command.INPUT)
+                    m.next = "STORE"
+            with m.State("STORE"):
+                with m.If(~replay):
+                    m.d.comb += hist_w.en.eq(1)
+                    m.d.sync += [expected.eq(hdr.seq + 1),
+                                 filled.eq(Mux(filled == W, W, filled + 1))]
+                m.next = "DRAIN"
+            with m.State("DRAIN"):
+                with m.If(ridx != hdr.length):
+                    m.d.comb += pay.ready.eq(1)
+                    with m.If(pay.valid):
+                        m.d.sync += ridx.eq(ridx + 1)
+                with m.Else():
+                    m.next = "SEND_HEADER"
+            with m.State("SEND_HEADER"):
+                reading = ~rnak & (hdr.cmd == Command.READ)
+                m.d.comb += [self.tx_header.valid.eq(1),
+                             self.tx_header.p.version.eq(protocol.VERSION),
+                             self.tx_header.p.seq.eq(hdr.seq),
+                             self.tx_header.p.cmd.eq(Mux(rnak, Command.NAK, Command.ACK)),
+                             self.tx_header.p.length.eq(rlen + Mux(reading, count * wb, 0))]
+                m.d.sync += ridx.eq(0)
+                with m.If(self.tx_header.ready):
+                    m.next = "SEND"
+            with m.State("SEND"):
+                with m.If(ridx < rlen):
+                    m.d.comb += [self.tx_payload.valid.eq(1),
+                                 self.tx_payload.payload.eq(rbuf.word_select(ridx[:6], 8))]
+                    with m.If(self.tx_payload.ready):
+                        m.d.sync += ridx.eq(ridx + 1)
+                with m.Elif(~rnak & (hdr.cmd == Command.READ) & ~rd_done):
+                    m.d.comb += [rd_active.eq(1), self.tx_payload.valid.eq(rd_have),
+                                 self.tx_payload.payload.eq(rd_byte),
+                                 rd_take.eq(rd_have & self.tx_payload.ready)]
+                with m.Else():
+                    with m.If(do_reset):
+                        m.d.comb += self.soft_reset.eq(1)
+                    m.next = "IDLE"
+        return m

@@ -1,0 +1,188 @@
+"""The SoC top: UART pins, the link, one core, one memory map.
+
+``rx``/``tx`` are plain signals (board files connect them to pins). Data path::
+
+    rx -> UARTReceiver -> Deframer -> AckFilter -> CommandProcessor -> FrameMux -> Framer
+                                          |               |  (mem port)     ^        -> UART -> tx
+                                       OUT_ACK         Stepper -> Core -> OutputBuffer
+
+The RESET command resets the processor and the stepper (run state, input queue, counters) and
+clears the output buffer; the core's memories and registers (the image) are kept. Until the
+router joins the SoC it holds one core with external input only.
+"""
+
+import zlib
+
+from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.memmap import MemoryMap
+from spikeforge.presets import SocPreset
+
+from .core import Core
+from .framing import Deframer, Framer, HeaderLayout
+from .link import AckFilter, CommandProcessor
+from .outbuf import OutputBuffer
+from .stepper import Stepper
+from .uart import UARTReceiver, UARTTransmitter
+
+__all__ = ["FrameMux", "SoC", "build_id"]
+
+
+def build_id(preset):
+    """A 32-bit id of the configuration a bitstream was built from (CRC-32 of its text)."""
+    return zlib.crc32(repr(preset).encode()) & 0xFFFFFFFF
+
+
+class FrameMux(wiring.Component):
+    """Two frame sources (header, then ``length`` payload bytes) onto one; ``a`` goes first."""
+
+    a_header: In(stream.Signature(HeaderLayout))
+    a_payload: In(stream.Signature(8))
+    b_header: In(stream.Signature(HeaderLayout))
+    b_payload: In(stream.Signature(8))
+    header: Out(stream.Signature(HeaderLayout))
+    payload: Out(stream.Signature(8))
+
+    def elaborate(self, platform):
+        m = Module()
+        grant = Signal()
+        left = Signal(16)
+        srcs = [(self.a_header, self.a_payload), (self.b_header, self.b_payload)]
+        with m.FSM():
+            with m.State("IDLE"):
+                pick_b = ~self.a_header.valid & self.b_header.valid
+                for k, (h, _) in enumerate(srcs):
+                    with m.If(pick_b == k):
+                        m.d.comb += [self.header.valid.eq(h.valid),
+                                     self.header.payload.eq(h.payload),
+                                     h.ready.eq(self.header.ready)]
+                with m.If(self.header.valid & self.header.ready):
+                    m.d.sync += [grant.eq(pick_b), left.eq(self.header.p.length)]
+                    with m.If(self.header.p.length != 0):
+                        m.next = "PAYLOAD"
+            with m.State("PAYLOAD"):
+                for k, (_, p) in enumerate(srcs):
+                    with m.If(grant == k):
+                        m.d.comb += [self.payload.valid.eq(p.valid),
+                                     self.payload.payload.eq(p.payload),
+                                     p.ready.eq(self.payload.ready)]
+                with m.If(self.payload.valid & self.payload.ready):
+                    m.d.sync += left.eq(left - 1)
+                    with m.If(left == 1):
+                        m.next = "IDLE"
+        return m
+
+
+class SoC(wiring.Component):
+    """A SoC of ``preset`` (a ``spikeforge.presets.SocPreset``).
+
+    ``active`` is high while anything is under way besides the line (a step, output frames not
+    yet acknowledged, a command being executed): a simulation may stop clocking when it is low
+    and the line is quiet. ``stalls`` counts steps that waited for their input.
+    """
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    active: Out(1)
+    stalls: Out(32)
+
+    def __init__(self, preset):
+        if not isinstance(preset, SocPreset):
+            raise TypeError(f"preset must be a SocPreset, not {preset!r}")
+        self.preset = preset
+        self.memmap = MemoryMap(preset.core)
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        p, c = self.preset, self.preset.core
+        cpb = p.clocks_per_bit
+        m.submodules.urx = urx = UARTReceiver(cpb)
+        m.submodules.deframer = deframer = Deframer(max_payload=p.max_payload)
+        m.submodules.filter = filt = AckFilter()
+        proc = CommandProcessor(self.memmap, n_cores=p.n_cores, window=p.window,
+                                out_window=p.out_window, max_payload=p.max_payload,
+                                hello=dict(clock_hz=p.clock_hz, baud=p.baud,
+                                           out_timeout=p.resend_clocks, build_id=build_id(p)))
+        stepper = Stepper(c.axon_bits, input_depth=p.input_depth)
+        outbuf = OutputBuffer(c.n_neurons, out_window=p.out_window, max_payload=p.max_payload,
+                              timeout=p.resend_clocks)
+        m.submodules.proc = ResetInserter(proc.soft_reset)(proc)
+        m.submodules.stepper = ResetInserter(proc.soft_reset)(stepper)
+        m.submodules.outbuf = outbuf
+        m.submodules.core = core = Core(c)
+        m.submodules.mux = mux = FrameMux()
+        m.submodules.framer = framer = Framer()
+        m.submodules.utx = utx = UARTTransmitter(cpb)
+
+        # receive path
+        m.d.comb += [urx.rx.eq(self.rx), deframer.rx_error.eq(urx.error | urx.overrun)]
+        wiring.connect(m, urx.o, deframer.i)
+        wiring.connect(m, deframer.header, filt.i_header)
+        wiring.connect(m, deframer.payload, filt.i_payload)
+        wiring.connect(m, filt.o_header, proc.header)
+        wiring.connect(m, filt.o_payload, proc.payload)
+        uart_errors, overruns = Signal(32), Signal(32)
+        with m.If(urx.error):
+            m.d.sync += uart_errors.eq(uart_errors + 1)
+        with m.If(urx.overrun):
+            m.d.sync += overruns.eq(overruns + 1)
+
+        # the nonce: a free-running counter latched at the first start bit after a reset
+        counter = Signal(32)
+        m.d.sync += counter.eq(counter + 1)
+        rx_s, rx_prev = Signal(init=1), Signal(init=1)
+        m.submodules.rx_sync = FFSynchronizer(self.rx, rx_s, init=1)
+        m.d.sync += rx_prev.eq(rx_s)
+
+        # the processor's view of the SoC
+        m.d.comb += [proc.rx_start.eq(rx_prev & ~rx_s), proc.counter.eq(counter),
+                     proc.crc_errors.eq(deframer.crc_errors),
+                     proc.frame_errors.eq(deframer.frame_errors),
+                     proc.uart_errors.eq(uart_errors),
+                     proc.overruns.eq(overruns + deframer.overflows),
+                     proc.out_seq.eq(outbuf.out_seq), proc.out_resent.eq(outbuf.resent),
+                     proc.core_step.eq(core.step)]
+        wiring.connect(m, proc.mem_req, core.mem_req)
+        wiring.connect(m, core.mem_rsp, proc.mem_rsp)
+        m.d.comb += [stepper.run.eq(proc.st_run), stepper.run_steps.eq(proc.st_run_steps),
+                     stepper.step.eq(proc.st_step), stepper.stop.eq(proc.st_stop),
+                     stepper.commit.eq(proc.st_commit), stepper.abort.eq(proc.st_abort),
+                     stepper.commit_step.eq(proc.st_commit_step),
+                     stepper.commit_end.eq(proc.st_commit_end),
+                     proc.st_state.eq(stepper.state), proc.st_idle.eq(stepper.idle),
+                     proc.st_step_done.eq(stepper.step_done),
+                     proc.st_done_step.eq(stepper.done_step),
+                     proc.st_busy_last.eq(stepper.busy_last),
+                     proc.st_busy_max.eq(stepper.busy_max),
+                     proc.st_steps_left.eq(stepper.steps_left),
+                     proc.st_input_floor.eq(stepper.input_floor),
+                     proc.st_last_input.eq(stepper.last_input),
+                     proc.st_free.eq(stepper.free)]
+        wiring.connect(m, proc.st_push, stepper.push)
+
+        # stepper, core and output buffer
+        wiring.connect(m, stepper.spike_in, core.spike_in)
+        wiring.connect(m, core.spike_out, outbuf.spikes)
+        m.d.comb += [core.start.eq(stepper.start), stepper.core_busy.eq(core.busy),
+                     stepper.core_done.eq(core.done), stepper.core_step.eq(core.step),
+                     stepper.room.eq(outbuf.room), outbuf.begin.eq(stepper.begin),
+                     outbuf.step.eq(core.step), outbuf.end.eq(core.done),
+                     outbuf.ack.eq(filt.ack), outbuf.ack_next.eq(filt.next),
+                     outbuf.clear.eq(proc.soft_reset), self.stalls.eq(stepper.stalls)]
+
+        # transmit path: replies first, then output frames
+        wiring.connect(m, proc.tx_header, mux.a_header)
+        wiring.connect(m, proc.tx_payload, mux.a_payload)
+        wiring.connect(m, outbuf.tx_header, mux.b_header)
+        wiring.connect(m, outbuf.tx_payload, mux.b_payload)
+        wiring.connect(m, mux.header, framer.header)
+        wiring.connect(m, mux.payload, framer.payload)
+        wiring.connect(m, framer.o, utx.i)
+        m.d.comb += [self.tx.eq(utx.tx),
+                     self.active.eq(~proc.idle | ~stepper.idle | outbuf.pending | core.busy
+                                    | utx.busy | deframer.header.valid)]
+        return m

@@ -1,0 +1,164 @@
+"""When a core's timestep may start, and the input events it gets.
+
+``Stepper`` runs steps one at a time on a ``Core``: for ``STEP`` once, for ``RUN n`` ``n`` times
+(0: until ``STOP``). A step ``t`` starts when the core is idle, the output buffer has room for its
+spikes (``room``) and, once the host has sent any ``INPUT`` (*paced* mode), the host has declared
+step ``t``'s input complete: an ``INPUT`` with ``END_OF_STEP`` for ``t``, or any ``INPUT`` for a
+later step. Waiting for input is a *stall* (``stalls`` counts the steps that waited).
+
+The input queue holds entries ``STEP(s)`` (the axons after it belong to step ``s``) and
+``AXON(a)``. Queued INPUTs go forward in steps (``last_input`` is the step of the last one
+while the queue holds entries, else 0). The command processor pushes the entries of one
+``INPUT`` frame and then commits them (or aborts: nothing of a refused frame is ever seen).
+Before starting step ``t`` the stepper pops every entry up to the first ``STEP(s)`` with
+``s > t`` and gives the axons to the core.
+"""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.protocol import RunState
+
+__all__ = ["EntryKind", "Entry", "Stepper"]
+
+
+class EntryKind(enum.Enum, shape=1):
+    AXON = 0
+    STEP = 1
+
+
+Entry = data.StructLayout({"kind": EntryKind, "value": 32})
+
+
+class Stepper(wiring.Component):
+    """Step control for one core; ``input_depth`` entries of input queue (a power of two).
+
+    Control (from the command processor): ``run`` with ``run_steps``, ``step`` and ``stop``
+    pulses; ``push`` entries then ``commit`` (with ``commit_step`` and ``commit_end``, the INPUT's
+    step and END_OF_STEP flag) or ``abort``. Status: ``state`` (``RunState``), ``idle`` (no run,
+    no step pending, none in progress), ``step_done`` (one clock at the end of each step, with
+    ``done_step``), ``busy_last``/``busy_max`` (clocks from start to done), ``steps_left``,
+    ``input_floor`` (the earliest step an INPUT may still target), ``free`` (queue entries free).
+    """
+
+    def __init__(self, axon_bits, *, input_depth=512):
+        if input_depth < 4 or input_depth & (input_depth - 1):
+            raise ValueError(f"input depth must be a power of two of at least 4, "
+                             f"not {input_depth!r}")
+        self.input_depth = input_depth
+        super().__init__({
+            "run": In(1), "run_steps": In(32), "step": In(1), "stop": In(1),
+            "push": In(stream.Signature(Entry)), "commit": In(1), "abort": In(1),
+            "commit_step": In(32), "commit_end": In(1),
+            "state": Out(2), "idle": Out(1), "step_done": Out(1),
+            "done_step": Out(32), "busy_last": Out(32), "busy_max": Out(32),
+            "steps_left": Out(32), "input_floor": Out(32), "last_input": Out(32),
+            "free": Out(range(input_depth + 1)), "stalls": Out(32),
+            # core side
+            "spike_in": Out(stream.Signature(axon_bits)), "start": Out(1),
+            "core_busy": In(1), "core_done": In(1), "core_step": In(32),
+            # output buffer side: room for one more step; begin marks the step's start
+            "room": In(1), "begin": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self.input_depth
+        pb = depth.bit_length()          # pointers with one extra bit: full != empty
+        m.submodules.queue = queue = Memory(shape=Entry, depth=depth, init=[])
+        wp = queue.write_port()
+        rp = queue.read_port(transparent_for=(wp,))
+        w_ptr, c_ptr, r_ptr = Signal(pb), Signal(pb), Signal(pb)
+        pop = Signal()
+        r_next = Signal(pb)
+        m.d.comb += [r_next.eq(r_ptr + pop), rp.addr.eq(r_next[:pb - 1]), rp.en.eq(1),
+                     wp.addr.eq(w_ptr[:pb - 1]), wp.data.eq(self.push.payload),
+                     self.free.eq(depth - (w_ptr - r_ptr)[:pb])]
+        m.d.comb += self.push.ready.eq(self.free != 0)
+        with m.If(self.push.valid & self.push.ready):
+            m.d.comb += wp.en.eq(1)
+            m.d.sync += w_ptr.eq(w_ptr + 1)
+        m.d.sync += r_ptr.eq(r_next)
+
+        paced = Signal()
+        complete = Signal(33)            # steps below it have their whole input queued
+        last_input = Signal(32)
+        empty = r_ptr == c_ptr
+        with m.If(self.commit):
+            m.d.sync += [c_ptr.eq(w_ptr), paced.eq(1), last_input.eq(self.commit_step)]
+            new = self.commit_step + self.commit_end
+            # With the queue empty, the frame may start over at an earlier step (after an
+            # upload rewound the core's step counter); otherwise steps only go forward.
+            with m.If(empty | (new > complete)):
+                m.d.sync += complete.eq(new)
+        with m.If(self.abort):
+            m.d.sync += w_ptr.eq(c_ptr)
+        m.d.comb += self.last_input.eq(Mux(empty, 0, last_input))
+
+        running = Signal()               # RUN in force
+        infinite = Signal()
+        left = Signal(32)
+        pending = Signal()               # a STEP waits or runs
+        stop_req = Signal()
+        in_step = Signal()               # feeding or running a step (the core's step is taken)
+        stalled = Signal()
+        busy = Signal(32)
+        t = self.core_step
+        m.d.comb += [self.steps_left.eq(Mux(infinite, 0, left)),
+                     self.input_floor.eq(t + in_step)]
+        with m.If(self.run):
+            m.d.sync += [running.eq(1), infinite.eq(self.run_steps == 0),
+                         left.eq(self.run_steps), stop_req.eq(0)]
+        with m.If(self.step):
+            m.d.sync += pending.eq(1)
+        want = (running & (infinite | (left != 0))) | pending
+
+        head_valid = (r_ptr != c_ptr)
+        head = Signal(Entry)
+        m.d.comb += head.eq(rp.data)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.stop):
+                    m.d.sync += running.eq(0)
+                with m.Elif(want & ~self.core_busy & self.room):
+                    with m.If(~paced | (t < complete)):
+                        m.d.sync += in_step.eq(1)
+                        with m.If(stalled):
+                            m.d.sync += [self.stalls.eq(self.stalls + 1), stalled.eq(0)]
+                        m.next = "FEED"
+                    with m.Else():
+                        m.d.sync += stalled.eq(1)
+            with m.State("FEED"):
+                with m.If(self.stop):
+                    m.d.sync += stop_req.eq(1)
+                ours = head_valid & ((head.kind == EntryKind.AXON) | (head.value <= t))
+                m.d.comb += [self.spike_in.payload.eq(head.value),
+                             self.spike_in.valid.eq(ours & (head.kind == EntryKind.AXON))]
+                with m.If(ours & ((head.kind == EntryKind.STEP) | self.spike_in.ready)):
+                    m.d.comb += pop.eq(1)
+                with m.If(~ours):
+                    m.d.comb += [self.start.eq(1), self.begin.eq(1)]
+                    m.d.sync += busy.eq(0)
+                    m.next = "BUSY"
+            with m.State("BUSY"):
+                m.d.sync += busy.eq(busy + 1)
+                with m.If(self.stop):
+                    m.d.sync += stop_req.eq(1)
+                with m.If(self.core_done):
+                    m.d.comb += [self.step_done.eq(1), self.done_step.eq(t)]
+                    m.d.sync += [self.busy_last.eq(busy + 1), pending.eq(0), in_step.eq(0)]
+                    with m.If(busy + 1 > self.busy_max):
+                        m.d.sync += self.busy_max.eq(busy + 1)
+                    with m.If(running & ~infinite & ~pending):
+                        m.d.sync += left.eq(left - 1)
+                        with m.If(left == 1):
+                            m.d.sync += running.eq(0)
+                    with m.If(self.stop | stop_req):
+                        m.d.sync += [running.eq(0), stop_req.eq(0)]
+                    m.next = "IDLE"
+        m.d.comb += [self.state.eq(Mux(running, RunState.RUNNING,
+                                       Mux(pending, RunState.STEPPING, RunState.IDLE))),
+                     self.idle.eq(~running & ~pending & ~in_step)]
+        return m

@@ -1,0 +1,101 @@
+"""Named SoC configurations: data only (no Amaranth, no host), read by the SoC generator, the
+board builds and the virtual board.
+
+A preset names the core configuration, the number of cores, the system clock, the UART rate and
+the link's buffer sizes. ``clocks_per_bit`` is derived (and checked) here so that every consumer
+agrees on it without importing the hardware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from spikeforge import protocol
+from spikeforge.image import CoreConfig
+
+__all__ = ["SocPreset", "PRESETS", "preset"]
+
+# Mid-bit sampling needs at least 4 clocks per bit (spikeforge.hdl.uart.MIN_CLOCKS_PER_BIT).
+_MIN_CLOCKS_PER_BIT = 4
+_BAUD_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class SocPreset:
+    """One SoC configuration.
+
+    ``window``/``out_window``: commands whose replies are kept, and output frames kept for
+    resending (powers of two). ``out_timeout``: clocks without an ``OUT_ACK`` before the
+    unacknowledged output frames are sent again. ``input_depth``: entries of the input queue.
+    """
+    name: str
+    core: CoreConfig
+    clock_hz: int
+    baud: int
+    n_cores: int = 1
+    window: int = 8
+    out_window: int = 8
+    max_payload: int = protocol.MAX_PAYLOAD
+    out_timeout: int = 0
+    input_depth: int = 512
+
+    def __post_init__(self):
+        for name in ("window", "out_window"):
+            value = getattr(self, name)
+            if value not in (1, 2, 4, 8, 16, 32, 64):
+                raise ValueError(f"{name} {value!r} must be a power of two from 1 to 64")
+        if not 16 <= self.max_payload <= protocol.MAX_PAYLOAD:
+            raise ValueError(f"max payload {self.max_payload!r} is out of range "
+                             f"[16, {protocol.MAX_PAYLOAD}]")
+        if self.n_cores != 1:
+            raise ValueError(f"n_cores {self.n_cores!r} is not supported yet (at most 1 "
+                             f"until the router joins the SoC)")
+        self.clocks_per_bit  # noqa: B018 - validates clock and baud
+
+    @property
+    def clocks_per_bit(self):
+        cpb = round(self.clock_hz / self.baud)
+        if cpb < _MIN_CLOCKS_PER_BIT:
+            raise ValueError(f"baud rate {self.baud} is too high (at most "
+                             f"{self.clock_hz // _MIN_CLOCKS_PER_BIT} at "
+                             f"{self.clock_hz / 1e6:g} MHz)")
+        error = abs(self.clock_hz / cpb - self.baud) / self.baud
+        if error > _BAUD_TOLERANCE:
+            raise ValueError(f"baud rate {self.baud} is off by {error:.1%} at "
+                             f"{self.clock_hz / 1e6:g} MHz (at most {_BAUD_TOLERANCE:.0%})")
+        return cpb
+
+    @property
+    def resend_clocks(self):
+        """``out_timeout`` or, if 0, the line time of ``2 * (out_window + 1)`` largest frames."""
+        if self.out_timeout:
+            return self.out_timeout
+        frame = protocol.frame_overhead(self.max_payload) + self.max_payload
+        return 2 * (self.out_window + 1) * frame * 10 * self.clocks_per_bit
+
+
+PRESETS = {
+    # Small enough that a Verilator build takes seconds and a step a few hundred clocks.
+    "tiny": SocPreset("tiny", CoreConfig(n_neurons=16, n_axons=16, weight_bits=8, delay_bits=2,
+                                         lanes=2, plastic=True, n_profiles=4),
+                      clock_hz=4_000_000, baud=1_000_000, max_payload=256, input_depth=256),
+    # iCEBreaker: 12 MHz oscillator, no PLL; the FTDI bridge takes 1 Mbaud (3 MHz / 3) exactly.
+    "icebreaker": SocPreset("icebreaker", CoreConfig(n_neurons=256, n_axons=256, weight_bits=8,
+                                                     delay_bits=4, lanes=4, plastic=True,
+                                                     n_profiles=4),
+                            clock_hz=12_000_000, baud=1_000_000),
+    # ULX3S-85F: 25 MHz board clock.
+    "ulx3s-85f": SocPreset("ulx3s-85f", CoreConfig(n_neurons=1024, n_axons=256, weight_bits=8,
+                                                   delay_bits=3, lanes=4, plastic=True,
+                                                   n_profiles=16),
+                           clock_hz=25_000_000, baud=1_000_000),
+}
+
+
+def preset(name):
+    """The preset called ``name``; ``ValueError`` lists the known names."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"no SoC preset named {name!r}; presets are {sorted(PRESETS)}") \
+            from None
