@@ -11,9 +11,10 @@ and every spike, every step); only the data layout and the arithmetic types diff
   ``N / DENSE_FRACTION`` targets are a dense int8 (int16 above 8 weight bits) row instead, added
   to the slot with SIMD: the same row walk the hardware does, with zeros where no synapse is;
 - each masked synapse is also listed per neuron (CSC) for the eager potentiation walk (section 6);
-- ``v``, ``i`` and ``ref`` are float64 holding exact integers, and the decay
-  ``(z * alpha + 2^15) >> 16`` is ``floor((z * alpha + 2^15) / 2^16)`` in float64: every product
-  and sum is an integer below 2^42, so float64 is exact and the neuron loop vectorises;
+- ``v``, ``i``, ``ref`` and the neuron parameters are int32, and the decay
+  ``(z * alpha + 2^15) >> 16`` is computed in two 12-bit halves of ``z`` whose products fit 31
+  bits (``_idecay``), so the neuron loop runs in 32-bit vector lanes (twice as many per vector
+  as the 64-bit arithmetic the contract's 40-bit product would otherwise need);
 - the delay slots are int32 (a slot sum is exact in ``slot_bits <= 26`` bits);
 - a whole run (many steps, routing of a core's spikes to its own axons included) is one call of
   the compiled kernel, so Python is not woken per step.
@@ -28,7 +29,7 @@ its own axons); for several cores use ``spikeforge.sim.golden``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import int32, njit
 
 from spikeforge.image import STATE_BITS, STDP_SHIFT, TRACE_BITS, ChipImage, CoreImage
 from spikeforge.sim.trace import PROBE_VARS, Trace
@@ -40,7 +41,7 @@ DENSE_FRACTION = 32      # an (axon, delay) with >= N/32 static synapses is stor
 _M32 = 0xFFFFFFFF
 _S_LO, _S_HI = -(1 << (STATE_BITS - 1)), (1 << (STATE_BITS - 1)) - 1
 _T_HI = (1 << TRACE_BITS) - 1
-_F_LO, _F_HI = float(_S_LO), float(_S_HI)
+_I_LO, _I_HI = np.int32(_S_LO), np.int32(_S_HI)
 _RAND_SHIFT = 32 - STDP_SHIFT
 
 # Register vector layout (int64), so the kernel takes one array instead of fifteen scalars.
@@ -71,9 +72,15 @@ def _decay(z, alpha):
 
 
 @njit(cache=True, inline="always")
-def _fdecay(z, alpha):
-    """``decay`` in float64, exactly: ``|z * alpha| < 2^40`` and the division is by 2^16."""
-    return np.floor((z * alpha + 32768.0) * (1.0 / 65536.0))
+def _idecay(z, alpha):
+    """``decay`` in int32 lanes, exactly: with ``z = zh * 2^12 + zl`` (``0 <= zl < 2^12``),
+    ``(z * alpha + 2^15) >> 16 == (zh * alpha + ((zl * alpha + 2^15) >> 12)) >> 4``: the low
+    part's fraction below 2^12 cannot carry past the final shift. Every term fits 31 bits for a
+    24-bit ``z`` and a 16-bit ``alpha``, so the neuron loop runs 8 (or 16) neurons per vector."""
+    zh = int32(z >> 12)
+    zl = int32(z & 4095)
+    q = int32(int32(zl * alpha) + 32768)
+    return int32(int32(int32(zh * alpha) + int32(q >> 12)) >> 4)
 
 
 @njit(cache=True)
@@ -84,31 +91,33 @@ def _add_row(dst, src):
 
 
 @njit(cache=True)
-def _neurons(v, ref, i, params, slot, fired, scale):
-    """numerics.md 5.4 for every neuron, branch-free in exact float64 (every value < 2^42).
+def _neurons(v, ref, i, params, slot, fired, shift, slot_lim):
+    """numerics.md 5.4 for every neuron, branch-free in exact int32 (Numba would widen each
+    operation to int64, so every result is narrowed explicitly and LLVM keeps 32-bit lanes).
 
-    The state arrays hold integers as float64 (exact below 2^53), so no conversions are needed;
-    the parameters are one 2-D array so that LLVM needs few alias checks and vectorises the loop.
-    ``params`` rows: alpha_v, bias, threshold, keep (reset_mode), reset value (v_reset for mode
-    0, else 0), refractory, alpha_i; the value after a spike is ``(v - th) * keep + reset``.
+    ``params`` rows (int32, one 2-D array so that LLVM needs few alias checks): alpha_v, bias,
+    threshold, keep (reset_mode), reset value (v_reset for mode 0, else 0), refractory,
+    alpha_i. The slot sum is clamped to ``+-slot_lim = 2^25 >> shift`` before the shift by
+    ``weight_exp``: a clamped value saturates ``i`` either way, and the shifted value fits.
     """
     alpha_v, bias, thr, keep, reset, refr, alpha_i = (
         params[0], params[1], params[2], params[3], params[4], params[5], params[6])
     for n in range(v.shape[0]):
-        c = _fdecay(i[n], alpha_i[n]) + np.float64(slot[n]) * scale
-        c = min(max(c, _F_LO), _F_HI)
+        s = min(max(slot[n], -slot_lim), slot_lim)
+        c = int32(_idecay(i[n], alpha_i[n]) + int32(s << shift))
+        c = min(max(c, _I_LO), _I_HI)
         i[n] = c
         slot[n] = 0
         r0 = ref[n]
         v0 = v[n]
-        vv = _fdecay(v0, alpha_v[n]) + c + bias[n]
-        vv = min(max(vv, _F_LO), _F_HI)
+        vv = int32(int32(_idecay(v0, alpha_v[n]) + c) + bias[n])
+        vv = min(max(vv, _I_LO), _I_HI)
         th = thr[n]
-        active = r0 == 0.0
+        active = r0 == 0
         spike = active & (vv > th)
-        after = (vv - th) * keep[n] + reset[n]
+        after = int32(vv - th) if keep[n] else reset[n]
         v[n] = (after if spike else vv) if active else v0
-        ref[n] = refr[n] if spike else max(r0 - 1.0, 0.0)
+        ref[n] = refr[n] if spike else int32(max(r0 - 1, 0))
         fired[n] = spike
 
 
@@ -123,8 +132,8 @@ def _run(n_steps, t0, regs,
          rec_t, rec_n, probe_n, probe_var, probe_out, counts, spike_count):
     """Run up to ``n_steps`` steps from step ``t0``; return the number of steps done.
 
-    ``v``, ``i``, ``ref`` are float64 holding exact integers (24 and 4 bits); ``params`` holds
-    the neuron parameters per neuron as exact float64 (the profile table already looked up).
+    ``v``, ``i``, ``ref`` are int32 (24 and 4 bits); ``params`` holds the neuron parameters per
+    neuron as int32 (the profile table already looked up).
     ``slots`` is the flat ``(S * N,)`` int32 slot memory (a slot sum is exact in
     ``slot_bits <= 26`` bits);
     ``syn_word`` packs a synapse as ``weight << 16 | delay << 10 | neuron`` in int32.
@@ -141,7 +150,8 @@ def _run(n_steps, t0, regs,
     while (1 << n_bits) < n_neurons:
         n_bits += 1
     smask = slots.shape[0] // n_neurons - 1
-    scale = np.float64(1 << regs[_R_WEIGHT_EXP])
+    shift = np.int32(regs[_R_WEIGHT_EXP])
+    slot_lim = np.int32((1 << 25) >> shift)
     plastic = regs[_R_PLASTIC] != 0
     learn = plastic and regs[_R_LEARN] != 0
     trace_mode = regs[_R_TRACE_MODE]
@@ -225,7 +235,7 @@ def _run(n_steps, t0, regs,
 
         # 4. neuron update
         base_s = (t & smask) << n_bits
-        _neurons(v, ref, i, params, slots[base_s:base_s + n_neurons], fired, scale)
+        _neurons(v, ref, i, params, slots[base_s:base_s + n_neurons], fired, shift, slot_lim)
         if plastic:
             for n in range(n_neurons):
                 yy = _decay(y[n], alpha_y)
@@ -368,8 +378,8 @@ class FastChip:
         mode = im.reset_mode[p]
         self._params = np.array([im.alpha_v[p], im.bias, im.threshold[p], mode,
                                  np.where(mode == 0, im.v_reset[p], 0), im.refractory[p],
-                                 im.alpha_i[p]], dtype=np.float64)
-        self._state = {name: getattr(im, name).astype(np.float64) for name in ("v", "i", "ref")}
+                                 im.alpha_i[p]], dtype=np.int32)
+        self._state = {name: getattr(im, name).astype(np.int32) for name in ("v", "i", "ref")}
         self._slots = im.slots.astype(np.int32).ravel()
         self._counts = np.zeros(4, np.int64)
         self.spike_count = np.zeros(c.n_neurons, np.int64)
