@@ -29,7 +29,7 @@ its own axons); for several cores use ``spikeforge.sim.golden``.
 from __future__ import annotations
 
 import numpy as np
-from numba import int32, njit
+from numba import int16, int32, njit
 
 from spikeforge.image import STATE_BITS, STDP_SHIFT, TRACE_BITS, ChipImage, CoreImage
 from spikeforge.sim.trace import PROBE_VARS, Trace
@@ -81,6 +81,27 @@ def _idecay(z, alpha):
     zl = int32(z & 4095)
     q = int32(int32(zl * alpha) + 32768)
     return int32(int32(int32(zh * alpha) + int32(q >> 12)) >> 4)
+
+
+# int8 rows summed in int16 before they reach the int32 slots: 255 rows of |w| <= 128 stay
+# below 2^15, so the sum is exact, and an int16 lane is half an int32 one.
+_ACC_ROWS = 255
+
+
+@njit(cache=True, inline="always")
+def _acc_row(acc, d, planes, e):
+    """Dense row ``e`` (int8) into delay ``d``'s int16 accumulator (exact for ``_ACC_ROWS``
+    rows); 2-D indices rather than row views, which cost more than the adds of a short row."""
+    for n in range(acc.shape[1]):
+        acc[d, n] = int16(acc[d, n] + planes[e, n])
+
+
+@njit(cache=True)
+def _flush(dst, acc):
+    """A delay's int16 accumulator into its slot, and cleared."""
+    for n in range(dst.shape[0]):
+        dst[n] += acc[n]
+        acc[n] = 0
 
 
 @njit(cache=True)
@@ -172,6 +193,10 @@ def _run(n_steps, t0, regs,
     fired = np.zeros(n_neurons, np.bool_)
     spiked = np.empty(n_neurons, np.int64)
     cap = rec_t.shape[0]
+    n_slots = smask + 1
+    narrow = planes.itemsize == 1                   # int8 rows: sum them in int16 first
+    acc = np.zeros((n_slots if narrow else 0, n_neurons), np.int16)
+    acc_rows = np.zeros(n_slots, np.int64)
     for k in range(n_steps):
         if counts[_C_SPIKES] + n_neurons > cap:
             return k
@@ -215,8 +240,17 @@ def _run(n_steps, t0, regs,
             lo, hi = row_ptr[a], row_ptr[a + 1]
             counts[_C_EVENTS] += row_events[a]
             for e in range(dense_ptr[a], dense_ptr[a + 1]):
-                base_d = ((t + dense_delay[e]) & smask) << n_bits
-                _add_row(slots[base_d:base_d + n_neurons], planes[e])
+                d = dense_delay[e]
+                if narrow:
+                    _acc_row(acc, d, planes, e)
+                    acc_rows[d] += 1
+                    if acc_rows[d] == _ACC_ROWS:
+                        base_d = ((t + d) & smask) << n_bits
+                        _flush(slots[base_d:base_d + n_neurons], acc[d])
+                        acc_rows[d] = 0
+                else:
+                    base_d = ((t + d) & smask) << n_bits
+                    _add_row(slots[base_d:base_d + n_neurons], planes[e])
             if learn:
                 for q in range(lo, hi):
                     word = syn_word[q]
@@ -232,6 +266,12 @@ def _run(n_steps, t0, regs,
                 for q in range(lo, hi):
                     word = syn_word[q]
                     slots[(((t + (word >> 10)) & smask) << n_bits) | (word & 1023)] += word >> 16
+
+        for d in range(n_slots if narrow else 0):
+            if acc_rows[d]:
+                base_d = ((t + d) & smask) << n_bits
+                _flush(slots[base_d:base_d + n_neurons], acc[d])
+                acc_rows[d] = 0
 
         # 4. neuron update
         base_s = (t & smask) << n_bits

@@ -176,3 +176,33 @@ def test_rejects_multi_core_chips():
     im = CoreImage(CoreConfig(n_neurons=4, n_axons=4))
     with pytest.raises(ValueError, match="one core"):
         FastChip(ChipImage([im, im.copy()]))
+
+
+def test_dense_rows_past_the_int16_accumulator():
+    """More than ``_ACC_ROWS`` dense int8 rows of one delay in one step, every weight at -128
+    or +127: the int16 accumulator must flush before it could overflow, and the int32 slot
+    sums must saturate ``i`` exactly as the golden model does."""
+    from spikeforge.sim.golden_fast import _ACC_ROWS
+    rng = np.random.default_rng(21)
+    n, a = 32, 1024
+    cfg = CoreConfig(n_neurons=n, n_axons=a, weight_bits=8, delay_bits=1, lanes=4,
+                     plastic=False, n_profiles=1)
+    im = CoreImage(cfg)
+    im.weight = np.where(rng.random((a, n)) < 0.5, -128, 127)
+    im.weight[:, 0], im.weight[:, 1] = 127, -128          # column sums far past int16
+    im.delay = np.where(np.arange(a)[:, None] < 700, 0, 1) * np.ones((1, n), np.int64)
+    im.weight_exp = 3
+    im.threshold = np.array([1 << 22])
+    im.alpha_v = np.array([60000])
+    im.alpha_i = np.array([50000])
+    chip = ChipImage([im.validate()])
+    golden, fast = GoldenChip(chip), FastChip(chip)
+    assert fast._planes.shape[0] == a                    # every row is stored densely
+    everything = np.arange(a)
+    assert (im.delay[:, 0] == 0).sum() > _ACC_ROWS
+    for k in range(6):
+        ext = [everything if k % 2 == 0 else everything[::3]]
+        want, got = golden.step(ext)[0], fast.step(ext)[0]
+        assert np.array_equal(got, want), f"spikes differ at step {k}"
+        assert_same_images(fast.image, golden.image, k)
+    assert np.abs(golden.image.cores[0].i).max() > 0
