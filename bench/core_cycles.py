@@ -12,8 +12,13 @@ The bound counts the memory words a step must touch at ``L`` synapses per word:
 of the axons receives an event each step and the same fraction of the neurons fires every step
 (chosen by bias), so both the delivery and the learning terms scale with the activity.
 
+On single-port synapse memory (``--synapse-memory spram``, the iCEBreaker's SPRAM) a learning
+write costs a clock of its own, so the bound counts it: ``|E_t| * N / L * (1 + learn)`` for
+delivery and ``learn * W_t * A * 2`` for the walk.
+
     python bench/core_cycles.py                      # the sweep, printed as a table
     python bench/core_cycles.py --quick --json FILE  # only the 1024 x 1024, 4-lane, 10 % points
+    python bench/core_cycles.py --neurons 256 --lanes 1 --activity 0.1 --synapse-memory spram
 """
 
 from __future__ import annotations
@@ -51,12 +56,13 @@ def dense_image(config, rng):
     return im.validate()
 
 
-def measure(n, lanes, points, steps, seed=1):
+def measure(n, lanes, points, steps, seed=1, synapse_memory="block"):
     """Measure ``points`` = [(activity, learn)] on one build; returns a list of result dicts."""
     config = CoreConfig(n_neurons=n, n_axons=n, weight_bits=8, delay_bits=3, lanes=lanes,
                         plastic=True, n_profiles=1)
     t0 = time.time()
-    sim = CoreSim(config)
+    sim = CoreSim(config, synapse_memory)
+    rw = 2 if synapse_memory == "spram" else 1     # clocks per learning read-modify-write
     build_s = time.time() - t0
     mm = sim.memmap
     rng = np.random.default_rng(seed)
@@ -88,9 +94,10 @@ def measure(n, lanes, points, steps, seed=1):
         fired = np.array([s.size for s in segments[k].spikes[1:]])
         if not np.all(fired == n_fire):
             raise RuntimeError(f"expected {n_fire} spikes per step, got {sorted(set(fired))}")
-        bound = n_events * n / mm.lanes + n + learn * words * n
+        bound = n_events * n / mm.lanes * (1 + (rw - 1) * learn) + n + learn * words * n * rw
         out.append({
             "n_neurons": n, "n_axons": n, "lanes": lanes, "activity": activity,
+            "synapse_memory": synapse_memory,
             "learn": bool(learn), "cycles_per_step": float(cycles.mean()),
             "bound_per_step": float(bound.mean()),
             "ratio_to_bound": float(cycles.sum() / bound.sum()),
@@ -106,6 +113,7 @@ def main(argv=None):
     p.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--activity", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.2, 0.5])
     p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--synapse-memory", choices=["block", "spram"], default="block")
     p.add_argument("--quick", action="store_true",
                    help="only N = A = 1024, 4 lanes, 10 %% activity, learning off and on")
     p.add_argument("--json", type=Path, help="write the 1024 x 1024, 4-lane, 10 %% points here")
@@ -116,7 +124,8 @@ def main(argv=None):
     for n in args.neurons:
         for lanes in args.lanes:
             points = [(a, learn) for a in args.activity for learn in (0, 1)]
-            rows.extend(measure(n, lanes, points, args.steps))
+            rows.extend(measure(n, lanes, points, args.steps,
+                                synapse_memory=args.synapse_memory))
     print(f"{'N':>5} {'L':>2} {'act':>5} {'learn':>5} {'cycles':>9} {'bound':>9} "
           f"{'ratio':>6} {'SOP/cyc':>8}")
     for r in rows:

@@ -8,13 +8,15 @@ a wrapper that feeds every input from a shift register and captures every output
     python bench/core_synth.py --target ecp5 --preset ulx3s
     python bench/core_synth.py --target ice40 --neurons 64 --axons 64
 
-iCE40 note: the generic synapse memory maps to EBR only; the iCEBreaker preset needs the SPRAM
-lane memory of the board issue (its 1 Mbit of synapses does not fit in 120 kbit of EBR).
+iCE40: the synapse lanes go to SPRAM (``Core(..., synapse_memory="spram")``, the choice the core
+makes by itself on an iCE40 UltraPlus platform) unless ``--synapse-memory block``; the iCEBreaker
+preset's 1 Mbit of synapses does not fit in the 120 kbit of EBR.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -29,21 +31,19 @@ from amaranth.lib.wiring import In
 
 from spikeforge.hdl.core import Core
 from spikeforge.image import CoreConfig
+from spikeforge.presets import PRESETS as SOC_PRESETS
 from spikeforge.toolchain import build_root
 
-PRESETS = {
-    "icebreaker": dict(n_neurons=256, n_axons=256, weight_bits=8, delay_bits=4, lanes=4,
-                       plastic=True, n_profiles=4),
-    "ulx3s": dict(n_neurons=1024, n_axons=256, weight_bits=8, delay_bits=3, lanes=4,
-                  plastic=True, n_profiles=16),
-}
+# the core of each board's SoC preset (spikeforge.presets)
+PRESETS = {"icebreaker": SOC_PRESETS["icebreaker"].core, "ulx3s": SOC_PRESETS["ulx3s-85f"].core}
 
 
 class ShiftWrapper(Elaboratable):
     """The core with its inputs fed from a shift register and outputs captured into one."""
 
-    def __init__(self, config, small_ram_style=None):
-        self.core = Core(config, small_ram_style=small_ram_style)
+    def __init__(self, config, small_ram_style=None, synapse_memory=None, update_pipeline=None):
+        self.core = Core(config, small_ram_style=small_ram_style, synapse_memory=synapse_memory,
+                         update_pipeline=update_pipeline)
         self.sin = Signal()
         self.load = Signal()
         self.sout = Signal()
@@ -68,9 +68,11 @@ class ShiftWrapper(Elaboratable):
         return m
 
 
-def synth(config, target, freq, workdir, small_ram_style=None, pnr=True):
+def synth(config, target, freq, workdir, small_ram_style=None, pnr=True, synapse_memory=None):
     workdir.mkdir(parents=True, exist_ok=True)
-    top = ShiftWrapper(config, small_ram_style)
+    # the update pipeline an iCE40 or an ECP5 platform would get
+    top = ShiftWrapper(config, small_ram_style, synapse_memory,
+                       "short" if target == "ice40" else "long")
     (workdir / "top.il").write_text(
         rtlil.convert(top, name="top", ports=[top.sin, top.load, top.sout]))
     t0 = time.time()
@@ -83,7 +85,9 @@ def synth(config, target, freq, workdir, small_ram_style=None, pnr=True):
     stat = (workdir / "stat.txt").read_text()
     cells = {k: int(v) for v, k in re.findall(r"^\s+(\d+)\s+(\S+)$", stat, re.M)
              if k[0].isupper()}
-    result = {"target": target, "config": config.to_dict(), "yosys_cells": cells,
+    result = {"target": target, "config": config.to_dict(), "synapse_memory": synapse_memory,
+              "update_pipeline": top.core.update_pipeline,
+              "yosys_cells": cells,
               "yosys_s": round(t1 - t0, 1)}
     if not pnr:
         return result
@@ -111,24 +115,32 @@ def main(argv=None):
     p.add_argument("--preset", choices=list(PRESETS))
     p.add_argument("--neurons", type=int, default=256)
     p.add_argument("--axons", type=int, default=256)
-    p.add_argument("--lanes", type=int, default=4)
+    p.add_argument("--lanes", type=int, help="lanes (default 4, or the preset's)")
     p.add_argument("--freq", type=float, default=50)
     p.add_argument("--small-ram", choices=["block", "distributed", "logic"],
                    help="ram_style of the per-neuron and per-axon memories")
     p.add_argument("--no-pnr", action="store_true",
                    help="synthesis only (cell counts), no place and route")
     p.add_argument("--plastic", type=int, choices=[0, 1], default=1)
+    p.add_argument("--synapse-memory", choices=["block", "spram"],
+                   help="synapse lane memory (default: spram on ice40, block on ecp5)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    kw = dict(PRESETS[args.preset]) if args.preset else dict(
-        n_neurons=args.neurons, n_axons=args.axons, lanes=args.lanes, n_profiles=4,
-        plastic=bool(args.plastic))
-    config = CoreConfig(**kw)
+    if args.preset:
+        config = PRESETS[args.preset]
+        if args.lanes:
+            config = dataclasses.replace(config, lanes=args.lanes)
+    else:
+        config = CoreConfig(n_neurons=args.neurons, n_axons=args.axons, lanes=args.lanes or 4,
+                            n_profiles=4, plastic=bool(args.plastic))
     os.environ.setdefault("YOWASP_CACHE_DIR", str(Path.home() / ".cache" / "YoWASP"))
-    name = args.preset or (f"n{config.n_neurons}a{config.n_axons}l{config.lanes}"
-                           f"{'p' if config.plastic else 's'}")
-    workdir = build_root() / "synth" / f"{args.target}-{name}"
-    result = synth(config, args.target, args.freq, workdir, args.small_ram, not args.no_pnr)
+    name = (f"{args.preset}-l{config.lanes}" if args.preset else
+            f"n{config.n_neurons}a{config.n_axons}l{config.lanes}"
+            f"{'p' if config.plastic else 's'}")
+    smem = args.synapse_memory or ("spram" if args.target == "ice40" else "block")
+    workdir = build_root() / "synth" / f"{args.target}-{name}-{smem}"
+    result = synth(config, args.target, args.freq, workdir, args.small_ram, not args.no_pnr,
+                   smem)
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

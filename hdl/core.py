@@ -2,20 +2,23 @@
 
 One timestep (``start`` .. ``done``) runs these phases (see ``docs/architecture.md``):
 
-``KEY``      six clocks: the per-step PRNG keys ``mix32(seed ^ mix32(t))`` (two per mix).
+``KEY``      seven clocks: the per-step PRNG keys ``mix32(seed ^ mix32(t))`` through the mixer
+             the scanner shares (cut in three by two registers).
 ``DELIVER``  the *scanner* walks every axon once (input bitmap | generator, pre-trace update) and
              pushes the axons of ``E_t`` into a FIFO; at the same time the *deliverer* pops them
              and reads one lane-wide synapse word per clock, adding each weight into its delay
              slot (read-modify-write, transparent read: back-to-back hits on one slot are exact)
-             and applying depression in the same read-modify-write of the synapse word.
+             and writing the depressed weight back ``_WB`` clocks after the read.
 ``UPDATE``   one neuron per clock: decay, integrate the slot of ``t mod S``, bias, threshold,
-             reset, refractory, post trace; spikes go to the output FIFO and, per lane-wide
-             word, to the post list.
+             reset, refractory, post trace (six stages, or four with ``update_pipeline=
+             "short"``); spikes go to the output FIFO and, per lane-wide word, to the post list.
 ``POT``      if ``learn``: for each word of the post list, the eager column walk (``A`` synapse
-             words, only the spiking lanes are written).
+             words, only the spiking lanes are written, ``_WB`` clocks after the read).
 ``EMIT``     wait until the output FIFO is empty, then ``step <- t + 1`` and ``done``.
 
-All memories sit behind ports that the memory access port (``mem_req`` / ``mem_rsp``, declared in
+The synapse lanes are ``LaneMemory`` (block RAM) or ``SpramLaneMemory`` (iCE40 SPRAM, single
+port: with learning on, reads and write-backs take turns, see ``read_ok``). All memories sit
+behind ports that the memory access port (``mem_req`` / ``mem_rsp``, declared in
 ``spikeforge.memmap``) drives while the core is idle.
 """
 
@@ -26,9 +29,38 @@ from amaranth.lib.wiring import In, Out
 from ..image import REGISTER_FIELDS, STATE_BITS, TRACE_BITS, CoreConfig
 from ..memmap import MemoryMap, Region
 from .memory import LaneMemory
-from .prng import mix32_first, mix32_second, rand_word
+from .prng import MIX_LATENCY, mix32_pipelined, rand_word
+from .spram import SPRAM_BLOCKS_UP5K, SpramLaneMemory, spram_blocks
 
-__all__ = ["Core", "mem_request_layout"]
+__all__ = ["Core", "SYNAPSE_MEMORIES", "UPDATE_PIPELINES", "mem_request_layout",
+           "synapse_memory_for", "update_pipeline_for"]
+
+SYNAPSE_MEMORIES = (None, "block", "spram")
+UPDATE_PIPELINES = (None, "long", "short")
+
+
+def synapse_memory_for(config, platform):
+    """The synapse memory ``Core(config, synapse_memory=None)`` builds on ``platform``:
+    ``"spram"`` on an iCE40 UltraPlus when every lane fits its four SPRAM blocks, else
+    ``"block"``."""
+    device = str(getattr(platform, "device", "") or "")
+    if not device.upper().startswith("ICE40UP"):
+        return "block"
+    mm = MemoryMap(config)
+    cols, banks = spram_blocks(mm[Region.SYNAPSE].width, config.n_axons * config.n_neurons
+                               // mm.lanes)
+    return "spram" if cols * banks * mm.lanes <= SPRAM_BLOCKS_UP5K else "block"
+
+
+# clocks from a synapse read to its learning write-back (deliverer and column walk): the
+# random number of the lane mixer is ready MIX_LATENCY clocks after the read, and is registered
+_WB = MIX_LATENCY + 1
+
+
+def update_pipeline_for(platform):
+    """The update pipeline ``Core(..., update_pipeline=None)`` builds on ``platform``."""
+    device = str(getattr(platform, "device", "") or "")
+    return "short" if device.upper().startswith("ICE40") else "long"
 
 
 def _log2(value):
@@ -85,17 +117,38 @@ class Core(wiring.Component):
 
     ``small_ram_style`` (``None``, ``"block"``, ``"distributed"`` or ``"logic"``) is given to
     synthesis as the ``ram_style`` of the per-neuron and per-axon memories (state, params,
-    axons, input bitmap, post list): on the ECP5-85F preset they must go to LUT RAM for the
-    synapses to have 192 of the 208 block RAMs.
+    post traces, axons, input bitmap, post list): on the ECP5-85F preset they must go to LUT
+    RAM for the synapses to have 192 of the 208 block RAMs (and LUT RAM read data comes from a
+    flip-flop, not from a block RAM's slow output, on the paths into the multipliers).
+
+    ``synapse_memory`` picks the synapse lane memory: ``"block"`` (``LaneMemory``, block RAM,
+    dual port), ``"spram"`` (``SpramLaneMemory``, iCE40 UltraPlus SPRAM, single port: with
+    ``learn`` set, delivery and potentiation read on two clocks of four and write back on the
+    other two) or ``None``: ``"spram"`` when the platform given to ``elaborate`` is an iCE40
+    UltraPlus and the lanes fit its four SPRAM blocks, else ``"block"``.
+
+    ``update_pipeline``: ``"long"`` (six stages, at most one carry chain of the neuron
+    arithmetic between registers: for clock speed) or ``"short"`` (four stages, about 300
+    flip-flops fewer: for the iCE40's few logic cells); ``None``: ``"short"`` on an iCE40
+    platform, else ``"long"``. Both compute the same thing bit for bit.
     """
 
-    def __init__(self, config, *, small_ram_style=None):
+    def __init__(self, config, *, small_ram_style=None, synapse_memory=None,
+                 update_pipeline=None):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
         if small_ram_style not in (None, "block", "distributed", "logic"):
             raise ValueError(f"small_ram_style must be None, 'block', 'distributed' or "
                              f"'logic', not {small_ram_style!r}")
+        if synapse_memory not in SYNAPSE_MEMORIES:
+            raise ValueError(f"synapse_memory must be one of {SYNAPSE_MEMORIES}, not "
+                             f"{synapse_memory!r}")
+        if update_pipeline not in UPDATE_PIPELINES:
+            raise ValueError(f"update_pipeline must be one of {UPDATE_PIPELINES}, not "
+                             f"{update_pipeline!r}")
         self.small_ram_style = small_ram_style
+        self.synapse_memory = synapse_memory
+        self.update_pipeline = update_pipeline
         self.config = config
         self.memmap = MemoryMap(config)
         super().__init__({
@@ -147,17 +200,29 @@ class Core(wiring.Component):
         axon_rp, axon_wp = mem("axon", lay[Region.AXON].width, A, small=True)
         bmap_rp, bmap_wp = mem("bitmap", 1, A, small=True)
         post_rp, post_wp = mem("postlist", max(wb, 0) + L, NW, small=True)
+        kind = self.synapse_memory or synapse_memory_for(c, platform)
+        lane_memory = SpramLaneMemory if kind == "spram" else LaneMemory
         syn = []
         for j in range(L):
-            m.submodules[f"syn{j}"] = lm = LaneMemory(lay[Region.SYNAPSE].width, A * NW)
+            m.submodules[f"syn{j}"] = lm = lane_memory(lay[Region.SYNAPSE].width, A * NW)
             syn.append(lm)
+        # A single-port lane memory never reads and writes in one clock: with learning on,
+        # the deliverer and the column walk read only on phases 0 .. WB-1 of a free-running
+        # counter modulo 2 WB; their write-backs come WB clocks later, on phases WB .. 2 WB-1.
+        phase = Signal(range(2 * _WB))
+        m.d.sync += phase.eq(Mux(phase == 2 * _WB - 1, 0, phase + 1))
+        read_ok = Signal()
+        if plastic and lane_memory.single_port:
+            m.d.comb += read_ok.eq(~regs["learn"] | (phase < _WB))
+        else:
+            m.d.comb += read_ok.eq(1)
         slot_rp, slot_wp, y_rp, y_wp = [], [], [], []
         for j in range(L):
             rp, wp = mem(f"slot{j}", c.slot_bits, S * NW, transparent=True)
             slot_rp.append(rp)
             slot_wp.append(wp)
             if plastic:
-                rp, wp = mem(f"y{j}", TRACE_BITS, NW)
+                rp, wp = mem(f"y{j}", TRACE_BITS, NW, small=True)
                 y_rp.append(rp)
                 y_wp.append(wp)
         m.submodules.ev_fifo = ev_fifo = fifo.SyncFIFOBuffered(width=max(c.axon_bits, 1),
@@ -182,20 +247,15 @@ class Core(wiring.Component):
             return Cat(*parts)
 
         # -- PRNG keys ---------------------------------------------------------------------
-        # one mixer for the keys, with a register between its halves (two clocks per key)
+        # one mixer for the keys (KEY) and the generator draws (the scanner, DELIVER), cut in
+        # three by two registers (``mix32_pipelined``): its output is the mix of the input of
+        # two clocks earlier. ``mix_in`` and ``gen_in`` are zero outside their phases, so their
+        # OR selects. The lanes' depression/potentiation numbers have one mixer each.
         mix_in = Signal(32)
-        mix_mid = Signal(32)
-        m.d.sync += mix_mid.eq(mix32_first(m, mix_in, "mixkey_a"))
-        mix_out = mix32_second(m, mix_mid, "mixkey_b")
         gen_in = Signal(32)
-        gen_half = Signal(32)
-        gen_first = mix32_first(m, gen_in, "mixgen_a")
-        gen_out = mix32_second(m, gen_half, "mixgen_b")
+        mix_out = mix32_pipelined(m, mix_in | gen_in, "mixkey")
         lane_in = [Signal(32, name=f"lane_in{j}") for j in range(L if plastic else 0)]
-        lane_half = [Signal(32, name=f"lane_half{j}") for j in range(len(lane_in))]
-        for j in range(len(lane_in)):
-            m.d.sync += lane_half[j].eq(mix32_first(m, lane_in[j], f"mixlane{j}_a"))
-        lane_out = [mix32_second(m, lane_half[j], f"mixlane{j}_b") for j in range(len(lane_in))]
+        lane_out = [mix32_pipelined(m, lane_in[j], f"mixlane{j}") for j in range(len(lane_in))]
         tkey = Signal(32)
         key_stdp = Signal(32)
         key_gen = Signal(32)
@@ -214,22 +274,34 @@ class Core(wiring.Component):
         s1_valid, s1_a = Signal(), Signal(range(A))
         s2_valid, s2_a, s2_ext = Signal(), Signal(range(A)), Signal()
         s2_axon = Signal(lay[Region.AXON].width)
+        s3_valid, s3_a, s3_ext = Signal(), Signal(range(A)), Signal()
+        s3_axon = Signal(lay[Region.AXON].width)
         gen_r = Signal(32)
         dw = Signal(range(NW))
         cur_valid, cur_a = Signal(), Signal(range(A))
         d1_valid, d1_w, d1_a = Signal(), Signal(range(NW)), Signal(range(A))
         d2_valid, d2_synaddr = Signal(), Signal(range(A * NW))
-        d2_r = [Signal(32, name=f"d2_r{j}") for j in range(L)]
         d2_weight = [Signal(signed(W), name=f"d2_w{j}") for j in range(L)]
         d2_delay = [Signal(max(D, 1), name=f"d2_d{j}") for j in range(L)]
         d2_mask = [Signal(name=f"d2_m{j}") for j in range(L)]
         d2_slotaddr = [Signal(range(S * NW), name=f"d2_sa{j}") for j in range(L)]
         d2_yd = [Signal(TRACE_BITS, name=f"d2_yd{j}") for j in range(L)]
+        # the learning write-back stage, shared by the deliverer (depression) and the column
+        # walk (potentiation), which never run together
+        wb_valid, wb_addr, wb_neg = Signal(), Signal(range(A * NW)), Signal()
+        wb_r = [Signal(22, name=f"wb_r{j}") for j in range(L)]
+        wb_prod = [Signal(32, name=f"wb_prod{j}") for j in range(L)]
+        wb_weight = [Signal(signed(W), name=f"wb_w{j}") for j in range(L)]
+        wb_delay = [Signal(max(D, 1), name=f"wb_d{j}") for j in range(L)]
+        wb_mask = [Signal(name=f"wb_m{j}") for j in range(L)]
+        wb_en = [Signal(name=f"wb_en{j}") for j in range(L)]
 
         un = Signal(range(N + 1))
         u1_valid, u1_n = Signal(), Signal(range(N))
         u2_valid, u2_n = Signal(), Signal(range(N))
         u3_valid, u3_n = Signal(), Signal(range(N))
+        u4_valid, u4_n = Signal(), Signal(range(N))
+        u5_valid, u5_n = Signal(), Signal(range(N))
         acc = Signal(L)
         pl_count = Signal(range(NW + 1))
 
@@ -238,11 +310,24 @@ class Core(wiring.Component):
         cur_w, cur_mask = Signal(range(NW)), Signal(L)
         p1_valid, p1_addr, p1_mask = Signal(), Signal(range(A * NW)), Signal(L)
         p2_valid, p2_addr, p2_mask = Signal(), Signal(range(A * NW)), Signal(L)
-        p2_prod = Signal(32)
-        p2_r = [Signal(32, name=f"p2_r{j}") for j in range(L)]
         p2_weight = [Signal(signed(W), name=f"p2_w{j}") for j in range(L)]
         p2_delay = [Signal(max(D, 1), name=f"p2_d{j}") for j in range(L)]
         p2_smask = [Signal(name=f"p2_m{j}") for j in range(L)]
+
+        axon_s2 = _fields(lay[Region.AXON], s2_axon)
+
+        # -- shared multipliers (DSP blocks are few on the iCE40): per lane, y * alpha_y serves
+        # the deliverer (depression, stage 1) and the update (stage 1), which never overlap;
+        # x * (alpha_x or a_plus) serves the scanner (stage 2) and the column walk (stage 1)
+        yprod = [Signal(32, name=f"yprod{j}") for j in range(L if plastic else 0)]
+        for j in range(len(yprod)):
+            m.d.comb += yprod[j].eq(y_rp[j].data * regs["alpha_y"])
+        xprod = Signal(32)
+        xprod_r = Signal(32)      # registered: used by scanner stage 3 and walk stage 2
+        if plastic:
+            m.d.comb += xprod.eq(Mux(p1_valid, axon_f["x"], axon_s2["x"])
+                                 * Mux(p1_valid, regs["a_plus"], regs["alpha_x"]))
+            m.d.sync += xprod_r.eq(xprod)
 
         m.d.sync += p1_valid.eq(0)
         with m.FSM(name="phase"):
@@ -251,24 +336,28 @@ class Core(wiring.Component):
                 with m.If(go & ~rsp_valid):
                     m.d.sync += start_latch.eq(0)
                     m.next = "KEY0"
+            # the mixer's output belongs to its input of two clocks earlier
             with m.State("KEY0"):
                 m.d.comb += mix_in.eq(t)
                 m.next = "KEY1"
             with m.State("KEY1"):
-                m.d.sync += tkey.eq(mix_out)
                 m.next = "KEY2"
             with m.State("KEY2"):
-                m.d.comb += mix_in.eq(regs["gen_seed"] ^ tkey)
+                m.d.sync += tkey.eq(mix_out)
                 m.next = "KEY3"
             with m.State("KEY3"):
+                m.d.comb += mix_in.eq(regs["gen_seed"] ^ tkey)
+                m.next = "KEY4"
+            with m.State("KEY4"):
+                if plastic:
+                    m.d.comb += mix_in.eq(regs["stdp_seed"] ^ tkey)
+                m.next = "KEY5"
+            with m.State("KEY5"):
                 m.d.sync += key_gen.eq(mix_out)
-                m.next = "KEY4" if plastic else "DELIVER"
+                m.next = "KEY6" if plastic else "DELIVER"
                 m.d.sync += [scan_a.eq(0), dw.eq(0)]
             if plastic:
-                with m.State("KEY4"):
-                    m.d.comb += mix_in.eq(regs["stdp_seed"] ^ tkey)
-                    m.next = "KEY5"
-                with m.State("KEY5"):
+                with m.State("KEY6"):
                     m.d.sync += key_stdp.eq(mix_out)
                     m.next = "DELIVER"
             with m.State("DELIVER"):
@@ -277,17 +366,19 @@ class Core(wiring.Component):
                     m.d.comb += [bmap_rp.addr.eq(scan_a), axon_rp.addr.eq(scan_a),
                                  bmap_rp.en.eq(1), axon_rp.en.eq(1)]
                     m.d.comb += gen_in.eq(key_gen ^ rand_word(2, scan_a[:c.axon_bits], 0))
-                    m.d.sync += [gen_half.eq(gen_first), s1_a.eq(scan_a), scan_a.eq(scan_a + 1)]
+                    m.d.sync += [s1_a.eq(scan_a), scan_a.eq(scan_a + 1)]
                 m.d.sync += s1_valid.eq(scan_a < A)
                 # deliverer: take the next event axon into a register (the FIFO's block RAM
                 # output is slow), then, stage 0, read the synapse words (and post traces)
                 last_word = dw == NW - 1
-                with m.If(ev_fifo.r_rdy & (~cur_valid | last_word)):
+                issue = Signal()
+                m.d.comb += issue.eq(cur_valid & read_ok)
+                with m.If(ev_fifo.r_rdy & (~cur_valid | (last_word & issue))):
                     m.d.comb += ev_fifo.r_en.eq(1)
                     m.d.sync += [cur_a.eq(ev_fifo.r_data), cur_valid.eq(1)]
-                with m.Elif(last_word):
+                with m.Elif(last_word & issue):
                     m.d.sync += cur_valid.eq(0)
-                with m.If(cur_valid):
+                with m.If(issue):
                     a = cur_a[:c.axon_bits]
                     for j in range(L):
                         m.d.comb += [syn[j].r_addr.eq(Cat(dw[:wb], a)), syn[j].r_en.eq(1)]
@@ -296,9 +387,10 @@ class Core(wiring.Component):
                             n = Cat(Const(j, lb), dw[:wb])
                             m.d.comb += lane_in[j].eq(key_stdp ^ rand_word(0, a, n))
                     m.d.sync += [d1_w.eq(dw), d1_a.eq(a), dw.eq(Mux(last_word, 0, dw + 1))]
-                m.d.sync += d1_valid.eq(cur_valid)
-                with m.If((scan_a == A) & ~s1_valid & ~s2_valid & (ev_fifo.level == 0)
-                          & ~ev_fifo.r_rdy & ~cur_valid & ~d1_valid & ~d2_valid):
+                m.d.sync += d1_valid.eq(issue)
+                with m.If((scan_a == A) & ~s1_valid & ~s2_valid & ~s3_valid
+                          & (ev_fifo.level == 0) & ~ev_fifo.r_rdy & ~cur_valid & ~d1_valid
+                          & ~d2_valid & ~wb_valid):
                     m.d.sync += un.eq(0)
                     m.next = "UPDATE"
             with m.State("UPDATE"):
@@ -312,7 +404,8 @@ class Core(wiring.Component):
                             m.d.comb += [y_rp[j].addr.eq(un[lb:lb + wb]), y_rp[j].en.eq(1)]
                     m.d.sync += [u1_n.eq(un), un.eq(un + 1)]
                 m.d.sync += u1_valid.eq(un < N)
-                with m.If((un == N) & ~u1_valid & ~u2_valid & ~u3_valid):
+                with m.If((un == N) & ~u1_valid & ~u2_valid & ~u3_valid & ~u4_valid
+                          & ~u5_valid):
                     m.d.sync += pe.eq(0)
                     if plastic:
                         with m.If(regs["learn"] & (pl_count != 0)):
@@ -330,22 +423,24 @@ class Core(wiring.Component):
                                  pa.eq(0), pe.eq(pe + 1)]
                     m.next = "POT_WALK"
                 with m.State("POT_WALK"):
-                    for j in range(L):
-                        m.d.comb += [syn[j].r_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
-                                     syn[j].r_en.eq(1)]
-                        n = Cat(Const(j, lb), cur_w[:wb])
-                        m.d.comb += lane_in[j].eq(key_stdp ^ rand_word(1, pa[:c.axon_bits], n))
-                    m.d.comb += [axon_rp.addr.eq(pa), axon_rp.en.eq(1)]
-                    m.d.sync += [p1_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
-                                 p1_mask.eq(cur_mask), pa.eq(pa + 1)]
-                    m.d.sync += p1_valid.eq(1)
-                    with m.If(pa == A - 1):
-                        with m.If(pe == pl_count):
-                            m.next = "POT_DRAIN"
-                        with m.Else():
-                            m.next = "POT_FETCH"
+                    with m.If(read_ok):
+                        for j in range(L):
+                            m.d.comb += [syn[j].r_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
+                                         syn[j].r_en.eq(1)]
+                            n = Cat(Const(j, lb), cur_w[:wb])
+                            m.d.comb += lane_in[j].eq(key_stdp
+                                                      ^ rand_word(1, pa[:c.axon_bits], n))
+                        m.d.comb += [axon_rp.addr.eq(pa), axon_rp.en.eq(1)]
+                        m.d.sync += [p1_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
+                                     p1_mask.eq(cur_mask), pa.eq(pa + 1)]
+                        m.d.sync += p1_valid.eq(1)
+                        with m.If(pa == A - 1):
+                            with m.If(pe == pl_count):
+                                m.next = "POT_DRAIN"
+                            with m.Else():
+                                m.next = "POT_FETCH"
                 with m.State("POT_DRAIN"):
-                    with m.If(~p1_valid & ~p2_valid):
+                    with m.If(~p1_valid & ~p2_valid & ~wb_valid):
                         m.next = "EMIT"
             with m.State("EMIT"):
                 with m.If((out_fifo.level == 0) & ~out_fifo.r_rdy):
@@ -356,24 +451,28 @@ class Core(wiring.Component):
 
         # -- scanner, stage 1: second half of the generator draw; hold the words read ----------
         with m.If(s1_valid):
-            m.d.sync += [gen_r.eq(gen_out), s2_a.eq(s1_a), s2_ext.eq(bmap_rp.data[0]),
-                         s2_axon.eq(axon_rp.data)]
+            m.d.sync += [s2_a.eq(s1_a), s2_ext.eq(bmap_rp.data[0]), s2_axon.eq(axon_rp.data)]
         m.d.sync += s2_valid.eq(s1_valid)
-
-        # -- scanner, stage 2: E_t membership, pre trace, event FIFO -------------------------
-        axon_s2 = _fields(lay[Region.AXON], s2_axon)
-        gen = gen_r[16:] < axon_s2["gen_prob"]
-        fire = Signal()
-        m.d.comb += fire.eq(s2_ext | gen)
+        # -- scanner, stage 2: third part of the draw; the pre-trace decay product -----------
         with m.If(s2_valid):
-            m.d.comb += [bmap_wp.addr.eq(s2_a), bmap_wp.data.eq(0), bmap_wp.en.eq(1),
-                         ev_fifo.w_en.eq(fire), ev_fifo.w_data.eq(s2_a)]
+            m.d.sync += [gen_r.eq(mix_out), s3_a.eq(s2_a), s3_ext.eq(s2_ext),
+                         s3_axon.eq(s2_axon)]
+        m.d.sync += s3_valid.eq(s2_valid)
+
+        # -- scanner, stage 3: E_t membership, pre trace, event FIFO -------------------------
+        axon_s3 = _fields(lay[Region.AXON], s3_axon)
+        gen = gen_r[16:] < axon_s3["gen_prob"]
+        fire = Signal()
+        m.d.comb += fire.eq(s3_ext | gen)
+        with m.If(s3_valid):
+            m.d.comb += [bmap_wp.addr.eq(s3_a), bmap_wp.data.eq(0), bmap_wp.en.eq(1),
+                         ev_fifo.w_en.eq(fire), ev_fifo.w_data.eq(s3_a)]
             if plastic:
-                xd = _round16(_mul_alpha(axon_s2["x"], regs["alpha_x"]))
+                xd = _round16(xprod_r)
                 x_new = Mux(fire, Mux(regs["trace_mode"], regs["x_inc"],
                                       _usat(xd + regs["x_inc"], TRACE_BITS)), xd)
-                m.d.comb += [axon_wp.addr.eq(s2_a), axon_wp.en.eq(1),
-                             axon_wp.data.eq(Cat(x_new[:TRACE_BITS], axon_s2["gen_prob"]))]
+                m.d.comb += [axon_wp.addr.eq(s3_a), axon_wp.en.eq(1),
+                             axon_wp.data.eq(Cat(x_new[:TRACE_BITS], axon_s3["gen_prob"]))]
 
         # -- deliverer, stage 1: slot addresses and reads; decayed post trace ---------------
         with m.If(d1_valid):
@@ -385,23 +484,24 @@ class Core(wiring.Component):
                 if D:
                     m.d.sync += d2_delay[j].eq(syn_f[j]["delay"])
                 if plastic:
-                    m.d.sync += [d2_mask[j].eq(syn_f[j]["mask"]), d2_r[j].eq(lane_out[j]),
-                                 d2_yd[j].eq(_round16(_mul_alpha(y_rp[j].data,
-                                                                 regs["alpha_y"])))]
+                    m.d.sync += [d2_mask[j].eq(syn_f[j]["mask"]),
+                                 d2_yd[j].eq(_round16(yprod[j]))]
             m.d.sync += d2_synaddr.eq(Cat(d1_w[:wb], d1_a[:c.axon_bits]))
         m.d.sync += d2_valid.eq(d1_valid)
 
-        # -- deliverer, stage 2: slot write-back; depression write-back ---------------------
+        # -- deliverer, stage 2: slot write-back; depression product and random number ------
         with m.If(d2_valid):
             for j in range(L):
                 m.d.comb += [slot_wp[j].addr.eq(d2_slotaddr[j]), slot_wp[j].en.eq(1),
                              slot_wp[j].data.eq(slot_rp[j].data.as_signed() + d2_weight[j])]
-                if plastic:
-                    dep = (regs["a_minus"] * d2_yd[j] + d2_r[j][10:]) >> 22
-                    w_new = _clamp(d2_weight[j] - dep, regs["w_min"], regs["w_max"], W)
-                    m.d.comb += [syn[j].w_addr.eq(d2_synaddr),
-                                 syn[j].w_data.eq(syn_word(w_new, d2_delay[j], d2_mask[j])),
-                                 syn[j].w_en.eq(regs["learn"] & d2_mask[j])]
+        if plastic:
+            with m.If(d2_valid):
+                for j in range(L):
+                    m.d.sync += [wb_prod[j].eq(regs["a_minus"] * d2_yd[j]),
+                                 wb_r[j].eq(lane_out[j][10:]), wb_weight[j].eq(d2_weight[j]),
+                                 wb_delay[j].eq(d2_delay[j]), wb_mask[j].eq(d2_mask[j]),
+                                 wb_en[j].eq(regs["learn"] & d2_mask[j])]
+                m.d.sync += [wb_addr.eq(d2_synaddr), wb_neg.eq(1)]
 
         # -- update, stage 1: operands and the decay products --------------------------------
         st = {"v": state_rp.data[:24].as_signed(), "i": state_rp.data[24:48].as_signed(),
@@ -411,19 +511,19 @@ class Core(wiring.Component):
         prof = _fields(lay[Region.PROFILE], prof_rp.data)
         u1_j = u1_n[:lb]
         u1_slot = Signal(signed(c.slot_bits))
-        u1_y = Signal(TRACE_BITS)
+        u1_py = Signal(32)
         for j in range(L):
             with m.If(u1_j == j):
                 m.d.comb += u1_slot.eq(slot_rp[j].data)
                 if plastic:
-                    m.d.comb += u1_y.eq(y_rp[j].data)
+                    m.d.comb += u1_py.eq(yprod[j])
         u2 = {name: Signal.like(value, name=f"u2_{name}") for name, value in {
             "v": st["v"], "ref": st["ref"], "bias": par["bias"], "slot": u1_slot,
             "threshold": prof["threshold"], "v_reset": prof["v_reset"],
             "refractory": prof["refractory"], "reset_mode": prof["reset_mode"]}.items()}
         pv = _mul_alpha(st["v"], prof["alpha_v"])
         pi = _mul_alpha(st["i"], prof["alpha_i"])
-        py = _mul_alpha(u1_y, regs["alpha_y"])
+        py = u1_py
         u2_pv, u2_pi, u2_py = Signal.like(pv), Signal.like(pi), Signal.like(py)
         with m.If(u1_valid):
             m.d.sync += [u2[k].eq(v) for k, v in {
@@ -433,58 +533,84 @@ class Core(wiring.Component):
             m.d.sync += [u2_pv.eq(pv), u2_pi.eq(pi), u2_py.eq(py), u2_n.eq(u1_n)]
         m.d.sync += u2_valid.eq(u1_valid)
 
-        # -- update, stage 2: integrate the slot into i; decayed v plus bias; decayed y -------
-        u3 = {name: Signal.like(u2[name], name=f"u3_{name}") for name in (
-            "v", "ref", "threshold", "v_reset", "refractory", "reset_mode")}
-        u3_i = Signal(signed(STATE_BITS))
-        u3_vb = Signal(signed(STATE_BITS + 2))
+        # -- update, stage 2: round the decay products; scale the slot ------------------------
+        fwd = ("v", "ref", "threshold", "v_reset", "refractory", "reset_mode")
+        u3 = {name: Signal.like(u2[name], name=f"u3_{name}") for name in (*fwd, "bias")}
+        u3_pv = Signal(signed(STATE_BITS + 1))
+        u3_pi = Signal(signed(STATE_BITS + 1))
+        u3_slot = Signal(signed(c.slot_bits + 15))
         u3_yd = Signal(TRACE_BITS)
+        # the short pipeline makes stages 2 and 3, and 4 and 5, one stage each (no register)
+        long = (self.update_pipeline or update_pipeline_for(platform)) == "long"
+        d23 = m.d.sync if long else m.d.comb
+        d45 = m.d.sync if long else m.d.comb
         with m.If(u2_valid):
-            m.d.sync += [u3[k].eq(u2[k]) for k in u3]
-            m.d.sync += [u3_i.eq(_sat(_round16(u2_pi) + (u2["slot"] << regs["weight_exp"]),
-                                      STATE_BITS)),
-                         u3_vb.eq(_round16(u2_pv) + u2["bias"]), u3_n.eq(u2_n)]
+            d23 += [u3[k].eq(u2[k]) for k in u3]
+            d23 += [u3_pv.eq(_round16(u2_pv)), u3_pi.eq(_round16(u2_pi)),
+                    u3_slot.eq(u2["slot"] << regs["weight_exp"]), u3_n.eq(u2_n)]
             if plastic:
-                m.d.sync += u3_yd.eq(_round16(u2_py))
-        m.d.sync += u3_valid.eq(u2_valid)
+                d23 += u3_yd.eq(_round16(u2_py))
+        d23 += u3_valid.eq(u2_valid)
 
-        # -- update, stage 3: threshold, reset, refractory; write back ----------------------
-        i_new = u3_i
-        v_int = _sat(u3_vb + i_new, STATE_BITS)
+        # -- update, stage 3: integrate the slot into i; decayed v plus bias ------------------
+        u4 = {name: Signal.like(u3[name], name=f"u4_{name}") for name in fwd}
+        u4_i = Signal(signed(STATE_BITS))
+        u4_vb = Signal(signed(STATE_BITS + 2))
+        u4_yd = Signal(TRACE_BITS)
+        with m.If(u3_valid):
+            m.d.sync += [u4[k].eq(u3[k]) for k in u4]
+            m.d.sync += [u4_i.eq(_sat(u3_pi + u3_slot, STATE_BITS)),
+                         u4_vb.eq(u3_pv + u3["bias"]), u4_yd.eq(u3_yd), u4_n.eq(u3_n)]
+        m.d.sync += u4_valid.eq(u3_valid)
+
+        # -- update, stage 4: v + i, saturated -------------------------------------------------
+        u5 = {name: Signal.like(u4[name], name=f"u5_{name}") for name in fwd}
+        u5_i = Signal(signed(STATE_BITS))
+        u5_vint = Signal(signed(STATE_BITS))
+        u5_yd = Signal(TRACE_BITS)
+        with m.If(u4_valid):
+            d45 += [u5[k].eq(u4[k]) for k in u5]
+            d45 += [u5_vint.eq(_sat(u4_vb + u4_i, STATE_BITS)), u5_i.eq(u4_i),
+                    u5_yd.eq(u4_yd), u5_n.eq(u4_n)]
+        d45 += u5_valid.eq(u4_valid)
+
+        # -- update, stage 5: threshold, reset, refractory; write back ----------------------
+        i_new = u5_i
+        v_int = u5_vint
         fires = Signal()
         v_new = Signal(signed(STATE_BITS))
         ref_new = Signal(4)
-        m.d.comb += fires.eq((u3["ref"] == 0) & (v_int > u3["threshold"]))
-        with m.If(u3["ref"] != 0):
-            m.d.comb += [v_new.eq(u3["v"]), ref_new.eq(u3["ref"] - 1)]
+        m.d.comb += fires.eq((u5["ref"] == 0) & (v_int > u5["threshold"]))
+        with m.If(u5["ref"] != 0):
+            m.d.comb += [v_new.eq(u5["v"]), ref_new.eq(u5["ref"] - 1)]
         with m.Elif(fires):
-            m.d.comb += [v_new.eq(Mux(u3["reset_mode"], v_int - u3["threshold"],
-                                      u3["v_reset"])),
-                         ref_new.eq(u3["refractory"])]
+            m.d.comb += [v_new.eq(Mux(u5["reset_mode"], v_int - u5["threshold"],
+                                      u5["v_reset"])),
+                         ref_new.eq(u5["refractory"])]
         with m.Else():
             m.d.comb += [v_new.eq(v_int), ref_new.eq(0)]
-        u3_j, u3_w = u3_n[:lb], u3_n[lb:lb + wb]
-        with m.If(u3_valid):
-            m.d.comb += [state_wp.addr.eq(u3_n), state_wp.en.eq(1),
+        u5_j, u5_w = u5_n[:lb], u5_n[lb:lb + wb]
+        with m.If(u5_valid):
+            m.d.comb += [state_wp.addr.eq(u5_n), state_wp.en.eq(1),
                          state_wp.data.eq(Cat(v_new, i_new, ref_new)),
-                         out_fifo.w_en.eq(fires), out_fifo.w_data.eq(u3_n)]
+                         out_fifo.w_en.eq(fires), out_fifo.w_data.eq(u5_n)]
             if plastic:
-                yd = u3_yd
+                yd = u5_yd
                 y_new = Mux(fires, Mux(regs["trace_mode"], regs["y_inc"],
                                        _usat(yd + regs["y_inc"], TRACE_BITS)), yd)
             for j in range(L):
-                with m.If(u3_j == j):
-                    m.d.comb += [slot_wp[j].addr.eq(Cat(u3_w, t_slot)), slot_wp[j].en.eq(1),
+                with m.If(u5_j == j):
+                    m.d.comb += [slot_wp[j].addr.eq(Cat(u5_w, t_slot)), slot_wp[j].en.eq(1),
                                  slot_wp[j].data.eq(0)]
                     if plastic:
-                        m.d.comb += [y_wp[j].addr.eq(u3_w), y_wp[j].en.eq(1),
+                        m.d.comb += [y_wp[j].addr.eq(u5_w), y_wp[j].en.eq(1),
                                      y_wp[j].data.eq(y_new[:TRACE_BITS])]
-            word_mask = acc | (fires << u3_j)[:L]
-            with m.If(u3_j == L - 1):
+            word_mask = acc | (fires << u5_j)[:L]
+            with m.If(u5_j == L - 1):
                 m.d.sync += acc.eq(0)
                 with m.If(word_mask != 0):
                     m.d.comb += [post_wp.addr.eq(pl_count), post_wp.en.eq(1),
-                                 post_wp.data.eq(Cat(word_mask, u3_w))]
+                                 post_wp.data.eq(Cat(word_mask, u5_w))]
                     m.d.sync += pl_count.eq(pl_count + 1)
             with m.Else():
                 m.d.sync += acc.eq(word_mask)
@@ -493,22 +619,34 @@ class Core(wiring.Component):
 
         # -- potentiation, stages 1 and 2 -----------------------------------------------------
         if plastic:
+            # stage 1: the words read; a_plus * x (the shared multiplier, registered)
             with m.If(p1_valid):
-                m.d.sync += [p2_prod.eq(regs["a_plus"] * axon_f["x"]), p2_addr.eq(p1_addr),
-                             p2_mask.eq(p1_mask)]
+                m.d.sync += [p2_addr.eq(p1_addr), p2_mask.eq(p1_mask)]
                 for j in range(L):
-                    m.d.sync += [p2_r[j].eq(lane_out[j]), p2_weight[j].eq(syn_f[j]["weight"]),
+                    m.d.sync += [p2_weight[j].eq(syn_f[j]["weight"]),
                                  p2_smask[j].eq(syn_f[j]["mask"])]
                     if D:
                         m.d.sync += p2_delay[j].eq(syn_f[j]["delay"])
             m.d.sync += p2_valid.eq(p1_valid)
+            # stage 2: the random numbers
             with m.If(p2_valid):
+                m.d.sync += [wb_addr.eq(p2_addr), wb_neg.eq(0)]
                 for j in range(L):
-                    pot = (p2_prod + p2_r[j][10:]) >> 22
-                    w_new = _clamp(p2_weight[j] + pot, regs["w_min"], regs["w_max"], W)
-                    m.d.comb += [syn[j].w_addr.eq(p2_addr),
-                                 syn[j].w_data.eq(syn_word(w_new, p2_delay[j], p2_smask[j])),
-                                 syn[j].w_en.eq(p2_mask[j] & p2_smask[j])]
+                    m.d.sync += [wb_prod[j].eq(xprod_r), wb_r[j].eq(lane_out[j][10:]),
+                                 wb_weight[j].eq(p2_weight[j]), wb_delay[j].eq(p2_delay[j]),
+                                 wb_mask[j].eq(p2_smask[j]),
+                                 wb_en[j].eq(p2_mask[j] & p2_smask[j])]
+            m.d.sync += wb_valid.eq(d2_valid | p2_valid)
+            # the write-back stage (deliverer stage 3, walk stage 3): _WB clocks after the read,
+            # w - dep (depression) or w + pot (potentiation), clamped
+            with m.If(wb_valid):
+                for j in range(L):
+                    delta = ((wb_prod[j] + wb_r[j]) >> 22)[:11]
+                    w_new = _clamp(Mux(wb_neg, wb_weight[j] - delta, wb_weight[j] + delta),
+                                   regs["w_min"], regs["w_max"], W)
+                    m.d.comb += [syn[j].w_addr.eq(wb_addr),
+                                 syn[j].w_data.eq(syn_word(w_new, wb_delay[j], wb_mask[j])),
+                                 syn[j].w_en.eq(wb_en[j])]
 
         self._memory_port(m, regs, idle, go, rsp_valid, state_rp, state_wp, param_rp, param_wp,
                           prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp, slot_wp, y_rp, y_wp,

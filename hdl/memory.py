@@ -5,8 +5,8 @@ back two clocks later (read-modify-write at one word per clock, never the same a
 flight). ``LaneMemory`` is that contract: a simple dual-port RAM with one synchronous read port
 (data the clock after the address, held while ``r_en`` is low) and one write port. The generic
 implementation uses ``amaranth.lib.memory`` (block RAM on every FPGA); a board may substitute a
-component with the same signature (for instance iCE40 SPRAM, which has one port and so needs a
-read and a write clock per learning update).
+component with the same signature: ``hdl/spram.py`` puts the lane in iCE40 SPRAM, which has one
+port and so needs a read clock and a write clock per learning update (``single_port``).
 """
 
 from amaranth.hdl import Module, unsigned
@@ -17,7 +17,14 @@ __all__ = ["LaneMemory"]
 
 
 class LaneMemory(wiring.Component):
-    """``depth`` words of ``width`` bits; read latency one clock; read-before-write."""
+    """``depth`` words of ``width`` bits; read latency one clock; read-before-write.
+
+    ``single_port`` is the property the core honours: ``False`` here (a read and a write may
+    share a clock); ``True`` for ``spikeforge.hdl.spram.SpramLaneMemory``, where the core never
+    asserts ``r_en`` and ``w_en`` in the same clock.
+    """
+
+    single_port = False
 
     def __init__(self, width, depth):
         if not isinstance(width, int) or width < 1:

@@ -3,7 +3,8 @@
 ``mix32`` is two add-xor-shift rounds and a fold: only adders, XORs and fixed shifts, no
 state. It is split in two halves (``mix32_first``: the first round and the golden-ratio XOR;
 ``mix32_second``: the second round and the fold) so that the core can put a pipeline register
-between them. ``rand_word`` builds the counter word ``kind << 30 | a << 15 | n``; a lane computes
+between them; ``mix32_pipelined`` cuts it in three (two registers), which the core uses.
+``rand_word`` builds the counter word ``kind << 30 | a << 15 | n``; a lane computes
 ``mix32(key ^ word)`` with the per-step ``key`` computed once per step by the core. Every
 intermediate is a named signal: each value is used twice by the next operation, so an
 expression tree would double in size at every one of the twelve operations.
@@ -11,7 +12,7 @@ expression tree would double in size at every one of the twelve operations.
 
 from amaranth.hdl import Cat, Const, Signal, Value
 
-__all__ = ["mix32", "mix32_first", "mix32_second", "rand_word"]
+__all__ = ["MIX_LATENCY", "mix32", "mix32_first", "mix32_second", "mix32_pipelined", "rand_word"]
 
 _GOLDEN = 0x9E3779B9
 
@@ -45,6 +46,21 @@ def mix32_second(m, x, name="mix_b"):
 def mix32(m, x, name="mix"):
     """Add the logic of ``mix32(x)`` to module ``m``; returns the 32-bit result signal."""
     return mix32_second(m, mix32_first(m, x, name + "_a"), name + "_b")
+
+
+MIX_LATENCY = 2
+
+
+def mix32_pipelined(m, x, name="mixp"):
+    """``mix32(x)`` in three groups of four operations (at most two adders each) with a register
+    after each of the first two: the returned (combinational) value is ``mix32`` of the ``x``
+    of ``MIX_LATENCY`` clocks earlier. The registers load every clock."""
+    ops = (*_FIRST, *_SECOND)
+    r1 = Signal(32, name=f"{name}_r1")
+    r2 = Signal(32, name=f"{name}_r2")
+    m.d.sync += r1.eq(_chain(m, x, ops[0:4], f"{name}_g1"))
+    m.d.sync += r2.eq(_chain(m, r1, ops[4:8], f"{name}_g2"))
+    return _chain(m, r2, ops[8:12], f"{name}_g3")
 
 
 def rand_word(kind, a, n):

@@ -23,11 +23,12 @@ __all__ = ["SeedRun", "run_seeds"]
 _SIMS = {}
 
 
-def core_sim(config):
-    """One build per configuration and process."""
-    if config not in _SIMS:
-        _SIMS[config] = CoreSim(config)
-    return _SIMS[config]
+def core_sim(config, synapse_memory="block", engine="binary", update_pipeline="long"):
+    """One build per configuration, synapse memory, engine, pipeline and process."""
+    key = (config, synapse_memory, engine, update_pipeline)
+    if key not in _SIMS:
+        _SIMS[key] = CoreSim(config, synapse_memory, engine, update_pipeline)
+    return _SIMS[key]
 
 
 @dataclass
@@ -40,11 +41,12 @@ class SeedRun:
     regions: list
     change_at: int
     change: dict = field(default_factory=dict)
+    check_load: bool = True        # read the image back right after loading it
 
 
-def _plan(config, seed, steps, checkpoints, regions):
-    image, variant, rng = random_image(config, seed)
-    inputs = random_inputs(config, rng, variant, steps)
+def _plan(config, seed, steps, checkpoints, regions, activity=1.0):
+    image, variant, rng = random_image(config, seed, activity=activity)
+    inputs = random_inputs(config, rng, variant, steps, activity)
     change = {}
     if config.plastic:
         change = {"learn": 1 - image.learn, "a_plus": int(rng.integers(0, 1 << 16)),
@@ -53,25 +55,54 @@ def _plan(config, seed, steps, checkpoints, regions):
                    change)
 
 
-def run_seeds(config, seeds, steps=200, checkpoints=None, regions=None, backpressure=True):
-    """Run ``seeds`` on the RTL and the golden model; return ``(failures, cycles)``.
+def run_seeds(config, seeds, steps=200, checkpoints=None, regions=None, backpressure=True,
+              synapse_memory="block", engine="binary", activity=1.0, update_pipeline="long",
+              max_lines=2_000_000):
+    """Run ``seeds`` on the RTL and the golden model; return ``(failures, cycles, conflicts)``.
 
     ``failures`` is a list of messages (empty when everything agrees); ``cycles`` lists the
-    clocks of every step of every seed. ``regions`` limits the intermediate readbacks (the
-    load check and the last checkpoint always read every region).
+    clocks of every step of every seed; ``conflicts`` counts the clocks in which a synapse lane
+    memory was asked to read and write at once (a failure with ``synapse_memory="spram"``).
+    ``regions`` limits the intermediate readbacks (the load check and the last checkpoint
+    always read every region). ``engine``: see ``CoreSim``; ``activity``: see
+    ``netgen.random_image``.
+
+    Seeds go to the simulator in batches of at most about ``max_lines`` commands (one build,
+    one process per batch, bounded memory); the first seed is also read back right after
+    loading (a check of the memory port itself; every seed's state is compared at the
+    checkpoints).
     """
-    sim = core_sim(config)
+    sim = core_sim(config, synapse_memory, engine, update_pipeline)
     mm = sim.memmap
     checkpoints = checkpoints or [steps // 2, steps]
+    seeds = list(seeds)
+    image_words = len(mm.read_addresses())
+    per_seed = image_words * (2 + len(checkpoints)) + steps * (2 + config.n_axons // 4)
+    batch = max(1, max_lines // per_seed)
+    failures, cycles, conflicts = [], [], 0
+    for first in range(0, len(seeds), batch):
+        f, c, k = _run_batch(sim, config, seeds[first:first + batch], steps, checkpoints,
+                             regions, backpressure, activity, synapse_memory, first == 0)
+        failures += f
+        cycles += c
+        conflicts = None if k is None or conflicts is None else conflicts + k
+    return failures, cycles, conflicts
+
+
+def _run_batch(sim, config, seeds, steps, checkpoints, regions, backpressure, activity,
+               synapse_memory, check_load):
+    mm = sim.memmap
     prog = sim.program()
     plans = []
     for seed in seeds:
-        plan = _plan(config, seed, steps, checkpoints, regions)
+        plan = _plan(config, seed, steps, checkpoints, regions, activity)
+        plan.check_load = check_load and not plans
         plans.append(plan)
         prog.mark(seed)
         prog.backpressure(backpressure and seed % 2 == 1)
         prog.load(plan.image)
-        prog.read_image()
+        if plan.check_load:
+            prog.read_image()
         for t, events in enumerate(plan.inputs):
             if t == plan.change_at:
                 for name, value in plan.change.items():
@@ -83,14 +114,20 @@ def run_seeds(config, seeds, steps=200, checkpoints=None, regions=None, backpres
                 last = t + 1 == plan.checkpoints[-1]
                 prog.read_image(None if last else regions)
     result = sim.run(prog, name=f"n{config.n_neurons}a{config.n_axons}l{config.lanes}")
+    del prog
     segments = result.by_mark()
     failures, cycles = [], []
+    if result.conflicts is None:
+        failures.append(f"{config}: the player did not finish (no conflict count)")
+    elif result.conflicts and synapse_memory == "spram":
+        failures.append(f"{config}: a single-port synapse memory was read and written in the "
+                        f"same clock {result.conflicts} times")
     for plan in plans:
         seg = segments.get(plan.seed)
         msg = _check(config, mm, plan, seg, cycles)
         if msg:
             failures.append(f"{config} seed {plan.seed} ({plan.variant}): {msg}")
-    return failures, cycles
+    return failures, cycles, result.conflicts
 
 
 def _check(config, mm, plan, seg, cycles):
@@ -98,12 +135,14 @@ def _check(config, mm, plan, seg, cycles):
         return "no output from the simulator"
     if len(seg.spikes) != len(plan.inputs):
         return f"{len(seg.spikes)} steps completed, {len(plan.inputs)} expected"
-    loaded = mm.image_from_words(seg.reads[0])
-    diff = first_difference(loaded, plan.image)
-    if diff:
-        return f"readback right after loading: {diff}"
+    k = 0
+    if plan.check_load:
+        loaded = mm.image_from_words(seg.reads[0])
+        diff = first_difference(loaded, plan.image)
+        if diff:
+            return f"readback right after loading: {diff}"
+        k = 1
     golden = GoldenCore(plan.image)
-    k = 1
     for t, events in enumerate(plan.inputs):
         if t == plan.change_at:
             for name, value in plan.change.items():

@@ -6,7 +6,9 @@ clock when the core is ready: memory-port writes and reads, input events, whole 
 (``start`` .. ``done``), marks, and a back-pressure mode for the spike output. It writes every
 read response (``R``), output spike (``S``), step length in clocks (``D``) and mark (``M``) to an
 output file. The cocotb test (``tb_player.py``) only starts the clock, resets, and waits for the
-player's ``finished`` flag, so whole runs of many seeds cost one Python wake-up.
+player's ``finished`` flag, so whole runs of many seeds cost one Python wake-up. The player also
+counts the clocks in which any synapse lane memory is asked to read and write at once (``C`` at
+the end of the output): a single-port memory (SPRAM) must never see one.
 
 ``Program`` writes the command file; ``CoreSim`` builds the model once per configuration and runs
 programs; ``Result`` splits the output by mark and step.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from spikeforge.hdl.core import Core
+from spikeforge.hdl.spram import SPRAM_MODEL
 from spikeforge.memmap import MemoryMap
-from spikeforge.toolchain import build_root, build_verilator, run_cocotb
+from spikeforge.toolchain import (
+    VERILATOR_ARGS,
+    build_binary,
+    build_root,
+    build_verilator,
+    run_cocotb,
+)
 
 __all__ = ["Program", "CoreSim", "Result", "Segment", "core_verilog"]
 
@@ -33,14 +43,43 @@ HERE = Path(__file__).resolve().parent
 
 OP_WRITE, OP_READ, OP_EVENT, OP_STEP, OP_MARK, OP_READY, OP_END = range(7)
 
-_PLAYER = """
+# the player's header: under cocotb it makes its own clock and reset (Verilator's scheduler then
+# runs every clock without a VPI call, and cocotb only waits for `finished`); as a stand-alone
+# executable the C++ main (`_MAIN`) drives them
+_HEAD_COCOTB = """
 `timescale 1ns / 1ps
 module player(output reg finished /*verilator public_flat_rw*/);
-  // The clock and reset are made here, not by cocotb: Verilator's own scheduler then runs
-  // every clock without a VPI call, and cocotb only waits for `finished`.
   reg clk = 0, rst = 1;
   always #5 clk = ~clk;
   initial #30 rst = 0;
+"""
+_HEAD_BINARY = """
+module player(input clk, input rst, output reg finished);
+"""
+
+_MAIN = """
+#include "Vplayer.h"
+#include "verilated.h"
+int main(int argc, char **argv) {
+  VerilatedContext ctx;
+  ctx.commandArgs(argc, argv);
+  Vplayer top{&ctx};
+  unsigned long limit = 0;
+  const char *arg = ctx.commandArgsPlusMatch("max=");
+  if (arg && *arg) limit = strtoul(arg + 5, nullptr, 10);
+  top.rst = 1;
+  unsigned long t = 0;
+  for (; !ctx.gotFinish() && !top.finished && (!limit || t < limit); ++t) {
+    top.clk = 0; top.eval();
+    top.clk = 1; top.eval();
+    if (t == 3) top.rst = 0;
+  }
+  top.final();
+  return top.finished ? 0 : 3;
+}
+"""
+
+_PLAYER = """
   localparam AW = {aw}, DW = {dw}, AB = {ab}, NB = {nb};
   reg [7:0] op;
   reg [AW-1:0] addr;
@@ -51,6 +90,9 @@ module player(output reg finished /*verilator public_flat_rw*/);
   reg [AW-1:0] f_addr;
   reg [DW-1:0] f_data;
   integer fd, ofd, rc;
+  reg [31:0] conflicts;
+  // clocks in which a synapse lane memory is asked to read and write (hierarchical names)
+  wire both = {both};
   string cmd_name, out_name;
   reg complete;
 
@@ -78,6 +120,7 @@ module player(output reg finished /*verilator public_flat_rw*/);
     fd = $fopen(cmd_name, "r");
     ofd = $fopen(out_name, "w");
     have = 0; started = 0; finished = 0; rdy_mode = 0; cycles = 0; lfsr = 32'h1;
+    conflicts = 0;
   end
 
   always @(posedge clk) begin
@@ -86,6 +129,7 @@ module player(output reg finished /*verilator public_flat_rw*/);
       if (rsp_valid) $fwrite(ofd, "R %h\\n", rsp_data);
       if (so_valid && so_ready) $fwrite(ofd, "S %h\\n", so_data);
       if (started) cycles <= cycles + 1;
+      if (both) conflicts <= conflicts + 1;
       complete = 0;
       if (!have) complete = 1;
       else case (op)
@@ -97,7 +141,7 @@ module player(output reg finished /*verilator public_flat_rw*/);
            end
         4: begin $fwrite(ofd, "M %h\\n", data); complete = 1; end
         5: begin rdy_mode <= data[0]; complete = 1; end
-        default: begin $fclose(ofd); finished <= 1; end
+        default: begin $fwrite(ofd, "C %h\\n", conflicts); $fclose(ofd); finished <= 1; end
       endcase
       if (complete) begin
         rc = $fscanf(fd, "%h %h %h\\n", f_op, f_addr, f_data);
@@ -119,21 +163,25 @@ def _strip_zero_init(verilog_text):
     return _ZERO_INIT.sub("\n", verilog_text)
 
 
-def core_verilog(config):
-    """Verilog of ``Core(config)``, cached under the build folder by configuration and by the
-    text of every module it is generated from (conversion of a 1024-neuron core takes ~15 s)."""
+def core_verilog(config, synapse_memory="block", update_pipeline="long"):
+    """Verilog of ``Core(config, synapse_memory=..., update_pipeline=...)``, cached under the
+    build folder by configuration and by the text of every module it is generated from
+    (conversion of a 1024-neuron core takes ~15 s). With ``"spram"`` the SPRAM blocks are
+    instances of ``SB_SPRAM256KA``: add ``SPRAM_MODEL`` to simulate them."""
     import amaranth
 
     from spikeforge import image, memmap
-    from spikeforge.hdl import core, memory, prng
+    from spikeforge.hdl import core, memory, prng, spram
 
-    digest = hashlib.sha256(repr((config, amaranth.__version__)).encode())
-    for module in (core, memory, prng, image, memmap):
+    digest = hashlib.sha256(repr((config, synapse_memory, update_pipeline,
+                                  amaranth.__version__)).encode())
+    for module in (core, memory, prng, spram, image, memmap):
         digest.update(Path(module.__file__).read_bytes())
     path = build_root() / "verilog" / f"core-{digest.hexdigest()[:16]}.v"
     if not path.exists():
         from amaranth.back import verilog
-        text = _strip_zero_init(verilog.convert(Core(config), name="core"))
+        core = Core(config, synapse_memory=synapse_memory, update_pipeline=update_pipeline)
+        text = _strip_zero_init(verilog.convert(core, name="core"))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(text)
@@ -196,10 +244,12 @@ class Segment:
 
 
 class Result:
-    """The player's output file, split into ``Segment``s by mark."""
+    """The player's output file, split into ``Segment``s by mark; ``conflicts``: the clocks in
+    which a synapse lane memory was asked to read and write at once."""
 
     def __init__(self, text):
         self.segments = []
+        self.conflicts = None
         seg = Segment(mark=-1)
         pending_reads, pending_spikes = [], []
         for line in text.split("\n"):
@@ -217,6 +267,8 @@ class Result:
                 seg.spikes.append(np.array(pending_spikes, dtype=np.int64))
                 seg.cycles.append(value)
                 pending_spikes = []
+            elif kind == "C":
+                self.conflicts = value
             elif kind == "M":
                 if pending_reads:
                     seg.reads.append(pending_reads)
@@ -233,19 +285,40 @@ class Result:
 
 
 class CoreSim:
-    """A core configuration built once under Verilator; ``run`` plays programs on it."""
+    """A core configuration built once under Verilator; ``run`` plays programs on it.
 
-    def __init__(self, config):
+    ``synapse_memory`` is given to ``Core`` (``"block"`` or ``"spram"``, simulated with the
+    behavioural ``SB_SPRAM256KA`` model). ``engine``: ``"binary"`` (a stand-alone executable
+    whose C++ main drives the clock: no Python and no VPI during a run, several times faster)
+    or ``"cocotb"`` (the same player under cocotb's Verilator runner, ``tb_player.py``).
+    ``update_pipeline`` is given to ``Core``."""
+
+    def __init__(self, config, synapse_memory="block", engine="binary", update_pipeline="long"):
+        if engine not in ("binary", "cocotb"):
+            raise ValueError(f"engine must be 'binary' or 'cocotb', not {engine!r}")
         self.config = config
+        self.synapse_memory = synapse_memory
+        self.engine = engine
         self.memmap = MemoryMap(config)
-        core_v = core_verilog(config)
+        core_v = core_verilog(config, synapse_memory, update_pipeline)
         mm = self.memmap
-        player = _PLAYER.format(aw=mm.addr_bits, dw=mm.data_bits,
-                                ab=max(config.axon_bits, 1), nb=max(config.neuron_bits, 1))
-        self.build_dir = build_verilator({"core.v": core_v, "player.sv": player}, "player",
-                                         public_flat=False,
-                                         extra_args=("--timing", "-CFLAGS", "-fcoroutines",
-                                                     "--x-initial", "0"))
+        both = " || ".join(f"(dut.syn{j}.r_en && dut.syn{j}.w_en)" for j in range(mm.lanes))
+        head = _HEAD_BINARY if engine == "binary" else _HEAD_COCOTB
+        player = head + _PLAYER.format(aw=mm.addr_bits, dw=mm.data_bits,
+                                       ab=max(config.axon_bits, 1),
+                                       nb=max(config.neuron_bits, 1), both=both)
+        sources = {"core.v": core_v, "player.sv": player}
+        if synapse_memory == "spram":
+            sources["sb_spram256ka.v"] = SPRAM_MODEL
+        if engine == "binary":
+            sources["main.cpp"] = _MAIN
+            self.exe = build_binary(sources, "player",
+                                    ["-j", "2", *VERILATOR_ARGS, "--x-initial", "0"],
+                                    subdir="verilator-core")
+        else:
+            self.build_dir = build_verilator(sources, "player", public_flat=False,
+                                             extra_args=("--timing", "-CFLAGS", "-fcoroutines",
+                                                         "--x-initial", "0"))
 
     def program(self):
         return Program(self.memmap)
@@ -256,8 +329,15 @@ class CoreSim:
         work.mkdir(parents=True)
         cmd, out = work / "cmd.txt", work / "out.txt"
         cmd.write_text(program.text())
-        limit = max_cycles if max_cycles is not None else 50 * len(program.lines) + 10**7
-        run_cocotb(self.build_dir, "player", "tb_player", HERE, work,
-                   plusargs=[f"+cmd={cmd}", f"+out={out}"],
-                   extra_env={"PLAYER_MAX_CYCLES": str(limit)})
+        limit = max_cycles if max_cycles is not None else 50 * len(program.lines) + 10**9
+        if self.engine == "binary":
+            run = subprocess.run([str(self.exe), f"+cmd={cmd}", f"+out={out}", f"+max={limit}"],
+                                 cwd=work, capture_output=True, text=True)
+            if run.returncode:
+                raise RuntimeError(f"core player exited with {run.returncode} (3: not finished "
+                                   f"within {limit} clocks) in {work}: {run.stderr[-2000:]}")
+        else:
+            run_cocotb(self.build_dir, "player", "tb_player", HERE, work,
+                       plusargs=[f"+cmd={cmd}", f"+out={out}"],
+                       extra_env={"PLAYER_MAX_CYCLES": str(limit)})
         return Result(out.read_text())

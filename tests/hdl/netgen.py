@@ -26,8 +26,13 @@ def _log_uniform(rng, hi_bits, size=None):
     return (2.0 ** rng.uniform(0, hi_bits, size)).astype(np.int64) - 1
 
 
-def random_image(config, seed, variant=None, learn=None):
-    """A random valid ``CoreImage`` for ``config``; returns ``(image, variant, rng)``."""
+def random_image(config, seed, variant=None, learn=None, activity=1.0):
+    """A random valid ``CoreImage`` for ``config``; returns ``(image, variant, rng)``.
+
+    ``activity`` below 1 (for the large board configurations, to keep CI time in check)
+    scales the generator probabilities down and gives the ``allfire`` neurons a refractory
+    period of ``round(1 / activity) - 1`` steps: they still all fire in the same step, but
+    only every ``round(1 / activity)`` steps. The random draws are the same for any value."""
     c = config
     rng = np.random.default_rng(seed)
     variant = variant or VARIANTS[seed % len(VARIANTS)]
@@ -87,7 +92,7 @@ def random_image(config, seed, variant=None, learn=None):
         im.x_inc = im.y_inc = 65535
     elif variant == "allfire":
         im.threshold[:] = 0
-        im.refractory[:] = 0
+        im.refractory[:] = min(15, round(1 / activity) - 1)
         im.bias[:] = 1 << 20
         im.ref[:] = 0
         im.v_reset[:] = 0
@@ -104,34 +109,38 @@ def random_image(config, seed, variant=None, learn=None):
         im.mask[:] = 1
     if not c.plastic:
         im.learn = 0
+    if activity != 1.0:
+        im.gen_prob = (im.gen_prob * activity).astype(np.int64)
     im.validate()
 
     warm = int(rng.integers(0, S + 2))
     if warm:
         golden = GoldenCore(im)
         for _ in range(warm):
-            golden.step(random_events(c, rng, variant))
+            golden.step(random_events(c, rng, variant, activity))
         im = golden.image
     return im, variant, rng
 
 
-def random_events(config, rng, variant):
-    """External input of one step: axon numbers in random order, with some duplicates."""
+def random_events(config, rng, variant, activity=1.0):
+    """External input of one step: axon numbers in random order, with some duplicates;
+    ``activity`` scales the rate of every variant."""
     A = config.n_axons
     if variant == "quiet":
         return np.zeros(0, dtype=np.int64)
     rate = {"hazard": 0.9, "allfire": 0.5, "saturate": 0.5}.get(variant, rng.uniform(0, 0.3))
+    rate *= activity
     events = np.flatnonzero(rng.random(A) < rate)
     if events.size and rng.random() < 0.3:
         events = np.concatenate([events, rng.choice(events, size=1 + events.size // 4)])
     return rng.permutation(events)
 
 
-def random_inputs(config, rng, variant, steps):
+def random_inputs(config, rng, variant, steps, activity=1.0):
     """``steps`` external inputs; a random fifth of the steps of every variant are empty."""
     out = []
     for _ in range(steps):
-        ev = random_events(config, rng, variant)
+        ev = random_events(config, rng, variant, activity)
         out.append(ev if rng.random() > 0.2 else ev[:0])
     return out
 

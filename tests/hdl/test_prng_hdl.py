@@ -58,3 +58,29 @@ def test_rand_matches_reference_for_every_kind():
     inputs = [(int(step_key(s, t)), a, n, k) for s, t, k, a, n in rows]
     got = _evaluate(build, inputs)
     assert got == [int(rand(s, t, k, a, n)) for s, t, k, a, n in rows]
+
+
+def test_pipelined_mix32_matches_reference_two_clocks_later():
+    """``mix32_pipelined`` takes a new input every clock; its output is the mix of the input of
+    ``MIX_LATENCY`` clocks earlier."""
+    from spikeforge.hdl.prng import MIX_LATENCY, mix32_pipelined
+
+    rng = np.random.default_rng(3)
+    xs = [0, 0xFFFFFFFF, 0x9E3779B9, *rng.integers(0, 1 << 32, 100).tolist()]
+    m = Module()
+    x = Signal(32)
+    out = mix32_pipelined(m, x)
+    got = []
+
+    async def bench(ctx):
+        for k in range(len(xs) + MIX_LATENCY):
+            ctx.set(x, xs[k] if k < len(xs) else 0)
+            if k >= MIX_LATENCY:
+                got.append(ctx.get(out))
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [int(mix32_ref(v)) for v in xs]
