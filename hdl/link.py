@@ -7,10 +7,13 @@ commands so that a retried command is answered without acting again. The history
 first bytes of each reply; the replies of HELLO, STATUS and READ (longer, and free of side
 effects) are made again for a duplicate instead of stored.
 
-Commands carried out: HELLO, WRITE, READ, REGION_CRC, RUN, STEP, STOP, INPUT, STATUS and RESET;
-any other code is ``NAK(COMMAND)`` (HELLO reports no generators, timer or probes). ``AckFilter``
-takes ``OUT_ACK`` frames out of the stream before they reach the processor, so output frames are
-acknowledged even while the processor waits for a step to end.
+Commands carried out: every command of the protocol (HELLO, WRITE, READ, REGION_CRC, RUN, STEP,
+STOP, INPUT, GENERATORS, PROBE, TIMER, STATUS and RESET); any other code is ``NAK(COMMAND)``.
+Memory commands reach every core's regions and routing tables (``protocol.link_regions``) through
+the chip's one memory port (``chip_address``); GENERATORS rewrites the ``gen_prob`` field of axon
+words (read, modify, write); PROBE and TIMER only set registers (of the ``ProbeEngine`` and the
+``Stepper``). ``AckFilter`` takes ``OUT_ACK`` frames out of the stream before they reach the
+processor, so output frames are acknowledged even while the processor waits for a step to end.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -19,14 +22,15 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikeforge import protocol
-from spikeforge.memmap import Region
+from spikeforge.image import GEN_PROB_BITS
+from spikeforge.memmap import Region, TableRegion
 from spikeforge.protocol import REPLY, REQUEST, Command, HelloFlags, NakCode
 
-from .core import mem_request_layout
+from .chip import chip_request_layout
 from .framing import CRC_PARAMS, HeaderLayout
 from .stepper import Entry, EntryKind
 
-__all__ = ["AckFilter", "CommandProcessor"]
+__all__ = ["AckFilter", "CommandProcessor", "chip_address"]
 
 _REQ_BYTES = max(layout.size for layout in REQUEST.values())
 _REPLY_BYTES = max(layout.size for layout in REPLY.values())
@@ -34,8 +38,32 @@ _STORED = 9                  # reply bytes kept in the history (STEP's reply is 
 _REGENERATED = (Command.HELLO, Command.STATUS, Command.READ)
 _TAILED = (Command.WRITE, Command.INPUT)
 _KNOWN = (Command.HELLO, Command.WRITE, Command.READ, Command.REGION_CRC, Command.RUN,
-          Command.STEP, Command.STOP, Command.INPUT, Command.STATUS, Command.RESET)
-_BUSY = (Command.WRITE, Command.READ, Command.REGION_CRC, Command.STEP, Command.RUN)
+          Command.STEP, Command.STOP, Command.INPUT, Command.GENERATORS, Command.PROBE,
+          Command.TIMER, Command.STATUS, Command.RESET)
+_BUSY = (Command.WRITE, Command.READ, Command.REGION_CRC, Command.STEP, Command.RUN,
+         Command.GENERATORS)
+_PROBE_FIXED = protocol.OUTPUT[Command.PROBE_DATA].size
+
+
+def chip_address(m, chipmap, core, region, index):
+    """The chip address (``spikeforge.routing.ChipMap``) of word ``index`` of link region
+    ``region`` (``protocol.link_regions``) of ``core``; ``m`` gets the combinational logic."""
+    lb, eb = chipmap.local_bits, chipmap.routes.entry_bits
+    ib = chipmap.memmaps[0].index_bits
+    table = region[3]                   # the TableRegion ids 8 and 9
+    local = Signal(lb)
+    m.d.comb += local.eq(Mux(table, Cat(index[:eb], region == TableRegion.ROUTE_DEST),
+                             Cat(index[:ib], region[:3])))
+    return Cat(local, table, core[:chipmap.node_bits])
+
+
+def _times(value, k):
+    """``value * k`` for a constant ``k`` as shifts and adds (no multiplier, no DSP block)."""
+    terms = [value << i for i in range(k.bit_length()) if k >> i & 1]
+    out = terms[0]
+    for term in terms[1:]:
+        out = out + term
+    return out
 
 
 def _fields(layout, raw):
@@ -97,21 +125,26 @@ class AckFilter(wiring.Component):
 
 
 class CommandProcessor(wiring.Component):
-    """Commands for one core of ``memmap`` with the link parameters of ``preset``.
+    """Commands for the chip of ``chipmap`` (a ``spikeforge.routing.ChipMap`` of equal cores).
 
-    ``hello`` is a dict of the constant HELLO fields (``memmap_hash``, ``clock_hz``, ``baud``,
-    ``out_timeout``, ``build_id``). Ports: ``header``/``payload`` from the ``AckFilter``;
-    ``tx_header``/``tx_payload`` to the framer; ``mem_req``/``mem_rsp`` the core's memory port;
+    ``hello`` is a dict of the constant HELLO fields (``clock_hz``, ``baud``, ``out_timeout``,
+    ``build_id``). Ports: ``header``/``payload`` from the ``AckFilter``;
+    ``tx_header``/``tx_payload`` to the framer; ``mem_req``/``mem_rsp`` the chip's memory port
+    (``spikeforge.hdl.chip``: every core's regions and routing tables);
     the ``st_*`` ports drive and watch a ``Stepper``; ``rx_start`` (a start bit on the line) and
     ``counter`` (free-running) make the nonce; ``soft_reset`` is the RESET command's pulse.
     """
 
-    def __init__(self, memmap, *, n_cores=1, window=8, out_window=8,
-                 max_payload=protocol.MAX_PAYLOAD, hello=None):
+    def __init__(self, chipmap, *, window=8, out_window=8,
+                 max_payload=protocol.MAX_PAYLOAD, n_probes=0, probe_payload=256, hello=None):
         if window not in (1, 2, 4, 8, 16, 32, 64):
             raise ValueError(f"window {window!r} must be a power of two from 1 to 64")
-        self.memmap = memmap
-        self.n_cores = n_cores
+        self.chipmap = chipmap
+        self.regions = protocol.link_regions(chipmap)
+        self.memmap = memmap = chipmap.memmaps[0]
+        self.n_cores = chipmap.n_cores
+        self.n_probes = n_probes
+        self.probe_payload = probe_payload
         self.window = window
         self.out_window = out_window
         self.max_payload = max_payload
@@ -121,30 +154,33 @@ class CommandProcessor(wiring.Component):
             "header": In(stream.Signature(HeaderLayout)), "payload": In(stream.Signature(8)),
             "tx_header": Out(stream.Signature(HeaderLayout)),
             "tx_payload": Out(stream.Signature(8)),
-            "mem_req": Out(stream.Signature(mem_request_layout(memmap))),
-            "mem_rsp": In(stream.Signature(memmap.data_bits)),
+            "mem_req": Out(stream.Signature(chip_request_layout(chipmap))),
+            "mem_rsp": In(stream.Signature(chipmap.data_bits)),
             "st_run": Out(1), "st_run_steps": Out(32), "st_step": Out(1), "st_stop": Out(1),
             "st_push": Out(stream.Signature(Entry)), "st_commit": Out(1), "st_abort": Out(1),
             "st_commit_step": Out(32), "st_commit_end": Out(1),
             "st_state": In(2), "st_idle": In(1), "st_step_done": In(1), "st_done_step": In(32),
             "st_busy_last": In(32), "st_busy_max": In(32), "st_steps_left": In(32),
             "st_input_floor": In(32), "st_last_input": In(32),
-            "st_free": In(32), "core_step": In(32),
+            "st_free": In(32), "st_paced": In(1), "core_step": In(32),
             "out_seq": In(8), "out_resent": In(32),
             "crc_errors": In(32), "frame_errors": In(32), "uart_errors": In(32),
-            "overruns": In(32),
+            "overruns": In(32), "stalls": In(32),
             "rx_start": In(1), "counter": In(32), "soft_reset": Out(1),
+            # TIMER and PROBE settings (to the stepper and the probe engine)
+            "period": Out(32), "timer_overruns": In(32),
+            "pr_set": Out(1), "pr_probe": Out(8), "pr_core": Out(8), "pr_region": Out(8),
+            "pr_period": Out(8), "pr_index": Out(32), "pr_count": Out(16),
             "naks": Out(32), "duplicates": Out(32), "idle": Out(1),
         })
         self.n_axons = c.n_axons
 
     def elaborate(self, platform):  # noqa: C901 - one FSM, read top to bottom
         m = Module()
-        mm, c = self.memmap, self.memmap.config
+        c, cm = self.memmap.config, self.chipmap
         W = self.window
         wb_bits = max(W.bit_length() - 1, 0)
-        ib = mm.index_bits
-        wbytes = {r: protocol.word_bytes(mm, r) for r in Region}
+        wbytes = {r: (layout.width + 7) // 8 for r, layout in self.regions.items()}
         max_wb = max(wbytes.values())
 
         # -- nonce -----------------------------------------------------------------------------
@@ -191,28 +227,45 @@ class CommandProcessor(wiring.Component):
 
         # Region properties as constant tables, chosen by the request's region field.
         where = f[Command.READ]             # WRITE, READ and REGION_CRC share core/region/index
-        region = where["region"]
+        prb = f[Command.PROBE]
+        gen = f[Command.GENERATORS]
+        is_probe = hdr.cmd == Command.PROBE
+        region = Signal(8)
+        m.d.comb += region.eq(Mux(is_probe, prb["region"], where["region"]))
         wb = Signal(range(max_wb + 1))
         depth = Signal(32)
         rem = Signal(range(max_wb))         # (WRITE words bytes) mod word bytes
         words_len = Signal(16)
         m.d.comb += words_len.eq(hdr.length - REQUEST[Command.WRITE].size)
         region_ok = Signal()
-        with m.Switch(region):
-            for r in Region:
-                with m.Case(int(r)):
-                    m.d.comb += [wb.eq(wbytes[r]), depth.eq(mm[r].depth), region_ok.eq(1),
-                                 rem.eq(words_len % wbytes[r])]
-        index = where["index"]
+        index = Mux(is_probe, prb["index"], where["index"])
         count = Mux(hdr.cmd == Command.READ, where["count"],
-                    f[Command.REGION_CRC]["count"])
+                    Mux(is_probe, prb["count"], f[Command.REGION_CRC]["count"]))
+        # index (below the depth), a READ's or PROBE's count and the depth in wire bytes
+        ab = max(layout.depth for layout in self.regions.values()).bit_length()
+        index_b = Signal(ab + 4)
+        count_b = Signal(20)
+        depth_b = Signal(ab + 4)
+        count16 = Mux(is_probe, prb["count"], where["count"])
+        with m.Switch(region):
+            for r, layout in self.regions.items():
+                with m.Case(int(r)):
+                    m.d.comb += [wb.eq(wbytes[r]), depth.eq(layout.depth), region_ok.eq(1),
+                                 rem.eq(words_len % wbytes[r]),
+                                 index_b.eq(_times(index[:ab], wbytes[r])),
+                                 count_b.eq(_times(count16, wbytes[r])),
+                                 depth_b.eq(layout.depth * wbytes[r])]
+
         in_range = Signal()
         with m.Switch(hdr.cmd):
             with m.Case(Command.WRITE):
-                m.d.comb += in_range.eq(index * wb + words_len <= depth * wb)
+                m.d.comb += in_range.eq((index <= depth) & (index_b + words_len <= depth_b))
             with m.Case(Command.READ):
                 m.d.comb += in_range.eq((index + count <= depth)
-                                        & (1 + count * wb <= self.max_payload))
+                                        & (1 + count_b <= self.max_payload))
+            with m.Case(Command.PROBE):
+                m.d.comb += in_range.eq((index + count <= depth)
+                                        & (_PROBE_FIXED + count_b <= self.probe_payload))
             with m.Default():
                 m.d.comb += in_range.eq(index + count <= depth)
 
@@ -249,23 +302,46 @@ class CommandProcessor(wiring.Component):
                 m.d.comb += nak_code.eq(NakCode.ARGUMENT)
             with m.Elif(n_in + 1 > self.st_free):
                 m.d.comb += nak_code.eq(NakCode.RANGE)
+        with m.Elif(hdr.cmd == Command.GENERATORS):
+            with m.If(gen["core"] >= self.n_cores):
+                m.d.comb += nak_code.eq(NakCode.CORE)
+            with m.Elif(gen["first"] + gen["count"] > self.n_axons):
+                m.d.comb += nak_code.eq(NakCode.RANGE)
+        with m.Elif(is_probe):
+            with m.If(prb["probe"] >= self.n_probes):
+                m.d.comb += nak_code.eq(NakCode.ARGUMENT)
+            with m.Elif(prb["period"] == 0):
+                pass                        # switched off: the other fields do not matter
+            with m.Elif(prb["core"] >= self.n_cores):
+                m.d.comb += nak_code.eq(NakCode.CORE)
+            with m.Elif(~region_ok):
+                m.d.comb += nak_code.eq(NakCode.REGION)
+            with m.Elif(prb["count"] == 0):
+                m.d.comb += nak_code.eq(NakCode.ARGUMENT)
+            with m.Elif(~in_range):
+                m.d.comb += nak_code.eq(NakCode.RANGE)
 
         # -- replies -----------------------------------------------------------------------------
         hello_fields = dict(
             cmd=Command.HELLO, version=protocol.VERSION, window=W, out_window=self.out_window,
-            n_cores=self.n_cores, flags=int(HelloFlags.LEARNING) if c.plastic else 0,
+            n_cores=self.n_cores,
+            flags=int(HelloFlags.GENERATORS | HelloFlags.TIMER
+                      | (HelloFlags.LEARNING if c.plastic else 0)),
+            route_entries=cm.routes.limits.route_entries, fan_out=cm.routes.limits.fan_out,
+            probe_payload=self.probe_payload,
             max_payload=self.max_payload, n_neurons=c.n_neurons, n_axons=c.n_axons,
             weight_bits=c.weight_bits, delay_bits=c.delay_bits, lanes=c.lanes,
-            n_profiles=c.n_profiles, n_probes=0, out_seq=self.out_seq, nonce=nonce,
-            memmap_hash=protocol.memmap_hash(mm), **{k: self.hello.get(k, 0) for k in (
+            n_profiles=c.n_profiles, n_probes=self.n_probes, out_seq=self.out_seq, nonce=nonce,
+            memmap_hash=protocol.memmap_hash(cm), **{k: self.hello.get(k, 0) for k in (
                 "clock_hz", "baud", "out_timeout", "build_id")})
         status_fields = dict(
             cmd=Command.STATUS, state=self.st_state, step=self.core_step,
             steps_left=self.st_steps_left, crc_errors=self.crc_errors,
             frame_errors=self.frame_errors, uart_errors=self.uart_errors,
             overruns=self.overruns, naks=self.naks, duplicates=self.duplicates,
-            out_resent=self.out_resent, timer_overruns=0, busy_last=self.st_busy_last,
-            busy_max=self.st_busy_max)
+            out_resent=self.out_resent, timer_overruns=self.timer_overruns,
+            busy_last=self.st_busy_last, busy_max=self.st_busy_max, stalls=self.stalls,
+            paced=self.st_paced)
 
         def reply(which, nak=False, **fields):
             layout = protocol.NAK_PAYLOAD if nak else REPLY[which]
@@ -286,7 +362,7 @@ class CommandProcessor(wiring.Component):
         rd_active = Signal()
         rd_byte = rd_word[:8]
         rd_done = (rd_left == 0) & ~rd_have & ~rd_pending
-        addr = Cat(rd_index[:ib], region[:3])
+        addr = chip_address(m, cm, where["core"], region, rd_index)
         m.d.comb += self.mem_rsp.ready.eq(1)
         with m.If(rd_active & ~rd_have & ~rd_pending & (rd_left != 0)):
             m.d.comb += [self.mem_req.valid.eq(1), self.mem_req.p.addr.eq(addr)]
@@ -308,6 +384,12 @@ class CommandProcessor(wiring.Component):
         w_k = Signal(range(max_wb + 1))
         w_issue = Signal()
         w_index = Signal(32)
+        w_addr = chip_address(m, cm, where["core"], region, w_index)
+        g_index = Signal(16)
+        g_left = Signal(16)
+        g_word = Signal(cm.data_bits)
+        g_addr = chip_address(m, cm, gen["core"], Const(int(Region.AXON), 8), g_index)
+        g_lsb = self.memmap[Region.AXON].offsets()["gen_prob"][0]
         in_bad = Signal()
         in_lo = Signal(8)
         in_k = Signal()
@@ -401,6 +483,23 @@ class CommandProcessor(wiring.Component):
                         with m.Case(Command.INPUT):
                             m.d.sync += [in_bad.eq(0), in_k.eq(0)]
                             m.next = "INPUT_MARK"
+                        with m.Case(Command.TIMER):
+                            m.d.sync += self.period.eq(f[Command.TIMER]["period"])
+                            reply(Command.TIMER, cmd=Command.TIMER)
+                            m.next = "STORE"
+                        with m.Case(Command.PROBE):
+                            m.d.comb += [self.pr_set.eq(1), self.pr_probe.eq(prb["probe"]),
+                                         self.pr_core.eq(prb["core"]),
+                                         self.pr_region.eq(prb["region"]),
+                                         self.pr_period.eq(prb["period"]),
+                                         self.pr_index.eq(prb["index"]),
+                                         self.pr_count.eq(prb["count"])]
+                            reply(Command.PROBE, cmd=Command.PROBE)
+                            m.next = "STORE"
+                        with m.Case(Command.GENERATORS):
+                            m.d.sync += [g_index.eq(gen["first"]), g_left.eq(gen["count"])]
+                            reply(Command.GENERATORS, cmd=Command.GENERATORS)
+                            m.next = "GEN"
             with m.State("WAIT_STEP"):
                 with m.If(self.st_step_done):
                     reply(Command.STEP, cmd=Command.STEP, step=self.st_done_step,
@@ -424,7 +523,7 @@ class CommandProcessor(wiring.Component):
             with m.State("WRITE"):
                 with m.If(w_issue):
                     m.d.comb += [self.mem_req.valid.eq(1), self.mem_req.p.write.eq(1),
-                                 self.mem_req.p.addr.eq(Cat(w_index[:ib], region[:3])),
+                                 self.mem_req.p.addr.eq(w_addr),
                                  self.mem_req.p.data.eq(w_acc)]
                     with m.If(self.mem_req.ready):
                         m.d.sync += [w_issue.eq(0), w_index.eq(w_index + 1), w_acc.eq(0)]
@@ -439,6 +538,26 @@ class CommandProcessor(wiring.Component):
                             m.d.sync += w_k.eq(w_k + 1)
                 with m.Else():
                     m.next = "STORE"
+            # GENERATORS: gen_prob of each axon word replaced, the rest of the word kept
+            with m.State("GEN"):
+                with m.If(g_left == 0):
+                    m.next = "STORE"
+                with m.Else():
+                    m.d.comb += [self.mem_req.valid.eq(1), self.mem_req.p.addr.eq(g_addr)]
+                    with m.If(self.mem_req.ready):
+                        m.next = "GEN_RSP"
+            with m.State("GEN_RSP"):
+                with m.If(self.mem_rsp.valid):
+                    new = Mux(gen["enable"] != 0, gen["prob"], 0)
+                    m.d.sync += g_word.eq(self.mem_rsp.payload)
+                    m.d.sync += g_word[g_lsb:g_lsb + GEN_PROB_BITS].eq(new)
+                    m.next = "GEN_WRITE"
+            with m.State("GEN_WRITE"):
+                m.d.comb += [self.mem_req.valid.eq(1), self.mem_req.p.write.eq(1),
+                             self.mem_req.p.addr.eq(g_addr), self.mem_req.p.data.eq(g_word)]
+                with m.If(self.mem_req.ready):
+                    m.d.sync += [g_index.eq(g_index + 1), g_left.eq(g_left - 1)]
+                    m.next = "GEN"
             with m.State("INPUT_MARK"):
                 m.d.comb += [self.st_push.valid.eq(1),
                              self.st_push.p.kind.eq(EntryKind.STEP),
@@ -451,9 +570,12 @@ class CommandProcessor(wiring.Component):
                         m.d.sync += [ridx.eq(ridx + 1), in_k.eq(~in_k), in_lo.eq(pay.payload)]
                         axon = Cat(in_lo, pay.payload)
                         with m.If(in_k):
+                            # the chip's inject layout: axon, then core
                             m.d.comb += [self.st_push.valid.eq(1),
                                          self.st_push.p.kind.eq(EntryKind.AXON),
-                                         self.st_push.p.value.eq(axon)]
+                                         self.st_push.p.value.eq(
+                                             Cat(axon[:cm.routes.axon_bits],
+                                                 inp["core"][:cm.node_bits]))]
                             with m.If(axon >= self.n_axons):
                                 m.d.sync += in_bad.eq(1)
                 with m.Elif(in_bad):
@@ -484,7 +606,7 @@ class CommandProcessor(wiring.Component):
                              self.tx_header.p.version.eq(protocol.VERSION),
                              self.tx_header.p.seq.eq(hdr.seq),
                              self.tx_header.p.cmd.eq(Mux(rnak, Command.NAK, Command.ACK)),
-                             self.tx_header.p.length.eq(rlen + Mux(reading, count * wb, 0))]
+                             self.tx_header.p.length.eq(rlen + Mux(reading, count_b, 0))]
                 m.d.sync += ridx.eq(0)
                 with m.If(self.tx_header.ready):
                     m.next = "SEND"

@@ -1,16 +1,23 @@
 """The output side of the link: SPIKES frames tagged with their step, kept until acknowledged.
 
-``OutputBuffer`` collects a core's spikes of each step into a ring, cuts them into frames of at
-most ``(max_payload - 6) / 2`` neurons (the last frame of a step carries ``END_OF_STEP``; a step
-without spikes still sends one empty frame, which tells the host the step is over), numbers the
-frames with the output sequence numbers of ``docs/protocol.md`` and sends them. Frames stay in the
-ring until an ``OUT_ACK`` covers them; when none arrived for ``timeout`` clocks, every sent but
-unacknowledged frame is sent again, oldest first. ``room`` tells the stepper whether a whole step
-fits (``out_window`` frames and the ring), so a slow host slows the run instead of losing spikes.
+``OutputBuffer`` collects the chip's host spikes of each step (``spikeforge.hdl.router``'s
+``host_out``: neuron and core) into one ring per core, cuts each core's spikes into frames of at
+most ``(max_payload - 6) / 2`` neurons (a SPIKES frame names one core), and at the end of the step
+closes every core's last frame that holds spikes, cores in order; the last core's frame is always
+sent, even empty, and carries ``END_OF_STEP``, which tells the host the step is over. It numbers
+the frames with the output sequence numbers of ``docs/protocol.md`` and sends them. Frames stay
+in the rings until an ``OUT_ACK`` covers them; when none arrived for ``timeout`` clocks, every
+sent but unacknowledged frame is sent again, oldest first. ``room`` tells the stepper whether a
+whole step fits (``out_window`` frames and every ring), so a slow host slows the run instead of
+losing spikes. The rings share one block RAM of ``n_cores x ring`` neuron numbers.
+
+PROBE_DATA payloads (``spikeforge.hdl.probe``) arrive on ``probe`` after the barrier and before
+``end``; they are kept in a byte ring of ``2 x n_probes x probe_payload`` bytes, numbered in
+the same sequence as the SPIKES frames, so they come before the step's last SPIKES frame.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -19,96 +26,168 @@ from spikeforge.protocol import OUTPUT, Command, StepFlags
 
 from .framing import HeaderLayout
 
-__all__ = ["OutputBuffer"]
+__all__ = ["OutputBuffer", "ProbeByte"]
 
 _SPIKES = OUTPUT[Command.SPIKES]
 
+# One byte of a PROBE_DATA payload; ``last`` ends the frame.
+ProbeByte = data.StructLayout({"data": 8, "last": 1})
+
 
 class OutputBuffer(wiring.Component):
-    """Spikes of ``n_neurons`` neurons in, SPIKES frames out (``tx_header`` / ``tx_payload``).
+    """Spikes of ``n_cores`` cores of ``n_neurons`` neurons in, SPIKES frames out.
 
-    ``begin`` (with ``step``) opens a step, ``end`` closes it; ``ack`` (with ``ack_next``) is an
-    OUT_ACK; ``clear`` forgets everything once the frame being sent is out. ``out_seq`` is the
-    oldest unacknowledged number (HELLO's ``out_seq``), ``resent`` counts frames sent again.
+    ``spikes`` carries ``neuron`` and ``core`` (``spikeforge.hdl.router.host_spike_layout``;
+    other fields are ignored). ``begin`` (with ``step``) opens a step, ``end`` closes it; ``ack``
+    (with ``ack_next``) is an OUT_ACK; ``clear`` forgets everything once the frame being sent is
+    out. ``out_seq`` is the oldest unacknowledged number (HELLO's ``out_seq``), ``resent``
+    counts frames sent again.
     """
 
-    def __init__(self, n_neurons, *, core=0, out_window=8, max_payload=protocol.MAX_PAYLOAD,
-                 timeout=100_000):
+    def __init__(self, n_neurons, *, n_cores=1, spike_shape=None, n_probes=0, probe_payload=256,
+                 out_window=8, max_payload=protocol.MAX_PAYLOAD, timeout=100_000):
         if out_window < 1 or out_window & (out_window - 1) or out_window > 64:
             raise ValueError(f"out window must be a power of two from 1 to 64, "
                              f"not {out_window!r}")
         self.n_neurons = n_neurons
-        self.core = core
+        self.n_cores = n_cores
         self.out_window = out_window
         self.per_frame = min((max_payload - _SPIKES.size) // 2, n_neurons)
-        self.frames_per_step = -(-n_neurons // self.per_frame)
+        self.n_probes = n_probes
+        self.max_payload = max_payload
+        self.probe_payload = probe_payload
+        self.frames_per_step = n_cores * -(-n_neurons // self.per_frame) + n_probes
         if self.frames_per_step > out_window:
-            raise ValueError(f"a step of {n_neurons} spikes takes {self.frames_per_step} "
-                             f"frames, more than the out window of {out_window}")
+            raise ValueError(f"a step of {n_cores} x {n_neurons} spikes and {n_probes} probes "
+                             f"takes {self.frames_per_step} frames, more than the out window "
+                             f"of {out_window}")
+        # PROBE_DATA payloads: room for two steps of every probe at its largest
+        self.probe_ring = 1 << max(2 * n_probes * probe_payload - 1, 15).bit_length()
         self.ring = 1 << max(2 * n_neurons - 1, 63).bit_length()
         self.timeout = timeout
-        nb = max((n_neurons - 1).bit_length(), 1)
+        self.neuron_bits = max((n_neurons - 1).bit_length(), 1)
+        self.core_bits = max((n_cores - 1).bit_length(), 1)
+        if spike_shape is None:
+            spike_shape = data.StructLayout({"neuron": self.neuron_bits,
+                                             "core": self.core_bits})
         super().__init__({
-            "spikes": In(stream.Signature(nb)), "begin": In(1), "step": In(32), "end": In(1),
-            "room": Out(1), "ack": In(1), "ack_next": In(8), "clear": In(1),
+            "spikes": In(stream.Signature(spike_shape)), "begin": In(1), "step": In(32),
+            "end": In(1), "room": Out(1), "ack": In(1), "ack_next": In(8), "clear": In(1),
+            "probe": In(stream.Signature(ProbeByte)), "closing": Out(1),
             "tx_header": Out(stream.Signature(HeaderLayout)),
             "tx_payload": Out(stream.Signature(8)),
             "out_seq": Out(8), "resent": Out(32), "pending": Out(1),
         })
 
-    def elaborate(self, platform):
+    def elaborate(self, platform):  # noqa: C901 - one buffer, read top to bottom
         m = Module()
-        ow, ring, spf = self.out_window, self.ring, self.per_frame
+        ow, ring, spf, K = self.out_window, self.ring, self.per_frame, self.n_cores
         owb = max(ow.bit_length() - 1, 0)
         rb = ring.bit_length()               # ring pointers with one extra bit
-        nb = len(self.spikes.payload)
-        m.submodules.ring = mem = Memory(shape=nb, depth=ring, init=[])
+        nb, cb = self.neuron_bits, self.core_bits
+        m.submodules.ring = mem = Memory(shape=nb, depth=ring * K, init=[])
         wp = mem.write_port()
         rp = mem.read_port()
+        pr = self.probe_ring
+        prb = pr.bit_length()
+        m.submodules.probe_ring = pmem = Memory(shape=8, depth=pr, init=[])
+        pwp = pmem.write_port()
+        prp = pmem.read_port()
+        sb = max(rb, prb)
+        cnt_max = max(spf, self.probe_payload)
+
+        def ring_addr(ptr, core):
+            return Cat(ptr[:rb - 1], core[:cb]) if K > 1 else ptr[:rb - 1]
 
         head, ack, sent = Signal(8), Signal(8), Signal(8)
         d_step = Array(Signal(32, name=f"d_step{k}") for k in range(ow))
-        d_start = Array(Signal(rb, name=f"d_start{k}") for k in range(ow))
-        d_count = Array(Signal(range(spf + 1), name=f"d_count{k}") for k in range(ow))
+        d_core = Array(Signal(cb, name=f"d_core{k}") for k in range(ow))
+        d_probe = Array(Signal(name=f"d_probe{k}") for k in range(ow))     # PROBE_DATA
+        d_start = Array(Signal(sb, name=f"d_start{k}") for k in range(ow))
+        d_count = Array(Signal(range(cnt_max + 1), name=f"d_count{k}") for k in range(ow))
         d_end = Array(Signal(name=f"d_end{k}") for k in range(ow))
 
         def slot(seq):
             return seq[:owb] if owb else Const(0, 1)
 
-        w_ptr = Signal(rb)
+        w_ptr = Array(Signal(rb, name=f"w_ptr{c}") for c in range(K))
+        cur_start = Array(Signal(rb, name=f"cur_start{c}") for c in range(K))
+        cur_count = Array(Signal(range(spf + 1), name=f"cur_count{c}") for c in range(K))
         collecting = Signal()
+        closing = Signal()
+        close_core = Signal(range(K + 1))
         cur_step = Signal(32)
-        cur_start = Signal(rb)
-        cur_count = Signal(range(spf + 1))
-        tail = Signal(rb)
-        m.d.comb += [tail.eq(Mux(ack != head, d_start[slot(ack)], cur_start)),
-                     self.out_seq.eq(ack), self.pending.eq((ack != head) | collecting)]
         used_frames = (head - ack)[:8]
-        m.d.comb += self.room.eq((used_frames + self.frames_per_step <= ow)
-                                 & (ring - (w_ptr - tail)[:rb] >= self.n_neurons))
+        # Acknowledged frames are released one per clock (``rel`` walks up to ``ack``): the
+        # end of a core's last released frame is the tail of its ring (a core's frames are
+        # contiguous in its ring, as are the PROBE_DATA payloads in theirs). A descriptor is
+        # reused only once released, so ``room`` counts frames from ``rel``.
+        rel = Signal(8)
+        tail = Array(Signal(rb, name=f"tail{c}") for c in range(K))
+        p_tail = Signal(prb)
+        with m.If(rel != ack):
+            j = slot(rel)
+            end = d_start[j] + d_count[j]
+            with m.If(d_probe[j]):
+                m.d.sync += p_tail.eq(end)
+            with m.Else():
+                m.d.sync += tail[d_core[j]].eq(end)
+            m.d.sync += rel.eq(rel + 1)
+        m.d.comb += [self.out_seq.eq(ack),
+                     self.pending.eq((ack != head) | (rel != ack) | collecting),
+                     self.closing.eq(closing)]
+        fits = [ring - (w_ptr[c] - tail[c])[:rb] >= self.n_neurons for c in range(K)]
+        p_w, p_start = Signal(prb), Signal(prb)
+        fits.append(pr - (p_w - p_tail)[:prb] >= self.n_probes * self.probe_payload)
+        m.d.comb += self.room.eq(((head - rel)[:8] + self.frames_per_step <= ow) & ~closing
+                                 & Cat(*fits).all())
 
-        def close(count, end, start):
-            m.d.sync += [d_step[slot(head)].eq(cur_step), d_start[slot(head)].eq(start),
-                         d_count[slot(head)].eq(count), d_end[slot(head)].eq(end),
+        def close(core, count, end, start, probe=0):
+            m.d.sync += [d_step[slot(head)].eq(cur_step), d_core[slot(head)].eq(core),
+                         d_start[slot(head)].eq(start), d_count[slot(head)].eq(count),
+                         d_end[slot(head)].eq(end), d_probe[slot(head)].eq(probe),
                          head.eq(head + 1)]
 
+        # -- PROBE_DATA payloads (after the barrier, before the step's last spike frames) ----
+        m.d.comb += [self.probe.ready.eq(~closing), pwp.addr.eq(p_w[:prb - 1]),
+                     pwp.data.eq(self.probe.payload.data)]
+        with m.If(self.probe.valid & self.probe.ready):
+            m.d.comb += pwp.en.eq(1)
+            m.d.sync += p_w.eq(p_w + 1)
+            with m.If(self.probe.payload.last):
+                close(0, (p_w + 1 - p_start)[:prb], 0, p_start, probe=1)
+                m.d.sync += p_start.eq(p_w + 1)
+
         # -- collect -------------------------------------------------------------------------
-        m.d.comb += [self.spikes.ready.eq(1), wp.addr.eq(w_ptr[:rb - 1]),
-                     wp.data.eq(self.spikes.payload)]
+        sp_core = self.spikes.payload.core if K > 1 else Const(0, 1)
+        m.d.comb += [self.spikes.ready.eq(~closing),
+                     wp.addr.eq(ring_addr(w_ptr[sp_core], sp_core)),
+                     wp.data.eq(self.spikes.payload.neuron)]
         with m.If(self.begin):
-            m.d.sync += [collecting.eq(1), cur_step.eq(self.step), cur_start.eq(w_ptr),
-                         cur_count.eq(0)]
-        with m.If(self.spikes.valid & collecting):
+            m.d.sync += [collecting.eq(1), cur_step.eq(self.step)]
+            for c in range(K):
+                m.d.sync += [cur_start[c].eq(w_ptr[c]), cur_count[c].eq(0)]
+        with m.If(self.spikes.valid & self.spikes.ready & collecting):
             m.d.comb += wp.en.eq(1)
-            m.d.sync += w_ptr.eq(w_ptr + 1)
-            with m.If(cur_count == spf - 1):
-                close(spf, 0, cur_start)
-                m.d.sync += [cur_start.eq(w_ptr + 1), cur_count.eq(0)]
+            m.d.sync += w_ptr[sp_core].eq(w_ptr[sp_core] + 1)
+            with m.If(cur_count[sp_core] == spf - 1):
+                close(sp_core, spf, 0, cur_start[sp_core])
+                m.d.sync += [cur_start[sp_core].eq(w_ptr[sp_core] + 1),
+                             cur_count[sp_core].eq(0)]
             with m.Else():
-                m.d.sync += cur_count.eq(cur_count + 1)
+                m.d.sync += cur_count[sp_core].eq(cur_count[sp_core] + 1)
         with m.If(self.end & collecting):
-            close(cur_count, 1, cur_start)
-            m.d.sync += collecting.eq(0)
+            m.d.sync += [closing.eq(1), close_core.eq(0)]
+        with m.If(closing):
+            # One core per clock: its partial frame, and always the last core's (END_OF_STEP).
+            last = close_core == K - 1
+            with m.If((cur_count[close_core] != 0) | last):
+                close(close_core, cur_count[close_core], last, cur_start[close_core])
+                m.d.sync += [cur_start[close_core].eq(w_ptr[close_core]),
+                             cur_count[close_core].eq(0)]
+            m.d.sync += close_core.eq(close_core + 1)
+            with m.If(last):
+                m.d.sync += [closing.eq(0), collecting.eq(0)]
 
         # -- acknowledgements and the resend timer --------------------------------------------
         timer = Signal(range(self.timeout + 1))
@@ -121,11 +200,14 @@ class OutputBuffer(wiring.Component):
 
         # -- transmit --------------------------------------------------------------------------
         tx_seq = Signal(8)
-        left = Signal(range(spf + 1))
-        rd_ptr = Signal(rb)
+        tx_core = Signal(cb)
+        left = Signal(range(cnt_max + 1))
+        rd_ptr = Signal(sb)
+        tx_probe = Signal()
         idx = Signal(3)
         fixed = Signal(8 * _SPIKES.size)
-        m.d.comb += [rp.addr.eq(rd_ptr[:rb - 1]), rp.en.eq(1)]
+        m.d.comb += [rp.addr.eq(ring_addr(rd_ptr, tx_core)), rp.en.eq(1),
+                     prp.addr.eq(rd_ptr[:prb - 1]), prp.en.eq(1)]
         word = Signal(16)
         m.d.comb += word.eq(rp.data)
         pending_clear = Signal()
@@ -135,15 +217,20 @@ class OutputBuffer(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(pending_clear):
-                    m.d.sync += [head.eq(0), ack.eq(0), sent.eq(0), w_ptr.eq(0),
-                                 collecting.eq(0), self.resent.eq(0), timer.eq(0),
+                    m.d.sync += [head.eq(0), ack.eq(0), sent.eq(0), collecting.eq(0),
+                                 closing.eq(0), self.resent.eq(0), timer.eq(0),
                                  pending_clear.eq(0)]
+                    m.d.sync += [w_ptr[c].eq(0) for c in range(K)]
+                    m.d.sync += [cur_start[c].eq(0) for c in range(K)]
+                    m.d.sync += [p_w.eq(0), p_start.eq(0), p_tail.eq(0), rel.eq(0)]
+                    m.d.sync += [tail[c].eq(0) for c in range(K)]
                 with m.Elif(behind):
                     m.d.sync += sent.eq(ack)
                 with m.Elif(sent != head):
                     k = slot(sent)
                     m.d.sync += [tx_seq.eq(sent), left.eq(d_count[k]), rd_ptr.eq(d_start[k]),
-                                 fixed.eq(Cat(d_step[k], Const(self.core, 8),
+                                 tx_core.eq(d_core[k]), tx_probe.eq(d_probe[k]),
+                                 fixed.eq(Cat(d_step[k], d_core[k], Const(0, 8 - cb),
                                               d_end[k] * int(StepFlags.END_OF_STEP))),
                                  idx.eq(0), timer.eq(0)]
                     m.next = "HEADER"
@@ -154,9 +241,13 @@ class OutputBuffer(wiring.Component):
                 m.d.comb += [self.tx_header.valid.eq(1),
                              self.tx_header.p.version.eq(protocol.VERSION),
                              self.tx_header.p.seq.eq(tx_seq),
-                             self.tx_header.p.cmd.eq(Command.SPIKES),
-                             self.tx_header.p.length.eq(_SPIKES.size + 2 * left)]
-                with m.If(self.tx_header.ready):
+                             self.tx_header.p.cmd.eq(Mux(tx_probe, Command.PROBE_DATA,
+                                                         Command.SPIKES)),
+                             self.tx_header.p.length.eq(Mux(tx_probe, left,
+                                                            _SPIKES.size + 2 * left))]
+                with m.If(self.tx_header.ready & tx_probe):
+                    m.next = "PWAIT"
+                with m.Elif(self.tx_header.ready):
                     m.next = "FIXED"
             with m.State("FIXED"):
                 m.d.comb += [self.tx_payload.valid.eq(1),
@@ -171,6 +262,17 @@ class OutputBuffer(wiring.Component):
                             m.next = "LO"
             with m.State("WAIT"):
                 m.next = "LO"
+            with m.State("PWAIT"):
+                m.next = "PBYTE"
+            with m.State("PBYTE"):
+                m.d.comb += [self.tx_payload.valid.eq(1), self.tx_payload.payload.eq(prp.data)]
+                with m.If(self.tx_payload.ready):
+                    m.d.sync += [rd_ptr.eq(rd_ptr + 1), left.eq(left - 1)]
+                    with m.If(left == 1):
+                        m.d.sync += sent.eq(sent + 1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "PWAIT"
             with m.State("LO"):
                 m.d.comb += [self.tx_payload.valid.eq(1), self.tx_payload.payload.eq(word[:8])]
                 with m.If(self.tx_payload.ready):

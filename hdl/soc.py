@@ -1,14 +1,17 @@
-"""The SoC top: UART pins, the link, one core, one memory map.
+"""The SoC top: UART pins, the link, the chip (``n_cores`` cores and the router), one memory map.
 
 ``rx``/``tx`` are plain signals (board files connect them to pins). Data path::
 
     rx -> UARTReceiver -> Deframer -> AckFilter -> CommandProcessor -> FrameMux -> Framer
                                           |               |  (mem port)     ^        -> UART -> tx
-                                       OUT_ACK         Stepper -> Core -> OutputBuffer
+                                       OUT_ACK         Stepper -> Chip -> OutputBuffer
+                                                                (cores, router, barrier)
 
-The RESET command resets the processor and the stepper (run state, input queue, counters) and
-clears the output buffer; the core's memories and registers (the image) are kept. Until the
-router joins the SoC it holds one core with external input only.
+The memory map is the preset's ``ChipMap`` (``spikeforge.routing``): every core's regions and
+every routing table behind the chip's one memory port; the host reaches them as the regions of
+``spikeforge.protocol.link_regions``. The RESET command resets the processor and the stepper
+(run state, input queue, counters) and clears the output buffer; the chip's memories and
+registers (the image) are kept.
 """
 
 import zlib
@@ -21,10 +24,11 @@ from amaranth.lib.wiring import In, Out
 from spikeforge.memmap import MemoryMap
 from spikeforge.presets import SocPreset
 
-from .core import Core
+from .chip import Chip, inject_layout
 from .framing import Deframer, Framer, HeaderLayout
 from .link import AckFilter, CommandProcessor
 from .outbuf import OutputBuffer
+from .probe import ProbeEngine
 from .stepper import Stepper
 from .uart import UARTReceiver, UARTTransmitter
 
@@ -94,6 +98,7 @@ class SoC(wiring.Component):
             raise TypeError(f"preset must be a SocPreset, not {preset!r}")
         self.preset = preset
         self.memmap = MemoryMap(preset.core)
+        self.chipmap = preset.chipmap
         super().__init__()
 
     def elaborate(self, platform):
@@ -103,17 +108,24 @@ class SoC(wiring.Component):
         m.submodules.urx = urx = UARTReceiver(cpb)
         m.submodules.deframer = deframer = Deframer(max_payload=p.max_payload)
         m.submodules.filter = filt = AckFilter()
-        proc = CommandProcessor(self.memmap, n_cores=p.n_cores, window=p.window,
+        proc = CommandProcessor(self.chipmap, window=p.window, n_probes=p.n_probes,
+                                probe_payload=p.probe_payload,
                                 out_window=p.out_window, max_payload=p.max_payload,
                                 hello=dict(clock_hz=p.clock_hz, baud=p.baud,
                                            out_timeout=p.resend_clocks, build_id=build_id(p)))
-        stepper = Stepper(c.axon_bits, input_depth=p.input_depth)
-        outbuf = OutputBuffer(c.n_neurons, out_window=p.out_window, max_payload=p.max_payload,
+        chip = Chip([c] * p.n_cores, p.limits)
+        stepper = Stepper(inject_layout(self.chipmap).size, input_depth=p.input_depth)
+        outbuf = OutputBuffer(c.n_neurons, n_cores=p.n_cores, n_probes=p.n_probes,
+                              probe_payload=p.probe_payload,
+                              spike_shape=chip.host_out.payload.shape(),
+                              out_window=p.out_window, max_payload=p.max_payload,
                               timeout=p.resend_clocks)
         m.submodules.proc = ResetInserter(proc.soft_reset)(proc)
         m.submodules.stepper = ResetInserter(proc.soft_reset)(stepper)
         m.submodules.outbuf = outbuf
-        m.submodules.core = core = Core(c)
+        probes = ProbeEngine(self.chipmap, p.n_probes)
+        m.submodules.probes = ResetInserter(proc.soft_reset)(probes)
+        m.submodules.chip = chip
         m.submodules.mux = mux = FrameMux()
         m.submodules.framer = framer = Framer()
         m.submodules.utx = utx = UARTTransmitter(cpb)
@@ -145,9 +157,25 @@ class SoC(wiring.Component):
                      proc.uart_errors.eq(uart_errors),
                      proc.overruns.eq(overruns + deframer.overflows),
                      proc.out_seq.eq(outbuf.out_seq), proc.out_resent.eq(outbuf.resent),
-                     proc.core_step.eq(core.step)]
-        wiring.connect(m, proc.mem_req, core.mem_req)
-        wiring.connect(m, core.mem_rsp, proc.mem_rsp)
+                     proc.core_step.eq(chip.step), proc.stalls.eq(stepper.stalls)]
+        # The chip's memory port: the probe engine's while it works (between the barrier and
+        # the end of a step, when the processor never uses it), else the processor's.
+        with m.If(probes.busy):
+            wiring.connect(m, probes.mem_req, chip.mem_req)
+        with m.Else():
+            wiring.connect(m, proc.mem_req, chip.mem_req)
+        m.d.comb += [proc.mem_rsp.payload.eq(chip.mem_rsp.payload),
+                     probes.mem_rsp.payload.eq(chip.mem_rsp.payload),
+                     proc.mem_rsp.valid.eq(chip.mem_rsp.valid & ~probes.busy),
+                     probes.mem_rsp.valid.eq(chip.mem_rsp.valid & probes.busy),
+                     chip.mem_rsp.ready.eq(1)]
+        m.d.comb += [probes.set.eq(proc.pr_set), probes.set_probe.eq(proc.pr_probe),
+                     probes.set_core.eq(proc.pr_core), probes.set_region.eq(proc.pr_region),
+                     probes.set_period.eq(proc.pr_period), probes.set_index.eq(proc.pr_index),
+                     probes.set_count.eq(proc.pr_count),
+                     probes.start.eq(stepper.end), probes.step.eq(stepper.run_step),
+                     stepper.period.eq(proc.period), proc.timer_overruns.eq(stepper.overruns)]
+        wiring.connect(m, probes.out, outbuf.probe)
         m.d.comb += [stepper.run.eq(proc.st_run), stepper.run_steps.eq(proc.st_run_steps),
                      stepper.step.eq(proc.st_step), stepper.stop.eq(proc.st_stop),
                      stepper.commit.eq(proc.st_commit), stepper.abort.eq(proc.st_abort),
@@ -161,16 +189,20 @@ class SoC(wiring.Component):
                      proc.st_steps_left.eq(stepper.steps_left),
                      proc.st_input_floor.eq(stepper.input_floor),
                      proc.st_last_input.eq(stepper.last_input),
-                     proc.st_free.eq(stepper.free)]
+                     proc.st_free.eq(stepper.free), proc.st_paced.eq(stepper.paced)]
         wiring.connect(m, proc.st_push, stepper.push)
 
-        # stepper, core and output buffer
-        wiring.connect(m, stepper.spike_in, core.spike_in)
-        wiring.connect(m, core.spike_out, outbuf.spikes)
-        m.d.comb += [core.start.eq(stepper.start), stepper.core_busy.eq(core.busy),
-                     stepper.core_done.eq(core.done), stepper.core_step.eq(core.step),
+        # stepper, chip and output buffer; events for cores beyond the chip are dropped
+        m.d.comb += [chip.inject.valid.eq(stepper.spike_in.valid),
+                     chip.inject.payload.eq(stepper.spike_in.payload),
+                     stepper.spike_in.ready.eq(chip.inject.ready),
+                     chip.link_out.ready.eq(1)]
+        wiring.connect(m, chip.host_out, outbuf.spikes)
+        m.d.comb += [chip.start.eq(stepper.start), stepper.core_busy.eq(chip.busy),
+                     stepper.core_done.eq(chip.done), stepper.core_step.eq(chip.step),
                      stepper.room.eq(outbuf.room), outbuf.begin.eq(stepper.begin),
-                     outbuf.step.eq(core.step), outbuf.end.eq(core.done),
+                     outbuf.step.eq(chip.step), outbuf.end.eq(probes.done),
+                     stepper.post_busy.eq(probes.busy | outbuf.closing),
                      outbuf.ack.eq(filt.ack), outbuf.ack_next.eq(filt.next),
                      outbuf.clear.eq(proc.soft_reset), self.stalls.eq(stepper.stalls)]
 
@@ -183,6 +215,6 @@ class SoC(wiring.Component):
         wiring.connect(m, mux.payload, framer.payload)
         wiring.connect(m, framer.o, utx.i)
         m.d.comb += [self.tx.eq(utx.tx),
-                     self.active.eq(~proc.idle | ~stepper.idle | outbuf.pending | core.busy
+                     self.active.eq(~proc.idle | ~stepper.idle | outbuf.pending | chip.busy
                                     | utx.busy | deframer.header.valid)]
         return m

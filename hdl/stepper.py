@@ -35,15 +35,22 @@ Entry = data.StructLayout({"kind": EntryKind, "value": 32})
 class Stepper(wiring.Component):
     """Step control for one core; ``input_depth`` entries of input queue (a power of two).
 
+    A step: ``FEED`` (the queued input of the step goes into the chip), ``start`` (at least
+    ``period`` clocks after the previous start when ``period`` is not 0), ``BUSY`` until the
+    chip's barrier (``core_done``; ``end`` pulses), ``POST`` while ``post_busy`` (the step's
+    probes and last output frames are written), then ``step_done``. A step that ends more than
+    ``period`` clocks after its start counts an overrun (``overruns``).
+
     Control (from the command processor): ``run`` with ``run_steps``, ``step`` and ``stop``
     pulses; ``push`` entries then ``commit`` (with ``commit_step`` and ``commit_end``, the INPUT's
     step and END_OF_STEP flag) or ``abort``. Status: ``state`` (``RunState``), ``idle`` (no run,
     no step pending, none in progress), ``step_done`` (one clock at the end of each step, with
     ``done_step``), ``busy_last``/``busy_max`` (clocks from start to done), ``steps_left``,
-    ``input_floor`` (the earliest step an INPUT may still target), ``free`` (queue entries free).
+    ``input_floor`` (the earliest step an INPUT may still target), ``free`` (queue entries free),
+    ``run_step`` (the step under way or last run).
     """
 
-    def __init__(self, axon_bits, *, input_depth=512):
+    def __init__(self, event_bits, *, input_depth=512):
         if input_depth < 4 or input_depth & (input_depth - 1):
             raise ValueError(f"input depth must be a power of two of at least 4, "
                              f"not {input_depth!r}")
@@ -57,10 +64,14 @@ class Stepper(wiring.Component):
             "steps_left": Out(32), "input_floor": Out(32), "last_input": Out(32),
             "free": Out(range(input_depth + 1)), "stalls": Out(32),
             # core side
-            "spike_in": Out(stream.Signature(axon_bits)), "start": Out(1),
+            "spike_in": Out(stream.Signature(event_bits)), "start": Out(1),
             "core_busy": In(1), "core_done": In(1), "core_step": In(32),
-            # output buffer side: room for one more step; begin marks the step's start
-            "room": In(1), "begin": Out(1),
+            # output side: room for one more step; begin marks the step's start, end the
+            # chip's barrier; the step is over when post_busy (probes, frames) falls
+            "room": In(1), "begin": Out(1), "end": Out(1), "post_busy": In(1),
+            "run_step": Out(32),
+            # the step timer: clocks from start to start (0: back to back)
+            "period": In(32), "overruns": Out(32), "paced": Out(1),
         })
 
     def elaborate(self, platform):
@@ -82,7 +93,7 @@ class Stepper(wiring.Component):
             m.d.sync += w_ptr.eq(w_ptr + 1)
         m.d.sync += r_ptr.eq(r_next)
 
-        paced = Signal()
+        paced = self.paced                # an INPUT came: each step waits for its input
         complete = Signal(33)            # steps below it have their whole input queued
         last_input = Signal(32)
         empty = r_ptr == c_ptr
@@ -106,8 +117,15 @@ class Stepper(wiring.Component):
         stalled = Signal()
         busy = Signal(32)
         t = self.core_step
+        # The step under way, latched at its start: a chip's step counter moves on when its
+        # cores finish, before the barrier closes the step.
+        run_step = Signal(32)
+        since = Signal(32, init=0xFFFFFFFF)   # clocks since the last start (saturating)
+        with m.If(since != 0xFFFFFFFF):
+            m.d.sync += since.eq(since + 1)
+        m.d.comb += self.run_step.eq(run_step)
         m.d.comb += [self.steps_left.eq(Mux(infinite, 0, left)),
-                     self.input_floor.eq(t + in_step)]
+                     self.input_floor.eq(Mux(in_step, run_step + 1, t))]
         with m.If(self.run):
             m.d.sync += [running.eq(1), infinite.eq(self.run_steps == 0),
                          left.eq(self.run_steps), stop_req.eq(0)]
@@ -124,7 +142,7 @@ class Stepper(wiring.Component):
                     m.d.sync += running.eq(0)
                 with m.Elif(want & ~self.core_busy & self.room):
                     with m.If(~paced | (t < complete)):
-                        m.d.sync += in_step.eq(1)
+                        m.d.sync += [in_step.eq(1), run_step.eq(t)]
                         with m.If(stalled):
                             m.d.sync += [self.stalls.eq(self.stalls + 1), stalled.eq(0)]
                         m.next = "FEED"
@@ -138,19 +156,29 @@ class Stepper(wiring.Component):
                              self.spike_in.valid.eq(ours & (head.kind == EntryKind.AXON))]
                 with m.If(ours & ((head.kind == EntryKind.STEP) | self.spike_in.ready)):
                     m.d.comb += pop.eq(1)
-                with m.If(~ours):
+                # With a period, a step starts ``period`` clocks after the previous one.
+                with m.If(~ours & ((self.period == 0) | (since >= self.period))):
                     m.d.comb += [self.start.eq(1), self.begin.eq(1)]
-                    m.d.sync += busy.eq(0)
+                    m.d.sync += [busy.eq(0), since.eq(1)]
                     m.next = "BUSY"
             with m.State("BUSY"):
                 m.d.sync += busy.eq(busy + 1)
                 with m.If(self.stop):
                     m.d.sync += stop_req.eq(1)
                 with m.If(self.core_done):
-                    m.d.comb += [self.step_done.eq(1), self.done_step.eq(t)]
-                    m.d.sync += [self.busy_last.eq(busy + 1), pending.eq(0), in_step.eq(0)]
-                    with m.If(busy + 1 > self.busy_max):
-                        m.d.sync += self.busy_max.eq(busy + 1)
+                    m.d.comb += self.end.eq(1)
+                    m.next = "POST"
+            with m.State("POST"):
+                # The step's output (probes, last spike frames) is being written out.
+                with m.If(self.stop):
+                    m.d.sync += stop_req.eq(1)
+                with m.If(~self.post_busy):
+                    m.d.comb += [self.step_done.eq(1), self.done_step.eq(run_step)]
+                    m.d.sync += [self.busy_last.eq(busy), pending.eq(0), in_step.eq(0)]
+                    with m.If(busy > self.busy_max):
+                        m.d.sync += self.busy_max.eq(busy)
+                    with m.If((self.period != 0) & (since > self.period)):
+                        m.d.sync += self.overruns.eq(self.overruns + 1)
                     with m.If(running & ~infinite & ~pending):
                         m.d.sync += left.eq(left - 1)
                         with m.If(left == 1):

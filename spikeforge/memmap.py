@@ -6,7 +6,8 @@ fields LSB first in the order listed here, each field at the width ``spikeforge.
 (signed fields in two's complement). The hardware (``spikeforge.hdl.core``) derives its port and
 its address decoding from this module, and host code and tests use ``image_writes`` /
 ``image_from_words`` to turn a ``CoreImage`` into port writes and read-back words into a
-``CoreImage``. This module imports neither Amaranth nor the host.
+``CoreImage``. This module imports neither Amaranth nor the host. ``TableRegion`` numbers a
+chip's routing tables (``spikeforge.routing``) as link regions after the core regions.
 
 Regions (``N`` neurons, ``A`` axons, ``P`` profiles, ``S`` delay slots):
 
@@ -41,7 +42,7 @@ from .image import (
     Field,
 )
 
-__all__ = ["Region", "RegionLayout", "MemoryMap", "effective_lanes"]
+__all__ = ["Region", "TableRegion", "RegionLayout", "MemoryMap", "effective_lanes"]
 
 
 class Region(IntEnum):
@@ -56,6 +57,13 @@ class Region(IntEnum):
 
 
 REGION_BITS = 3
+
+
+class TableRegion(IntEnum):
+    """Region ids of a chip's routing tables on the link (``docs/protocol.md``): beyond the
+    core regions, with the words of ``spikeforge.routing.RouteLayout`` (``index``, ``dest``)."""
+    ROUTE_INDEX = 8
+    ROUTE_DEST = 9
 
 
 def effective_lanes(config):

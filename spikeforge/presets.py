@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 from spikeforge import protocol
 from spikeforge.image import CoreConfig
+from spikeforge.routing import ChipMap, RouterLimits
 
 __all__ = ["SocPreset", "PRESETS", "preset"]
 
 # Mid-bit sampling needs at least 4 clocks per bit (spikeforge.hdl.uart.MIN_CLOCKS_PER_BIT).
 _MIN_CLOCKS_PER_BIT = 4
 _BAUD_TOLERANCE = 0.02
+_MAX_CORES = 64          # the SPIKES/INPUT core byte; the router's core field is far wider
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,11 @@ class SocPreset:
     ``window``/``out_window``: commands whose replies are kept, and output frames kept for
     resending (powers of two). ``out_timeout``: clocks without an ``OUT_ACK`` before the
     unacknowledged output frames are sent again. ``input_depth``: entries of the input queue.
+    ``n_cores`` equal cores of ``core`` join the router, whose tables hold ``route_entries``
+    destinations per core and at most ``fan_out`` per neuron (``spikeforge.routing``).
+    ``n_probes``: probes (``PROBE``), each at most one PROBE_DATA frame of at most
+    ``probe_payload`` bytes per step (the board keeps ``2 x n_probes x probe_payload`` bytes of
+    them for resending: 2 block RAMs of an iCE40 at the defaults).
     """
     name: str
     core: CoreConfig
@@ -38,6 +45,10 @@ class SocPreset:
     max_payload: int = protocol.MAX_PAYLOAD
     out_timeout: int = 0
     input_depth: int = 512
+    route_entries: int = 1024
+    fan_out: int = 16
+    n_probes: int = 2
+    probe_payload: int = 256
 
     def __post_init__(self):
         for name in ("window", "out_window"):
@@ -47,10 +58,27 @@ class SocPreset:
         if not 16 <= self.max_payload <= protocol.MAX_PAYLOAD:
             raise ValueError(f"max payload {self.max_payload!r} is out of range "
                              f"[16, {protocol.MAX_PAYLOAD}]")
-        if self.n_cores != 1:
-            raise ValueError(f"n_cores {self.n_cores!r} is not supported yet (at most 1 "
-                             f"until the router joins the SoC)")
+        if isinstance(self.n_cores, bool) or not isinstance(self.n_cores, int) \
+                or not 1 <= self.n_cores <= _MAX_CORES:
+            raise ValueError(f"n_cores {self.n_cores!r} is out of range [1, {_MAX_CORES}]")
+        self.limits  # noqa: B018 - validates route_entries and fan_out
+        if isinstance(self.n_probes, bool) or not isinstance(self.n_probes, int) \
+                or not 1 <= self.n_probes <= 16:
+            raise ValueError(f"n_probes {self.n_probes!r} is out of range [1, 16]")
+        if not 16 <= self.probe_payload <= self.max_payload:
+            raise ValueError(f"probe payload {self.probe_payload!r} is out of range "
+                             f"[16, {self.max_payload}] (the max payload)")
         self.clocks_per_bit  # noqa: B018 - validates clock and baud
+
+    @property
+    def limits(self):
+        """The router's table sizes (``spikeforge.routing.RouterLimits``)."""
+        return RouterLimits(self.route_entries, self.fan_out)
+
+    @property
+    def chipmap(self):
+        """The chip's memory map: every core's ``MemoryMap`` and every routing table."""
+        return ChipMap([self.core] * self.n_cores, self.limits)
 
     @property
     def clocks_per_bit(self):
@@ -78,10 +106,18 @@ PRESETS = {
     # Small enough that a Verilator build takes seconds and a step a few hundred clocks.
     "tiny": SocPreset("tiny", CoreConfig(n_neurons=16, n_axons=16, weight_bits=8, delay_bits=2,
                                          lanes=2, plastic=True, n_profiles=4),
-                      clock_hz=4_000_000, baud=1_000_000, max_payload=256, input_depth=256),
+                      clock_hz=4_000_000, baud=1_000_000, max_payload=256, input_depth=256,
+                      route_entries=64, fan_out=8),
+    # Two tiny cores joined by the router (multi-core tests).
+    "tiny2": SocPreset("tiny2", CoreConfig(n_neurons=16, n_axons=16, weight_bits=8,
+                                           delay_bits=2, lanes=2, plastic=True, n_profiles=4),
+                       clock_hz=4_000_000, baud=1_000_000, n_cores=2, max_payload=256,
+                       input_depth=256, route_entries=64, fan_out=8),
     # iCEBreaker: 12 MHz oscillator, no PLL; the FTDI bridge takes 1 Mbaud (3 MHz / 3) exactly.
+    # One lane: the synapses fill the 4 SPRAM blocks; more lanes need more DSPs (9 > 8 at two
+    # lanes) and EBR (32 > 30 at four) than the UP5K has (docs/architecture.md, core section).
     "icebreaker": SocPreset("icebreaker", CoreConfig(n_neurons=256, n_axons=256, weight_bits=8,
-                                                     delay_bits=4, lanes=4, plastic=True,
+                                                     delay_bits=4, lanes=1, plastic=True,
                                                      n_profiles=4),
                             clock_hz=12_000_000, baud=1_000_000),
     # ULX3S-85F: 25 MHz board clock.

@@ -26,11 +26,13 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 
+from spikeforge.memmap import TableRegion
+
 __all__ = [
     "VERSION", "MAX_PAYLOAD", "SEQ_MODULO", "MAX_WINDOW", "DELIMITER", "CRC_BYTES",
     "CRC_ALGORITHM", "crc32", "Command", "NakCode", "RunState", "HelloFlags", "StepFlags",
     "Layout", "HEADER", "REQUEST", "REPLY", "NAK_PAYLOAD", "OUTPUT", "word_bytes",
-    "memmap_hash", "frame_overhead", "is_duplicate",
+    "memmap_hash", "frame_overhead", "is_duplicate", "link_regions",
 ]
 
 VERSION = 1              # header byte 0; a board answers another version with NAK(VERSION)
@@ -222,7 +224,7 @@ REPLY = {
         ("n_axons", "H"), ("weight_bits", "B"), ("delay_bits", "B"), ("lanes", "B"),
         ("n_profiles", "B"), ("n_probes", "B"), ("out_seq", "B"), ("memmap_hash", "I"),
         ("clock_hz", "I"), ("baud", "I"), ("out_timeout", "I"), ("build_id", "I"),
-        ("nonce", "I")),
+        ("nonce", "I"), ("route_entries", "I"), ("fan_out", "B"), ("probe_payload", "H")),
     Command.WRITE: _L("write_reply", _ACKED),
     Command.READ: _L("read_reply", _ACKED, tail="s", tail_name="words"),
     Command.REGION_CRC: _L("region_crc_reply", _ACKED, ("crc", "I")),
@@ -237,7 +239,8 @@ REPLY = {
         "status_reply", _ACKED, ("state", "B"), ("step", "I"), ("steps_left", "I"),
         ("crc_errors", "I"), ("frame_errors", "I"), ("uart_errors", "I"), ("overruns", "I"),
         ("naks", "I"), ("duplicates", "I"), ("out_resent", "I"), ("timer_overruns", "I"),
-        ("busy_last", "I"), ("busy_max", "I")),
+        ("busy_last", "I"), ("busy_max", "I"), ("stalls", "I"),
+        ("paced", "B")),
     Command.RESET: _L("reset_reply", _ACKED),
 }
 
@@ -252,25 +255,46 @@ OUTPUT = {
 }
 
 
+def link_regions(memmap):
+    """``{region id: RegionLayout}`` of every region the link reaches on one core.
+
+    ``memmap`` is a core's ``MemoryMap`` (the core regions) or a chip's
+    ``spikeforge.routing.ChipMap`` of equal cores (the core regions, then that core's routing
+    tables as ``TableRegion.ROUTE_INDEX`` and ``ROUTE_DEST``).
+    """
+    routes = getattr(memmap, "routes", None)
+    if routes is None:
+        return dict(memmap.regions)
+    if any(mm.config != memmap.configs[0] for mm in memmap.memmaps):
+        raise ValueError("the link addresses chips of equal cores only")
+    return {**memmap.memmaps[0].regions, TableRegion.ROUTE_INDEX: routes.index,
+            TableRegion.ROUTE_DEST: routes.dest}
+
+
 def word_bytes(memmap, region):
     """Bytes of one memory word of ``region`` on the wire: ``ceil(width / 8)``, little-endian.
 
     Words travel at their region's own width (a 13-bit synapse word takes 2 bytes, not the
-    port's full width), which keeps uploads close to the line rate.
+    port's full width), which keeps uploads close to the line rate. ``memmap``: a
+    ``MemoryMap`` or a ``ChipMap`` (see ``link_regions``).
     """
-    return (memmap[region].width + 7) // 8
+    if getattr(memmap, "routes", None) is None:
+        return (memmap[region].width + 7) // 8
+    return (link_regions(memmap)[region].width + 7) // 8
 
 
 def memmap_hash(memmap):
     """CRC-32 of a canonical text of the memory map: region ids, depths and fields.
 
     The board reports it in HELLO; a host whose map differs (another width, another field
-    order) refuses to upload instead of writing garbage.
+    order, other routing tables) refuses to upload instead of writing garbage. ``memmap``: a
+    ``MemoryMap`` or a ``ChipMap`` (whose hash covers its routing tables as well).
     """
     parts = []
-    for region, layout in sorted(memmap.regions.items()):
+    for region, layout in sorted(link_regions(memmap).items()):
+        name = region.name if hasattr(region, "name") else str(region)
         fields = ",".join(f"{f.name}/{f.bits}{'s' if f.signed else 'u'}" for f in layout.fields)
-        parts.append(f"{int(region)}:{region.name}:{layout.depth}:{fields}")
+        parts.append(f"{int(region)}:{name}:{layout.depth}:{fields}")
     return crc32(";".join(parts).encode())
 
 

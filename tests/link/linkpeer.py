@@ -124,11 +124,12 @@ class FakeBoard:
                 memmap_hash=protocol.memmap_hash(self.memmap),
                 clock_hz=48_000_000, baud=self.baud,
                 out_timeout=int(self.out_timeout * 48_000_000), build_id=0x5F0E,
-                nonce=self.nonce)
+                nonce=self.nonce, route_entries=0, fan_out=0, probe_payload=0)
         if frame.cmd == Command.STATUS:
             return self._ack(frame, state=0, step=0, steps_left=0, crc_errors=0,
                              frame_errors=self.decoder.errors, uart_errors=0, overruns=0,
-                             timer_overruns=0, busy_last=0, busy_max=0, **self.counters)
+                             timer_overruns=0, busy_last=0, busy_max=0, stalls=0, paced=0,
+                             **self.counters)
         if frame.cmd == Command.RESET:
             return self._ack(frame)
         # WRITE, READ, REGION_CRC: check the window into the region first.

@@ -14,6 +14,7 @@ from spikeforge.host.link import Frame, decode_frame, encode_frame
 from spikeforge.image import CoreConfig
 from spikeforge.memmap import MemoryMap, Region
 from spikeforge.protocol import NAK_PAYLOAD, OUTPUT, REPLY, REQUEST, Command, NakCode, StepFlags
+from spikeforge.routing import ChipMap, RouterLimits
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 START, END = "<!-- generated: start -->", "<!-- generated: end -->"
@@ -42,6 +43,7 @@ def hexs(data):
 
 CONFIG = CoreConfig()                    # 256 x 256, 8-bit weights, 4 delay bits, plastic
 MEMMAP = MemoryMap(CONFIG)
+CHIPMAP = ChipMap([CONFIG], RouterLimits(route_entries=1024, fan_out=16))
 
 
 def examples():
@@ -57,11 +59,13 @@ def examples():
                            | protocol.HelloFlags.TIMER),
                  max_payload=1024, n_neurons=256, n_axons=256, weight_bits=8, delay_bits=4,
                  lanes=4, n_profiles=16, n_probes=4, out_seq=0,
-                 memmap_hash=protocol.memmap_hash(MEMMAP), clock_hz=48_000_000, baud=3_000_000,
-                 out_timeout=480_000, build_id=0x1A2B3C4D, nonce=0x9E3779B9)
+                 memmap_hash=protocol.memmap_hash(CHIPMAP), clock_hz=48_000_000, baud=3_000_000,
+                 out_timeout=480_000, build_id=0x1A2B3C4D, nonce=0x9E3779B9,
+                 route_entries=1024, fan_out=16, probe_payload=256)
     status = dict(state=1, step=1234, steps_left=766, crc_errors=2, frame_errors=1,
                   uart_errors=0, overruns=0, naks=1, duplicates=3, out_resent=0,
-                  timer_overruns=0, busy_last=5210, busy_max=6044)
+                  timer_overruns=0, busy_last=5210, busy_max=6044, stalls=7,
+                  paced=1)
 
     def req(seq, cmd, tail=b"", **f):
         return Frame(seq, cmd, REQUEST[cmd].pack(tail, **f))

@@ -57,7 +57,7 @@ def test_hello_upload_readback_crc():
         with pytest.raises(BoardResetError):
             board.link.request(Command.STATUS)        # no HELLO yet: NOT_SYNCED
         info = board.hello()
-        assert info["memmap_hash"] == protocol.memmap_hash(board.memmap)
+        assert info["memmap_hash"] == protocol.memmap_hash(board.chipmap)
         assert (info["n_neurons"], info["n_axons"]) == (16, 16)
         assert info["max_payload"] == TINY.max_payload
         im, _ = _image(1)

@@ -1,0 +1,141 @@
+"""Probes: chosen words of the chip's memories, read after every ``period``-th step.
+
+``ProbeEngine`` holds ``n_probes`` probe settings (the ``PROBE`` command of
+``docs/protocol.md``: core, region, first word, word count, period; period 0 switches a probe
+off). When a step has passed the chip's barrier (``start``), and before the next step may start,
+it visits the probes in order; a probe that is due writes one ``PROBE_DATA`` payload into the
+output buffer's ``probe`` port: step, probe, core, region, index (the fixed fields of
+``protocol.OUTPUT[PROBE_DATA]``), then the words, each at its region's wire width
+(``protocol.word_bytes``), read through the chip's memory port. A probe set with period ``p`` is
+due at the first step that ends after the command, then every ``p``-th step.
+"""
+
+from amaranth.hdl import Array, Cat, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikeforge import protocol
+from spikeforge.protocol import OUTPUT, Command
+
+from .chip import chip_request_layout
+from .link import chip_address
+from .outbuf import ProbeByte
+
+__all__ = ["ProbeEngine"]
+
+_FIXED = OUTPUT[Command.PROBE_DATA].size
+
+
+class ProbeEngine(wiring.Component):
+    """``n_probes`` probes of the chip of ``chipmap`` (equal cores).
+
+    Ports: ``set`` (a pulse) with ``set_probe``, ``set_core``, ``set_region``, ``set_period``,
+    ``set_index``, ``set_count`` (already checked by the command processor); ``start`` (the
+    barrier) with ``step`` (the step that ended); ``busy`` (from the clock after ``start`` until
+    every due probe is written), ``done`` (one clock at the end); ``mem_req`` / ``mem_rsp`` (the
+    chip's memory port, to be granted while ``busy``); ``out`` (payload bytes to the output
+    buffer).
+    """
+
+    def __init__(self, chipmap, n_probes):
+        if not isinstance(n_probes, int) or not 1 <= n_probes <= 16:
+            raise ValueError(f"n_probes must be from 1 to 16, not {n_probes!r}")
+        self.chipmap = chipmap
+        self.n_probes = n_probes
+        self.regions = protocol.link_regions(chipmap)
+        super().__init__({
+            "set": In(1), "set_probe": In(8), "set_core": In(8), "set_region": In(8),
+            "set_period": In(8), "set_index": In(32), "set_count": In(16),
+            "start": In(1), "step": In(32), "busy": Out(1), "done": Out(1),
+            "mem_req": Out(stream.Signature(chip_request_layout(chipmap))),
+            "mem_rsp": In(stream.Signature(chipmap.data_bits)),
+            "out": Out(stream.Signature(ProbeByte)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        P = self.n_probes
+        pb = max((P - 1).bit_length(), 1)
+        core = Array(Signal(8, name=f"core{k}") for k in range(P))
+        region = Array(Signal(8, name=f"region{k}") for k in range(P))
+        period = Array(Signal(8, name=f"period{k}") for k in range(P))
+        index = Array(Signal(32, name=f"index{k}") for k in range(P))
+        count = Array(Signal(16, name=f"count{k}") for k in range(P))
+        countdown = Array(Signal(8, name=f"countdown{k}") for k in range(P))
+        with m.If(self.set):
+            k = self.set_probe[:pb]
+            m.d.sync += [core[k].eq(self.set_core), region[k].eq(self.set_region),
+                         period[k].eq(self.set_period), index[k].eq(self.set_index),
+                         count[k].eq(self.set_count), countdown[k].eq(0)]
+
+        p = Signal(range(P + 1))
+        p8 = Signal(8)
+        m.d.comb += p8.eq(p)
+        step = Signal(32)
+        fixed = Signal(8 * _FIXED)
+        k = Signal(range(_FIXED))
+        word_i = Signal(16)
+        word = Signal(self.chipmap.data_bits)
+        bk = Signal(8)
+        wb = Signal(8)
+        with m.Switch(region[p]):
+            for r, layout in self.regions.items():
+                with m.Case(int(r)):
+                    m.d.comb += wb.eq((layout.width + 7) // 8)
+        addr = chip_address(m, self.chipmap, core[p], region[p], index[p] + word_i)
+        last_word = word_i == count[p] - 1
+        m.d.comb += self.mem_rsp.ready.eq(1)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [p.eq(0), step.eq(self.step)]
+                    m.next = "SCAN"
+            with m.State("SCAN"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(p == P):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Elif((period[p] != 0) & (countdown[p] == 0)):
+                    m.d.sync += [countdown[p].eq(period[p] - 1), k.eq(0), word_i.eq(0),
+                                 fixed.eq(Cat(step, p8, core[p], region[p], index[p]))]
+                    m.next = "HEAD"
+                with m.Else():
+                    with m.If(period[p] != 0):
+                        m.d.sync += countdown[p].eq(countdown[p] - 1)
+                    m.d.sync += p.eq(p + 1)
+            with m.State("HEAD"):
+                m.d.comb += [self.busy.eq(1), self.out.valid.eq(1),
+                             self.out.payload.data.eq(fixed.word_select(k, 8)),
+                             self.out.payload.last.eq((k == _FIXED - 1) & (count[p] == 0))]
+                with m.If(self.out.ready):
+                    m.d.sync += k.eq(k + 1)
+                    with m.If(k == _FIXED - 1):
+                        with m.If(count[p] == 0):
+                            m.d.sync += p.eq(p + 1)
+                            m.next = "SCAN"
+                        with m.Else():
+                            m.next = "REQ"
+            with m.State("REQ"):
+                m.d.comb += [self.busy.eq(1), self.mem_req.valid.eq(1),
+                             self.mem_req.p.addr.eq(addr)]
+                with m.If(self.mem_req.ready):
+                    m.next = "RSP"
+            with m.State("RSP"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(self.mem_rsp.valid):
+                    m.d.sync += [word.eq(self.mem_rsp.payload), bk.eq(0)]
+                    m.next = "BYTES"
+            with m.State("BYTES"):
+                m.d.comb += [self.busy.eq(1), self.out.valid.eq(1),
+                             self.out.payload.data.eq(word[:8]),
+                             self.out.payload.last.eq((bk == wb - 1) & last_word)]
+                with m.If(self.out.ready):
+                    m.d.sync += [word.eq(word >> 8), bk.eq(bk + 1)]
+                    with m.If(bk == wb - 1):
+                        m.d.sync += word_i.eq(word_i + 1)
+                        with m.If(last_word):
+                            m.d.sync += p.eq(p + 1)
+                            m.next = "SCAN"
+                        with m.Else():
+                            m.next = "REQ"
+        return m
