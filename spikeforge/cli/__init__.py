@@ -17,7 +17,8 @@ from spikeforge import __version__
 __all__ = ["main", "CliError", "SUBCOMMANDS"]
 
 # Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ["demo", "simulate", "compare"]
+SUBCOMMANDS = ["demo", "simulate", "compare", "emulate", "push", "run", "pull", "info",
+               "boards", "build", "flash", "selftest"]
 
 EXIT_USAGE = 2      # bad input: a file, a value, a network that does not fit
 EXIT_DEVICE = 1     # a board or link failure

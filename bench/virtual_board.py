@@ -1,0 +1,119 @@
+"""Speed of the virtual board: simulated clocks per second with the host attached.
+
+The ``icebreaker`` SoC runs under Verilator behind TCP (``spikeforge.boards.virtual``) while the
+unchanged host (``Board``) drives it. The network keeps the chip busy: 256 LIF neurons, each
+driven by about 64 of 256 on-chip Bernoulli generators (``PoissonSource`` at 100 Hz, so 10% of
+the inputs spike per step), firing in about 10% of the steps (``activity`` is measured).
+Three numbers:
+
+- ``cycles_per_s``: simulated clocks / wall seconds of the client session that runs the network
+  (HELLO, RUN, spikes streamed back and acknowledged), host attached;
+- ``steps_per_s``: timesteps per wall second of that run, end to end;
+- ``raw_cycles_per_s``: the same model fed the same rx bit stream at the same clocks (recorded
+  during the run, replayed with ``+replay``), with no socket, no host and no line model output:
+  ``ratio`` = attached / raw is the cost of the I/O.
+
+The upload happens in an earlier session and is not timed. Machine load matters (the numbers
+are wall-clock): the load average is printed with the table, and the same rates per CPU second
+of the simulator process (``getrusage``) are given beside them.
+
+    python bench/virtual_board.py [--preset icebreaker] [--steps 2000] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from spikeforge.boards.virtual import VirtualBoard, build_vboard, replay
+from spikeforge.host import session
+from spikeforge.host.board import Board
+from spikeforge.host.network import Network
+from spikeforge.presets import preset
+
+GOAL = 5e6
+
+
+def busy_network(n=256, rate_hz=100.0, dt=1.0):
+    """LIF neurons that fire in ~10% of the steps, driven by on-chip generators."""
+    net = Network(dt=dt)
+    src = net.poisson_source(n, rate_hz=rate_hz, seed=3, label="drive")
+    lif = net.population(n, tau_mem=10.0, tau_syn=2.0, v_th=1.0, v_reset=0.0, refractory=2.0,
+                         label="lif")
+    rng = np.random.default_rng(1)
+    w = np.where(rng.random((n, n)) < 0.25, 0.012, np.nan)
+    net.connect(src, lif, weight=w, delay=1.0, label="drive->lif")
+    return net
+
+
+def measure(name, steps):
+    p = preset(name)
+    t0 = time.monotonic()
+    build_vboard(p)
+    build_s = time.monotonic() - t0
+    net = busy_network(p.core.n_neurons)
+    with tempfile.TemporaryDirectory() as tmp:
+        record = os.path.join(tmp, "rx.txt")
+        with VirtualBoard(p, record=record) as vb:
+            with Board(vb.url, baud=vb.baud) as board:          # session 1: upload
+                board.hello()
+                compiled = session.compile_for(board, net)
+                session.push(board, compiled)
+            vb.session()
+            with Board(vb.url, baud=vb.baud) as board:          # session 2: the timed run
+                board.hello()
+                t = time.monotonic()
+                trace = session.run(board, compiled, steps, push_if_needed=False)
+                run_s = time.monotonic() - t
+            stats = vb.session()
+        vb.close()
+        raw_clocks, raw_s, raw_cpu = replay(p, record)
+    attached = stats["clocks"] / (stats["usec"] / 1e6)
+    attached_cpu = stats["clocks"] / (stats["cpu_usec"] / 1e6)
+    raw = raw_clocks / raw_s
+    activity = trace.spike_count() / (steps * sum(len(v) for v in compiled.neurons.values()))
+    return {"preset": name, "steps": steps, "activity": round(activity, 4),
+            "clocks": stats["clocks"], "clocks_per_step": round(stats["clocks"] / steps),
+            "cycles_per_s": round(attached), "steps_per_s": round(steps / run_s, 1),
+            "raw_cycles_per_s": round(raw), "ratio": round(attached / raw, 3),
+            "cycles_per_cpu_s": round(attached_cpu),
+            "raw_cycles_per_cpu_s": round(raw_clocks / raw_cpu),
+            "goal_cycles_per_s": GOAL, "build_s_if_cold": round(build_s, 1),
+            "load_average": os.getloadavg()[0]}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="icebreaker")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    args = ap.parse_args(argv)
+    r = measure(args.preset, args.steps)
+    rows = [("preset", r["preset"]), ("steps", r["steps"]),
+            ("activity (spikes / neuron / step)", r["activity"]),
+            ("clocks per step", r["clocks_per_step"]),
+            ("cycles/s, host attached", f"{r['cycles_per_s']:.3g}"),
+            ("timesteps/s, end to end", r["steps_per_s"]),
+            ("cycles/s, raw Verilator replay", f"{r['raw_cycles_per_s']:.3g}"),
+            ("attached / raw", r["ratio"]),
+            ("cycles per CPU second, attached", f"{r['cycles_per_cpu_s']:.3g}"),
+            ("cycles per CPU second, raw", f"{r['raw_cycles_per_cpu_s']:.3g}"),
+            ("goal cycles/s", f"{GOAL:.0e}"),
+            ("load average (1 min)", f"{r['load_average']:.2f}")]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(r, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

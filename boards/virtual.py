@@ -1,0 +1,199 @@
+"""The virtual board: the SoC under Verilator behind a TCP port or a pty, no Python per clock.
+
+The C++ main of a stand-alone Verilator executable (``virtual_main.cpp``, package data) listens
+on ``127.0.0.1`` (it prints ``port N``) or opens a pseudo-terminal (``pty PATH``), and moves bytes
+between the client and the SoC's UART pins with its own 8N1 line model at the SoC's clocks per
+bit; so a pyserial URL (``socket://127.0.0.1:N`` or the pty path) reaches it and
+``LinkClient``/``Board`` run unchanged. Faults: each byte in either direction is lost with odds
+``drop`` or gets one bit flipped with odds ``flip`` (seeded). When the SoC is not ``active``, the
+line is quiet and no bytes wait, the loop sleeps in ``poll()`` instead of clocking. After each
+client session it prints ``session rx N tx N first_rx CLK last_tx CLK clocks N usec N
+cpu_usec N resets N``.
+``SIGUSR1`` presses the reset button; ``SIGTERM``/``SIGINT`` end it cleanly. Builds are cached
+under ``build/vboard/`` keyed by the SoC's Verilog, the main and the flags
+(``docs/virtual_board.md``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from importlib import resources
+
+from spikeforge.toolchain import VERILATOR_ARGS, binary_dir, build_binary
+
+__all__ = ["VirtualBoard", "build_vboard", "main_source", "vboard_args", "replay",
+           "SIM_CLOCK_ESTIMATE"]
+
+# Conservative simulated clocks per second: link timeouts are derived from it (a virtual board
+# is slower than the real clock, so the host waits as for a slower line).
+SIM_CLOCK_ESTIMATE = 500_000
+
+# Verilator flags of the virtual board: -O3 from VERILATOR_ARGS; no X propagation work; memories
+# start at zero as on the FPGAs (block RAM initialised by the bitstream).
+_FLAGS = ("--x-assign", "fast", "--x-initial", "0", "-MAKEFLAGS", "OPT_FAST=-O2")
+
+
+def main_source():
+    """The text of the C++ main (package data ``virtual_main.cpp``)."""
+    return resources.files("spikeforge.boards").joinpath("virtual_main.cpp").read_text()
+
+
+def vboard_args(trace=False):
+    """Verilator arguments of the virtual board build (``trace``: with FST wave dumps)."""
+    return ["-j", "2", *VERILATOR_ARGS, *_FLAGS, *(["--trace-fst"] if trace else [])]
+
+
+def _wrapper(soc):
+    """Verilog of module ``soc`` around ``soc_core`` with ``rst`` and ``rx`` registered.
+
+    Verilator evaluates the logic that depends on top-level inputs at every ``eval()``, twice
+    per clock; Amaranth's synchronous reset reaches most of the next-state logic, so a raw
+    ``rst`` input puts a third of the model there. Registered, it moves to the clock edge. One
+    clock of latency on ``rx`` is invisible to the asynchronous line.
+    """
+    from amaranth.hdl import Shape
+    from amaranth.lib.wiring import In
+
+    decl, conn = ["input wire clk", "input wire rst"], [".clk(clk)", ".rst(rst_q)"]
+    for name, member in soc.signature.members.items():
+        if member.is_signature:
+            raise ValueError(f"SoC port {name} is an interface; the wrapper takes plain ports")
+        width = Shape.cast(member.shape).width
+        rng = f"[{width - 1}:0] " if width > 1 else ""
+        decl.append(f"{'input' if member.flow is In else 'output'} wire {rng}{name}")
+        conn.append(f".{name}(rx_q)" if name == "rx" else f".{name}({name})")
+    return ("module soc(" + ", ".join(decl) + ");\n"
+            "  reg rst_q = 1'b1, rx_q = 1'b1;\n"
+            "  always @(posedge clk) begin rst_q <= rst; rx_q <= rx; end\n"
+            "  soc_core core(" + ", ".join(conn) + ");\nendmodule\n")
+
+
+def _has_header(name):
+    """True when the C++ compiler finds ``#include <name>``."""
+    try:
+        r = subprocess.run(["g++", "-x", "c++", "-E", "-"], input=f"#include <{name}>\n",
+                           capture_output=True, text=True, timeout=60)
+    except OSError:
+        return False
+    return r.returncode == 0
+
+
+def build_vboard(preset, trace=False, info=None):
+    """Build (or reuse) the virtual board executable of ``preset``; returns its path.
+
+    ``trace``: a separate build that can dump an FST wave window (slower per clock).
+    ``info``: a dict that receives ``cached`` (True when an earlier build was reused).
+    """
+    from amaranth.back import verilog
+
+    from spikeforge.hdl.soc import SoC
+
+    if trace and not _has_header("lz4.h"):
+        raise RuntimeError("FST wave dumps need Verilator's FST writer, which needs the lz4 "
+                           "headers: install liblz4-dev (apt install liblz4-dev)")
+    soc = SoC(preset)
+    sources = {"soc_core.v": verilog.convert(soc, name="soc_core"), "soc.v": _wrapper(soc),
+               "main.cpp": main_source()}
+    if info is not None:
+        info["cached"] = (binary_dir(sources, "soc", vboard_args(trace), subdir="vboard")
+                          / "built.ok").exists()
+    return build_binary(sources, "soc", vboard_args(trace), subdir="vboard")
+
+
+def _parse_stats(words):
+    return {words[k]: int(words[k + 1]) for k in range(1, len(words) - 1, 2)}
+
+
+class VirtualBoard:
+    """Runs the executable of ``preset``; ``url`` is the address to open (``socket://`` or pty).
+
+    ``pty``: serve a pseudo-terminal instead of TCP; ``port``: a fixed TCP port (0: any free);
+    ``once``: exit after the first client session; ``clocks_per_bit``: of the line model
+    (default: the preset's); ``fst``/``fst_from``/``fst_cycles``: a wave dump window;
+    ``record``: write the rx bytes with their clocks (see ``replay``).
+    """
+
+    def __init__(self, preset, *, drop=0.0, flip=0.0, seed=1, pty=False, port=0, once=False,
+                 clocks_per_bit=None, fst=None, fst_from=0, fst_cycles=0, record=None):
+        self.preset = preset
+        for name, value in (("drop", drop), ("flip", flip)):
+            if not 0.0 <= float(value) < 1.0:
+                raise ValueError(f"{name} rate {value!r} is out of range [0, 1)")
+        cpb = preset.clocks_per_bit if clocks_per_bit is None else int(clocks_per_bit)
+        if cpb < 4:
+            raise ValueError(f"clocks per bit {cpb} is below the minimum 4")
+        self.clocks_per_bit = cpb
+        t0 = time.monotonic()
+        built = {}
+        exe = build_vboard(preset, trace=fst is not None, info=built)
+        self.build_seconds = time.monotonic() - t0      # a few seconds when cached
+        self.build_cached = built["cached"]
+        args = [str(exe), f"+cpb={cpb}", f"+drop={drop}", f"+flip={flip}", f"+seed={seed}",
+                f"+port={port}"]
+        args += ["+pty"] if pty else []
+        args += ["+once"] if once else []
+        if fst is not None:
+            args += [f"+fst={os.path.abspath(fst)}", f"+fst_from={int(fst_from)}",
+                     f"+fst_cycles={int(fst_cycles)}"]
+        if record is not None:
+            args += [f"+record={os.path.abspath(record)}"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        line = self.proc.stdout.readline().split()
+        if line[:1] == ["port"]:
+            self.url = f"socket://127.0.0.1:{line[1]}"
+        elif line[:1] == ["pty"]:
+            self.url = line[1]
+        else:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+            why = " ".join(err.split()) or " ".join(line) or "no output"
+            raise RuntimeError(f"virtual board did not start: {why}")
+
+    @property
+    def baud(self):
+        """A line rate for the host's timeouts: the simulated line is slower than real time."""
+        return max(SIM_CLOCK_ESTIMATE // self.clocks_per_bit, 10_000)
+
+    def session(self):
+        """Statistics of the next finished client session (blocks until it ends)."""
+        return _parse_stats(self.proc.stdout.readline().split())
+
+    def press_reset(self):
+        """Reset the SoC as its reset button would (the image stays, the link starts over)."""
+        self.proc.send_signal(signal.SIGUSR1)
+
+    def close(self, timeout=10):
+        """Stop the server cleanly (SIGTERM); returns the lines it printed since the last read."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            rest, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rest, _ = self.proc.communicate()
+        return rest or ""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def replay(preset, record):
+    """Run the recorded rx bytes of ``record`` through the same model with no I/O at all.
+
+    Returns ``(clocks, seconds, cpu_seconds)``: the raw speed of the model on the same
+    workload.
+    """
+    exe = build_vboard(preset)
+    out = subprocess.run([str(exe), f"+cpb={preset.clocks_per_bit}",
+                          f"+replay={os.path.abspath(record)}"], capture_output=True, text=True,
+                         check=True)
+    words = out.stdout.split()
+    stats = _parse_stats(words[words.index("replay"):])
+    return stats["clocks"], stats["usec"] / 1e6, stats["cpu_usec"] / 1e6
