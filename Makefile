@@ -7,7 +7,15 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
+# Verilator's FST wave writer (the virtual board's --fst) needs the lz4 headers: Debian's
+# liblz4-dev, installed here when missing and apt-get can run (as root, as on CI).
+LZ4_H := /usr/include/lz4.h
+
 $(STAMP): pyproject.toml
+	@test -f $(LZ4_H) || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	  && (apt-get install -y -qq liblz4-dev >/dev/null 2>&1 \
+	      || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq liblz4-dev >/dev/null 2>&1)); } \
+	  || echo "note: liblz4-dev is missing; the virtual board's FST wave dumps will not build"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'

@@ -1,0 +1,37 @@
+"""iCEBreaker (iCE40UP5K-SG48): data only.
+
+12 MHz oscillator; at another preset clock an ``SB_PLL40_PAD`` makes it (the preset's
+``clock_hz`` must be a clock the PLL makes exactly). The FTDI bridge's second channel is the UART.
+Memory split: the synapse words (weight, delay and learning mask packed, one word per synapse)
+in the four SPRAM blocks (16k x 16 each), neuron state, parameters, delay slots and traces and
+the link's buffers in EBR.
+"""
+
+from . import Board
+
+__all__ = ["BOARD"]
+
+BOARD = Board(
+    name="icebreaker",
+    title="iCEBreaker (iCE40UP5K)",
+    platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
+    family="ice40",
+    nextpnr_args=("--up5k", "--package", "sg48"),
+    osc_hz=12_000_000,
+    pll=True,
+    preset="icebreaker",
+    uart=("uart", 0),
+    # led_g/led_r are on the main board; led 2.. on the break-off PMOD (harmless if broken off).
+    leds={"heartbeat": ("led_g", 0), "link": ("led_r", 0), "running": ("led_g", 1)},
+    extra_resources=("break_off_pmod",),
+    # multipliers into the 8 SB_MAC16 DSPs (without -dsp each costs hundreds of LUTs)
+    synth_opts="-dsp",
+    memory={
+        "synapses (weight, delay, mask)": "SPRAM (4 x SB_SPRAM256KA)",
+        "neuron state, parameters, slots, traces": "EBR (SB_RAM40_4K)",
+        "link buffers, input queue, output buffer": "EBR (SB_RAM40_4K)",
+    },
+    loader_board="ice40_generic",
+    bitstream="top.bin",
+    notes="openFPGALoader writes the iCE40's SPI flash (the FPGA boots from it)",
+)

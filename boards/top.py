@@ -1,0 +1,214 @@
+"""The board top: board pins to the SoC, status LEDs and (ECP5) the PLL.
+
+Only this module requests pins; the SoC (``spikeforge.hdl.soc.SoC``) has plain ``rx``/``tx``.
+LEDs: ``heartbeat`` blinks at about 1 Hz (the clock runs and the design is configured),
+``link`` lights for about 50 ms after any UART line activity in either direction, ``running``
+lights while the SoC is busy (a step, a command, unacknowledged output), stretched to ~20 ms so
+that short bursts are visible.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
+from amaranth.lib.cdc import ResetSynchronizer
+
+from spikeforge.hdl.soc import SoC
+
+__all__ = ["BoardTop", "ecp5_pll_params", "ice40_pll_params", "pll_clocks"]
+
+# ECP5 EHXPLLL limits (Lattice TN1263 / the ecppll tool): phase detector and VCO ranges.
+_PFD_MHZ = (3.125, 400.0)
+_VCO_MHZ = (400.0, 800.0)
+_OUT_MHZ = (3.125, 400.0)
+
+
+def ecp5_pll_params(fin_hz, fout_hz):
+    """``(CLKI_DIV, CLKFB_DIV, CLKOP_DIV)`` making exactly ``fout_hz`` from ``fin_hz`` with the
+    feedback taken from CLKOP (``fout = fin * CLKFB_DIV / CLKI_DIV``); ``ValueError`` names the
+    clock and the nearest clocks the PLL can make when there is no exact setting."""
+    fin, fout = fin_hz / 1e6, fout_hz / 1e6
+    if not _OUT_MHZ[0] <= fout <= _OUT_MHZ[1]:
+        raise ValueError(f"PLL clock {fout:g} MHz is out of range [{_OUT_MHZ[0]}, "
+                         f"{_OUT_MHZ[1]:g}] MHz")
+    best = None
+    for ref in range(1, 129):
+        if not _PFD_MHZ[0] <= fin / ref <= _PFD_MHZ[1]:
+            continue
+        for fb in range(1, 81):
+            if fin_hz * fb % ref or fin_hz * fb // ref != fout_hz:
+                continue
+            for op in range(1, 129):
+                if _VCO_MHZ[0] <= fout * op <= _VCO_MHZ[1]:
+                    vco_mid = abs(fout * op - sum(_VCO_MHZ) / 2)
+                    if best is None or vco_mid < best[0]:
+                        best = (vco_mid, (ref, fb, op))
+    if best is None:
+        near = sorted(pll_clocks(fin_hz), key=lambda f: abs(f - fout_hz))[:2]
+        raise ValueError(f"PLL clock {fout:g} MHz cannot be made exactly from {fin:g} MHz "
+                         f"(nearest: {', '.join(f'{f / 1e6:g}' for f in sorted(near))} MHz)")
+    return best[1]
+
+
+def pll_clocks(fin_hz, lo_hz=10_000_000, hi_hz=200_000_000):
+    """Every whole-hertz clock in ``[lo_hz, hi_hz]`` the ECP5 PLL makes exactly from ``fin_hz``."""
+    out = set()
+    for ref in range(1, 129):
+        if not _PFD_MHZ[0] <= fin_hz / ref / 1e6 <= _PFD_MHZ[1]:
+            continue
+        for fb in range(1, 81):
+            if fin_hz * fb % ref == 0 and lo_hz <= fin_hz * fb // ref <= hi_hz:
+                f = fin_hz * fb // ref
+                if any(_VCO_MHZ[0] <= f * op / 1e6 <= _VCO_MHZ[1] for op in range(1, 129)):
+                    out.add(f)
+    return sorted(out)
+
+
+# iCE40 SB_PLL40 limits (Lattice iCE40 sysCLOCK PLL design guide / the icepll tool).
+_ICE40_PFD_MHZ = (10.0, 133.0)
+_ICE40_VCO_MHZ = (533.0, 1066.0)
+_ICE40_OUT_MHZ = (16.0, 275.0)
+
+
+def ice40_pll_params(fin_hz, fout_hz):
+    """``(DIVR, DIVF, DIVQ, FILTER_RANGE)`` making exactly ``fout_hz`` from ``fin_hz``
+    (``fout = fin * (DIVF + 1) / ((DIVR + 1) * 2**DIVQ)``); ``ValueError`` otherwise."""
+    fout = fout_hz / 1e6
+    if not _ICE40_OUT_MHZ[0] <= fout <= _ICE40_OUT_MHZ[1]:
+        raise ValueError(f"PLL clock {fout:g} MHz is out of range [{_ICE40_OUT_MHZ[0]:g}, "
+                         f"{_ICE40_OUT_MHZ[1]:g}] MHz")
+    for divr in range(16):
+        pfd = fin_hz / (divr + 1) / 1e6
+        if not _ICE40_PFD_MHZ[0] <= pfd <= _ICE40_PFD_MHZ[1]:
+            continue
+        for divq in range(1, 7):
+            num = fout_hz * (divr + 1) * (1 << divq)
+            if num % fin_hz:
+                continue
+            divf = num // fin_hz - 1
+            if 0 <= divf <= 127 and _ICE40_VCO_MHZ[0] <= pfd * (divf + 1) <= _ICE40_VCO_MHZ[1]:
+                filt = next(k for k, lim in enumerate((17, 26, 44, 66, 101, 133)) if pfd < lim)
+                return divr, divf, divq, filt + 1
+    raise ValueError(f"PLL clock {fout:g} MHz cannot be made exactly from "
+                     f"{fin_hz / 1e6:g} MHz by the iCE40 PLL")
+
+
+class _ICE40PLL(Elaboratable):
+    """``SB_PLL40_PAD`` from the clock pad to ``clk_out``; ``locked`` once stable."""
+
+    def __init__(self, pad, fin_hz, fout_hz):
+        self.pad, self.fin_hz, self.fout_hz = pad, fin_hz, fout_hz
+        self.divr, self.divf, self.divq, self.filt = ice40_pll_params(fin_hz, fout_hz)
+        self.clk_out, self.locked = Signal(name="clk_pll"), Signal(name="pll_locked")
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.pll = Instance(
+            "SB_PLL40_PAD", p_FEEDBACK_PATH="SIMPLE", p_DIVR=self.divr, p_DIVF=self.divf,
+            p_DIVQ=self.divq, p_FILTER_RANGE=self.filt,
+            i_PACKAGEPIN=self.pad.io, i_RESETB=1, i_BYPASS=0,
+            o_PLLOUTGLOBAL=self.clk_out, o_LOCK=self.locked)
+        if platform is not None:
+            platform.add_clock_constraint(self.clk_out, self.fout_hz)
+        return m
+
+
+class _ECP5PLL(Elaboratable):
+    """``EHXPLLL`` from ``clk_in`` to ``clk_out``; ``locked`` once the output is stable."""
+
+    def __init__(self, fin_hz, fout_hz):
+        self.fin_hz, self.fout_hz = fin_hz, fout_hz
+        self.ref, self.fb, self.op = ecp5_pll_params(fin_hz, fout_hz)
+        self.clk_in = Signal()
+        self.clk_out, self.locked = Signal(name="clk_pll"), Signal(name="pll_locked")
+
+    def elaborate(self, platform):
+        m = Module()
+        clk_out, locked = self.clk_out, self.locked
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            a_FREQUENCY_PIN_CLKI=f"{self.fin_hz / 1e6:g}",
+            a_FREQUENCY_PIN_CLKOP=f"{self.fout_hz / 1e6:g}",
+            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+            a_MFG_GMCREF_SEL="2",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
+            p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+            p_CLKI_DIV=self.ref, p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=self.op,
+            p_CLKOP_CPHASE=self.op - 1, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+            p_CLKFB_DIV=self.fb,
+            i_RST=0, i_STDBY=0, i_CLKI=self.clk_in, o_CLKOP=clk_out, i_CLKFB=clk_out,
+            i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
+            i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
+        if platform is not None:
+            platform.add_clock_constraint(clk_out, self.fout_hz)
+        return m
+
+
+def _stretch(m, trigger, clocks, name):
+    """A signal high for ``clocks`` clocks after each cycle ``trigger`` is high."""
+    count = Signal(range(clocks + 1), name=f"{name}_count")
+    with m.If(trigger):
+        m.d.sync += count.eq(clocks)
+    with m.Elif(count != 0):
+        m.d.sync += count.eq(count - 1)
+    return count != 0
+
+
+class BoardTop(Elaboratable):
+    """The SoC of ``board`` (a ``spikeforge.boards.Board``) with its pins, LEDs and clock.
+
+    ``preset`` overrides the board's SoC preset (its ``clock_hz`` must still be what the board
+    makes: the oscillator, or a clock the PLL makes exactly; at the oscillator's frequency the
+    PLL is left out).
+    """
+
+    def __init__(self, board, preset=None):
+        self.board = board
+        self.preset = preset if preset is not None else board.soc_preset()
+        clock = self.preset.clock_hz
+        self.use_pll = board.pll and clock != board.osc_hz
+        if self.use_pll:                             # fails early on an impossible clock
+            (ecp5_pll_params if board.family == "ecp5" else ice40_pll_params)(
+                board.osc_hz, clock)
+        elif clock != board.osc_hz:
+            raise ValueError(f"clock {clock / 1e6:g} MHz of preset {self.preset.name!r} is not "
+                             f"the {board.title} oscillator's {board.osc_hz / 1e6:g} MHz "
+                             f"(the board has no PLL in its top)")
+        self.soc = SoC(self.preset)
+
+    def elaborate(self, platform):
+        m = Module()
+        b, p = self.board, self.preset
+        if self.use_pll:
+            clk = platform.request(platform.default_clk, dir="-")
+            if b.family == "ecp5":
+                m.submodules.pll = pll = _ECP5PLL(b.osc_hz, p.clock_hz)
+                m.submodules.clk_buf = clk_buf = io.Buffer("i", clk)
+                m.d.comb += pll.clk_in.eq(clk_buf.i)
+            else:                  # the iCE40 PLL takes the pad itself
+                m.submodules.pll = pll = _ICE40PLL(clk, b.osc_hz, p.clock_hz)
+            # the SoC's clock domain, held in reset until the PLL locks
+            m.domains.sync = ClockDomain("sync")
+            m.d.comb += ClockSignal("sync").eq(pll.clk_out)
+            m.submodules.reset_sync = ResetSynchronizer(~pll.locked, domain="sync")
+        m.submodules.soc = soc = self.soc
+
+        uart = platform.request(*b.uart)
+        m.d.comb += [soc.rx.eq(uart.rx.i), uart.tx.o.eq(soc.tx)]
+
+        heartbeat = Signal(range(p.clock_hz))
+        half = p.clock_hz // 2
+        led_beat = Signal()
+        with m.If(heartbeat == half - 1):
+            m.d.sync += [heartbeat.eq(0), led_beat.eq(~led_beat)]
+        with m.Else():
+            m.d.sync += heartbeat.eq(heartbeat + 1)
+        line = ~soc.rx | ~soc.tx
+        roles = {"heartbeat": led_beat,
+                 "link": _stretch(m, line, p.clock_hz // 20, "link"),
+                 "running": _stretch(m, soc.active, p.clock_hz // 50, "running")}
+        for role, (name, number) in b.leds.items():
+            led = platform.request(name, number)
+            m.d.comb += led.o.eq(roles[role])
+        return m

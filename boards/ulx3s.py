@@ -1,0 +1,41 @@
+"""ULX3S with an ECP5-85F (LFE5U-85F-6BG381C): data only.
+
+25 MHz oscillator, an ``EHXPLLL`` makes the preset's clock (``clock_hz`` of the ``ulx3s-85f``
+preset; the board top refuses a clock the PLL cannot make exactly). The FTDI chip is the UART.
+Memory split: synapse words (weight, delay, mask packed) in DP16KD block RAM; neuron state,
+parameters, profiles, axon table, input bitmap and post list in LUT RAM (``ram_style``
+"distributed", set by the Yosys commands below); delay slots, post traces and the link's
+buffers in block RAM.
+"""
+
+from . import Board
+
+__all__ = ["BOARD"]
+
+BOARD = Board(
+    name="ulx3s-85f",
+    title="ULX3S (ECP5 LFE5U-85F)",
+    platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+    family="ecp5",
+    nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6"),
+    osc_hz=25_000_000,
+    preset="ulx3s-85f",
+    uart=("uart", 0),
+    leds={"heartbeat": ("led", 0), "link": ("led", 1), "running": ("led", 2)},
+    pll=True,
+    # The per-neuron and per-axon memories of the cores go to LUT RAM so that the synapses get
+    # the block RAM (with everything in block RAM Yosys asks for 213 of the 208 DP16KD).
+    yosys_commands=('setattr -set ram_style "distributed" ' + " ".join(
+        f"top.soc.*/m:{name}" for name in ("state", "param", "profile", "axon", "bitmap",
+                                           "postlist")),),
+    memory={
+        "synapses (weight, delay, mask)": "block RAM (DP16KD)",
+        "neuron state, parameters, profiles, axon table": "LUT RAM (TRELLIS_DPR16X4)",
+        "delay slots, post traces": "block RAM (DP16KD)",
+        "link buffers, input queue, output buffer": "block RAM (DP16KD) / LUT RAM",
+    },
+    loader_board="ulx3s",
+    bitstream="top.bit",
+    aliases=("ulx3s",),
+    notes="openFPGALoader loads the FPGA's SRAM; --persist writes the SPI flash",
+)

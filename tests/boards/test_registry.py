@@ -1,0 +1,118 @@
+"""The board registry, ``spikeforge boards``, the ECP5 PLL settings and the board top."""
+
+import json
+
+import pytest
+
+from spikeforge.boards import BOARDS, board
+from spikeforge.cli import main
+from spikeforge.presets import preset
+
+
+def test_registry_names_and_aliases():
+    assert sorted(BOARDS) == ["icebreaker", "ulx3s-85f"]
+    assert board("ulx3s") is board("ulx3s-85f")
+    with pytest.raises(ValueError, match=r"no board named 'x'; boards are \['icebreaker'"):
+        board("x")
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_board_data_is_consistent(name):
+    b = BOARDS[name]
+    p = b.soc_preset()
+    assert p is preset(b.preset)
+    assert set(b.leds) == {"heartbeat", "link", "running"}
+    assert b.memory and b.bitstream.startswith("top.")
+    if not b.pll:
+        assert p.clock_hz == b.osc_hz
+    # clocks per bit is derived from the clock the board really runs at
+    assert abs(p.clock_hz / p.clocks_per_bit - p.baud) / p.baud <= 0.02
+
+
+def test_capacity_meets_the_issue_goals():
+    ice, ecp = board("icebreaker"), board("ulx3s-85f")
+    assert ice.capacity()["neurons"] >= 256 and ice.capacity()["synapses"] >= 65536
+    assert ice.soc_preset().core.max_delay >= 15
+    assert ecp.capacity()["neurons"] >= 1024 and ecp.capacity()["synapses"] >= 262144
+    assert ecp.soc_preset().core.max_delay >= 7
+
+
+def test_boards_command_lists_capacity(capsys):
+    assert main(["boards", "--json"]) == 0
+    rows = {r["board"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["icebreaker"]["neurons"] == BOARDS["icebreaker"].capacity()["neurons"]
+    assert rows["ulx3s-85f"]["clock_mhz"] == preset("ulx3s-85f").clock_hz / 1e6
+    assert main(["boards"]) == 0
+    text = capsys.readouterr().out
+    assert "icebreaker" in text and "65536" in text and "SPRAM" in text
+
+
+def test_ice40_pll_params():
+    from spikeforge.boards.top import ice40_pll_params
+    for mhz in (24, 30, 36, 42, 48):
+        divr, divf, divq, filt = ice40_pll_params(12_000_000, mhz * 1_000_000)
+        assert 12 * (divf + 1) == mhz * (divr + 1) * 2 ** divq
+        assert 533 <= 12 / (divr + 1) * (divf + 1) <= 1066 and 1 <= filt <= 6
+    assert ice40_pll_params(12_000_000, 30_000_000) == (0, 79, 5, 1)    # as icepll says
+    with pytest.raises(ValueError, match="out of range"):
+        ice40_pll_params(12_000_000, 12_000_000)
+
+
+def test_pll_params_make_the_clock_exactly():
+    from spikeforge.boards.top import ecp5_pll_params, pll_clocks
+    for f in pll_clocks(25_000_000):
+        ref, fb, op = ecp5_pll_params(25_000_000, f)
+        assert 25_000_000 * fb == f * ref
+        assert 3.125 <= 25 / ref <= 400 and 400 <= f / 1e6 * op <= 800
+    assert 50_000_000 in pll_clocks(25_000_000)
+    with pytest.raises(ValueError, match=r"PLL clock 48 MHz cannot be made exactly from 25 "
+                                         r"MHz \(nearest: "):
+        ecp5_pll_params(25_000_000, 48_000_000)
+    with pytest.raises(ValueError, match="out of range"):
+        ecp5_pll_params(25_000_000, 500_000_000)
+
+
+def test_board_top_refuses_a_clock_the_board_cannot_make():
+    import dataclasses
+
+    from spikeforge.boards.top import BoardTop
+    p = dataclasses.replace(preset("icebreaker"), clock_hz=29_999_999)
+    with pytest.raises(ValueError, match="PLL clock 30 MHz cannot be made exactly from 12 MHz "
+                                         "by the iCE40 PLL"):
+        BoardTop(board("icebreaker"), p)
+    nopll = dataclasses.replace(board("icebreaker"), pll=False)
+    with pytest.raises(ValueError, match="not the iCEBreaker .* 12 MHz"):
+        BoardTop(nopll, dataclasses.replace(p, clock_hz=30_000_000))
+    p = dataclasses.replace(preset("ulx3s-85f"), clock_hz=48_000_000)
+    with pytest.raises(ValueError, match="cannot be made exactly"):
+        BoardTop(board("ulx3s-85f"), p)
+
+
+@pytest.mark.parametrize("name, clock_hz", [("icebreaker", 30_000_000),
+                                            ("ulx3s-85f", 50_000_000)])
+def test_board_top_elaborates_with_pins_and_pll(name, clock_hz):
+    """The board top elaborates on its platform (no tools run): UART and LED pins in the
+    constraints, and at a clock other than the oscillator's the PLL with its settings and the
+    constraint on its output."""
+    pytest.importorskip("amaranth_boards")
+    import dataclasses
+
+    from spikeforge.boards.build import _prepare
+    b = board(name)
+    p = b.soc_preset()
+    p = dataclasses.replace(p, core=dataclasses.replace(p.core, n_neurons=16, n_axons=16),
+                            clock_hz=clock_hz)
+    plan, _ = _prepare(b, p)
+    rtlil = plan.files["top.il"]
+    if b.family == "ice40":
+        pcf = plan.files["top.pcf"]
+        assert "set_io uart_0__rx__io 6" in pcf and "set_io uart_0__tx__io 9" in pcf
+        assert "set_io led_g_0__io 37" in pcf and "set_io led_r_0__io 11" in pcf
+        assert "cell \\SB_PLL40_PAD" in rtlil and "parameter \\DIVF 79" in rtlil
+        assert "set_frequency pll.clk_pll 30.0" in pcf
+    else:
+        lpf = plan.files["top.lpf"]
+        assert 'LOCATE COMP "uart_0__rx__io" SITE "M1"' in lpf and 'SITE "L4"' in lpf
+        assert 'LOCATE COMP "led_0__io" SITE "B2"' in lpf
+        assert "cell \\EHXPLLL" in rtlil and "parameter \\CLKFB_DIV 2" in rtlil
+        assert 'FREQUENCY NET "pll.clk_pll" 50000000.0 HZ' in lpf
