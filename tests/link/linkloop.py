@@ -8,8 +8,6 @@ file, then writes the design's counters. A C++ main loop toggles the clock: the 
 stand-alone Verilator executable, and no Python runs during a simulation.
 """
 
-import fcntl
-import hashlib
 import os
 import shutil
 import subprocess
@@ -23,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.hdl.framing import Deframer, Framer
 from spikeforge.hdl.uart import UARTReceiver, UARTTransmitter
-from spikeforge.toolchain import VERILATOR_ARGS, build_root, setup_path
+from spikeforge.toolchain import VERILATOR_ARGS, build_binary, build_root
 
 __all__ = ["Loopback", "LoopRun", "COUNTERS"]
 
@@ -150,37 +148,6 @@ int main(int argc, char **argv) {
   return 0;
 }
 """
-
-
-def build_binary(sources, top, args):
-    """Build (or reuse) a stand-alone Verilator executable of ``sources`` (with ``main.cpp``).
-
-    ``spikeforge.toolchain.build_verilator`` builds for cocotb, whose VPI access
-    (``--public-flat-rw``) slows this model to ~1.5e5 clocks/s; without it the same model runs
-    about 50 times faster, and a run is one process with no Python at all.
-    """
-    setup_path()
-    digest = hashlib.sha256()
-    for name in sorted(sources):
-        digest.update(name.encode() + b"\0" + sources[name].encode() + b"\0")
-    digest.update("\0".join(args).encode())
-    build_dir = build_root() / "verilator-bin" / f"{top}-{digest.hexdigest()[:16]}"
-    build_dir.mkdir(parents=True, exist_ok=True)
-    exe = build_dir / "obj" / f"V{top}"
-    with open(build_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (build_dir / "built.ok").exists():
-            paths = []
-            for name, text in sources.items():
-                (build_dir / name).write_text(text)
-                paths.append(str(build_dir / name))
-            cmd = ["verilator", "--cc", "--exe", "--build", "--top-module", top,
-                   "-Mdir", str(build_dir / "obj"), *args, *paths]
-            with open(build_dir / "build.log", "w") as log:
-                subprocess.run(cmd, cwd=build_dir, stdout=log, stderr=subprocess.STDOUT,
-                               check=True)
-            (build_dir / "built.ok").write_text("ok\n")
-    return exe
 
 
 class LoopRun:
