@@ -83,19 +83,8 @@ def build_netlist_vboard(board_name, preset):
 @contextlib.contextmanager
 def netlist_board(board_name, preset, **kw):
     """A ``VirtualBoard`` of ``preset`` running the synthesized netlist (``kw`` as for it)."""
-    from . import virtual
+    from .virtual import VirtualBoard
 
-    exe = build_netlist_vboard(board_name, preset)
-    def prebuilt(p, trace=False, info=None):
-        if info is not None:
-            info["cached"] = True
-        return exe
-
-    real = virtual.build_vboard
-    virtual.build_vboard = prebuilt
-    try:
-        vb = virtual.VirtualBoard(preset, **kw)
-    finally:
-        virtual.build_vboard = real
+    vb = VirtualBoard(preset, exe=build_netlist_vboard(board_name, preset), **kw)
     with vb:
         yield vb

@@ -113,11 +113,14 @@ class VirtualBoard:
     ``pty``: serve a pseudo-terminal instead of TCP; ``port``: a fixed TCP port (0: any free);
     ``once``: exit after the first client session; ``clocks_per_bit``: of the line model
     (default: the preset's); ``fst``/``fst_from``/``fst_cycles``: a wave dump window;
-    ``record``: write the rx bytes with their clocks (see ``replay``).
+    ``record``: write the rx bytes with their clocks (see ``replay``); ``exe``: an executable
+    built elsewhere with the same C++ main (e.g. the post-synthesis netlist of
+    ``spikeforge.boards.netlist``) instead of the RTL build of ``preset``.
     """
 
     def __init__(self, preset, *, drop=0.0, flip=0.0, seed=1, pty=False, port=0, once=False,
-                 clocks_per_bit=None, fst=None, fst_from=0, fst_cycles=0, record=None):
+                 clocks_per_bit=None, fst=None, fst_from=0, fst_cycles=0, record=None,
+                 exe=None):
         self.preset = preset
         for name, value in (("drop", drop), ("flip", flip)):
             if not 0.0 <= float(value) < 1.0:
@@ -127,8 +130,9 @@ class VirtualBoard:
             raise ValueError(f"clocks per bit {cpb} is below the minimum 4")
         self.clocks_per_bit = cpb
         t0 = time.monotonic()
-        built = {}
-        exe = build_vboard(preset, trace=fst is not None, info=built)
+        built = {"cached": True}
+        if exe is None:
+            exe = build_vboard(preset, trace=fst is not None, info=built)
         self.build_seconds = time.monotonic() - t0      # a few seconds when cached
         self.build_cached = built["cached"]
         args = [str(exe), f"+cpb={cpb}", f"+drop={drop}", f"+flip={flip}", f"+seed={seed}",

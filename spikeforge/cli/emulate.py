@@ -69,7 +69,10 @@ def run(args):
             vb = VirtualBoard(p, drop=args.drop, flip=args.flip, seed=args.seed, pty=args.pty,
                               port=args.tcp, once=args.once, fst=args.fst,
                               fst_from=args.fst_from, fst_cycles=args.fst_cycles)
-    # The reset button (SIGUSR1) and a clean stop (SIGTERM) reach the simulation.
+    # The reset button (SIGUSR1) and a clean stop (SIGTERM) reach the simulation. Ctrl-C
+    # (SIGINT) must stop it even when started in the background by a non-interactive shell,
+    # which starts its children with SIGINT ignored (Python then keeps it ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGUSR1, lambda *_: vb.press_reset())
     signal.signal(signal.SIGTERM, lambda *_: vb.proc.terminate())
     print(vb.url, flush=True)
