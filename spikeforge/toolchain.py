@@ -50,9 +50,17 @@ def verilator_available():
 
 
 def build_root():
-    """``$SPIKEFORGE_BUILD`` or ``<repository>/build``."""
+    """Where builds are cached: ``$SPIKEFORGE_BUILD``; in a source checkout (an editable
+    install) ``<repository>/build``; otherwise ``$XDG_CACHE_HOME/spikeforge`` (by default
+    ``~/.cache/spikeforge``), never inside site-packages."""
     env = os.environ.get("SPIKEFORGE_BUILD")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "build"
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").is_file():
+        return repo / "build"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "spikeforge"
 
 
 # Verilator's run-time library, compiled identically for every model built with the same
