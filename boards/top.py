@@ -194,8 +194,10 @@ class BoardTop(Elaboratable):
             m.submodules.reset_sync = ResetSynchronizer(~pll.locked, domain="sync")
         m.submodules.soc = soc = self.soc
 
-        uart = platform.request(*b.uart)
-        m.d.comb += [soc.rx.eq(uart.rx.i), uart.tx.o.eq(soc.tx)]
+        uart = platform.request(*b.uart, dir="-")
+        m.submodules.uart_rx = uart_rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = uart_tx = io.Buffer("o", uart.tx)
+        m.d.comb += [soc.rx.eq(uart_rx.i), uart_tx.o.eq(soc.tx)]
 
         heartbeat = Signal(range(p.clock_hz))
         half = p.clock_hz // 2
@@ -209,6 +211,7 @@ class BoardTop(Elaboratable):
                  "link": _stretch(m, line, p.clock_hz // 20, "link"),
                  "running": _stretch(m, soc.active, p.clock_hz // 50, "running")}
         for role, (name, number) in b.leds.items():
-            led = platform.request(name, number)
+            led = io.Buffer("o", platform.request(name, number, dir="-"))
+            m.submodules[f"led_{role}"] = led
             m.d.comb += led.o.eq(roles[role])
         return m
