@@ -17,9 +17,9 @@ not, and the Verilator tests check it on every clock.
 library; synthesis maps ``SB_SPRAM256KA`` to the hard block.
 """
 
-from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Signal, unsigned
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Signal
+
+from .memory import LaneMemory
 
 __all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM_BLOCKS_UP5K", "SPRAM_MODEL", "SpramLaneMemory",
            "spram_blocks"]
@@ -34,23 +34,16 @@ def spram_blocks(width, depth):
     return -(-width // SPRAM_WIDTH), -(-depth // SPRAM_DEPTH)
 
 
-class SpramLaneMemory(wiring.Component):
-    """``depth`` words of ``width`` bits in ``SB_SPRAM256KA`` blocks; one access per clock."""
+class SpramLaneMemory(LaneMemory):
+    """``depth`` words of ``width`` bits in ``SB_SPRAM256KA`` blocks; one access per clock.
+
+    The ports and their checks are ``LaneMemory``'s; only the storage differs."""
 
     single_port = True
 
     def __init__(self, width, depth):
-        if not isinstance(width, int) or width < 1:
-            raise ValueError(f"Memory width must be a positive integer, not {width!r}")
-        if not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"Memory depth must be a positive integer, not {depth!r}")
-        self.width, self.depth = width, depth
+        super().__init__(width, depth)
         self.columns, self.banks = spram_blocks(width, depth)
-        addr = unsigned((depth - 1).bit_length())
-        super().__init__({
-            "r_addr": In(addr), "r_en": In(1), "r_data": Out(width),
-            "w_addr": In(addr), "w_en": In(1), "w_data": In(width),
-        })
 
     @property
     def blocks(self):

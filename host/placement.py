@@ -40,22 +40,10 @@ import numpy as np
 from spikeforge.host.network import LIFPopulation, PoissonSource
 from spikeforge.image import CoreConfig
 
+# The router's table sizes, declared once beside the table format (no Amaranth there).
+from spikeforge.routing import RouterLimits as RoutingLimits
+
 __all__ = ["RoutingLimits", "Placement", "profile_key", "pre_labels", "assign_cores", "place"]
-
-
-@dataclass(frozen=True)
-class RoutingLimits:
-    """Hardware parameters of the router: ``route_entries`` per core's routing table (entries
-    whose source neuron is on that core) and ``fan_out``, the (core, axon) destinations one
-    neuron may have."""
-    route_entries: int = 4096
-    fan_out: int = 16
-
-    def __post_init__(self):
-        for name in ("route_entries", "fan_out"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
 
 @dataclass

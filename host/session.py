@@ -38,12 +38,6 @@ DEFAULT_PRESET = "icebreaker"
 AUTO_PRESETS = ("icebreaker", "ulx3s-85f")
 
 
-def _limits(p):
-    from spikeforge.host.placement import RoutingLimits
-    limits = getattr(p, "limits", None)
-    return RoutingLimits(limits.route_entries, limits.fan_out) if limits else None
-
-
 def fit_preset(net, name=None):
     """``(preset, compiled)``: the preset ``name`` (or the first of ``AUTO_PRESETS`` that
     ``net`` fits) and ``net`` compiled for it. ``ValueError`` names the limit broken."""
@@ -52,7 +46,7 @@ def fit_preset(net, name=None):
     for n in names:
         p = preset(n)
         try:
-            return p, compile_network(net, p.core, n_cores=p.n_cores, limits=_limits(p))
+            return p, compile_network(net, p.core, n_cores=p.n_cores, limits=p.limits)
         except ValueError as e:
             first_error = first_error or (n, e)
     n, e = first_error

@@ -32,6 +32,7 @@ import numpy as np
 from numba import int16, int32, njit
 
 from spikeforge.image import STATE_BITS, STDP_SHIFT, TRACE_BITS, ChipImage, CoreImage
+from spikeforge.sim.chip import input_set
 from spikeforge.sim.trace import PROBE_VARS, Trace
 
 __all__ = ["FastChip", "simulate_fast", "DENSE_FRACTION"]
@@ -450,11 +451,7 @@ class FastChip:
         return ChipImage([im], self._chip.routes.copy(), [self._host_out.copy()])
 
     def _input_arrays(self, ext):
-        c = self.config
-        e = np.zeros(c.n_axons, dtype=bool)
-        if ext is not None:
-            e = _core_input(c.n_axons, ext)
-        ax = np.flatnonzero(e)
+        ax = np.flatnonzero(input_set(self.config.n_axons, ext))
         return np.array([0, ax.size], np.int64), ax.astype(np.int64)
 
     def _call(self, n_steps, ext_ptr, ext_axon, probe_n, probe_var, probe_out):
@@ -531,21 +528,6 @@ class FastChip:
                                   self._rec_n[start:end]])
         self._counts[_C_SPIKES] = start          # the record is scratch space between runs
         return Trace(first, n_steps, spikes, probes, values, {"engine": "golden_fast"})
-
-
-def _core_input(n_axons, ext):
-    ext = np.asarray(ext)
-    if ext.dtype == bool:
-        if ext.shape != (n_axons,):
-            raise ValueError(f"input mask must have shape ({n_axons},), not {ext.shape}")
-        return ext.copy()
-    ext = ext.astype(np.int64).ravel()
-    if ext.size and (ext.min() < 0 or ext.max() >= n_axons):
-        bad = int(ext.min()) if ext.min() < 0 else int(ext.max())
-        raise ValueError(f"input axon {bad} is out of range [0, {n_axons - 1}]")
-    e = np.zeros(n_axons, dtype=bool)
-    e[ext] = True
-    return e
 
 
 def simulate_fast(chip, n_steps, inputs=None, probes=()):

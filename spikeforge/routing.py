@@ -59,8 +59,8 @@ def _bits(n_values):
 @dataclass(frozen=True)
 class RouterLimits:
     """Elaboration-time sizes of the routing tables: ``route_entries`` per core's destination
-    list and ``fan_out``, the most destinations one neuron may have (the compiler's
-    ``RoutingLimits`` has the same fields and defaults)."""
+    list and ``fan_out``, the most destinations one neuron may have (the compiler imports it
+    as ``host.placement.RoutingLimits``)."""
     route_entries: int = 4096
     fan_out: int = 16
 

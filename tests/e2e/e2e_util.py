@@ -13,7 +13,6 @@ import pytest
 from spikeforge.host.compiler import compile_network
 from spikeforge.host.netfile import save_network
 from spikeforge.host.network import STDP, Network
-from spikeforge.host.placement import RoutingLimits
 from spikeforge.presets import preset
 from spikeforge.sim.golden import GoldenChip
 from spikeforge.toolchain import verilator_available
@@ -81,9 +80,7 @@ def small_network(path, *, learning, seed=0, n_in=6, n_out=10, duration=150.0):
 
 
 def tiny_compiled(net):
-    limits = TINY.limits
-    return compile_network(net, TINY.core, n_cores=TINY.n_cores,
-                           limits=RoutingLimits(limits.route_entries, limits.fan_out))
+    return compile_network(net, TINY.core, n_cores=TINY.n_cores, limits=TINY.limits)
 
 
 def golden_run(net, steps, probes=()):
