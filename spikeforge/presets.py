@@ -114,12 +114,15 @@ PRESETS = {
                        clock_hz=4_000_000, baud=1_000_000, n_cores=2, max_payload=256,
                        input_depth=256, route_entries=64, fan_out=8),
     # iCEBreaker: 12 MHz oscillator, no PLL; the FTDI bridge takes 1 Mbaud (3 MHz / 3) exactly.
+    # The link's buffers are sized to the 30 EBR that the core leaves little of (a 512-byte
+    # frame buffer is one EBR; a one-core chip needs about one route entry per neuron).
     # One lane: the synapses fill the 4 SPRAM blocks; more lanes need more DSPs (9 > 8 at two
     # lanes) and EBR (32 > 30 at four) than the UP5K has (docs/architecture.md, core section).
     "icebreaker": SocPreset("icebreaker", CoreConfig(n_neurons=256, n_axons=256, weight_bits=8,
                                                      delay_bits=4, lanes=1, plastic=True,
                                                      n_profiles=4),
-                            clock_hz=12_000_000, baud=1_000_000),
+                            clock_hz=12_000_000, baud=1_000_000, max_payload=512,
+                            input_depth=256, route_entries=256, probe_payload=256),
     # ULX3S-85F: 25 MHz board clock.
     "ulx3s-85f": SocPreset("ulx3s-85f", CoreConfig(n_neurons=1024, n_axons=256, weight_bits=8,
                                                    delay_bits=3, lanes=4, plastic=True,
