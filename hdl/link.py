@@ -33,8 +33,12 @@ from .stepper import Entry, EntryKind
 __all__ = ["AckFilter", "CommandProcessor", "chip_address"]
 
 _REQ_BYTES = max(layout.size for layout in REQUEST.values())
-_REPLY_BYTES = max(layout.size for layout in REPLY.values())
 _STORED = 9                  # reply bytes kept in the history (STEP's reply is the longest)
+# A reply as kept in the history: up to ``_STORED`` bytes, its length, NAK or ACK, and whether a
+# duplicate makes it again (HELLO, STATUS, READ) instead; 80 bits, 5 half-words of block RAM.
+_Record = data.StructLayout({"bytes": 8 * _STORED, "len": 6, "nak": 1, "regen": 1})
+assert max(layout.size for layout in REPLY.values()) < 1 << 6
+_REC_WORDS = _Record.size // 16
 _REGENERATED = (Command.HELLO, Command.STATUS, Command.READ)
 _TAILED = (Command.WRITE, Command.INPUT)
 _KNOWN = (Command.HELLO, Command.WRITE, Command.READ, Command.REGION_CRC, Command.RUN,
@@ -197,24 +201,24 @@ class CommandProcessor(wiring.Component):
         last_hello_client = Signal(32)
         hdr = Signal(HeaderLayout)
         req = Signal(8 * _REQ_BYTES)
-        ridx = Signal(16)                   # payload bytes consumed
-        rbuf = Signal(8 * _REPLY_BYTES)
-        rlen = Signal(range(_REPLY_BYTES + 1))
-        rnak = Signal()
+        ridx = Signal(16)                   # payload bytes consumed, then reply bytes sent
+        # The reply: the bytes of a short one (sent LSB first, shifted out), or the length of a
+        # HELLO or STATUS reply, whose bytes are made as they are sent (``regen``: made again
+        # for a duplicate, never stored); the record is the history's entry as it is.
+        rec = Signal(_Record)
+        rlive = Signal()                    # HELLO or STATUS bytes made at send time
         replay = Signal()                   # answering a duplicate: no side effects, no store
         do_reset = Signal()
 
-        HistEntry = data.StructLayout({"nak": 1, "regen": 1, "len": 4, "bytes": 8 * _STORED})
-        m.submodules.hist = hist = Memory(shape=HistEntry, depth=max(W, 2), init=[])
+        # The history: ``window`` records of 5 half-words in one block RAM (16 bits wide: the
+        # iCE40's 256 x 16 shape), written and recalled one half-word a clock.
+        m.submodules.hist = hist = Memory(shape=16, depth=8 * max(W, 2), init=[])
         hist_w = hist.write_port()
         hist_r = hist.read_port()
-        hent = Signal(HistEntry)
-        m.d.comb += [hist_r.addr.eq(hdr.seq[:wb_bits] if wb_bits else 0), hist_r.en.eq(1),
-                     hent.eq(hist_r.data),
-                     hist_w.addr.eq(hdr.seq[:wb_bits] if wb_bits else 0),
-                     hist_w.data.nak.eq(rnak), hist_w.data.len.eq(rlen),
-                     hist_w.data.bytes.eq(rbuf[:8 * _STORED]),
-                     hist_w.data.regen.eq(~rnak & hdr.cmd.matches(*_REGENERATED))]
+        hk = Signal(range(_REC_WORDS + 1))
+        slot = hdr.seq[:wb_bits] if wb_bits else Const(0, 1)
+        m.d.comb += [hist_w.addr.eq(Cat(hk[:3], slot)), hist_r.addr.eq(Cat(hk[:3], slot)),
+                     hist_w.data.eq(rec.as_value().word_select(hk[:3], 16))]
 
         # -- request fields ----------------------------------------------------------------------
         f = {cmd: _fields(REQUEST[cmd], req) for cmd in _KNOWN}
@@ -232,42 +236,55 @@ class CommandProcessor(wiring.Component):
         is_probe = hdr.cmd == Command.PROBE
         region = Signal(8)
         m.d.comb += region.eq(Mux(is_probe, prb["region"], where["region"]))
+        ab = max(layout.depth for layout in self.regions.values()).bit_length()
+        lb = self.max_payload.bit_length()  # a frame's lengths and counts fit in lb bits
         wb = Signal(range(max_wb + 1))
-        depth = Signal(32)
-        rem = Signal(range(max_wb))         # (WRITE words bytes) mod word bytes
+        depth = Signal(ab)
+        most = Signal(lb)                   # the most words a READ or PROBE reply holds
         words_len = Signal(16)
         m.d.comb += words_len.eq(hdr.length - REQUEST[Command.WRITE].size)
         region_ok = Signal()
         index = Mux(is_probe, prb["index"], where["index"])
         count = Mux(hdr.cmd == Command.READ, where["count"],
                     Mux(is_probe, prb["count"], f[Command.REGION_CRC]["count"]))
-        # index (below the depth), a READ's or PROBE's count and the depth in wire bytes
-        ab = max(layout.depth for layout in self.regions.values()).bit_length()
-        index_b = Signal(ab + 4)
-        count_b = Signal(20)
-        depth_b = Signal(ab + 4)
         count16 = Mux(is_probe, prb["count"], where["count"])
         with m.Switch(region):
             for r, layout in self.regions.items():
                 with m.Case(int(r)):
                     m.d.comb += [wb.eq(wbytes[r]), depth.eq(layout.depth), region_ok.eq(1),
-                                 rem.eq(words_len % wbytes[r]),
-                                 index_b.eq(_times(index[:ab], wbytes[r])),
-                                 count_b.eq(_times(count16, wbytes[r])),
-                                 depth_b.eq(layout.depth * wbytes[r])]
+                                 most.eq(Mux(is_probe,
+                                             (self.probe_payload - _PROBE_FIXED) // wbytes[r],
+                                             (self.max_payload - 1) // wbytes[r]))]
 
+        # Checked a bit a clock while the request is decided (no divider, no multiplier, no
+        # wide adder between two registers): a WRITE's words (quotient ``nw``, remainder
+        # ``rem`` of its bytes by the word size), a READ's reply bytes (``count_b``), then
+        # whether index and count stay in the region (``in_range``) and GENERATORS' axons.
+        ck = Signal(range(lb + 2))
+        rem = Signal(range(2 * max_wb))
+        nw = Signal(lb)
+        count_b = Signal(lb + 4)
         in_range = Signal()
-        with m.Switch(hdr.cmd):
-            with m.Case(Command.WRITE):
-                m.d.comb += in_range.eq((index <= depth) & (index_b + words_len <= depth_b))
-            with m.Case(Command.READ):
-                m.d.comb += in_range.eq((index + count <= depth)
-                                        & (1 + count_b <= self.max_payload))
-            with m.Case(Command.PROBE):
-                m.d.comb += in_range.eq((index + count <= depth)
-                                        & (_PROBE_FIXED + count_b <= self.probe_payload))
-            with m.Default():
-                m.d.comb += in_range.eq(index + count <= depth)
+        gen_ok = Signal()
+        hi = ab                             # index or count bits above: out of every region
+        over = (index[hi:] != 0) | (Mux(hdr.cmd == Command.WRITE, 0, count[hi:]) != 0)
+        n_words = Mux(hdr.cmd == Command.WRITE, nw, count[:hi])
+        limited = hdr.cmd.matches(Command.READ, Command.PROBE)
+        checking = Signal()
+        with m.If(checking & (ck < lb)):
+            bit = (lb - 1 - ck).as_unsigned()      # MSB first
+            r2 = Cat(words_len.bit_select(bit, 1), rem)
+            fits = r2 >= wb
+            m.d.sync += [rem.eq(Mux(fits, r2 - wb, r2)), nw.eq(Cat(fits, nw)),
+                         count_b.eq((count_b << 1) + Mux(count16.bit_select(bit, 1), wb, 0)),
+                         ck.eq(ck + 1)]
+        with m.Elif(checking & (ck == lb)):
+            m.d.sync += [in_range.eq(~over & (index[:hi] + n_words <= depth)
+                                     & (~limited | (count16 <= most))),
+                         gen_ok.eq(gen["first"] + gen["count"] <= self.n_axons),
+                         ck.eq(ck + 1)]
+        checked = ck == lb + 1      # until the next request: DECIDE and EXEC read them
+
 
         inp = f[Command.INPUT]
         n_in = Signal(16)
@@ -305,7 +322,7 @@ class CommandProcessor(wiring.Component):
         with m.Elif(hdr.cmd == Command.GENERATORS):
             with m.If(gen["core"] >= self.n_cores):
                 m.d.comb += nak_code.eq(NakCode.CORE)
-            with m.Elif(gen["first"] + gen["count"] > self.n_axons):
+            with m.Elif(~gen_ok):
                 m.d.comb += nak_code.eq(NakCode.RANGE)
         with m.Elif(is_probe):
             with m.If(prb["probe"] >= self.n_probes):
@@ -345,11 +362,39 @@ class CommandProcessor(wiring.Component):
 
         def reply(which, nak=False, **fields):
             layout = protocol.NAK_PAYLOAD if nak else REPLY[which]
-            m.d.sync += [rbuf.eq(_pack(layout, **fields)), rlen.eq(layout.size), rnak.eq(nak)]
+            live = not nak and which in (Command.HELLO, Command.STATUS)
+            m.d.sync += [rec.len.eq(layout.size), rec.nak.eq(nak), rlive.eq(live),
+                         rec.regen.eq(not nak and which in _REGENERATED)]
+            if not live:
+                m.d.sync += rec.bytes.eq(_pack(layout, **fields))
 
         def nak(code):
             reply(None, nak=True, cmd=hdr.cmd, code=code, expected=expected)
             m.d.sync += self.naks.eq(self.naks + 1)
+
+        # HELLO and STATUS bytes as they are sent. A STATUS field is sampled whole when its
+        # first byte goes (its other bytes from ``hold``), so no multi-byte value is torn.
+        live_byte = Signal(8)
+        hold = Signal(24)
+        live_sent = Signal()
+        for which, values in ((Command.HELLO, hello_fields), (Command.STATUS, status_fields)):
+            with m.If(hdr.cmd == which):
+                with m.Switch(ridx[:6]):
+                    for name, (off, n, _) in REPLY[which].offsets().items():
+                        value = values[name]
+                        if isinstance(value, int):
+                            for k in range(n):
+                                with m.Case(off + k):
+                                    m.d.comb += live_byte.eq((value >> 8 * k) & 0xFF)
+                            continue
+                        with m.Case(off):
+                            m.d.comb += live_byte.eq(value[:8])
+                            if n > 1:
+                                with m.If(live_sent):
+                                    m.d.sync += hold.eq(value[8:8 * n])
+                        for k in range(1, n):
+                            with m.Case(off + k):
+                                m.d.comb += live_byte.eq(hold[8 * (k - 1):8 * k])
 
         # -- memory reader: words of a region as wire bytes, LSB first --------------------------
         rd_left = Signal(32)
@@ -401,7 +446,7 @@ class CommandProcessor(wiring.Component):
                 m.d.comb += [self.header.ready.eq(1), self.idle.eq(~self.header.valid)]
                 with m.If(self.header.valid):
                     m.d.sync += [hdr.eq(self.header.payload), ridx.eq(0), req.eq(0),
-                                 replay.eq(0)]
+                                 replay.eq(0), hk.eq(0), ck.eq(0), rem.eq(0), count_b.eq(0)]
                     m.next = "COLLECT"
             with m.State("COLLECT"):
                 with m.If(ridx < take):
@@ -410,7 +455,11 @@ class CommandProcessor(wiring.Component):
                         m.d.sync += [req.word_select(ridx[:4], 8).eq(pay.payload),
                                      ridx.eq(ridx + 1)]
                 with m.Else():
-                    m.next = "DECIDE"       # the history read port has its address by now
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.comb += checking.eq(1)
+                with m.If(checked):
+                    m.next = "DECIDE"
             with m.State("DECIDE"):
                 seq = hdr.seq
                 dist = (expected - seq)[:8]
@@ -431,15 +480,25 @@ class CommandProcessor(wiring.Component):
                 with m.Elif(seq == expected):
                     m.next = "EXEC"
                 with m.Elif(dup):
-                    m.d.sync += self.duplicates.eq(self.duplicates + 1)
-                    with m.If(hent.regen):
-                        m.d.sync += replay.eq(1)
-                        m.next = "EXEC"
-                    with m.Else():
-                        m.d.sync += [rbuf.eq(hent.bytes), rlen.eq(hent.len), rnak.eq(hent.nak)]
-                        m.next = "DRAIN"
+                    m.d.sync += [self.duplicates.eq(self.duplicates + 1), hk.eq(0)]
+                    m.next = "RECALL"
                 with m.Else():
                     nak(NakCode.SEQUENCE)
+                    m.next = "DRAIN"
+            with m.State("RECALL"):
+                # half-word hk is read; the one before it arrives (one clock of latency)
+                m.d.comb += hist_r.en.eq(1)
+                m.d.sync += hk.eq(hk + 1)
+                with m.If(hk != 0):
+                    m.d.sync += rec.eq(Cat(rec.as_value()[16:], hist_r.data))
+                with m.If(hk == _REC_WORDS):
+                    m.d.sync += rlive.eq(0)
+                    m.next = "RECALLED"
+            with m.State("RECALLED"):
+                with m.If(rec.regen):
+                    m.d.sync += replay.eq(1)
+                    m.next = "EXEC"
+                with m.Else():
                     m.next = "DRAIN"
             with m.State("EXEC"):
                 with m.If(nak_code != 0):
@@ -507,7 +566,7 @@ class CommandProcessor(wiring.Component):
                     m.next = "STEP_REPLY"
             with m.State("STEP_REPLY"):
                 # busy_last is registered at done: take it one clock later
-                m.d.sync += rbuf[8 * 5:8 * 9].eq(self.st_busy_last)
+                m.d.sync += rec.bytes[8 * 5:8 * 9].eq(self.st_busy_last)
                 m.next = "STORE"
             with m.State("WAIT_STOP"):
                 with m.If(self.st_idle):
@@ -588,11 +647,15 @@ class CommandProcessor(wiring.Component):
                     reply(Command.INPUT, cmd=Command.INPUT)
                     m.next = "STORE"
             with m.State("STORE"):
-                with m.If(~replay):
+                with m.If(replay):
+                    m.next = "DRAIN"
+                with m.Else():
                     m.d.comb += hist_w.en.eq(1)
-                    m.d.sync += [expected.eq(hdr.seq + 1),
-                                 filled.eq(Mux(filled == W, W, filled + 1))]
-                m.next = "DRAIN"
+                    m.d.sync += hk.eq(hk + 1)
+                    with m.If(hk == _REC_WORDS - 1):
+                        m.d.sync += [expected.eq(hdr.seq + 1),
+                                     filled.eq(Mux(filled == W, W, filled + 1))]
+                        m.next = "DRAIN"
             with m.State("DRAIN"):
                 with m.If(ridx != hdr.length):
                     m.d.comb += pay.ready.eq(1)
@@ -601,22 +664,23 @@ class CommandProcessor(wiring.Component):
                 with m.Else():
                     m.next = "SEND_HEADER"
             with m.State("SEND_HEADER"):
-                reading = ~rnak & (hdr.cmd == Command.READ)
+                reading = ~rec.nak & (hdr.cmd == Command.READ)
                 m.d.comb += [self.tx_header.valid.eq(1),
                              self.tx_header.p.version.eq(protocol.VERSION),
                              self.tx_header.p.seq.eq(hdr.seq),
-                             self.tx_header.p.cmd.eq(Mux(rnak, Command.NAK, Command.ACK)),
-                             self.tx_header.p.length.eq(rlen + Mux(reading, count_b, 0))]
+                             self.tx_header.p.cmd.eq(Mux(rec.nak, Command.NAK, Command.ACK)),
+                             self.tx_header.p.length.eq(rec.len + Mux(reading, count_b, 0))]
                 m.d.sync += ridx.eq(0)
                 with m.If(self.tx_header.ready):
                     m.next = "SEND"
             with m.State("SEND"):
-                with m.If(ridx < rlen):
+                with m.If(ridx < rec.len):
                     m.d.comb += [self.tx_payload.valid.eq(1),
-                                 self.tx_payload.payload.eq(rbuf.word_select(ridx[:6], 8))]
+                                 self.tx_payload.payload.eq(Mux(rlive, live_byte, rec.bytes[:8])),
+                                 live_sent.eq(self.tx_payload.ready)]
                     with m.If(self.tx_payload.ready):
-                        m.d.sync += ridx.eq(ridx + 1)
-                with m.Elif(~rnak & (hdr.cmd == Command.READ) & ~rd_done):
+                        m.d.sync += [ridx.eq(ridx + 1), rec.bytes.eq(rec.bytes >> 8)]
+                with m.Elif(~rec.nak & (hdr.cmd == Command.READ) & ~rd_done):
                     m.d.comb += [rd_active.eq(1), self.tx_payload.valid.eq(rd_have),
                                  self.tx_payload.payload.eq(rd_byte),
                                  rd_take.eq(rd_have & self.tx_payload.ready)]
