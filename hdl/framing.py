@@ -8,7 +8,7 @@ matching CRC and length; a corrupted frame is rolled back, counted, and never se
 Both are built from ``CobsDecoder``/``CobsEncoder`` and ``amaranth.lib.crc``.
 """
 
-from amaranth.hdl import Const, Module, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Signal, unsigned
 from amaranth.lib import crc, data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -141,7 +141,12 @@ class Deframer(wiring.Component):
     - ``frames``: frames passed on; ``crc_errors``: well-formed frames whose CRC failed;
       ``frame_errors``: truncated COBS blocks, lengths that disagree with the header, too short
       or longer than ``max_payload``, UART errors inside the frame; ``overflows``: frames
-      dropped because the ring buffer (``buffer_bytes``) or the header queue was full.
+      dropped because the ring buffer (``buffer_bytes``) was full.
+
+    The ring holds each frame's header and payload, never its CRC: bytes reach the ring four
+    bytes after they arrive, so the last four of a frame (its CRC) are only checked. The default
+    ring holds two largest payloads (one block RAM of 512 bytes per 256 bytes of payload), and
+    the headers need no queue of their own.
     """
 
     i: In(stream.Signature(8))
@@ -153,32 +158,30 @@ class Deframer(wiring.Component):
     frame_errors: Out(32)
     overflows: Out(32)
 
-    def __init__(self, *, max_payload=protocol.MAX_PAYLOAD, buffer_bytes=None, headers=8):
+    def __init__(self, *, max_payload=protocol.MAX_PAYLOAD, buffer_bytes=None):
         if not isinstance(max_payload, int) or not 1 <= max_payload <= protocol.MAX_PAYLOAD:
             raise ValueError(f"max payload must be from 1 to {protocol.MAX_PAYLOAD}, "
                              f"not {max_payload!r}")
-        need = max_payload + protocol.CRC_BYTES
+        need = max_payload + protocol.HEADER.size
         if buffer_bytes is None:
-            buffer_bytes = 1 << (2 * need - 1).bit_length()     # two whole frames
+            buffer_bytes = 1 << (2 * max_payload - 1).bit_length()
         if (not isinstance(buffer_bytes, int) or buffer_bytes < need
                 or buffer_bytes & (buffer_bytes - 1)):
             raise ValueError(f"buffer bytes must be a power of two of at least {need}, "
                              f"not {buffer_bytes!r}")
         self.max_payload = max_payload
         self.buffer_bytes = buffer_bytes
-        self.headers = headers
         super().__init__()
 
     def elaborate(self, platform):
         m = Module()
         size = self.buffer_bytes
         abits = size.bit_length() - 1
+        nhdr, ncrc = protocol.HEADER.size, protocol.CRC_BYTES
         m.submodules.cobs = cobs = CobsDecoder()
         wiring.connect(m, wiring.flipped(self.i), cobs.i)
         m.submodules.crc = crcp = CRC_PARAMS.create()
         m.submodules.ring = ring = Memory(shape=8, depth=size, init=[])
-        m.submodules.hdrq = hdrq = fifo.SyncFIFOBuffered(width=HeaderLayout.size,
-                                                         depth=self.headers)
         wr = ring.write_port()
         rd = ring.read_port()
 
@@ -186,30 +189,28 @@ class Deframer(wiring.Component):
         base = Signal(abits + 1)         # first byte of the frame being received
         rd_ptr = Signal(abits + 1)
         pos = Signal(range(self.max_payload + _OVERHEAD + 2))   # decoded bytes in this frame
-        hdr = Signal(HeaderLayout)
+        late = Signal(8 * ncrc)          # the last bytes received, oldest in the low byte
+        length = Signal(16)              # the header's length field
         too_long = Signal()
         no_room = Signal()
         spoiled = Signal()               # UART lost a byte in this frame
-        used = Signal(abits + 1)
         free = Signal(abits + 1)
-        m.d.comb += [used.eq(base - rd_ptr), free.eq(size - used)]
+        m.d.comb += free.eq(size - (base - rd_ptr))
 
         tok = cobs.o
         m.d.comb += tok.ready.eq(1)
         with m.If(self.rx_error):
             m.d.sync += spoiled.eq(1)
 
-        offset = Signal(abits + 1)
-        m.d.comb += [offset.eq(pos - protocol.HEADER.size), wr.addr.eq(base + offset),
-                     wr.data.eq(tok.p.data)]
+        offset = Signal(range(self.max_payload + _OVERHEAD + 2))   # ring offset of late[:8]
+        m.d.comb += [offset.eq(pos - ncrc), wr.addr.eq(base + offset), wr.data.eq(late[:8])]
         with m.If(tok.valid & ~tok.p.end):
             m.d.comb += [crcp.valid.eq(1), crcp.start.eq(pos == 0), crcp.data.eq(tok.p.data)]
-            for name, (off, nbytes, _) in protocol.HEADER.offsets().items():
-                for k in range(nbytes):
-                    with m.If(pos == off + k):
-                        m.d.sync += hdr[name][8 * k:8 * k + 8].eq(tok.p.data)
-            with m.If(pos >= protocol.HEADER.size):
-                with m.If(offset >= self.max_payload + protocol.CRC_BYTES):
+            m.d.sync += late.eq(Cat(late[8:], tok.p.data))
+            with m.If(pos == nhdr):
+                m.d.sync += length.eq(late[8 * (ncrc - 2):])    # header bytes 3 and 4
+            with m.If(pos >= ncrc):
+                with m.If(offset >= nhdr + self.max_payload):
                     m.d.sync += too_long.eq(1)
                 with m.Elif(offset >= free):
                     m.d.sync += no_room.eq(1)
@@ -222,32 +223,42 @@ class Deframer(wiring.Component):
             m.d.sync += [pos.eq(0), too_long.eq(0), no_room.eq(0), spoiled.eq(self.rx_error)]
             with m.If(~tok.p.empty):
                 well_formed = (~tok.p.bad & ~too_long & ~spoiled & (pos >= _OVERHEAD)
-                               & (hdr.length == pos - _OVERHEAD))
+                               & (length == pos - _OVERHEAD))
                 with m.If(~well_formed):
                     m.d.sync += self.frame_errors.eq(self.frame_errors + 1)
                 with m.Elif(~crcp.match_detected):
                     m.d.sync += self.crc_errors.eq(self.crc_errors + 1)
-                with m.Elif(no_room | ~hdrq.w_rdy):
+                with m.Elif(no_room):
                     m.d.sync += self.overflows.eq(self.overflows + 1)
                 with m.Else():
-                    # Commit: keep the payload, forget the CRC bytes behind it.
-                    m.d.comb += hdrq.w_en.eq(1)
-                    m.d.sync += [base.eq(base + hdr.length), self.frames.eq(self.frames + 1)]
-        m.d.comb += hdrq.w_data.eq(hdr)
+                    # Commit: the header and payload in the ring are the next frame.
+                    m.d.sync += [base.eq(base + offset), self.frames.eq(self.frames + 1)]
 
-        # Read side: a header, then its payload bytes from the ring (one clock read latency).
-        remaining = Signal(16)
-        m.d.comb += [self.header.valid.eq(hdrq.r_rdy & (remaining == 0) & ~self.payload.valid),
-                     self.header.payload.eq(hdrq.r_data), hdrq.r_en.eq(self.header.ready
-                                                                       & self.header.valid)]
+        # Read side: the header's bytes from the ring into ``head``, then the payload bytes
+        # (the ring's read port has one clock of latency).
+        head = Signal(8 * nhdr)
+        hn = Signal(range(nhdr + 1))     # header bytes fetched
+        h_arrives = Signal()
+        remaining = Signal(16)           # payload bytes left to fetch
+        fetch_h = Signal()
+        fetch_p = Signal()
+        m.d.comb += [fetch_h.eq((remaining == 0) & ~self.payload.valid & (hn != nhdr)
+                                & (rd_ptr != base)),
+                     fetch_p.eq((remaining != 0) & (~self.payload.valid | self.payload.ready)),
+                     rd.addr.eq(rd_ptr), rd.en.eq(fetch_h | fetch_p),
+                     self.header.valid.eq((hn == nhdr) & ~h_arrives),
+                     self.header.payload.eq(head), self.payload.payload.eq(rd.data)]
+        m.d.sync += h_arrives.eq(fetch_h)
+        with m.If(h_arrives):
+            m.d.sync += head.eq(Cat(head[8:], rd.data))
+        with m.If(fetch_h | fetch_p):
+            m.d.sync += rd_ptr.eq(rd_ptr + 1)
+        with m.If(fetch_h):
+            m.d.sync += hn.eq(hn + 1)
         with m.If(self.header.valid & self.header.ready):
-            m.d.sync += remaining.eq(self.header.p.length)
-        fetch = Signal()
-        m.d.comb += [fetch.eq((remaining != 0) & (~self.payload.valid | self.payload.ready)),
-                     rd.addr.eq(rd_ptr), rd.en.eq(fetch), self.payload.payload.eq(rd.data)]
-        with m.If(fetch):
-            m.d.sync += [rd_ptr.eq(rd_ptr + 1), remaining.eq(remaining - 1),
-                         self.payload.valid.eq(1)]
+            m.d.sync += [remaining.eq(self.header.p.length), hn.eq(0)]
+        with m.If(fetch_p):
+            m.d.sync += [remaining.eq(remaining - 1), self.payload.valid.eq(1)]
         with m.Elif(self.payload.ready):
             m.d.sync += self.payload.valid.eq(0)
         return m

@@ -38,17 +38,17 @@ class Loopback(wiring.Component):
     uart_errors: Out(32)
     overruns: Out(32)
 
-    def __init__(self, clocks_per_bit, max_payload, headers):
+    def __init__(self, clocks_per_bit, max_payload, buffer_bytes):
         self.cpb = clocks_per_bit
         self.max_payload = max_payload
-        self.headers = headers
+        self.buffer_bytes = buffer_bytes
         super().__init__()
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.urx = urx = UARTReceiver(self.cpb)
         m.submodules.deframer = deframer = Deframer(max_payload=self.max_payload,
-                                                      headers=self.headers)
+                                                      buffer_bytes=self.buffer_bytes)
         m.submodules.framer = framer = Framer()
         m.submodules.utx = utx = UARTTransmitter(self.cpb)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx),
@@ -153,10 +153,11 @@ int main(int argc, char **argv) {
 class LoopRun:
     """Builds the loopback model once per (clocks per bit, max payload, sender skew)."""
 
-    def __init__(self, clocks_per_bit=4, max_payload=256, skew=0.0, headers=32):
+    def __init__(self, clocks_per_bit=4, max_payload=256, skew=0.0, buffer_factor=4):
         # An echo queues many short frames behind a long one being sent back (the command
-        # processor of the SoC consumes faster), hence the deep header queue.
-        top = Loopback(clocks_per_bit, max_payload, headers)
+        # processor of the SoC consumes faster), hence a ring of several largest frames.
+        buffer_bytes = 1 << (buffer_factor * max_payload - 1).bit_length()
+        top = Loopback(clocks_per_bit, max_payload, buffer_bytes)
         design = verilog.convert(top, name="loop")
         player = _PLAYER.format(cpb=clocks_per_bit,
                                 period=round(clocks_per_bit * 256 * (1 + skew)),

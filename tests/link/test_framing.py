@@ -179,17 +179,18 @@ def test_deframer_fuzz_short():
 def test_deframer_rejects_bad_sizes():
     with pytest.raises(ValueError, match="max payload must be from 1 to 1024, not 0"):
         Deframer(max_payload=0)
-    with pytest.raises(ValueError, match="buffer bytes must be a power of two of at least 68"):
+    with pytest.raises(ValueError, match="buffer bytes must be a power of two of at least 69"):
         Deframer(max_payload=64, buffer_bytes=96)
 
 
 def test_deframer_drops_a_frame_that_finds_the_ring_full_and_recovers():
     dut = Deframer(max_payload=32, buffer_bytes=64)
-    a, b, c, d = (RefFrame(1, k, 7, bytes([k + 1]) * n) for k, n in enumerate([30, 30, 10, 20]))
+    a, b, c, d = (RefFrame(1, k, 7, bytes([k + 1]) * n) for k, n in enumerate([25, 25, 10, 20]))
     got = []
 
     async def bench(ctx):
-        # Nobody reads while A, B and C arrive: A and B fill 60 of 64 bytes, C finds no room.
+        # Nobody reads while A, B and C arrive: A and B fill 60 of 64 bytes (headers and
+        # payloads), C finds no room.
         await put(ctx, dut.i, ref_encode(a) + ref_encode(b) + ref_encode(c))
         await ctx.tick().repeat(5)
         assert ctx.get(dut.overflows) == 1 and ctx.get(dut.frames) == 2
@@ -205,7 +206,7 @@ def test_deframer_drops_a_frame_that_finds_the_ring_full_and_recovers():
                     data.append(byte)
             got.append(bytes(data))
         await put(ctx, dut.i, ref_encode(d))
-        await ctx.tick().repeat(5)
+        await ctx.tick().repeat(10)         # the header comes out of the ring a byte a clock
         assert ctx.get(dut.frames) == 3 and ctx.get(dut.overflows) == 1
         assert ctx.get(dut.header.valid) and ctx.get(dut.header.p.length) == 20
 
