@@ -202,6 +202,7 @@ class CommandProcessor(wiring.Component):
         hdr = Signal(HeaderLayout)
         req = Signal(8 * _REQ_BYTES)
         ridx = Signal(16)                   # payload bytes consumed, then reply bytes sent
+        rk = Signal(range(_REQ_BYTES + 1))  # bytes of ``req`` shifted in
         # The reply: the bytes of a short one (sent LSB first, shifted out), or the length of a
         # HELLO or STATUS reply, whose bytes are made as they are sent (``regen``: made again
         # for a duplicate, never stored); the record is the history's entry as it is.
@@ -271,6 +272,9 @@ class CommandProcessor(wiring.Component):
         n_words = Mux(hdr.cmd == Command.WRITE, nw, count[:hi])
         limited = hdr.cmd.matches(Command.READ, Command.PROBE)
         checking = Signal()
+        no_core = Signal()
+        core_of = Mux(hdr.cmd == Command.INPUT, f[Command.INPUT]["core"],
+                      Mux(is_probe, prb["core"], where["core"]))
         with m.If(checking & (ck < lb)):
             bit = (lb - 1 - ck).as_unsigned()      # MSB first
             r2 = Cat(words_len.bit_select(bit, 1), rem)
@@ -279,7 +283,8 @@ class CommandProcessor(wiring.Component):
                          count_b.eq((count_b << 1) + Mux(count16.bit_select(bit, 1), wb, 0)),
                          ck.eq(ck + 1)]
         with m.Elif(checking & (ck == lb)):
-            m.d.sync += [in_range.eq(~over & (index[:hi] + n_words <= depth)
+            m.d.sync += [no_core.eq(core_of >= self.n_cores),
+                         in_range.eq(~over & (index[:hi] + n_words <= depth)
                                      & (~limited | (count16 <= most))),
                          gen_ok.eq(gen["first"] + gen["count"] <= self.n_axons),
                          ck.eq(ck + 1)]
@@ -301,7 +306,7 @@ class CommandProcessor(wiring.Component):
         with m.Elif(hdr.cmd.matches(*_BUSY) & ~self.st_idle & ~replay):
             m.d.comb += nak_code.eq(NakCode.BUSY)
         with m.Elif(hdr.cmd.matches(Command.WRITE, Command.READ, Command.REGION_CRC)):
-            with m.If(where["core"] >= self.n_cores):
+            with m.If(no_core):
                 m.d.comb += nak_code.eq(NakCode.CORE)
             with m.Elif(~region_ok):
                 m.d.comb += nak_code.eq(NakCode.REGION)
@@ -310,7 +315,7 @@ class CommandProcessor(wiring.Component):
             with m.Elif(~in_range):
                 m.d.comb += nak_code.eq(NakCode.RANGE)
         with m.Elif(hdr.cmd == Command.INPUT):
-            with m.If(inp["core"] >= self.n_cores):
+            with m.If(no_core):
                 m.d.comb += nak_code.eq(NakCode.CORE)
             with m.Elif(words_len[0]):
                 m.d.comb += nak_code.eq(NakCode.LENGTH)
@@ -320,7 +325,7 @@ class CommandProcessor(wiring.Component):
             with m.Elif(n_in + 1 > self.st_free):
                 m.d.comb += nak_code.eq(NakCode.RANGE)
         with m.Elif(hdr.cmd == Command.GENERATORS):
-            with m.If(gen["core"] >= self.n_cores):
+            with m.If(no_core):
                 m.d.comb += nak_code.eq(NakCode.CORE)
             with m.Elif(~gen_ok):
                 m.d.comb += nak_code.eq(NakCode.RANGE)
@@ -329,7 +334,7 @@ class CommandProcessor(wiring.Component):
                 m.d.comb += nak_code.eq(NakCode.ARGUMENT)
             with m.Elif(prb["period"] == 0):
                 pass                        # switched off: the other fields do not matter
-            with m.Elif(prb["core"] >= self.n_cores):
+            with m.Elif(no_core):
                 m.d.comb += nak_code.eq(NakCode.CORE)
             with m.Elif(~region_ok):
                 m.d.comb += nak_code.eq(NakCode.REGION)
@@ -377,28 +382,43 @@ class CommandProcessor(wiring.Component):
         live_byte = Signal(8)
         hold = Signal(24)
         live_sent = Signal()
-        for which, values in ((Command.HELLO, hello_fields), (Command.STATUS, status_fields)):
-            with m.If(hdr.cmd == which):
-                with m.Switch(ridx[:6]):
-                    for name, (off, n, _) in REPLY[which].offsets().items():
-                        value = values[name]
+        # HELLO: constant bytes (one function of the byte index per bit), nonce and out_seq.
+        rom = [0] * 64
+        with m.If(hdr.cmd == Command.HELLO):
+            with m.Switch(ridx[:6]):
+                for name, (off, n, _) in REPLY[Command.HELLO].offsets().items():
+                    value = hello_fields[name]
+                    for k in range(n):
                         if isinstance(value, int):
-                            for k in range(n):
-                                with m.Case(off + k):
-                                    m.d.comb += live_byte.eq((value >> 8 * k) & 0xFF)
-                            continue
-                        with m.Case(off):
-                            m.d.comb += live_byte.eq(value[:8])
-                            if n > 1:
-                                with m.If(live_sent):
-                                    m.d.sync += hold.eq(value[8:8 * n])
-                        for k in range(1, n):
+                            rom[off + k] = (value >> 8 * k) & 0xFF
+                        else:
                             with m.Case(off + k):
-                                m.d.comb += live_byte.eq(hold[8 * (k - 1):8 * k])
+                                m.d.comb += live_byte.eq(value.word_select(k, 8))
+                with m.Default():
+                    m.d.comb += live_byte.eq(Cat(
+                        Const(sum((byte >> j & 1) << i for i, byte in enumerate(rom)), 64)
+                        .bit_select(ridx[:6], 1) for j in range(8)))
+        with m.If(hdr.cmd == Command.STATUS):
+            with m.Switch(ridx[:6]):
+                for name, (off, n, _) in REPLY[Command.STATUS].offsets().items():
+                    value = status_fields[name]
+                    if isinstance(value, int):
+                        for k in range(n):
+                            with m.Case(off + k):
+                                m.d.comb += live_byte.eq((value >> 8 * k) & 0xFF)
+                        continue
+                    with m.Case(off):
+                        m.d.comb += live_byte.eq(value[:8])
+                        if n > 1:
+                            with m.If(live_sent):
+                                m.d.sync += hold.eq(value[8:8 * n])
+                    for k in range(1, n):
+                        with m.Case(off + k):
+                            m.d.comb += live_byte.eq(hold[8 * (k - 1):8 * k])
 
         # -- memory reader: words of a region as wire bytes, LSB first --------------------------
-        rd_left = Signal(32)
-        rd_index = Signal(32)
+        rd_left = Signal(ab + 1)
+        rd_index = Signal(ab)
         rd_pending = Signal()
         rd_have = Signal()
         rd_k = Signal(range(max_wb + 1))
@@ -428,7 +448,7 @@ class CommandProcessor(wiring.Component):
         w_acc = Signal(8 * max_wb)
         w_k = Signal(range(max_wb + 1))
         w_issue = Signal()
-        w_index = Signal(32)
+        w_index = Signal(ab)
         w_addr = chip_address(m, cm, where["core"], region, w_index)
         g_index = Signal(16)
         g_left = Signal(16)
@@ -445,17 +465,20 @@ class CommandProcessor(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += [self.header.ready.eq(1), self.idle.eq(~self.header.valid)]
                 with m.If(self.header.valid):
-                    m.d.sync += [hdr.eq(self.header.payload), ridx.eq(0), req.eq(0),
+                    m.d.sync += [hdr.eq(self.header.payload), ridx.eq(0), rk.eq(0),
                                  replay.eq(0), hk.eq(0), ck.eq(0), rem.eq(0), count_b.eq(0)]
                     m.next = "COLLECT"
             with m.State("COLLECT"):
-                with m.If(ridx < take):
+                # the fixed fields shift in from the top, zeros past the payload's end
+                with m.If(rk == _REQ_BYTES):
+                    m.next = "CHECK"
+                with m.Elif(ridx < take):
                     m.d.comb += pay.ready.eq(1)
                     with m.If(pay.valid):
-                        m.d.sync += [req.word_select(ridx[:4], 8).eq(pay.payload),
-                                     ridx.eq(ridx + 1)]
+                        m.d.sync += [req.eq(Cat(req[8:], pay.payload)), ridx.eq(ridx + 1),
+                                     rk.eq(rk + 1)]
                 with m.Else():
-                    m.next = "CHECK"
+                    m.d.sync += [req.eq(req >> 8), rk.eq(rk + 1)]
             with m.State("CHECK"):
                 m.d.comb += checking.eq(1)
                 with m.If(checked):
