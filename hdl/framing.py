@@ -15,8 +15,8 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge import protocol
 
-__all__ = ["HeaderLayout", "Token", "ByteLast", "CobsDecoder", "CobsEncoder", "Deframer",
-           "Framer"]
+__all__ = ["HeaderLayout", "Token", "ByteLast", "SerialCRC", "CobsDecoder", "CobsEncoder",
+           "Deframer", "Framer"]
 
 HeaderLayout = data.StructLayout(
     {name: unsigned(8 * nbytes) for name, (_, nbytes, _) in protocol.HEADER.offsets().items()})
@@ -28,6 +28,45 @@ ByteLast = data.StructLayout({"data": 8, "last": 1})
 
 CRC_PARAMS = crc.Algorithm(**protocol.CRC_ALGORITHM)(data_width=8)
 _OVERHEAD = protocol.HEADER.size + protocol.CRC_BYTES
+
+
+class SerialCRC(wiring.Component):
+    """The protocol's CRC-32 of a byte stream, ``bits`` bits a clock (``8 // bits`` clocks a
+    byte, ready again when a byte is done).
+
+    For a stream slower than that (a UART's bytes), the XOR network of a narrow CRC is a
+    fraction of the byte-wide one's (``amaranth.lib.crc`` with ``data_width=bits``: the
+    reflected CRC-32 takes each byte LSB first). ``start`` with a byte begins a new CRC;
+    ``crc`` and ``match_detected`` are those of the bytes taken so far once ``i.ready``.
+    """
+
+    start: In(1)
+    i: In(stream.Signature(8))
+    crc: Out(32)
+    match_detected: Out(1)
+
+    def __init__(self, bits=1):
+        if bits not in (1, 2, 4, 8):
+            raise ValueError(f"bits must be 1, 2, 4 or 8, not {bits!r}")
+        self.bits = bits
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        b = self.bits
+        m.submodules.engine = engine = crc.Algorithm(**protocol.CRC_ALGORITHM)(
+            data_width=b).create()
+        byte = Signal(8)
+        left = Signal(range(8 // b + 1))  # bit groups of ``byte`` still to take
+        first = Signal()                  # the byte begins a new CRC
+        m.d.comb += [self.i.ready.eq(left == 0), engine.data.eq(byte[:b]),
+                     engine.valid.eq(left != 0), engine.start.eq(first),
+                     self.crc.eq(engine.crc), self.match_detected.eq(engine.match_detected)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [byte.eq(self.i.payload), left.eq(8 // b), first.eq(self.start)]
+        with m.Elif(left != 0):
+            m.d.sync += [byte.eq(byte >> b), left.eq(left - 1), first.eq(0)]
+        return m
 
 
 class CobsDecoder(wiring.Component):
@@ -180,7 +219,7 @@ class Deframer(wiring.Component):
         nhdr, ncrc = protocol.HEADER.size, protocol.CRC_BYTES
         m.submodules.cobs = cobs = CobsDecoder()
         wiring.connect(m, wiring.flipped(self.i), cobs.i)
-        m.submodules.crc = crcp = CRC_PARAMS.create()
+        m.submodules.crc = crcp = SerialCRC(bits=1)
         m.submodules.ring = ring = Memory(shape=8, depth=size, init=[])
         wr = ring.write_port()
         rd = ring.read_port()
@@ -197,15 +236,19 @@ class Deframer(wiring.Component):
         free = Signal(abits + 1)
         m.d.comb += free.eq(size - (base - rd_ptr))
 
+        # A token waits while the CRC takes the byte before it (8 clocks; UART bytes are
+        # further apart), so the delimiter finds the CRC of the whole frame.
         tok = cobs.o
-        m.d.comb += tok.ready.eq(1)
+        m.d.comb += tok.ready.eq(crcp.i.ready)
+        took = tok.valid & tok.ready
         with m.If(self.rx_error):
             m.d.sync += spoiled.eq(1)
 
         offset = Signal(range(self.max_payload + _OVERHEAD + 2))   # ring offset of late[:8]
         m.d.comb += [offset.eq(pos - ncrc), wr.addr.eq(base + offset), wr.data.eq(late[:8])]
-        with m.If(tok.valid & ~tok.p.end):
-            m.d.comb += [crcp.valid.eq(1), crcp.start.eq(pos == 0), crcp.data.eq(tok.p.data)]
+        m.d.comb += [crcp.i.valid.eq(tok.valid & ~tok.p.end), crcp.start.eq(pos == 0),
+                     crcp.i.payload.eq(tok.p.data)]
+        with m.If(took & ~tok.p.end):
             m.d.sync += late.eq(Cat(late[8:], tok.p.data))
             with m.If(pos == nhdr):
                 m.d.sync += length.eq(late[8 * (ncrc - 2):])    # header bytes 3 and 4
@@ -219,7 +262,7 @@ class Deframer(wiring.Component):
             with m.If(~too_long):
                 m.d.sync += pos.eq(pos + 1)
 
-        with m.If(tok.valid & tok.p.end):
+        with m.If(took & tok.p.end):
             m.d.sync += [pos.eq(0), too_long.eq(0), no_room.eq(0), spoiled.eq(self.rx_error)]
             with m.If(~tok.p.empty):
                 well_formed = (~tok.p.bad & ~too_long & ~spoiled & (pos >= _OVERHEAD)

@@ -192,7 +192,7 @@ def test_deframer_drops_a_frame_that_finds_the_ring_full_and_recovers():
         # Nobody reads while A, B and C arrive: A and B fill 60 of 64 bytes (headers and
         # payloads), C finds no room.
         await put(ctx, dut.i, ref_encode(a) + ref_encode(b) + ref_encode(c))
-        await ctx.tick().repeat(5)
+        await ctx.tick().repeat(50)         # the CRC takes a byte in 8 clocks
         assert ctx.get(dut.overflows) == 1 and ctx.get(dut.frames) == 2
         ctx.set(dut.payload.ready, 1)
         for _ in range(2):
@@ -206,7 +206,7 @@ def test_deframer_drops_a_frame_that_finds_the_ring_full_and_recovers():
                     data.append(byte)
             got.append(bytes(data))
         await put(ctx, dut.i, ref_encode(d))
-        await ctx.tick().repeat(10)         # the header comes out of the ring a byte a clock
+        await ctx.tick().repeat(50)         # the CRC, then the header out of the ring
         assert ctx.get(dut.frames) == 3 and ctx.get(dut.overflows) == 1
         assert ctx.get(dut.header.valid) and ctx.get(dut.header.p.length) == 20
 
