@@ -9,7 +9,7 @@ Both are built from ``CobsDecoder``/``CobsEncoder`` and ``amaranth.lib.crc``.
 """
 
 from amaranth.hdl import Cat, Const, Module, Signal, unsigned
-from amaranth.lib import crc, data, fifo, stream, wiring
+from amaranth.lib import crc, data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -101,8 +101,9 @@ class CobsDecoder(wiring.Component):
 class CobsEncoder(wiring.Component):
     """COBS-encodes frames (``last`` marks a frame's final byte) and appends the delimiter.
 
-    A block of up to 254 bytes waits in a FIFO until its length (the code byte) is known. The
-    output equals ``cobs.cobs.encode(frame) + b"\\x00"`` byte for byte.
+    A block of up to 254 bytes waits in a block RAM until its length (the code byte) is known.
+    A block is written whole, then read whole, so two counters address it (no FIFO). The output
+    equals ``cobs.cobs.encode(frame) + b"\\x00"`` byte for byte.
     """
 
     i: In(stream.Signature(ByteLast))
@@ -110,13 +111,16 @@ class CobsEncoder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.block = block = fifo.SyncFIFOBuffered(width=8, depth=254)
-        count = Signal(range(255))   # bytes in the block being filled
+        m.submodules.block = block = Memory(shape=8, depth=256, init=[])
+        wr = block.write_port()
+        rd = block.read_port()
+        count = Signal(8)            # bytes in the block being filled
         code = Signal(8)
-        drain = Signal(range(255))
+        drain = Signal(8)            # bytes of the block still to send
+        rptr = Signal(8)             # the byte on ``rd.data``
         final_empty = Signal()       # after this block: a last empty block (frame ended on 0)
         end = Signal()               # after this block: the delimiter
-        m.d.comb += block.w_data.eq(self.i.p.data)
+        m.d.comb += [wr.addr.eq(count), wr.data.eq(self.i.p.data), rd.addr.eq(rptr + 1)]
 
         with m.FSM():
             with m.State("FILL"):
@@ -128,7 +132,7 @@ class CobsEncoder(wiring.Component):
                         m.d.sync += [code.eq(count + 1), final_empty.eq(self.i.p.last),
                                      end.eq(0)]
                     with m.Else():
-                        m.d.comb += block.w_en.eq(1)
+                        m.d.comb += wr.en.eq(1)
                         m.d.sync += [code.eq(count + 2), final_empty.eq(0),
                                      end.eq(self.i.p.last)]
                         m.d.comb += close.eq(self.i.p.last | (count == 253))
@@ -138,7 +142,10 @@ class CobsEncoder(wiring.Component):
                     with m.Else():
                         m.d.sync += count.eq(count + 1)
             with m.State("CODE"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(code)]
+                # byte 0 of the block is read while the code goes out
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(code),
+                             rd.addr.eq(0), rd.en.eq(1)]
+                m.d.sync += rptr.eq(0)
                 with m.If(self.o.ready):
                     with m.If(drain != 0):
                         m.next = "DATA"
@@ -149,10 +156,10 @@ class CobsEncoder(wiring.Component):
                     with m.Else():
                         m.next = "FILL"
             with m.State("DATA"):
-                m.d.comb += [self.o.valid.eq(block.r_rdy), self.o.payload.eq(block.r_data),
-                             block.r_en.eq(self.o.ready)]
-                with m.If(self.o.valid & self.o.ready):
-                    m.d.sync += drain.eq(drain - 1)
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(rd.data),
+                             rd.en.eq(self.o.ready)]
+                with m.If(self.o.ready):
+                    m.d.sync += [drain.eq(drain - 1), rptr.eq(rptr + 1)]
                     with m.If(drain == 1):
                         with m.If(final_empty):
                             m.next = "EMPTY"
@@ -175,12 +182,13 @@ class Deframer(wiring.Component):
     """Received bytes in, validated frames out; corrupted frames are dropped and counted.
 
     - ``i``: bytes from the UART; ``rx_error``: pulse when the UART lost a byte (framing error
-      or overrun), which spoils the frame being received.
+      or overrun), which spoils the frame being received; ``rx_overrun``: pulse when the UART
+      lost a byte for want of room (counted with ``overflows``: the STATUS ``overruns``).
     - ``header``: one per valid frame; then exactly ``header.length`` bytes on ``payload``.
     - ``frames``: frames passed on; ``crc_errors``: well-formed frames whose CRC failed;
       ``frame_errors``: truncated COBS blocks, lengths that disagree with the header, too short
       or longer than ``max_payload``, UART errors inside the frame; ``overflows``: frames
-      dropped because the ring buffer (``buffer_bytes``) was full.
+      dropped because the ring buffer (``buffer_bytes``) was full, and ``rx_overrun`` pulses.
 
     The ring holds each frame's header and payload, never its CRC: bytes reach the ring four
     bytes after they arrive, so the last four of a frame (its CRC) are only checked. The default
@@ -190,6 +198,7 @@ class Deframer(wiring.Component):
 
     i: In(stream.Signature(8))
     rx_error: In(1)
+    rx_overrun: In(1)
     header: Out(stream.Signature(HeaderLayout))
     payload: Out(stream.Signature(8))
     frames: Out(32)
@@ -238,6 +247,8 @@ class Deframer(wiring.Component):
 
         # A token waits while the CRC takes the byte before it (8 clocks; UART bytes are
         # further apart), so the delimiter finds the CRC of the whole frame.
+        dropped = Signal()               # a valid frame found no room
+        m.d.sync += self.overflows.eq(self.overflows + dropped + self.rx_overrun)
         tok = cobs.o
         m.d.comb += tok.ready.eq(crcp.i.ready)
         took = tok.valid & tok.ready
@@ -272,7 +283,7 @@ class Deframer(wiring.Component):
                 with m.Elif(~crcp.match_detected):
                     m.d.sync += self.crc_errors.eq(self.crc_errors + 1)
                 with m.Elif(no_room):
-                    m.d.sync += self.overflows.eq(self.overflows + 1)
+                    m.d.comb += dropped.eq(1)
                 with m.Else():
                     # Commit: the header and payload in the ring are the next frame.
                     m.d.sync += [base.eq(base + offset), self.frames.eq(self.frames + 1)]

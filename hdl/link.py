@@ -87,7 +87,10 @@ def _pack(layout, **values):
 
 
 class AckFilter(wiring.Component):
-    """Consumes ``OUT_ACK`` frames (pulse ``ack`` with ``next``); passes every other frame on."""
+    """Consumes ``OUT_ACK`` frames (pulse ``ack`` with ``next``); passes every other frame on.
+
+    The header and payload pass straight through; only the handshakes follow the state.
+    """
 
     i_header: In(stream.Signature(HeaderLayout))
     i_payload: In(stream.Signature(8))
@@ -96,17 +99,22 @@ class AckFilter(wiring.Component):
     ack: Out(1)
     next: Out(8)
 
+    def __init__(self, max_payload=protocol.MAX_PAYLOAD):
+        self.max_payload = max_payload
+        super().__init__()
+
     def elaborate(self, platform):
         m = Module()
         is_ack = self.i_header.p.cmd == Command.OUT_ACK
-        left = Signal(16)
+        left = Signal(range(self.max_payload + 1))
+        m.d.comb += [self.o_header.payload.eq(self.i_header.payload),
+                     self.o_payload.payload.eq(self.i_payload.payload),
+                     self.next.eq(self.i_payload.payload)]
         with m.FSM():
             with m.State("PASS"):
                 m.d.comb += [self.o_header.valid.eq(self.i_header.valid & ~is_ack),
-                             self.o_header.payload.eq(self.i_header.payload),
-                             self.i_header.ready.eq(is_ack | self.o_header.ready)]
-                m.d.comb += [self.o_payload.valid.eq(self.i_payload.valid),
-                             self.o_payload.payload.eq(self.i_payload.payload),
+                             self.i_header.ready.eq(is_ack | self.o_header.ready),
+                             self.o_payload.valid.eq(self.i_payload.valid),
                              self.i_payload.ready.eq(self.o_payload.ready)]
                 with m.If(self.i_header.valid & is_ack):
                     m.d.sync += left.eq(self.i_header.p.length)
@@ -115,9 +123,8 @@ class AckFilter(wiring.Component):
                     with m.Elif(self.i_header.p.length != 0):
                         m.next = "DROP"
             with m.State("NEXT"):
-                m.d.comb += self.i_payload.ready.eq(1)
+                m.d.comb += [self.i_payload.ready.eq(1), self.ack.eq(self.i_payload.valid)]
                 with m.If(self.i_payload.valid):
-                    m.d.comb += [self.ack.eq(1), self.next.eq(self.i_payload.payload)]
                     m.next = "PASS"
             with m.State("DROP"):
                 m.d.comb += self.i_payload.ready.eq(1)

@@ -16,11 +16,12 @@ registers (the image) are kept.
 
 import zlib
 
-from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.hdl import Module, Mux, ResetInserter, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from spikeforge import protocol
 from spikeforge.memmap import MemoryMap
 from spikeforge.presets import SocPreset
 
@@ -41,7 +42,10 @@ def build_id(preset):
 
 
 class FrameMux(wiring.Component):
-    """Two frame sources (header, then ``length`` payload bytes) onto one; ``a`` goes first."""
+    """Two frame sources (header, then ``length`` payload bytes) onto one; ``a`` goes first.
+
+    Only the handshakes follow the state: the data paths are plain two-way multiplexers.
+    """
 
     a_header: In(stream.Signature(HeaderLayout))
     a_payload: In(stream.Signature(8))
@@ -50,29 +54,36 @@ class FrameMux(wiring.Component):
     header: Out(stream.Signature(HeaderLayout))
     payload: Out(stream.Signature(8))
 
+    def __init__(self, max_payload=protocol.MAX_PAYLOAD):
+        self.max_payload = max_payload
+        super().__init__()
+
     def elaborate(self, platform):
         m = Module()
-        grant = Signal()
-        left = Signal(16)
-        srcs = [(self.a_header, self.a_payload), (self.b_header, self.b_payload)]
+        grant = Signal()                 # b's frame is under way
+        left = Signal(range(self.max_payload + 1))
+        pick_b = ~self.a_header.valid
+        # the framer writes the version itself: only the other fields are switched
+        for name in ("seq", "cmd", "length"):
+            m.d.comb += self.header.p[name].eq(Mux(pick_b, self.b_header.p[name],
+                                                   self.a_header.p[name]))
+        m.d.comb += [self.header.p.version.eq(protocol.VERSION),
+                     self.payload.payload.eq(Mux(grant, self.b_payload.payload,
+                                                 self.a_payload.payload))]
         with m.FSM():
             with m.State("IDLE"):
-                pick_b = ~self.a_header.valid & self.b_header.valid
-                for k, (h, _) in enumerate(srcs):
-                    with m.If(pick_b == k):
-                        m.d.comb += [self.header.valid.eq(h.valid),
-                                     self.header.payload.eq(h.payload),
-                                     h.ready.eq(self.header.ready)]
+                m.d.comb += [self.header.valid.eq(self.a_header.valid | self.b_header.valid),
+                             self.a_header.ready.eq(self.header.ready),
+                             self.b_header.ready.eq(pick_b & self.header.ready)]
                 with m.If(self.header.valid & self.header.ready):
                     m.d.sync += [grant.eq(pick_b), left.eq(self.header.p.length)]
                     with m.If(self.header.p.length != 0):
                         m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
-                for k, (_, p) in enumerate(srcs):
-                    with m.If(grant == k):
-                        m.d.comb += [self.payload.valid.eq(p.valid),
-                                     self.payload.payload.eq(p.payload),
-                                     p.ready.eq(self.payload.ready)]
+                m.d.comb += [self.payload.valid.eq(Mux(grant, self.b_payload.valid,
+                                                       self.a_payload.valid)),
+                             self.a_payload.ready.eq(~grant & self.payload.ready),
+                             self.b_payload.ready.eq(grant & self.payload.ready)]
                 with m.If(self.payload.valid & self.payload.ready):
                     m.d.sync += left.eq(left - 1)
                     with m.If(left == 1):
@@ -107,7 +118,7 @@ class SoC(wiring.Component):
         cpb = p.clocks_per_bit
         m.submodules.urx = urx = UARTReceiver(cpb)
         m.submodules.deframer = deframer = Deframer(max_payload=p.max_payload)
-        m.submodules.filter = filt = AckFilter()
+        m.submodules.filter = filt = AckFilter(p.max_payload)
         proc = CommandProcessor(self.chipmap, window=p.window, n_probes=p.n_probes,
                                 probe_payload=p.probe_payload,
                                 out_window=p.out_window, max_payload=p.max_payload,
@@ -126,22 +137,21 @@ class SoC(wiring.Component):
         probes = ProbeEngine(self.chipmap, p.n_probes)
         m.submodules.probes = ResetInserter(proc.soft_reset)(probes)
         m.submodules.chip = chip
-        m.submodules.mux = mux = FrameMux()
+        m.submodules.mux = mux = FrameMux(p.max_payload)
         m.submodules.framer = framer = Framer()
         m.submodules.utx = utx = UARTTransmitter(cpb)
 
         # receive path
-        m.d.comb += [urx.rx.eq(self.rx), deframer.rx_error.eq(urx.error | urx.overrun)]
+        m.d.comb += [urx.rx.eq(self.rx), deframer.rx_error.eq(urx.error | urx.overrun),
+                     deframer.rx_overrun.eq(urx.overrun)]
         wiring.connect(m, urx.o, deframer.i)
         wiring.connect(m, deframer.header, filt.i_header)
         wiring.connect(m, deframer.payload, filt.i_payload)
         wiring.connect(m, filt.o_header, proc.header)
         wiring.connect(m, filt.o_payload, proc.payload)
-        uart_errors, overruns = Signal(32), Signal(32)
+        uart_errors = Signal(32)
         with m.If(urx.error):
             m.d.sync += uart_errors.eq(uart_errors + 1)
-        with m.If(urx.overrun):
-            m.d.sync += overruns.eq(overruns + 1)
 
         # the nonce: a free-running counter latched at the first start bit after a reset
         counter = Signal(32)
@@ -155,15 +165,22 @@ class SoC(wiring.Component):
                      proc.crc_errors.eq(deframer.crc_errors),
                      proc.frame_errors.eq(deframer.frame_errors),
                      proc.uart_errors.eq(uart_errors),
-                     proc.overruns.eq(overruns + deframer.overflows),
+                     proc.overruns.eq(deframer.overflows),
                      proc.out_seq.eq(outbuf.out_seq), proc.out_resent.eq(outbuf.resent),
                      proc.core_step.eq(chip.step), proc.stalls.eq(stepper.stalls)]
         # The chip's memory port: the probe engine's while it works (between the barrier and
-        # the end of a step, when the processor never uses it), else the processor's.
+        # the end of a step, when the processor never uses it), else the processor's. The
+        # probe engine only reads, so the write data is always the processor's.
+        m.d.comb += [chip.mem_req.p.data.eq(proc.mem_req.p.data),
+                     chip.mem_req.p.write.eq(proc.mem_req.p.write & ~probes.busy)]
         with m.If(probes.busy):
-            wiring.connect(m, probes.mem_req, chip.mem_req)
+            m.d.comb += [chip.mem_req.valid.eq(probes.mem_req.valid),
+                         chip.mem_req.p.addr.eq(probes.mem_req.p.addr),
+                         probes.mem_req.ready.eq(chip.mem_req.ready)]
         with m.Else():
-            wiring.connect(m, proc.mem_req, chip.mem_req)
+            m.d.comb += [chip.mem_req.valid.eq(proc.mem_req.valid),
+                         chip.mem_req.p.addr.eq(proc.mem_req.p.addr),
+                         proc.mem_req.ready.eq(chip.mem_req.ready)]
         m.d.comb += [proc.mem_rsp.payload.eq(chip.mem_rsp.payload),
                      probes.mem_rsp.payload.eq(chip.mem_rsp.payload),
                      proc.mem_rsp.valid.eq(chip.mem_rsp.valid & ~probes.busy),
