@@ -36,8 +36,9 @@ class SerialCRC(wiring.Component):
 
     For a stream slower than that (a UART's bytes), the XOR network of a narrow CRC is a
     fraction of the byte-wide one's (``amaranth.lib.crc`` with ``data_width=bits``: the
-    reflected CRC-32 takes each byte LSB first). ``start`` with a byte begins a new CRC;
-    ``crc`` and ``match_detected`` are those of the bytes taken so far once ``i.ready``.
+    reflected CRC-32 takes each byte LSB first). ``start`` begins a new CRC: with a byte, or
+    alone (the CRC of no bytes) while ready; ``crc`` and ``match_detected`` are those of the
+    bytes taken so far once ``i.ready``.
     """
 
     start: In(1)
@@ -60,7 +61,8 @@ class SerialCRC(wiring.Component):
         left = Signal(range(8 // b + 1))  # bit groups of ``byte`` still to take
         first = Signal()                  # the byte begins a new CRC
         m.d.comb += [self.i.ready.eq(left == 0), engine.data.eq(byte[:b]),
-                     engine.valid.eq(left != 0), engine.start.eq(first),
+                     engine.valid.eq(left != 0),
+                     engine.start.eq(first | (self.start & ~self.i.valid & self.i.ready)),
                      self.crc.eq(engine.crc), self.match_detected.eq(engine.match_detected)]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [byte.eq(self.i.payload), left.eq(8 // b), first.eq(self.start)]

@@ -27,7 +27,7 @@ from spikeforge.memmap import Region, TableRegion
 from spikeforge.protocol import REPLY, REQUEST, Command, HelloFlags, NakCode
 
 from .chip import chip_request_layout
-from .framing import CRC_PARAMS, HeaderLayout
+from .framing import HeaderLayout, SerialCRC
 from .stepper import Entry, EntryKind
 
 __all__ = ["AckFilter", "CommandProcessor", "chip_address"]
@@ -304,6 +304,7 @@ class CommandProcessor(wiring.Component):
 
         # What a command gets refused for, in the order of linkpeer.FakeBoard (BUSY after LENGTH).
         nak_code = Signal(8)
+        verdict = Signal(8)
         known = hdr.cmd.matches(*_KNOWN)
         exact = hdr.length == nfix
         with m.If(~known):
@@ -448,8 +449,8 @@ class CommandProcessor(wiring.Component):
             with m.If(rd_k == wb - 1):
                 m.d.sync += [rd_have.eq(0), rd_left.eq(rd_left - 1)]
 
-        m.submodules.crc = crcp = CRC_PARAMS.create()
-        m.d.comb += crcp.data.eq(rd_byte)
+        m.submodules.crc = crcp = SerialCRC(bits=4)     # 2 clocks a byte: a third of the XORs
+        m.d.comb += crcp.i.payload.eq(rd_byte)
 
         # -- writer state ----------------------------------------------------------------------
         w_acc = Signal(8 * max_wb)
@@ -503,12 +504,12 @@ class CommandProcessor(wiring.Component):
                 with m.Elif(is_hello & ~retry):
                     m.d.sync += [synced.eq(1), expected.eq(seq), filled.eq(0),
                                  last_hello_seq.eq(seq), last_hello_client.eq(client)]
-                    m.next = "EXEC"
+                    m.next = "VERDICT"
                 with m.Elif(~synced):
                     nak(NakCode.NOT_SYNCED)
                     m.next = "DRAIN"
                 with m.Elif(seq == expected):
-                    m.next = "EXEC"
+                    m.next = "VERDICT"
                 with m.Elif(dup):
                     m.d.sync += [self.duplicates.eq(self.duplicates + 1), hk.eq(0)]
                     m.next = "RECALL"
@@ -527,12 +528,16 @@ class CommandProcessor(wiring.Component):
             with m.State("RECALLED"):
                 with m.If(rec.regen):
                     m.d.sync += replay.eq(1)
-                    m.next = "EXEC"
+                    m.next = "VERDICT"
                 with m.Else():
                     m.next = "DRAIN"
+            with m.State("VERDICT"):
+                # the refusal is registered: no wide comparison runs into the reply's write
+                m.d.sync += verdict.eq(nak_code)
+                m.next = "EXEC"
             with m.State("EXEC"):
-                with m.If(nak_code != 0):
-                    nak(nak_code)
+                with m.If(verdict != 0):
+                    nak(verdict)
                     m.next = "STORE"
                 with m.Else():
                     with m.Switch(hdr.cmd):
@@ -603,8 +608,9 @@ class CommandProcessor(wiring.Component):
                     reply(Command.STOP, cmd=Command.STOP, step=self.core_step)
                     m.next = "STORE"
             with m.State("CRC"):
-                m.d.comb += [rd_active.eq(1), rd_take.eq(rd_have), crcp.valid.eq(rd_have)]
-                with m.If(rd_done):
+                m.d.comb += [rd_active.eq(1), rd_take.eq(rd_have & crcp.i.ready),
+                             crcp.i.valid.eq(rd_have)]
+                with m.If(rd_done & crcp.i.ready):
                     m.next = "CRC_REPLY"
             with m.State("CRC_REPLY"):
                 reply(Command.REGION_CRC, cmd=Command.REGION_CRC, crc=crcp.crc)
