@@ -235,7 +235,7 @@ class CommandProcessor(wiring.Component):
             for cmd in _KNOWN:
                 with m.Case(cmd):
                     m.d.comb += nfix.eq(REQUEST[cmd].size)
-        take = Mux(hdr.length < nfix, hdr.length, nfix)
+        take = Signal(range(_REQ_BYTES + 1))    # fixed-field bytes the payload holds
 
         # Region properties as constant tables, chosen by the request's region field.
         where = f[Command.READ]             # WRITE, READ and REGION_CRC share core/region/index
@@ -268,7 +268,7 @@ class CommandProcessor(wiring.Component):
         # wide adder between two registers): a WRITE's words (quotient ``nw``, remainder
         # ``rem`` of its bytes by the word size), a READ's reply bytes (``count_b``), then
         # whether index and count stay in the region (``in_range``) and GENERATORS' axons.
-        ck = Signal(range(lb + 2))
+        ck = Signal(range(lb + 3))
         rem = Signal(range(2 * max_wb))
         nw = Signal(lb)
         count_b = Signal(lb + 4)
@@ -279,6 +279,9 @@ class CommandProcessor(wiring.Component):
         n_words = Mux(hdr.cmd == Command.WRITE, nw, count[:hi])
         limited = hdr.cmd.matches(Command.READ, Command.PROBE)
         checking = Signal()
+        span = Signal(hi + 1)               # index + words: the end of the request
+        depth_r = Signal(ab)
+        short = Signal()                    # no index or count over the largest region
         no_core = Signal()
         core_of = Mux(hdr.cmd == Command.INPUT, f[Command.INPUT]["core"],
                       Mux(is_probe, prb["core"], where["core"]))
@@ -290,12 +293,13 @@ class CommandProcessor(wiring.Component):
                          count_b.eq((count_b << 1) + Mux(count16.bit_select(bit, 1), wb, 0)),
                          ck.eq(ck + 1)]
         with m.Elif(checking & (ck == lb)):
-            m.d.sync += [no_core.eq(core_of >= self.n_cores),
-                         in_range.eq(~over & (index[:hi] + n_words <= depth)
-                                     & (~limited | (count16 <= most))),
+            m.d.sync += [no_core.eq(core_of >= self.n_cores), span.eq(index[:hi] + n_words),
+                         short.eq(~over & (~limited | (count16 <= most))), depth_r.eq(depth),
                          gen_ok.eq(gen["first"] + gen["count"] <= self.n_axons),
                          ck.eq(ck + 1)]
-        checked = ck == lb + 1      # until the next request: DECIDE and EXEC read them
+        with m.Elif(checking & (ck == lb + 1)):
+            m.d.sync += [in_range.eq(short & (span <= depth_r)), ck.eq(ck + 1)]
+        checked = ck == lb + 2      # until the next request: DECIDE and EXEC read them
 
 
         inp = f[Command.INPUT]
@@ -475,12 +479,15 @@ class CommandProcessor(wiring.Component):
                 with m.If(self.header.valid):
                     m.d.sync += [hdr.eq(self.header.payload), ridx.eq(0), rk.eq(0),
                                  replay.eq(0), hk.eq(0), ck.eq(0), rem.eq(0), count_b.eq(0)]
-                    m.next = "COLLECT"
+                    m.next = "SIZE"
+            with m.State("SIZE"):
+                m.d.sync += take.eq(Mux(hdr.length < nfix, hdr.length, nfix))
+                m.next = "COLLECT"
             with m.State("COLLECT"):
                 # the fixed fields shift in from the top, zeros past the payload's end
                 with m.If(rk == _REQ_BYTES):
                     m.next = "CHECK"
-                with m.Elif(ridx < take):
+                with m.Elif(ridx[:len(take)] < take):
                     m.d.comb += pay.ready.eq(1)
                     with m.If(pay.valid):
                         m.d.sync += [req.eq(Cat(req[8:], pay.payload)), ridx.eq(ridx + 1),
