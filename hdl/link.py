@@ -249,8 +249,7 @@ class CommandProcessor(wiring.Component):
         wb = Signal(range(max_wb + 1))
         depth = Signal(ab)
         most = Signal(lb)                   # the most words a READ or PROBE reply holds
-        words_len = Signal(16)
-        m.d.comb += words_len.eq(hdr.length - REQUEST[Command.WRITE].size)
+        words_len = Signal(16)              # a WRITE's word bytes, an INPUT's axon bytes
         region_ok = Signal()
         index = Mux(is_probe, prb["index"], where["index"])
         count = Mux(hdr.cmd == Command.READ, where["count"],
@@ -279,6 +278,10 @@ class CommandProcessor(wiring.Component):
         n_words = Mux(hdr.cmd == Command.WRITE, nw, count[:hi])
         limited = hdr.cmd.matches(Command.READ, Command.PROBE)
         checking = Signal()
+        is_next = Signal()                  # the number expected
+        dup = Signal()                      # one of the last ``filled`` numbers executed
+        same_hello = Signal()
+        retry = Signal()                    # a HELLO repeated: answered as a duplicate
         span = Signal(hi + 1)               # index + words: the end of the request
         depth_r = Signal(ab)
         short = Signal()                    # no index or count over the largest region
@@ -293,12 +296,19 @@ class CommandProcessor(wiring.Component):
                          count_b.eq((count_b << 1) + Mux(count16.bit_select(bit, 1), wb, 0)),
                          ck.eq(ck + 1)]
         with m.Elif(checking & (ck == lb)):
-            m.d.sync += [no_core.eq(core_of >= self.n_cores), span.eq(index[:hi] + n_words),
+            # where the number stands (``expected`` and ``filled`` change only in DECIDE/STORE)
+            dist = (expected - hdr.seq)[:8]
+            m.d.sync += [is_next.eq(hdr.seq == expected),
+                         dup.eq(synced & (dist != 0) & (dist <= filled)),
+                         same_hello.eq((hdr.seq == last_hello_seq)
+                                       & (f[Command.HELLO]["client"] == last_hello_client)),
+                         no_core.eq(core_of >= self.n_cores), span.eq(index[:hi] + n_words),
                          short.eq(~over & (~limited | (count16 <= most))), depth_r.eq(depth),
                          gen_ok.eq(gen["first"] + gen["count"] <= self.n_axons),
                          ck.eq(ck + 1)]
         with m.Elif(checking & (ck == lb + 1)):
-            m.d.sync += [in_range.eq(short & (span <= depth_r)), ck.eq(ck + 1)]
+            m.d.sync += [in_range.eq(short & (span <= depth_r)), retry.eq(dup & same_hello),
+                         ck.eq(ck + 1)]
         checked = ck == lb + 2      # until the next request: DECIDE and EXEC read them
 
 
@@ -310,10 +320,11 @@ class CommandProcessor(wiring.Component):
         nak_code = Signal(8)
         verdict = Signal(8)
         known = hdr.cmd.matches(*_KNOWN)
-        exact = hdr.length == nfix
+        exact = Signal()                    # the payload is the fixed fields, no more
+        shorter = Signal()                  # the payload lacks fixed fields
         with m.If(~known):
             m.d.comb += nak_code.eq(NakCode.COMMAND)
-        with m.Elif(Mux(hdr.cmd.matches(*_TAILED), hdr.length < nfix, ~exact)):
+        with m.Elif(Mux(hdr.cmd.matches(*_TAILED), shorter, ~exact)):
             m.d.comb += nak_code.eq(NakCode.LENGTH)
         with m.Elif(hdr.cmd.matches(*_BUSY) & ~self.st_idle & ~replay):
             m.d.comb += nak_code.eq(NakCode.BUSY)
@@ -481,7 +492,9 @@ class CommandProcessor(wiring.Component):
                                  replay.eq(0), hk.eq(0), ck.eq(0), rem.eq(0), count_b.eq(0)]
                     m.next = "SIZE"
             with m.State("SIZE"):
-                m.d.sync += take.eq(Mux(hdr.length < nfix, hdr.length, nfix))
+                m.d.sync += [take.eq(Mux(hdr.length < nfix, hdr.length, nfix)),
+                             shorter.eq(hdr.length < nfix), exact.eq(hdr.length == nfix),
+                             words_len.eq(hdr.length - REQUEST[Command.WRITE].size)]
                 m.next = "COLLECT"
             with m.State("COLLECT"):
                 # the fixed fields shift in from the top, zeros past the payload's end
@@ -500,11 +513,8 @@ class CommandProcessor(wiring.Component):
                     m.next = "DECIDE"
             with m.State("DECIDE"):
                 seq = hdr.seq
-                dist = (expected - seq)[:8]
-                dup = synced & (dist != 0) & (dist <= filled)
                 client = f[Command.HELLO]["client"]
                 is_hello = (hdr.cmd == Command.HELLO) & exact
-                retry = dup & (seq == last_hello_seq) & (client == last_hello_client)
                 with m.If(hdr.version != protocol.VERSION):
                     nak(NakCode.VERSION)
                     m.next = "DRAIN"
@@ -515,7 +525,7 @@ class CommandProcessor(wiring.Component):
                 with m.Elif(~synced):
                     nak(NakCode.NOT_SYNCED)
                     m.next = "DRAIN"
-                with m.Elif(seq == expected):
+                with m.Elif(is_next):
                     m.next = "VERDICT"
                 with m.Elif(dup):
                     m.d.sync += [self.duplicates.eq(self.duplicates + 1), hk.eq(0)]
