@@ -26,7 +26,6 @@ HeaderLayout = data.StructLayout(
 Token = data.StructLayout({"data": 8, "end": 1, "bad": 1, "empty": 1})
 ByteLast = data.StructLayout({"data": 8, "last": 1})
 
-CRC_PARAMS = crc.Algorithm(**protocol.CRC_ALGORITHM)(data_width=8)
 _OVERHEAD = protocol.HEADER.size + protocol.CRC_BYTES
 
 
@@ -324,58 +323,78 @@ class Framer(wiring.Component):
     """Header + ``length`` payload bytes in; ``COBS(header | payload | crc32) 0x00`` out.
 
     The ``version`` field of ``header`` is ignored: frames always carry ``protocol.VERSION``.
+    The CRC takes 2 bits a clock (a byte in 4 clocks, far above a UART's rate); one register
+    stands between the byte chosen here and the COBS encoder, so neither's logic adds to the
+    other's in a clock.
     """
 
     header: In(stream.Signature(HeaderLayout))
     payload: In(stream.Signature(8))
     o: Out(stream.Signature(8))
 
+    def __init__(self, max_payload=protocol.MAX_PAYLOAD):
+        self.max_payload = max_payload
+        super().__init__()
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.cobs = cobs = CobsEncoder()
         wiring.connect(m, wiring.flipped(self.o), cobs.o)
-        m.submodules.crc = crcp = CRC_PARAMS.create()
+        m.submodules.crc = crcp = SerialCRC(bits=2)
 
         hdr = Signal(HeaderLayout)
-        nhdr = protocol.HEADER.size
+        nhdr, ncrc = protocol.HEADER.size, protocol.CRC_BYTES
         raw = Signal(8 * nhdr)           # the header bytes, in wire order
         for name, (off, nbytes, _) in protocol.HEADER.offsets().items():
             value = Const(protocol.VERSION, 8) if name == "version" else hdr[name]
             m.d.comb += raw[8 * off:8 * (off + nbytes)].eq(value)
-        idx = Signal(16)
-        sent = cobs.i.valid & cobs.i.ready
-        m.d.comb += crcp.data.eq(cobs.i.p.data)
+        idx = Signal(range(max(nhdr, ncrc)))     # byte of the header or of the CRC
+        left = Signal(range(self.max_payload + 1))
+
+        # the byte chosen (``take``: into the register ahead of the encoder, and the CRC)
+        byte = Signal(8)
+        take = Signal()
+        pipe = Signal(ByteLast)
+        pipe_valid = Signal()
+        room = ~pipe_valid | cobs.i.ready
+        m.d.comb += [cobs.i.valid.eq(pipe_valid), cobs.i.payload.eq(pipe),
+                     crcp.i.payload.eq(byte)]
+        with m.If(cobs.i.ready):
+            m.d.sync += pipe_valid.eq(0)
+        with m.If(take):
+            m.d.sync += [pipe.data.eq(byte), pipe_valid.eq(1), pipe.last.eq(0)]
 
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.header.ready.eq(1)
                 with m.If(self.header.valid):
-                    m.d.sync += [hdr.eq(self.header.payload), idx.eq(0)]
+                    m.d.sync += [hdr.eq(self.header.payload), idx.eq(0),
+                                 left.eq(self.header.p.length)]
                     m.next = "HEADER"
             with m.State("HEADER"):
-                m.d.comb += [cobs.i.valid.eq(1), cobs.i.p.data.eq(raw.word_select(idx, 8)),
-                             crcp.valid.eq(sent), crcp.start.eq(idx == 0)]
-                with m.If(sent):
+                m.d.comb += [byte.eq(raw.word_select(idx, 8)), crcp.i.valid.eq(room),
+                             crcp.start.eq(idx == 0), take.eq(room & crcp.i.ready)]
+                with m.If(take):
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx == nhdr - 1):
                         m.d.sync += idx.eq(0)
                         m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
-                with m.If(idx == hdr.length):
-                    m.d.sync += idx.eq(0)
+                with m.If(left == 0):
                     m.next = "CRC"
                 with m.Else():
-                    m.d.comb += [cobs.i.valid.eq(self.payload.valid),
-                                 cobs.i.p.data.eq(self.payload.payload),
-                                 self.payload.ready.eq(cobs.i.ready), crcp.valid.eq(sent)]
-                    with m.If(sent):
-                        m.d.sync += idx.eq(idx + 1)
+                    m.d.comb += [byte.eq(self.payload.payload),
+                                 crcp.i.valid.eq(self.payload.valid & room),
+                                 self.payload.ready.eq(room & crcp.i.ready),
+                                 take.eq(self.payload.valid & room & crcp.i.ready)]
+                    with m.If(take):
+                        m.d.sync += left.eq(left - 1)
             with m.State("CRC"):
-                # The CRC register holds still (valid=0) while its bytes go out, LSB first.
-                m.d.comb += [cobs.i.valid.eq(1), cobs.i.p.data.eq(crcp.crc.word_select(idx, 8)),
-                             cobs.i.p.last.eq(idx == protocol.CRC_BYTES - 1)]
-                with m.If(sent):
-                    m.d.sync += idx.eq(idx + 1)
-                    with m.If(idx == protocol.CRC_BYTES - 1):
+                # once the CRC has the last byte, its register holds still while it goes out
+                m.d.comb += [byte.eq(crcp.crc.word_select(idx, 8)),
+                             take.eq(room & crcp.i.ready)]
+                with m.If(take):
+                    m.d.sync += [idx.eq(idx + 1), pipe.last.eq(idx == ncrc - 1)]
+                    with m.If(idx == ncrc - 1):
                         m.next = "IDLE"
         return m

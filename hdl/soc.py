@@ -138,7 +138,7 @@ class SoC(wiring.Component):
         m.submodules.probes = ResetInserter(proc.soft_reset)(probes)
         m.submodules.chip = chip
         m.submodules.mux = mux = FrameMux(p.max_payload)
-        m.submodules.framer = framer = Framer()
+        m.submodules.framer = framer = Framer(p.max_payload)
         m.submodules.utx = utx = UARTTransmitter(cpb)
 
         # receive path
