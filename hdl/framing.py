@@ -243,8 +243,9 @@ class Deframer(wiring.Component):
         too_long = Signal()
         no_room = Signal()
         spoiled = Signal()               # UART lost a byte in this frame
-        free = Signal(abits + 1)
-        m.d.comb += free.eq(size - (base - rd_ptr))
+        wr_ptr = Signal(abits + 1)
+        fill = Signal(abits + 1)         # bytes from the reader to ``wr_ptr``: the ring is full
+        m.d.comb += fill.eq(wr_ptr - rd_ptr)                # at ``size`` (its top bit)
 
         # A token waits while the CRC takes the byte before it (8 clocks; UART bytes are
         # further apart), so the delimiter finds the CRC of the whole frame.
@@ -257,7 +258,8 @@ class Deframer(wiring.Component):
             m.d.sync += spoiled.eq(1)
 
         offset = Signal(range(self.max_payload + _OVERHEAD + 2))   # ring offset of late[:8]
-        m.d.comb += [offset.eq(pos - ncrc), wr.addr.eq(base + offset), wr.data.eq(late[:8])]
+        m.d.comb += [offset.eq(pos - ncrc), wr_ptr.eq(base + offset), wr.addr.eq(wr_ptr),
+                     wr.data.eq(late[:8])]
         m.d.comb += [crcp.i.valid.eq(tok.valid & ~tok.p.end), crcp.start.eq(pos == 0),
                      crcp.i.payload.eq(tok.p.data)]
         with m.If(took & ~tok.p.end):
@@ -267,7 +269,7 @@ class Deframer(wiring.Component):
             with m.If(pos >= ncrc):
                 with m.If(offset >= nhdr + self.max_payload):
                     m.d.sync += too_long.eq(1)
-                with m.Elif(offset >= free):
+                with m.Elif(fill[abits]):
                     m.d.sync += no_room.eq(1)
                 with m.Else():
                     m.d.comb += wr.en.eq(1)
@@ -287,7 +289,7 @@ class Deframer(wiring.Component):
                     m.d.comb += dropped.eq(1)
                 with m.Else():
                     # Commit: the header and payload in the ring are the next frame.
-                    m.d.sync += [base.eq(base + offset), self.frames.eq(self.frames + 1)]
+                    m.d.sync += [base.eq(wr_ptr), self.frames.eq(self.frames + 1)]
 
         # Read side: the header's bytes from the ring into ``head``, then the payload bytes
         # (the ring's read port has one clock of latency).
