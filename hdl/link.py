@@ -14,6 +14,13 @@ the chip's one memory port (``chip_address``); GENERATORS rewrites the ``gen_pro
 words (read, modify, write); PROBE and TIMER only set registers (of the ``ProbeEngine`` and the
 ``Stepper``). ``AckFilter`` takes ``OUT_ACK`` frames out of the stream before they reach the
 processor, so output frames are acknowledged even while the processor waits for a step to end.
+
+Size and speed (an iCE40 has no LUT RAM; the link must leave room for the core): the fixed
+request fields shift in; the checks of a request run a bit a clock while it is decided (word
+count and remainder by a serial division, reply size by a serial product, then one registered
+addition and comparison), so no divider, multiplier or wide adder sits between two registers;
+a reply is a record of at most 9 bytes shifted out, HELLO and STATUS bytes are made as they are
+sent; the history is one block RAM of 16-bit words; REGION_CRC uses a 4-bit CRC.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -59,15 +66,6 @@ def chip_address(m, chipmap, core, region, index):
     m.d.comb += local.eq(Mux(table, Cat(index[:eb], region == TableRegion.ROUTE_DEST),
                              Cat(index[:ib], region[:3])))
     return Cat(local, table, core[:chipmap.node_bits])
-
-
-def _times(value, k):
-    """``value * k`` for a constant ``k`` as shifts and adds (no multiplier, no DSP block)."""
-    terms = [value << i for i in range(k.bit_length()) if k >> i & 1]
-    out = terms[0]
-    for term in terms[1:]:
-        out = out + term
-    return out
 
 
 def _fields(layout, raw):
