@@ -62,7 +62,7 @@ class OutputBuffer(wiring.Component):
                              f"takes {self.frames_per_step} frames, more than the out window "
                              f"of {out_window}")
         # PROBE_DATA payloads: room for two steps of every probe at its largest
-        self.probe_ring = 1 << max(2 * n_probes * probe_payload - 1, 15).bit_length()
+        self.probe_ring = 1 << max(n_probes * probe_payload - 1, 15).bit_length()
         self.ring = 1 << max(2 * n_neurons - 1, 63).bit_length()
         self.timeout = timeout
         self.neuron_bits = max((n_neurons - 1).bit_length(), 1)
@@ -142,11 +142,19 @@ class OutputBuffer(wiring.Component):
         m.d.comb += self.room.eq(((head - rel)[:8] + self.frames_per_step <= ow) & ~closing
                                  & Cat(*fits).all())
 
-        def close(core, count, end, start, probe=0):
-            m.d.sync += [d_step[slot(head)].eq(cur_step), d_core[slot(head)].eq(core),
-                         d_start[slot(head)].eq(start), d_count[slot(head)].eq(count),
-                         d_end[slot(head)].eq(end), d_probe[slot(head)].eq(probe),
+        # Closing a frame: one source for every descriptor field, so that each slot's registers
+        # only take an enable (a per-call assignment would put a multiplexer before every bit).
+        c_en, c_core, c_end, c_probe = Signal(), Signal(cb), Signal(), Signal()
+        c_start, c_count = Signal(sb), Signal(range(cnt_max + 1))
+        with m.If(c_en):
+            m.d.sync += [d_step[slot(head)].eq(cur_step), d_core[slot(head)].eq(c_core),
+                         d_start[slot(head)].eq(c_start), d_count[slot(head)].eq(c_count),
+                         d_end[slot(head)].eq(c_end), d_probe[slot(head)].eq(c_probe),
                          head.eq(head + 1)]
+
+        def close(core, count, end, start, probe=0):
+            m.d.comb += [c_en.eq(1), c_core.eq(core), c_count.eq(count), c_end.eq(end),
+                         c_start.eq(start), c_probe.eq(probe)]
 
         # -- PROBE_DATA payloads (after the barrier, before the step's last spike frames) ----
         m.d.comb += [self.probe.ready.eq(~closing), pwp.addr.eq(p_w[:prb - 1]),
