@@ -31,10 +31,10 @@ class ProbeEngine(wiring.Component):
 
     Ports: ``set`` (a pulse) with ``set_probe``, ``set_core``, ``set_region``, ``set_period``,
     ``set_index``, ``set_count`` (already checked by the command processor); ``start`` (the
-    barrier) with ``step`` (the step that ended); ``busy`` (from the clock after ``start`` until
-    every due probe is written), ``done`` (one clock at the end); ``mem_req`` / ``mem_rsp`` (the
-    chip's memory port, to be granted while ``busy``); ``out`` (payload bytes to the output
-    buffer).
+    barrier) with ``step`` (the step that ended, held until ``done``: the stepper's
+    ``run_step``); ``busy`` (from the clock after ``start`` until every due probe is written),
+    ``done`` (one clock at the end); ``mem_req`` / ``mem_rsp`` (the chip's memory port, to be
+    granted while ``busy``); ``out`` (payload bytes to the output buffer).
     """
 
     def __init__(self, chipmap, n_probes):
