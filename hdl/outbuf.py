@@ -18,12 +18,12 @@ of two (one step of every probe at its largest: one block RAM of an iCE40 at the
 sizes), numbered in the same sequence as the SPIKES frames, so they come before the step's last
 SPIKES frame.
 
-Area: a frame's descriptor is only what the ring does not say (core or PROBE_DATA, length, the
-END_OF_STEP flag, the low byte of the step), in flip-flops with one write source; each block of
-logic that reads one (release, transmit) is a multiplexer over the window, so every bit kept
-per frame costs LUTs. The frames of the buffer share the step's high bits: a step whose high
-bits differ (every 256 steps, or after the host moved the step counter) waits until the buffer
-is empty, an acknowledgement round trip at most.
+Area: a frame's descriptor is only what the ring does not say (core or PROBE_DATA, where the
+frame ends in its ring, the END_OF_STEP flag, the low byte of the step), in flip-flops with one
+write source; each block of logic that reads one (release, transmit) is a multiplexer over
+the window, so every bit kept per frame costs LUTs. The frames of the buffer share the step's
+high bits: a step whose high bits differ (every 256 steps, or after the host moved the step
+counter) waits until the buffer is empty, an acknowledgement round trip at most.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -114,16 +114,17 @@ class OutputBuffer(wiring.Component):
             return seq[:owb] if owb else Const(0, 1)
 
         # Frame descriptors, one per output sequence number in the window. A descriptor holds
-        # no ring address: a ring's frames lie end to end in the order of their numbers, so a
-        # frame starts where the ring's previous frame ended (``s_ptr`` while sending, ``tail``
-        # for the oldest unacknowledged one). Of the step only the low ``_STEP_LO`` bits are
+        # only where its frame ends in its ring: a ring's frames lie end to end in the order of
+        # their numbers, so a frame starts where the ring's previous frame ended (``s_ptr``
+        # while sending, ``tail`` for the oldest unacknowledged one), and releasing a frame
+        # moves its ring's tail to that end. Of the step only the low ``_STEP_LO`` bits are
         # kept: every frame in the buffer shares the high bits of ``cur_step`` (``room`` holds
         # back a step whose high bits differ until the buffer is empty).
         head, ack, sent = Signal(8), Signal(8), Signal(8)
         d_step = Array(Signal(_STEP_LO, name=f"d_step{k}") for k in range(ow))
         d_core = Array(Signal(cb, name=f"d_core{k}") for k in range(ow))
         d_probe = Array(Signal(name=f"d_probe{k}") for k in range(ow))     # PROBE_DATA
-        d_count = Array(Signal(range(cnt_max + 1), name=f"d_count{k}") for k in range(ow))
+        d_stop = Array(Signal(sb, name=f"d_stop{k}") for k in range(ow))   # ring end
         d_end = Array(Signal(name=f"d_end{k}") for k in range(ow))
 
         w_ptr = Array(Signal(rb, name=f"w_ptr{c}") for c in range(K))
@@ -133,53 +134,50 @@ class OutputBuffer(wiring.Component):
         close_core = Signal(range(K + 1))
         cur_step = Signal(32)
         used_frames = (head - ack)[:8]
-        # Acknowledged frames are released one per clock (``rel`` walks up to ``ack``): the
-        # tail of a ring moves past each released frame of that ring. A descriptor is reused
-        # only once released, so ``room`` counts frames from ``rel``.
+        # Acknowledged frames are released one per clock (``rel`` walks up to ``ack``). A
+        # descriptor is reused only once released, so ``room`` counts frames from ``rel``.
         rel = Signal(8)
         tail = Array(Signal(rb, name=f"tail{c}") for c in range(K))
         p_tail = Signal(prb)
         with m.If(rel != ack):
             j = slot(rel)
             with m.If(d_probe[j]):
-                m.d.sync += p_tail.eq(p_tail + d_count[j])
+                m.d.sync += p_tail.eq(d_stop[j])
             with m.Else():
-                m.d.sync += tail[d_core[j]].eq(tail[d_core[j]] + d_count[j])
+                m.d.sync += tail[d_core[j]].eq(d_stop[j])
             m.d.sync += rel.eq(rel + 1)
         m.d.comb += [self.out_seq.eq(ack),
                      self.pending.eq((ack != head) | (rel != ack) | collecting),
                      self.closing.eq(closing)]
-        fits = [ring - (w_ptr[c] - tail[c])[:rb] >= self.n_neurons for c in range(K)]
+        fits = [(w_ptr[c] - tail[c])[:rb] <= ring - self.n_neurons for c in range(K)]
         p_w = Signal(prb)
-        fits.append(pr - (p_w - p_tail)[:prb] >= self.n_probes * self.probe_payload)
+        fits.append((p_w - p_tail)[:prb] <= pr - self.n_probes * self.probe_payload)
         same_hi = (rel == head) | (self.step[_STEP_LO:] == cur_step[_STEP_LO:])
-        m.d.comb += self.room.eq(((head - rel)[:8] + self.frames_per_step <= ow) & ~closing
+        m.d.comb += self.room.eq(((head - rel)[:8] <= ow - self.frames_per_step) & ~closing
                                  & Cat(*fits).all() & same_hi)
 
         # Closing a frame: one source for every descriptor field, so that each slot's registers
         # only take an enable (a per-call assignment would put a multiplexer before every bit).
         c_en, c_core, c_end, c_probe = Signal(), Signal(cb), Signal(), Signal()
-        c_count = Signal(range(cnt_max + 1))
+        c_stop = Signal(sb)
         with m.If(c_en):
             m.d.sync += [d_step[slot(head)].eq(cur_step[:_STEP_LO]),
-                         d_core[slot(head)].eq(c_core), d_count[slot(head)].eq(c_count),
+                         d_core[slot(head)].eq(c_core), d_stop[slot(head)].eq(c_stop),
                          d_end[slot(head)].eq(c_end), d_probe[slot(head)].eq(c_probe),
                          head.eq(head + 1)]
 
-        def close(core, count, end, probe=0):
-            m.d.comb += [c_en.eq(1), c_core.eq(core), c_count.eq(count), c_end.eq(end),
+        def close(core, stop, end, probe=0):
+            m.d.comb += [c_en.eq(1), c_core.eq(core), c_stop.eq(stop), c_end.eq(end),
                          c_probe.eq(probe)]
 
         # -- PROBE_DATA payloads (after the barrier, before the step's last spike frames) ----
-        p_count = Signal(range(self.probe_payload + 1))
         m.d.comb += [self.probe.ready.eq(~closing), pwp.addr.eq(p_w[:prb - 1]),
                      pwp.data.eq(self.probe.payload.data)]
         with m.If(self.probe.valid & self.probe.ready):
             m.d.comb += pwp.en.eq(1)
-            m.d.sync += [p_w.eq(p_w + 1), p_count.eq(p_count + 1)]
+            m.d.sync += p_w.eq(p_w + 1)
             with m.If(self.probe.payload.last):
-                close(0, p_count + 1, 0, probe=1)
-                m.d.sync += p_count.eq(0)
+                close(0, p_w + 1, 0, probe=1)
 
         # -- collect -------------------------------------------------------------------------
         sp_core = self.spikes.payload.core if K > 1 else Const(0, 1)
@@ -192,7 +190,7 @@ class OutputBuffer(wiring.Component):
             m.d.comb += wp.en.eq(1)
             m.d.sync += w_ptr[sp_core].eq(w_ptr[sp_core] + 1)
             with m.If(cur_count[sp_core] == spf - 1):
-                close(sp_core, spf, 0)
+                close(sp_core, w_ptr[sp_core] + 1, 0)
                 m.d.sync += cur_count[sp_core].eq(0)
             with m.Else():
                 m.d.sync += cur_count[sp_core].eq(cur_count[sp_core] + 1)
@@ -202,7 +200,7 @@ class OutputBuffer(wiring.Component):
             # One core per clock: its partial frame, and always the last core's (END_OF_STEP).
             last = close_core == K - 1
             with m.If((cur_count[close_core] != 0) | last):
-                close(close_core, cur_count[close_core], last)
+                close(close_core, w_ptr[close_core], last)
                 m.d.sync += cur_count[close_core].eq(0)
             m.d.sync += close_core.eq(close_core + 1)
             with m.If(last):
@@ -259,7 +257,7 @@ class OutputBuffer(wiring.Component):
                                  pending_clear.eq(0)]
                     m.d.sync += [w_ptr[c].eq(0) for c in range(K)]
                     m.d.sync += [cur_count[c].eq(0) for c in range(K)]
-                    m.d.sync += [p_w.eq(0), p_count.eq(0), p_tail.eq(0), p_s.eq(0), rel.eq(0)]
+                    m.d.sync += [p_w.eq(0), p_tail.eq(0), p_s.eq(0), rel.eq(0)]
                     m.d.sync += [tail[c].eq(0) for c in range(K)]
                     m.d.sync += [s_ptr[c].eq(0) for c in range(K)]
                 with m.Elif(behind):
@@ -269,9 +267,10 @@ class OutputBuffer(wiring.Component):
                         m.d.sync += sent.eq(ack)
                         rewind()
                 with m.Elif(sent != head):
-                    m.d.sync += [left.eq(d_count[tx]),
-                                 rd_ptr.eq(Mux(tx_probe, p_s, s_ptr[tx_core])),
-                                 idx.eq(0), timer.eq(0)]
+                    start = Mux(tx_probe, p_s, s_ptr[tx_core])
+                    size = d_stop[tx] - start          # modulo the frame's ring
+                    m.d.sync += [left.eq(Mux(tx_probe, size[:prb], size[:rb])),
+                                 rd_ptr.eq(start), idx.eq(0), timer.eq(0)]
                     m.next = "HEADER"
                 with m.Elif((sent != ack) & (timer == self.timeout) & (rel == ack)):
                     m.d.sync += [self.resent.eq(self.resent + (sent - ack)[:8]), sent.eq(ack),
