@@ -49,10 +49,11 @@ class OutputBuffer(wiring.Component):
     """Spikes of ``n_cores`` cores of ``n_neurons`` neurons in, SPIKES frames out.
 
     ``spikes`` carries ``neuron`` and ``core`` (``spikeforge.hdl.router.host_spike_layout``;
-    other fields are ignored). ``begin`` (with ``step``) opens a step, ``end`` closes it; ``ack``
-    (with ``ack_next``) is an OUT_ACK; ``clear`` forgets everything once the frame being sent is
-    out. ``out_seq`` is the oldest unacknowledged number (HELLO's ``out_seq``), ``resent``
-    counts frames sent again.
+    other fields are ignored). ``begin`` opens a step, ``end`` closes it; ``step`` is the step
+    about to start, already while ``room`` is looked at (``room`` depends on it); ``ack`` (with
+    ``ack_next``) is an OUT_ACK; ``clear`` forgets everything once the frame being sent is out.
+    ``out_seq`` is the oldest unacknowledged number (HELLO's ``out_seq``), ``resent`` counts
+    frames sent again.
     """
 
     def __init__(self, n_neurons, *, n_cores=1, spike_shape=None, n_probes=0, probe_payload=256,
