@@ -140,12 +140,15 @@ class OutputBuffer(wiring.Component):
         rel = Signal(8)
         tail = Array(Signal(rb, name=f"tail{c}") for c in range(K))
         p_tail = Signal(prb)
+        # The descriptors are read at one place, shared: by the release walk, and when no frame
+        # waits to be released, by the transmitter (which keeps what it needs of a frame).
+        rd = Mux(rel != ack, slot(rel), slot(sent))
+        r_core, r_probe, r_stop = d_core[rd], d_probe[rd], d_stop[rd]
         with m.If(rel != ack):
-            j = slot(rel)
-            with m.If(d_probe[j]):
-                m.d.sync += p_tail.eq(d_stop[j])
+            with m.If(r_probe):
+                m.d.sync += p_tail.eq(r_stop)
             with m.Else():
-                m.d.sync += tail[d_core[j]].eq(d_stop[j])
+                m.d.sync += tail[r_core].eq(r_stop)
             m.d.sync += rel.eq(rel + 1)
         m.d.comb += [self.out_seq.eq(ack),
                      self.pending.eq((ack != head) | (rel != ack) | collecting),
@@ -217,16 +220,14 @@ class OutputBuffer(wiring.Component):
                 m.d.sync += [ack.eq(self.ack_next), timer.eq(0)]
 
         # -- transmit --------------------------------------------------------------------------
-        # While a frame is sent (``sent``), its descriptor stays as it is: a slot is written
-        # again only once released, and ``room`` keeps ``head`` within the window of ``rel``.
-        tx = slot(sent)
-        tx_core, tx_probe = d_core[tx], d_probe[tx]
+        tx_core, tx_probe = Signal(cb), Signal()
+        tx_step, tx_end = Signal(_STEP_LO), Signal()
         left = Signal(range(cnt_max + 1))
         rd_ptr = Signal(sb)
         idx = Signal(range(_SPIKES.size))
-        tx_step = Cat(d_step[tx], cur_step[_STEP_LO:])
-        fixed = Array([*(tx_step[8 * i:8 * i + 8] for i in range(4)), tx_core,
-                       Mux(d_end[tx], int(StepFlags.END_OF_STEP), 0)])
+        step_bytes = Cat(tx_step, cur_step[_STEP_LO:])
+        fixed = Array([*(step_bytes[8 * i:8 * i + 8] for i in range(4)), tx_core,
+                       Mux(tx_end, int(StepFlags.END_OF_STEP), 0)])
         s_ptr = Array(Signal(rb, name=f"s_ptr{c}") for c in range(K))
         p_s = Signal(prb)
         m.d.comb += [rp.addr.eq(ring_addr(rd_ptr, tx_core)), rp.en.eq(1),
@@ -267,11 +268,13 @@ class OutputBuffer(wiring.Component):
                     with m.If(rel == ack):
                         m.d.sync += sent.eq(ack)
                         rewind()
-                with m.Elif(sent != head):
-                    start = Mux(tx_probe, p_s, s_ptr[tx_core])
-                    size = d_stop[tx] - start          # modulo the frame's ring
-                    m.d.sync += [left.eq(Mux(tx_probe, size[:prb], size[:rb])),
-                                 rd_ptr.eq(start), idx.eq(0), timer.eq(0)]
+                with m.Elif((sent != head) & (rel == ack)):
+                    start = Mux(r_probe, p_s, s_ptr[r_core])
+                    size = r_stop - start              # modulo the frame's ring
+                    m.d.sync += [left.eq(Mux(r_probe, size[:prb], size[:rb])),
+                                 rd_ptr.eq(start), idx.eq(0), timer.eq(0),
+                                 tx_core.eq(r_core), tx_probe.eq(r_probe),
+                                 tx_step.eq(d_step[rd]), tx_end.eq(d_end[rd])]
                     m.next = "HEADER"
                 with m.Elif((sent != ack) & (timer == self.timeout) & (rel == ack)):
                     m.d.sync += [self.resent.eq(self.resent + (sent - ack)[:8]), sent.eq(ack),
