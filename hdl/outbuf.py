@@ -221,9 +221,11 @@ class OutputBuffer(wiring.Component):
 
         # -- transmit --------------------------------------------------------------------------
         tx_core, tx_probe = Signal(cb), Signal()
-        tx_step, tx_end = Signal(_STEP_LO), Signal()
-        left = Signal(range(cnt_max + 1))
+        tx_step, tx_end, tx_stop = Signal(_STEP_LO), Signal(), Signal(sb)
         rd_ptr = Signal(sb)
+        # what is left of the frame being sent: from ``rd_ptr`` to its end, modulo its ring
+        size = Signal(range(cnt_max + 1))
+        m.d.comb += size.eq(Mux(tx_probe, (tx_stop - rd_ptr)[:prb], (tx_stop - rd_ptr)[:rb]))
         idx = Signal(range(_SPIKES.size))
         step_bytes = Cat(tx_step, cur_step[_STEP_LO:])
         fixed = Array([*(step_bytes[8 * i:8 * i + 8] for i in range(4)), tx_core,
@@ -250,7 +252,10 @@ class OutputBuffer(wiring.Component):
         pending_clear = Signal()
         with m.If(self.clear):
             m.d.sync += pending_clear.eq(1)
-        behind = (sent - ack)[:8] > used_frames
+        # ``ack`` passed ``sent``, registered (for timing): a clock late at worst, which is
+        # harmless, as nothing below acts while ``rel`` still walks up to a new ``ack``.
+        behind = Signal()
+        m.d.sync += behind.eq((sent - ack)[:8] > used_frames)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(pending_clear):
@@ -269,10 +274,8 @@ class OutputBuffer(wiring.Component):
                         m.d.sync += sent.eq(ack)
                         rewind()
                 with m.Elif((sent != head) & (rel == ack)):
-                    start = Mux(r_probe, p_s, s_ptr[r_core])
-                    size = r_stop - start              # modulo the frame's ring
-                    m.d.sync += [left.eq(Mux(r_probe, size[:prb], size[:rb])),
-                                 rd_ptr.eq(start), idx.eq(0), timer.eq(0),
+                    m.d.sync += [rd_ptr.eq(Mux(r_probe, p_s, s_ptr[r_core])), tx_stop.eq(r_stop),
+                                 idx.eq(0), timer.eq(0),
                                  tx_core.eq(r_core), tx_probe.eq(r_probe),
                                  tx_step.eq(d_step[rd]), tx_end.eq(d_end[rd])]
                     m.next = "HEADER"
@@ -286,8 +289,8 @@ class OutputBuffer(wiring.Component):
                              self.tx_header.p.seq.eq(sent),
                              self.tx_header.p.cmd.eq(Mux(tx_probe, Command.PROBE_DATA,
                                                          Command.SPIKES)),
-                             self.tx_header.p.length.eq(Mux(tx_probe, left,
-                                                            _SPIKES.size + 2 * left))]
+                             self.tx_header.p.length.eq(Mux(tx_probe, size,
+                                                            _SPIKES.size + 2 * size))]
                 with m.If(self.tx_header.ready & tx_probe):
                     m.next = "PWAIT"
                 with m.Elif(self.tx_header.ready):
@@ -298,7 +301,7 @@ class OutputBuffer(wiring.Component):
                 with m.If(self.tx_payload.ready):
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx == _SPIKES.size - 1):
-                        with m.If(left == 0):
+                        with m.If(size == 0):
                             frame_sent(rd_ptr)
                         with m.Else():
                             m.next = "LO"
@@ -309,8 +312,8 @@ class OutputBuffer(wiring.Component):
             with m.State("PBYTE"):
                 m.d.comb += [self.tx_payload.valid.eq(1), self.tx_payload.payload.eq(prp.data)]
                 with m.If(self.tx_payload.ready):
-                    m.d.sync += [rd_ptr.eq(rd_ptr + 1), left.eq(left - 1)]
-                    with m.If(left == 1):
+                    m.d.sync += rd_ptr.eq(rd_ptr + 1)
+                    with m.If(size == 1):
                         frame_sent(rd_ptr + 1)
                     with m.Else():
                         m.next = "PWAIT"
@@ -321,8 +324,8 @@ class OutputBuffer(wiring.Component):
             with m.State("HI"):
                 m.d.comb += [self.tx_payload.valid.eq(1), self.tx_payload.payload.eq(word[8:])]
                 with m.If(self.tx_payload.ready):
-                    m.d.sync += [rd_ptr.eq(rd_ptr + 1), left.eq(left - 1)]
-                    with m.If(left == 1):
+                    m.d.sync += rd_ptr.eq(rd_ptr + 1)
+                    with m.If(size == 1):
                         frame_sent(rd_ptr + 1)
                     with m.Else():
                         m.next = "WAIT"
