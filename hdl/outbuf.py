@@ -9,11 +9,21 @@ the frames with the output sequence numbers of ``docs/protocol.md`` and sends th
 in the rings until an ``OUT_ACK`` covers them; when none arrived for ``timeout`` clocks, every
 sent but unacknowledged frame is sent again, oldest first. ``room`` tells the stepper whether a
 whole step fits (``out_window`` frames and every ring), so a slow host slows the run instead of
-losing spikes. The rings share one block RAM of ``n_cores x ring`` neuron numbers.
+losing spikes. The rings share one block RAM of ``n_cores x ring`` neuron numbers (two steps of
+every neuron firing).
 
 PROBE_DATA payloads (``spikeforge.hdl.probe``) arrive on ``probe`` after the barrier and before
-``end``; they are kept in a byte ring of ``2 x n_probes x probe_payload`` bytes, numbered in
-the same sequence as the SPIKES frames, so they come before the step's last SPIKES frame.
+``end``; they are kept in a byte ring of ``n_probes x probe_payload`` bytes rounded up to a power
+of two (one step of every probe at its largest: one block RAM of an iCE40 at the iCEBreaker's
+sizes), numbered in the same sequence as the SPIKES frames, so they come before the step's last
+SPIKES frame.
+
+Area: a frame's descriptor is only what the ring does not say (core or PROBE_DATA, where the
+frame ends in its ring, the END_OF_STEP flag, the low byte of the step), in flip-flops with one
+write source; each block of logic that reads one (release, transmit) is a multiplexer over
+the window, so every bit kept per frame costs LUTs. The frames of the buffer share the step's
+high bits: a step whose high bits differ (every 256 steps, or after the host moved the step
+counter) waits until the buffer is empty, an acknowledgement round trip at most.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -29,6 +39,7 @@ from .framing import HeaderLayout
 __all__ = ["OutputBuffer", "ProbeByte"]
 
 _SPIKES = OUTPUT[Command.SPIKES]
+_STEP_LO = 8          # step bits kept per frame (see OutputBuffer.elaborate)
 
 # One byte of a PROBE_DATA payload; ``last`` ends the frame.
 ProbeByte = data.StructLayout({"data": 8, "last": 1})
@@ -38,10 +49,11 @@ class OutputBuffer(wiring.Component):
     """Spikes of ``n_cores`` cores of ``n_neurons`` neurons in, SPIKES frames out.
 
     ``spikes`` carries ``neuron`` and ``core`` (``spikeforge.hdl.router.host_spike_layout``;
-    other fields are ignored). ``begin`` (with ``step``) opens a step, ``end`` closes it; ``ack``
-    (with ``ack_next``) is an OUT_ACK; ``clear`` forgets everything once the frame being sent is
-    out. ``out_seq`` is the oldest unacknowledged number (HELLO's ``out_seq``), ``resent``
-    counts frames sent again.
+    other fields are ignored). ``begin`` opens a step, ``end`` closes it; ``step`` is the step
+    about to start, already while ``room`` is looked at (``room`` depends on it); ``ack`` (with
+    ``ack_next``) is an OUT_ACK; ``clear`` forgets everything once the frame being sent is out.
+    ``out_seq`` is the oldest unacknowledged number (HELLO's ``out_seq``), ``resent`` counts
+    frames sent again.
     """
 
     def __init__(self, n_neurons, *, n_cores=1, spike_shape=None, n_probes=0, probe_payload=256,
@@ -62,7 +74,7 @@ class OutputBuffer(wiring.Component):
                              f"takes {self.frames_per_step} frames, more than the out window "
                              f"of {out_window}")
         # PROBE_DATA payloads: room for two steps of every probe at its largest
-        self.probe_ring = 1 << max(2 * n_probes * probe_payload - 1, 15).bit_length()
+        self.probe_ring = 1 << max(n_probes * probe_payload - 1, 15).bit_length()
         self.ring = 1 << max(2 * n_neurons - 1, 63).bit_length()
         self.timeout = timeout
         self.neuron_bits = max((n_neurons - 1).bit_length(), 1)
@@ -99,54 +111,68 @@ class OutputBuffer(wiring.Component):
         def ring_addr(ptr, core):
             return Cat(ptr[:rb - 1], core[:cb]) if K > 1 else ptr[:rb - 1]
 
-        head, ack, sent = Signal(8), Signal(8), Signal(8)
-        d_step = Array(Signal(32, name=f"d_step{k}") for k in range(ow))
-        d_core = Array(Signal(cb, name=f"d_core{k}") for k in range(ow))
-        d_probe = Array(Signal(name=f"d_probe{k}") for k in range(ow))     # PROBE_DATA
-        d_start = Array(Signal(sb, name=f"d_start{k}") for k in range(ow))
-        d_count = Array(Signal(range(cnt_max + 1), name=f"d_count{k}") for k in range(ow))
-        d_end = Array(Signal(name=f"d_end{k}") for k in range(ow))
-
         def slot(seq):
             return seq[:owb] if owb else Const(0, 1)
 
+        # Frame descriptors, one per output sequence number in the window. A descriptor holds
+        # only where its frame ends in its ring: a ring's frames lie end to end in the order of
+        # their numbers, so a frame starts where the ring's previous frame ended (``s_ptr``
+        # while sending, ``tail`` for the oldest unacknowledged one), and releasing a frame
+        # moves its ring's tail to that end. Of the step only the low ``_STEP_LO`` bits are
+        # kept: every frame in the buffer shares the high bits of ``cur_step`` (``room`` holds
+        # back a step whose high bits differ until the buffer is empty).
+        head, ack, sent = Signal(8), Signal(8), Signal(8)
+        d_step = Array(Signal(_STEP_LO, name=f"d_step{k}") for k in range(ow))
+        d_core = Array(Signal(cb, name=f"d_core{k}") for k in range(ow))
+        d_probe = Array(Signal(name=f"d_probe{k}") for k in range(ow))     # PROBE_DATA
+        d_stop = Array(Signal(sb, name=f"d_stop{k}") for k in range(ow))   # ring end
+        d_end = Array(Signal(name=f"d_end{k}") for k in range(ow))
+
         w_ptr = Array(Signal(rb, name=f"w_ptr{c}") for c in range(K))
-        cur_start = Array(Signal(rb, name=f"cur_start{c}") for c in range(K))
         cur_count = Array(Signal(range(spf + 1), name=f"cur_count{c}") for c in range(K))
         collecting = Signal()
         closing = Signal()
         close_core = Signal(range(K + 1))
         cur_step = Signal(32)
         used_frames = (head - ack)[:8]
-        # Acknowledged frames are released one per clock (``rel`` walks up to ``ack``): the
-        # end of a core's last released frame is the tail of its ring (a core's frames are
-        # contiguous in its ring, as are the PROBE_DATA payloads in theirs). A descriptor is
-        # reused only once released, so ``room`` counts frames from ``rel``.
+        # Acknowledged frames are released one per clock (``rel`` walks up to ``ack``). A
+        # descriptor is reused only once released, so ``room`` counts frames from ``rel``.
         rel = Signal(8)
         tail = Array(Signal(rb, name=f"tail{c}") for c in range(K))
         p_tail = Signal(prb)
+        # The descriptors are read at one place, shared: by the release walk, and when no frame
+        # waits to be released, by the transmitter (which keeps what it needs of a frame).
+        rd = Mux(rel != ack, slot(rel), slot(sent))
+        r_core, r_probe, r_stop = d_core[rd], d_probe[rd], d_stop[rd]
         with m.If(rel != ack):
-            j = slot(rel)
-            end = d_start[j] + d_count[j]
-            with m.If(d_probe[j]):
-                m.d.sync += p_tail.eq(end)
+            with m.If(r_probe):
+                m.d.sync += p_tail.eq(r_stop)
             with m.Else():
-                m.d.sync += tail[d_core[j]].eq(end)
+                m.d.sync += tail[r_core].eq(r_stop)
             m.d.sync += rel.eq(rel + 1)
         m.d.comb += [self.out_seq.eq(ack),
                      self.pending.eq((ack != head) | (rel != ack) | collecting),
                      self.closing.eq(closing)]
-        fits = [ring - (w_ptr[c] - tail[c])[:rb] >= self.n_neurons for c in range(K)]
-        p_w, p_start = Signal(prb), Signal(prb)
-        fits.append(pr - (p_w - p_tail)[:prb] >= self.n_probes * self.probe_payload)
-        m.d.comb += self.room.eq(((head - rel)[:8] + self.frames_per_step <= ow) & ~closing
-                                 & Cat(*fits).all())
+        fits = [(w_ptr[c] - tail[c])[:rb] <= ring - self.n_neurons for c in range(K)]
+        p_w = Signal(prb)
+        fits.append((p_w - p_tail)[:prb] <= pr - self.n_probes * self.probe_payload)
+        same_hi = (rel == head) | (self.step[_STEP_LO:] == cur_step[_STEP_LO:])
+        m.d.comb += self.room.eq(((head - rel)[:8] <= ow - self.frames_per_step) & ~closing
+                                 & Cat(*fits).all() & same_hi)
 
-        def close(core, count, end, start, probe=0):
-            m.d.sync += [d_step[slot(head)].eq(cur_step), d_core[slot(head)].eq(core),
-                         d_start[slot(head)].eq(start), d_count[slot(head)].eq(count),
-                         d_end[slot(head)].eq(end), d_probe[slot(head)].eq(probe),
+        # Closing a frame: one source for every descriptor field, so that each slot's registers
+        # only take an enable (a per-call assignment would put a multiplexer before every bit).
+        c_en, c_core, c_end, c_probe = Signal(), Signal(cb), Signal(), Signal()
+        c_stop = Signal(sb)
+        with m.If(c_en):
+            m.d.sync += [d_step[slot(head)].eq(cur_step[:_STEP_LO]),
+                         d_core[slot(head)].eq(c_core), d_stop[slot(head)].eq(c_stop),
+                         d_end[slot(head)].eq(c_end), d_probe[slot(head)].eq(c_probe),
                          head.eq(head + 1)]
+
+        def close(core, stop, end, probe=0):
+            m.d.comb += [c_en.eq(1), c_core.eq(core), c_stop.eq(stop), c_end.eq(end),
+                         c_probe.eq(probe)]
 
         # -- PROBE_DATA payloads (after the barrier, before the step's last spike frames) ----
         m.d.comb += [self.probe.ready.eq(~closing), pwp.addr.eq(p_w[:prb - 1]),
@@ -155,8 +181,7 @@ class OutputBuffer(wiring.Component):
             m.d.comb += pwp.en.eq(1)
             m.d.sync += p_w.eq(p_w + 1)
             with m.If(self.probe.payload.last):
-                close(0, (p_w + 1 - p_start)[:prb], 0, p_start, probe=1)
-                m.d.sync += p_start.eq(p_w + 1)
+                close(0, p_w + 1, 0, probe=1)
 
         # -- collect -------------------------------------------------------------------------
         sp_core = self.spikes.payload.core if K > 1 else Const(0, 1)
@@ -165,15 +190,12 @@ class OutputBuffer(wiring.Component):
                      wp.data.eq(self.spikes.payload.neuron)]
         with m.If(self.begin):
             m.d.sync += [collecting.eq(1), cur_step.eq(self.step)]
-            for c in range(K):
-                m.d.sync += [cur_start[c].eq(w_ptr[c]), cur_count[c].eq(0)]
         with m.If(self.spikes.valid & self.spikes.ready & collecting):
             m.d.comb += wp.en.eq(1)
             m.d.sync += w_ptr[sp_core].eq(w_ptr[sp_core] + 1)
             with m.If(cur_count[sp_core] == spf - 1):
-                close(sp_core, spf, 0, cur_start[sp_core])
-                m.d.sync += [cur_start[sp_core].eq(w_ptr[sp_core] + 1),
-                             cur_count[sp_core].eq(0)]
+                close(sp_core, w_ptr[sp_core] + 1, 0)
+                m.d.sync += cur_count[sp_core].eq(0)
             with m.Else():
                 m.d.sync += cur_count[sp_core].eq(cur_count[sp_core] + 1)
         with m.If(self.end & collecting):
@@ -182,9 +204,8 @@ class OutputBuffer(wiring.Component):
             # One core per clock: its partial frame, and always the last core's (END_OF_STEP).
             last = close_core == K - 1
             with m.If((cur_count[close_core] != 0) | last):
-                close(close_core, cur_count[close_core], last, cur_start[close_core])
-                m.d.sync += [cur_start[close_core].eq(w_ptr[close_core]),
-                             cur_count[close_core].eq(0)]
+                close(close_core, w_ptr[close_core], last)
+                m.d.sync += cur_count[close_core].eq(0)
             m.d.sync += close_core.eq(close_core + 1)
             with m.If(last):
                 m.d.sync += [closing.eq(0), collecting.eq(0)]
@@ -199,21 +220,42 @@ class OutputBuffer(wiring.Component):
                 m.d.sync += [ack.eq(self.ack_next), timer.eq(0)]
 
         # -- transmit --------------------------------------------------------------------------
-        tx_seq = Signal(8)
-        tx_core = Signal(cb)
-        left = Signal(range(cnt_max + 1))
+        tx_core, tx_probe = Signal(cb), Signal()
+        tx_step, tx_end, tx_stop = Signal(_STEP_LO), Signal(), Signal(sb)
         rd_ptr = Signal(sb)
-        tx_probe = Signal()
-        idx = Signal(3)
-        fixed = Signal(8 * _SPIKES.size)
+        # what is left of the frame being sent: from ``rd_ptr`` to its end, modulo its ring
+        size = Signal(range(cnt_max + 1))
+        m.d.comb += size.eq(Mux(tx_probe, (tx_stop - rd_ptr)[:prb], (tx_stop - rd_ptr)[:rb]))
+        idx = Signal(range(_SPIKES.size))
+        step_bytes = Cat(tx_step, cur_step[_STEP_LO:])
+        fixed = Array([*(step_bytes[8 * i:8 * i + 8] for i in range(4)), tx_core,
+                       Mux(tx_end, int(StepFlags.END_OF_STEP), 0)])
+        s_ptr = Array(Signal(rb, name=f"s_ptr{c}") for c in range(K))
+        p_s = Signal(prb)
         m.d.comb += [rp.addr.eq(ring_addr(rd_ptr, tx_core)), rp.en.eq(1),
                      prp.addr.eq(rd_ptr[:prb - 1]), prp.en.eq(1)]
         word = Signal(16)
         m.d.comb += word.eq(rp.data)
+
+        def frame_sent(end):
+            # the ring's next frame starts at ``end``
+            m.d.sync += sent.eq(sent + 1)
+            with m.If(tx_probe):
+                m.d.sync += p_s.eq(end)
+            with m.Else():
+                m.d.sync += s_ptr[tx_core].eq(end)
+            m.next = "IDLE"
+
+        def rewind():
+            m.d.sync += [p_s.eq(p_tail), *[s_ptr[c].eq(tail[c]) for c in range(K)]]
+
         pending_clear = Signal()
         with m.If(self.clear):
             m.d.sync += pending_clear.eq(1)
-        behind = (sent - ack)[:8] > used_frames
+        # ``ack`` passed ``sent``, registered (for timing): a clock late at worst, which is
+        # harmless, as nothing below acts while ``rel`` still walks up to a new ``ack``.
+        behind = Signal()
+        m.d.sync += behind.eq((sent - ack)[:8] > used_frames)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(pending_clear):
@@ -221,43 +263,46 @@ class OutputBuffer(wiring.Component):
                                  closing.eq(0), self.resent.eq(0), timer.eq(0),
                                  pending_clear.eq(0)]
                     m.d.sync += [w_ptr[c].eq(0) for c in range(K)]
-                    m.d.sync += [cur_start[c].eq(0) for c in range(K)]
-                    m.d.sync += [p_w.eq(0), p_start.eq(0), p_tail.eq(0), rel.eq(0)]
+                    m.d.sync += [cur_count[c].eq(0) for c in range(K)]
+                    m.d.sync += [p_w.eq(0), p_tail.eq(0), p_s.eq(0), rel.eq(0)]
                     m.d.sync += [tail[c].eq(0) for c in range(K)]
+                    m.d.sync += [s_ptr[c].eq(0) for c in range(K)]
                 with m.Elif(behind):
-                    m.d.sync += sent.eq(ack)
-                with m.Elif(sent != head):
-                    k = slot(sent)
-                    m.d.sync += [tx_seq.eq(sent), left.eq(d_count[k]), rd_ptr.eq(d_start[k]),
-                                 tx_core.eq(d_core[k]), tx_probe.eq(d_probe[k]),
-                                 fixed.eq(Cat(d_step[k], d_core[k], Const(0, 8 - cb),
-                                              d_end[k] * int(StepFlags.END_OF_STEP))),
-                                 idx.eq(0), timer.eq(0)]
+                    # Back to the oldest unacknowledged frame once every acknowledged one is
+                    # released: the tails are where the rings' unacknowledged frames start.
+                    with m.If(rel == ack):
+                        m.d.sync += sent.eq(ack)
+                        rewind()
+                with m.Elif((sent != head) & (rel == ack)):
+                    m.d.sync += [rd_ptr.eq(Mux(r_probe, p_s, s_ptr[r_core])), tx_stop.eq(r_stop),
+                                 idx.eq(0), timer.eq(0),
+                                 tx_core.eq(r_core), tx_probe.eq(r_probe),
+                                 tx_step.eq(d_step[rd]), tx_end.eq(d_end[rd])]
                     m.next = "HEADER"
-                with m.Elif((sent != ack) & (timer == self.timeout)):
+                with m.Elif((sent != ack) & (timer == self.timeout) & (rel == ack)):
                     m.d.sync += [self.resent.eq(self.resent + (sent - ack)[:8]), sent.eq(ack),
                                  timer.eq(0)]
+                    rewind()
             with m.State("HEADER"):
                 m.d.comb += [self.tx_header.valid.eq(1),
                              self.tx_header.p.version.eq(protocol.VERSION),
-                             self.tx_header.p.seq.eq(tx_seq),
+                             self.tx_header.p.seq.eq(sent),
                              self.tx_header.p.cmd.eq(Mux(tx_probe, Command.PROBE_DATA,
                                                          Command.SPIKES)),
-                             self.tx_header.p.length.eq(Mux(tx_probe, left,
-                                                            _SPIKES.size + 2 * left))]
+                             self.tx_header.p.length.eq(Mux(tx_probe, size,
+                                                            _SPIKES.size + 2 * size))]
                 with m.If(self.tx_header.ready & tx_probe):
                     m.next = "PWAIT"
                 with m.Elif(self.tx_header.ready):
                     m.next = "FIXED"
             with m.State("FIXED"):
                 m.d.comb += [self.tx_payload.valid.eq(1),
-                             self.tx_payload.payload.eq(fixed.word_select(idx, 8))]
+                             self.tx_payload.payload.eq(fixed[idx])]
                 with m.If(self.tx_payload.ready):
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx == _SPIKES.size - 1):
-                        with m.If(left == 0):
-                            m.d.sync += sent.eq(sent + 1)
-                            m.next = "IDLE"
+                        with m.If(size == 0):
+                            frame_sent(rd_ptr)
                         with m.Else():
                             m.next = "LO"
             with m.State("WAIT"):
@@ -267,10 +312,9 @@ class OutputBuffer(wiring.Component):
             with m.State("PBYTE"):
                 m.d.comb += [self.tx_payload.valid.eq(1), self.tx_payload.payload.eq(prp.data)]
                 with m.If(self.tx_payload.ready):
-                    m.d.sync += [rd_ptr.eq(rd_ptr + 1), left.eq(left - 1)]
-                    with m.If(left == 1):
-                        m.d.sync += sent.eq(sent + 1)
-                        m.next = "IDLE"
+                    m.d.sync += rd_ptr.eq(rd_ptr + 1)
+                    with m.If(size == 1):
+                        frame_sent(rd_ptr + 1)
                     with m.Else():
                         m.next = "PWAIT"
             with m.State("LO"):
@@ -280,10 +324,9 @@ class OutputBuffer(wiring.Component):
             with m.State("HI"):
                 m.d.comb += [self.tx_payload.valid.eq(1), self.tx_payload.payload.eq(word[8:])]
                 with m.If(self.tx_payload.ready):
-                    m.d.sync += [rd_ptr.eq(rd_ptr + 1), left.eq(left - 1)]
-                    with m.If(left == 1):
-                        m.d.sync += sent.eq(sent + 1)
-                        m.next = "IDLE"
+                    m.d.sync += rd_ptr.eq(rd_ptr + 1)
+                    with m.If(size == 1):
+                        frame_sent(rd_ptr + 1)
                     with m.Else():
                         m.next = "WAIT"
         return m

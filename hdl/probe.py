@@ -10,7 +10,7 @@ output buffer's ``probe`` port: step, probe, core, region, index (the fixed fiel
 due at the first step that ends after the command, then every ``p``-th step.
 """
 
-from amaranth.hdl import Array, Cat, Module, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,10 +31,10 @@ class ProbeEngine(wiring.Component):
 
     Ports: ``set`` (a pulse) with ``set_probe``, ``set_core``, ``set_region``, ``set_period``,
     ``set_index``, ``set_count`` (already checked by the command processor); ``start`` (the
-    barrier) with ``step`` (the step that ended); ``busy`` (from the clock after ``start`` until
-    every due probe is written), ``done`` (one clock at the end); ``mem_req`` / ``mem_rsp`` (the
-    chip's memory port, to be granted while ``busy``); ``out`` (payload bytes to the output
-    buffer).
+    barrier) with ``step`` (the step that ended, held until ``done``: the stepper's
+    ``run_step``); ``busy`` (from the clock after ``start`` until every due probe is written),
+    ``done`` (one clock at the end); ``mem_req`` / ``mem_rsp`` (the chip's memory port, to be
+    granted while ``busy``); ``out`` (payload bytes to the output buffer).
     """
 
     def __init__(self, chipmap, n_probes):
@@ -54,12 +54,16 @@ class ProbeEngine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        P = self.n_probes
+        P, cm = self.n_probes, self.chipmap
         pb = max((P - 1).bit_length(), 1)
-        core = Array(Signal(8, name=f"core{k}") for k in range(P))
-        region = Array(Signal(8, name=f"region{k}") for k in range(P))
+        # The processor checked every field of a probe that is on: the core and region exist and
+        # the words lie inside the region, so the registers keep only the bits an address uses
+        # (the fixed fields are sent zero-extended).
+        xb = max(cm.memmaps[0].index_bits, cm.routes.entry_bits)
+        core = Array(Signal(cm.node_bits, name=f"core{k}") for k in range(P))
+        region = Array(Signal(4, name=f"region{k}") for k in range(P))
         period = Array(Signal(8, name=f"period{k}") for k in range(P))
-        index = Array(Signal(32, name=f"index{k}") for k in range(P))
+        index = Array(Signal(xb, name=f"index{k}") for k in range(P))
         count = Array(Signal(16, name=f"count{k}") for k in range(P))
         countdown = Array(Signal(8, name=f"countdown{k}") for k in range(P))
         with m.If(self.set):
@@ -69,48 +73,52 @@ class ProbeEngine(wiring.Component):
                          count[k].eq(self.set_count), countdown[k].eq(0)]
 
         p = Signal(range(P + 1))
-        p8 = Signal(8)
-        m.d.comb += p8.eq(p)
-        step = Signal(32)
-        fixed = Signal(8 * _FIXED)
+        cur = p[:pb]
+        # The fixed fields, one byte at a time: ``step`` is held by the stepper while ``busy``.
+        fields = [self.step[8 * i:8 * i + 8] for i in range(4)] + [p, core[cur], region[cur]] \
+            + [index[cur][8 * i:8 * i + 8] for i in range(4)]
+        fixed = Array(Cat(f, Const(0, 8 - len(f))) for f in fields)
         k = Signal(range(_FIXED))
-        word_i = Signal(16)
-        word = Signal(self.chipmap.data_bits)
-        bk = Signal(8)
-        wb = Signal(8)
-        with m.Switch(region[p]):
+        addr_i = Signal(xb)               # the word being read
+        left = Signal(16)                 # words still to read, this one included
+        word = Signal(cm.data_bits)
+        bk = Signal(range(max(cm.data_bits // 8, 1) + 1))
+        wb = Signal(range(cm.data_bits // 8 + 2))
+        with m.Switch(region[cur]):
             for r, layout in self.regions.items():
                 with m.Case(int(r)):
                     m.d.comb += wb.eq((layout.width + 7) // 8)
-        addr = chip_address(m, self.chipmap, core[p], region[p], index[p] + word_i)
-        last_word = word_i == count[p] - 1
+        addr = chip_address(m, cm, core[cur], region[cur], addr_i)
+        last_word = left == 1
         m.d.comb += self.mem_rsp.ready.eq(1)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [p.eq(0), step.eq(self.step)]
+                    m.d.sync += p.eq(0)
                     m.next = "SCAN"
             with m.State("SCAN"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(p == P):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
-                with m.Elif((period[p] != 0) & (countdown[p] == 0)):
-                    m.d.sync += [countdown[p].eq(period[p] - 1), k.eq(0), word_i.eq(0),
-                                 fixed.eq(Cat(step, p8, core[p], region[p], index[p]))]
-                    m.next = "HEAD"
                 with m.Else():
-                    with m.If(period[p] != 0):
-                        m.d.sync += countdown[p].eq(countdown[p] - 1)
-                    m.d.sync += p.eq(p + 1)
+                    # One decrementer for every probe: a due probe starts over from its period.
+                    due = countdown[cur] == 0
+                    with m.If(period[cur] != 0):
+                        m.d.sync += countdown[cur].eq(Mux(due, period[cur], countdown[cur]) - 1)
+                    with m.If((period[cur] != 0) & due):
+                        m.d.sync += [k.eq(0), addr_i.eq(index[cur]), left.eq(count[cur])]
+                        m.next = "HEAD"
+                    with m.Else():
+                        m.d.sync += p.eq(p + 1)
             with m.State("HEAD"):
                 m.d.comb += [self.busy.eq(1), self.out.valid.eq(1),
-                             self.out.payload.data.eq(fixed.word_select(k, 8)),
-                             self.out.payload.last.eq((k == _FIXED - 1) & (count[p] == 0))]
+                             self.out.payload.data.eq(fixed[k]),
+                             self.out.payload.last.eq((k == _FIXED - 1) & (left == 0))]
                 with m.If(self.out.ready):
                     m.d.sync += k.eq(k + 1)
                     with m.If(k == _FIXED - 1):
-                        with m.If(count[p] == 0):
+                        with m.If(left == 0):
                             m.d.sync += p.eq(p + 1)
                             m.next = "SCAN"
                         with m.Else():
@@ -127,12 +135,12 @@ class ProbeEngine(wiring.Component):
                     m.next = "BYTES"
             with m.State("BYTES"):
                 m.d.comb += [self.busy.eq(1), self.out.valid.eq(1),
-                             self.out.payload.data.eq(word[:8]),
+                             self.out.payload.data.eq(word.word_select(bk, 8)),
                              self.out.payload.last.eq((bk == wb - 1) & last_word)]
                 with m.If(self.out.ready):
-                    m.d.sync += [word.eq(word >> 8), bk.eq(bk + 1)]
+                    m.d.sync += bk.eq(bk + 1)
                     with m.If(bk == wb - 1):
-                        m.d.sync += word_i.eq(word_i + 1)
+                        m.d.sync += [addr_i.eq(addr_i + 1), left.eq(left - 1)]
                         with m.If(last_word):
                             m.d.sync += p.eq(p + 1)
                             m.next = "SCAN"

@@ -11,7 +11,8 @@ The input queue holds entries ``STEP(s)`` (the axons after it belong to step ``s
 while the queue holds entries, else 0). The command processor pushes the entries of one
 ``INPUT`` frame and then commits them (or aborts: nothing of a refused frame is ever seen).
 Before starting step ``t`` the stepper pops every entry up to the first ``STEP(s)`` with
-``s > t`` and gives the axons to the core.
+``s > t`` and gives the axons to the core. The head entry is fetched into a register first (at
+most one entry every other clock), so that no comparison starts at the block RAM's output.
 """
 
 from amaranth.hdl import Module, Mux, Signal
@@ -80,30 +81,48 @@ class Stepper(wiring.Component):
         pb = depth.bit_length()          # pointers with one extra bit: full != empty
         m.submodules.queue = queue = Memory(shape=Entry, depth=depth, init=[])
         wp = queue.write_port()
-        rp = queue.read_port(transparent_for=(wp,))
-        w_ptr, c_ptr, r_ptr = Signal(pb), Signal(pb), Signal(pb)
+        rp = queue.read_port()
+        # ``h_ptr`` is the head entry (popped when fed), ``f_ptr`` the next entry to fetch into
+        # the ``head`` register: the step's comparisons start from a register, never from the
+        # block RAM's output, and the RAM's address is a register too (for timing). A fetch
+        # takes the read data only when its address has been steady for a clock and no write
+        # could have raced it (a freshly committed entry), so every other clock at best.
+        w_ptr, c_ptr, h_ptr, f_ptr = Signal(pb), Signal(pb), Signal(pb), Signal(pb)
+        head = Signal(Entry)
+        hv = Signal()                    # ``head`` holds entry ``h_ptr``
+        loaded = Signal()                # the read port shows entry ``f_ptr``
         pop = Signal()
-        r_next = Signal(pb)
-        m.d.comb += [r_next.eq(r_ptr + pop), rp.addr.eq(r_next[:pb - 1]), rp.en.eq(1),
+        fetch = Signal()
+        m.d.comb += [fetch.eq((~hv | pop) & loaded & (f_ptr != c_ptr)),
+                     rp.addr.eq(f_ptr[:pb - 1]), rp.en.eq(1),
                      wp.addr.eq(w_ptr[:pb - 1]), wp.data.eq(self.push.payload),
-                     self.free.eq(depth - (w_ptr - r_ptr)[:pb])]
+                     self.free.eq(depth - (w_ptr - h_ptr)[:pb])]
         m.d.comb += self.push.ready.eq(self.free != 0)
         with m.If(self.push.valid & self.push.ready):
             m.d.comb += wp.en.eq(1)
             m.d.sync += w_ptr.eq(w_ptr + 1)
-        m.d.sync += r_ptr.eq(r_next)
+        m.d.sync += loaded.eq(~fetch & ~wp.en)
+        with m.If(fetch):
+            m.d.sync += [head.eq(rp.data), hv.eq(1), f_ptr.eq(f_ptr + 1)]
+        with m.Elif(pop):
+            m.d.sync += hv.eq(0)
+        with m.If(pop):
+            m.d.sync += h_ptr.eq(h_ptr + 1)
 
         paced = self.paced                # an INPUT came: each step waits for its input
-        complete = Signal(33)            # steps below it have their whole input queued
+        # Steps below ``c_step + c_end`` have their whole input queued. Kept as the INPUT's step
+        # and flag, so that both comparisons are plain 32-bit ones (no 33-bit sum).
+        c_step, c_end = Signal(32), Signal()
         last_input = Signal(32)
-        empty = r_ptr == c_ptr
+        empty = h_ptr == c_ptr
         with m.If(self.commit):
             m.d.sync += [c_ptr.eq(w_ptr), paced.eq(1), last_input.eq(self.commit_step)]
-            new = self.commit_step + self.commit_end
             # With the queue empty, the frame may start over at an earlier step (after an
             # upload rewound the core's step counter); otherwise steps only go forward.
-            with m.If(empty | (new > complete)):
-                m.d.sync += complete.eq(new)
+            later = (self.commit_step > c_step) | ((self.commit_step == c_step)
+                                                    & self.commit_end & ~c_end)
+            with m.If(empty | later):
+                m.d.sync += [c_step.eq(self.commit_step), c_end.eq(self.commit_end)]
         with m.If(self.abort):
             m.d.sync += w_ptr.eq(c_ptr)
         m.d.comb += self.last_input.eq(Mux(empty, 0, last_input))
@@ -124,7 +143,8 @@ class Stepper(wiring.Component):
         with m.If(since != 0xFFFFFFFF):
             m.d.sync += since.eq(since + 1)
         m.d.comb += self.run_step.eq(run_step)
-        m.d.comb += [self.steps_left.eq(Mux(infinite, 0, left)),
+        # ``left`` is 0 in an endless run (RUN 0 loads it, nothing counts it down)
+        m.d.comb += [self.steps_left.eq(left),
                      self.input_floor.eq(Mux(in_step, run_step + 1, t))]
         with m.If(self.run):
             m.d.sync += [running.eq(1), infinite.eq(self.run_steps == 0),
@@ -133,15 +153,14 @@ class Stepper(wiring.Component):
             m.d.sync += pending.eq(1)
         want = (running & (infinite | (left != 0))) | pending
 
-        head_valid = (r_ptr != c_ptr)
-        head = Signal(Entry)
-        m.d.comb += head.eq(rp.data)
+        # the head is known: in the register, or there is none (still being fetched: wait)
+        known = hv | (f_ptr == c_ptr)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.stop):
                     m.d.sync += running.eq(0)
                 with m.Elif(want & ~self.core_busy & self.room):
-                    with m.If(~paced | (t < complete)):
+                    with m.If(~paced | (t < c_step) | (c_end & (t == c_step))):
                         m.d.sync += [in_step.eq(1), run_step.eq(t)]
                         with m.If(stalled):
                             m.d.sync += [self.stalls.eq(self.stalls + 1), stalled.eq(0)]
@@ -151,13 +170,13 @@ class Stepper(wiring.Component):
             with m.State("FEED"):
                 with m.If(self.stop):
                     m.d.sync += stop_req.eq(1)
-                ours = head_valid & ((head.kind == EntryKind.AXON) | (head.value <= t))
+                ours = hv & ((head.kind == EntryKind.AXON) | (head.value <= t))
                 m.d.comb += [self.spike_in.payload.eq(head.value),
                              self.spike_in.valid.eq(ours & (head.kind == EntryKind.AXON))]
                 with m.If(ours & ((head.kind == EntryKind.STEP) | self.spike_in.ready)):
                     m.d.comb += pop.eq(1)
                 # With a period, a step starts ``period`` clocks after the previous one.
-                with m.If(~ours & ((self.period == 0) | (since >= self.period))):
+                with m.If(known & ~ours & ((self.period == 0) | (since >= self.period))):
                     m.d.comb += [self.start.eq(1), self.begin.eq(1)]
                     m.d.sync += [busy.eq(0), since.eq(1)]
                     m.next = "BUSY"
