@@ -10,8 +10,8 @@ line is quiet and no bytes wait, the loop sleeps in ``poll()`` instead of clocki
 client session it prints ``session rx N tx N first_rx CLK last_tx CLK clocks N usec N
 cpu_usec N resets N``.
 ``SIGUSR1`` presses the reset button; ``SIGTERM``/``SIGINT`` end it cleanly. Builds are cached
-under ``build/vboard/`` keyed by the SoC's Verilog, the main and the flags
-(``docs/virtual_board.md``).
+under ``build/vboard/`` keyed by the SoC's Verilog, the main and the flags, and are
+profile-guided with GCC (``docs/virtual_board.md``).
 """
 
 from __future__ import annotations
