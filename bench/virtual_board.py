@@ -13,9 +13,11 @@ Three numbers:
   during the run, replayed with ``+replay``), with no socket, no host and no line model output:
   ``ratio`` = attached / raw is the cost of the I/O.
 
-The upload happens in an earlier session and is not timed. Machine load matters (the numbers
-are wall-clock): the load average is printed with the table, and the same rates per CPU second
-of the simulator process (``getrusage``) are given beside them.
+The network is ``spikeforge.boards.virtual.busy_network`` (a smaller one trains the profile of
+the board's profile-guided build). The upload happens in an earlier session and is not timed.
+Machine load matters (the numbers are wall-clock): the load average is printed with the table,
+and the same rates per CPU second of the simulator process (``getrusage``) are given beside
+them.
 
     python bench/virtual_board.py [--preset icebreaker] [--steps 2000] [--json FILE]
 """
@@ -28,27 +30,12 @@ import os
 import tempfile
 import time
 
-import numpy as np
-
-from spikeforge.boards.virtual import VirtualBoard, build_vboard, replay
+from spikeforge.boards.virtual import VirtualBoard, build_vboard, busy_network, replay
 from spikeforge.host import session
 from spikeforge.host.board import Board
-from spikeforge.host.network import Network
 from spikeforge.presets import preset
 
 GOAL = 5e6
-
-
-def busy_network(n=256, rate_hz=100.0, dt=1.0):
-    """LIF neurons that fire in ~10% of the steps, driven by on-chip generators."""
-    net = Network(dt=dt)
-    src = net.poisson_source(n, rate_hz=rate_hz, seed=3, label="drive")
-    lif = net.population(n, tau_mem=10.0, tau_syn=2.0, v_th=1.0, v_reset=0.0, refractory=2.0,
-                         label="lif")
-    rng = np.random.default_rng(1)
-    w = np.where(rng.random((n, n)) < 0.25, 0.012, np.nan)
-    net.connect(src, lif, weight=w, delay=1.0, label="drive->lif")
-    return net
 
 
 def measure(name, steps):
