@@ -99,6 +99,12 @@ def _round16(product):
     return (product + (1 << 15)) >> 16
 
 
+def _high16(product):
+    """``product >> 16``: with ``product[15]`` as the carry in of the adder that takes it, the
+    rounded decay ``_round16(product)`` without an adder of its own."""
+    return product[16:].as_signed() if product.shape().signed else product[16:]
+
+
 def _mul_alpha(z, alpha):
     """Exact product of a (signed or unsigned) ``z`` by an unsigned 16-bit factor."""
     if z.shape().signed:
@@ -197,6 +203,7 @@ class Core(wiring.Component):
         state_rp, state_wp = mem("state", state_w, N, small=True)
         param_rp, param_wp = mem("param", lay[Region.PARAM].width, N, small=True)
         prof_rp, prof_wp = mem("profile", lay[Region.PROFILE].width, P, comb_read=True)
+        prof2_rp = m.submodules.profile.read_port(domain="comb")
         axon_rp, axon_wp = mem("axon", lay[Region.AXON].width, A, small=True)
         bmap_rp, bmap_wp = mem("bitmap", 1, A, small=True)
         post_rp, post_wp = mem("postlist", max(wb, 0) + L, NW, small=True)
@@ -301,7 +308,6 @@ class Core(wiring.Component):
         u2_valid, u2_n = Signal(), Signal(range(N))
         u3_valid, u3_n = Signal(), Signal(range(N))
         u4_valid, u4_n = Signal(), Signal(range(N))
-        u5_valid, u5_n = Signal(), Signal(range(N))
         acc = Signal(L)
         pl_count = Signal(range(NW + 1))
 
@@ -404,8 +410,7 @@ class Core(wiring.Component):
                             m.d.comb += [y_rp[j].addr.eq(un[lb:lb + wb]), y_rp[j].en.eq(1)]
                     m.d.sync += [u1_n.eq(un), un.eq(un + 1)]
                 m.d.sync += u1_valid.eq(un < N)
-                with m.If((un == N) & ~u1_valid & ~u2_valid & ~u3_valid & ~u4_valid
-                          & ~u5_valid):
+                with m.If((un == N) & ~u1_valid & ~u2_valid & ~u3_valid & ~u4_valid):
                     m.d.sync += pe.eq(0)
                     if plastic:
                         with m.If(regs["learn"] & (pl_count != 0)):
@@ -503,11 +508,15 @@ class Core(wiring.Component):
                                  wb_en[j].eq(regs["learn"] & d2_mask[j])]
                 m.d.sync += [wb_addr.eq(d2_synaddr), wb_neg.eq(1)]
 
-        # -- update, stage 1: operands and the decay products --------------------------------
+        # -- update, stage 1: operands; the decay products; bias - threshold ----------------
+        # The late profile fields (threshold, v_reset, refractory, reset_mode) are read again
+        # at the last stage through a second read port (``prof2_rp``) from the profile number
+        # carried along: two bits down the pipeline instead of 52.
         st = {"v": state_rp.data[:24].as_signed(), "i": state_rp.data[24:48].as_signed(),
               "ref": state_rp.data[48:52]}
         par = _fields(lay[Region.PARAM], param_rp.data)
-        m.d.comb += prof_rp.addr.eq(par["profile"][:_log2(P)])
+        pidx = par["profile"][:_log2(P)]
+        m.d.comb += prof_rp.addr.eq(pidx)
         prof = _fields(lay[Region.PROFILE], prof_rp.data)
         u1_j = u1_n[:lb]
         u1_slot = Signal(signed(c.slot_bits))
@@ -519,98 +528,99 @@ class Core(wiring.Component):
                     m.d.comb += u1_py.eq(yprod[j])
         u2 = {name: Signal.like(value, name=f"u2_{name}") for name, value in {
             "v": st["v"], "ref": st["ref"], "bias": par["bias"], "slot": u1_slot,
-            "threshold": prof["threshold"], "v_reset": prof["v_reset"],
-            "refractory": prof["refractory"], "reset_mode": prof["reset_mode"]}.items()}
+            "pidx": pidx}.items()}
         pv = _mul_alpha(st["v"], prof["alpha_v"])
         pi = _mul_alpha(st["i"], prof["alpha_i"])
-        py = u1_py
-        u2_pv, u2_pi, u2_py = Signal.like(pv), Signal.like(pi), Signal.like(py)
+        bt = par["bias"] - prof["threshold"]
+        u2_pv, u2_pi, u2_py = Signal.like(pv), Signal.like(pi), Signal.like(u1_py)
+        u2_bt = Signal.like(bt)
         with m.If(u1_valid):
             m.d.sync += [u2[k].eq(v) for k, v in {
                 "v": st["v"], "ref": st["ref"], "bias": par["bias"], "slot": u1_slot,
-                "threshold": prof["threshold"], "v_reset": prof["v_reset"],
-                "refractory": prof["refractory"], "reset_mode": prof["reset_mode"]}.items()]
-            m.d.sync += [u2_pv.eq(pv), u2_pi.eq(pi), u2_py.eq(py), u2_n.eq(u1_n)]
+                "pidx": pidx}.items()]
+            m.d.sync += [u2_pv.eq(pv), u2_pi.eq(pi), u2_py.eq(u1_py), u2_bt.eq(bt),
+                         u2_n.eq(u1_n)]
         m.d.sync += u2_valid.eq(u1_valid)
 
-        # -- update, stage 2: round the decay products; scale the slot ------------------------
-        fwd = ("v", "ref", "threshold", "v_reset", "refractory", "reset_mode")
-        u3 = {name: Signal.like(u2[name], name=f"u3_{name}") for name in (*fwd, "bias")}
-        u3_pv = Signal(signed(STATE_BITS + 1))
-        u3_pi = Signal(signed(STATE_BITS + 1))
-        u3_slot = Signal(signed(c.slot_bits + 15))
+        # -- update, stage 2: round the products (``_round16`` as the carry in of the adder
+        # that follows); integrate the slot into i; decayed v plus bias, and minus threshold --
+        u3 = {name: Signal.like(u2[name], name=f"u3_{name}") for name in ("v", "ref", "pidx")}
+        u3_i = Signal(signed(STATE_BITS))
+        u3_vb = Signal(signed(STATE_BITS + 1))      # |decay(v)| < 2^23, |bias| <= 2^23
+        u3_vbt = Signal(signed(STATE_BITS + 2))
         u3_yd = Signal(TRACE_BITS)
-        # the short pipeline makes stages 2 and 3, and 4 and 5, one stage each (no register)
-        long = (self.update_pipeline or update_pipeline_for(platform)) == "long"
-        d23 = m.d.sync if long else m.d.comb
-        d45 = m.d.sync if long else m.d.comb
         with m.If(u2_valid):
-            d23 += [u3[k].eq(u2[k]) for k in u3]
-            d23 += [u3_pv.eq(_round16(u2_pv)), u3_pi.eq(_round16(u2_pi)),
-                    u3_slot.eq(u2["slot"] << regs["weight_exp"]), u3_n.eq(u2_n)]
+            m.d.sync += [u3[k].eq(u2[k]) for k in u3]
+            slot_s = u2["slot"] << regs["weight_exp"]
+            m.d.sync += [u3_i.eq(_sat(_high16(u2_pi) + slot_s + u2_pi[15], STATE_BITS)),
+                         u3_vb.eq(_high16(u2_pv) + u2["bias"] + u2_pv[15]),
+                         u3_vbt.eq(_high16(u2_pv) + u2_bt + u2_pv[15]),
+                         u3_n.eq(u2_n)]
             if plastic:
-                d23 += u3_yd.eq(_round16(u2_py))
-        d23 += u3_valid.eq(u2_valid)
+                m.d.sync += u3_yd.eq(_high16(u2_py) + u2_py[15])
+        m.d.sync += u3_valid.eq(u2_valid)
 
-        # -- update, stage 3: integrate the slot into i; decayed v plus bias ------------------
-        u4 = {name: Signal.like(u3[name], name=f"u4_{name}") for name in fwd}
+        # -- update, stage 3: x = v + i and x - threshold, side by side ------------------------
+        # (the long pipeline registers them; the short one decides in the same clock)
+        long = (self.update_pipeline or update_pipeline_for(platform)) == "long"
+        d34 = m.d.sync if long else m.d.comb
+        u4 = {name: Signal.like(u3[name], name=f"u4_{name}") for name in u3}
         u4_i = Signal(signed(STATE_BITS))
-        u4_vb = Signal(signed(STATE_BITS + 2))
+        u4_x = Signal(signed(STATE_BITS + 2))
+        u4_dt = Signal(signed(STATE_BITS + 2))
         u4_yd = Signal(TRACE_BITS)
         with m.If(u3_valid):
-            m.d.sync += [u4[k].eq(u3[k]) for k in u4]
-            m.d.sync += [u4_i.eq(_sat(u3_pi + u3_slot, STATE_BITS)),
-                         u4_vb.eq(u3_pv + u3["bias"]), u4_yd.eq(u3_yd), u4_n.eq(u3_n)]
-        m.d.sync += u4_valid.eq(u3_valid)
+            d34 += [u4[k].eq(u3[k]) for k in u4]
+            d34 += [u4_x.eq(u3_vb + u3_i), u4_dt.eq(u3_vbt + u3_i), u4_i.eq(u3_i),
+                    u4_yd.eq(u3_yd), u4_n.eq(u3_n)]
+        d34 += u4_valid.eq(u3_valid)
 
-        # -- update, stage 4: v + i, saturated -------------------------------------------------
-        u5 = {name: Signal.like(u4[name], name=f"u5_{name}") for name in fwd}
-        u5_i = Signal(signed(STATE_BITS))
-        u5_vint = Signal(signed(STATE_BITS))
-        u5_yd = Signal(TRACE_BITS)
-        with m.If(u4_valid):
-            d45 += [u5[k].eq(u4[k]) for k in u5]
-            d45 += [u5_vint.eq(_sat(u4_vb + u4_i, STATE_BITS)), u5_i.eq(u4_i),
-                    u5_yd.eq(u4_yd), u5_n.eq(u4_n)]
-        d45 += u5_valid.eq(u4_valid)
-
-        # -- update, stage 5: threshold, reset, refractory; write back ----------------------
-        i_new = u5_i
-        v_int = u5_vint
+        # -- update, stage 4: threshold, reset, refractory; write back ----------------------
+        # With v_int = sat24(x) and 0 <= threshold < 2^23: v_int > threshold exactly when
+        # x - threshold > 0 and threshold < 2^23 - 1; then v_int - threshold is x - threshold,
+        # or 2^23 - 1 - threshold (the bitwise complement of the 23 bits) when x saturated high.
+        m.d.comb += prof2_rp.addr.eq(u4["pidx"])
+        prof2 = _fields(lay[Region.PROFILE], prof2_rp.data)
+        thr = prof2["threshold"]
+        top = (1 << (STATE_BITS - 1)) - 1
+        x_hi, x_lo = u4_x > top, u4_x < -top - 1
+        v_int = Mux(x_hi, top, Mux(x_lo, -top - 1, u4_x))[:STATE_BITS].as_signed()
         fires = Signal()
         v_new = Signal(signed(STATE_BITS))
         ref_new = Signal(4)
-        m.d.comb += fires.eq((u5["ref"] == 0) & (v_int > u5["threshold"]))
-        with m.If(u5["ref"] != 0):
-            m.d.comb += [v_new.eq(u5["v"]), ref_new.eq(u5["ref"] - 1)]
+        m.d.comb += fires.eq((u4["ref"] == 0) & ~u4_dt[-1] & u4_dt.any() & ~thr.all())
+        with m.If(u4["ref"] != 0):
+            m.d.comb += [v_new.eq(u4["v"]), ref_new.eq(u4["ref"] - 1)]
         with m.Elif(fires):
-            m.d.comb += [v_new.eq(Mux(u5["reset_mode"], v_int - u5["threshold"],
-                                      u5["v_reset"])),
-                         ref_new.eq(u5["refractory"])]
+            m.d.comb += [v_new.eq(Mux(prof2["reset_mode"],
+                                      Mux(x_hi, Cat(~thr, Const(0, 1)), u4_dt[:STATE_BITS]),
+                                      prof2["v_reset"])),
+                         ref_new.eq(prof2["refractory"])]
         with m.Else():
             m.d.comb += [v_new.eq(v_int), ref_new.eq(0)]
-        u5_j, u5_w = u5_n[:lb], u5_n[lb:lb + wb]
-        with m.If(u5_valid):
-            m.d.comb += [state_wp.addr.eq(u5_n), state_wp.en.eq(1),
+        i_new = u4_i
+        u4_j, u4_w = u4_n[:lb], u4_n[lb:lb + wb]
+        with m.If(u4_valid):
+            m.d.comb += [state_wp.addr.eq(u4_n), state_wp.en.eq(1),
                          state_wp.data.eq(Cat(v_new, i_new, ref_new)),
-                         out_fifo.w_en.eq(fires), out_fifo.w_data.eq(u5_n)]
+                         out_fifo.w_en.eq(fires), out_fifo.w_data.eq(u4_n)]
             if plastic:
-                yd = u5_yd
+                yd = u4_yd
                 y_new = Mux(fires, Mux(regs["trace_mode"], regs["y_inc"],
                                        _usat(yd + regs["y_inc"], TRACE_BITS)), yd)
             for j in range(L):
-                with m.If(u5_j == j):
-                    m.d.comb += [slot_wp[j].addr.eq(Cat(u5_w, t_slot)), slot_wp[j].en.eq(1),
+                with m.If(u4_j == j):
+                    m.d.comb += [slot_wp[j].addr.eq(Cat(u4_w, t_slot)), slot_wp[j].en.eq(1),
                                  slot_wp[j].data.eq(0)]
                     if plastic:
-                        m.d.comb += [y_wp[j].addr.eq(u5_w), y_wp[j].en.eq(1),
+                        m.d.comb += [y_wp[j].addr.eq(u4_w), y_wp[j].en.eq(1),
                                      y_wp[j].data.eq(y_new[:TRACE_BITS])]
-            word_mask = acc | (fires << u5_j)[:L]
-            with m.If(u5_j == L - 1):
+            word_mask = acc | (fires << u4_j)[:L]
+            with m.If(u4_j == L - 1):
                 m.d.sync += acc.eq(0)
                 with m.If(word_mask != 0):
                     m.d.comb += [post_wp.addr.eq(pl_count), post_wp.en.eq(1),
-                                 post_wp.data.eq(Cat(word_mask, u5_w))]
+                                 post_wp.data.eq(Cat(word_mask, u4_w))]
                     m.d.sync += pl_count.eq(pl_count + 1)
             with m.Else():
                 m.d.sync += acc.eq(word_mask)
