@@ -257,13 +257,21 @@ class Core(wiring.Component):
         # one mixer for the keys (KEY) and the generator draws (the scanner, DELIVER), cut in
         # three by two registers (``mix32_pipelined``): its output is the mix of the input of
         # two clocks earlier. ``mix_in`` and ``gen_in`` are zero outside their phases, so their
-        # OR selects. The lanes' depression/potentiation numbers have one mixer each.
+        # OR selects. The lanes' depression/potentiation numbers have one mixer each, except
+        # on single-port synapse memory: there the deliverer draws on at most half the clocks
+        # (``read_ok``), so lane 0 shares the key mixer and the scanner draws on the clocks
+        # the deliverer leaves (``scan``); a mixer is about 330 logic cells on the iCE40.
+        share_mixer = plastic and lane_memory.single_port
         mix_in = Signal(32)
         gen_in = Signal(32)
-        mix_out = mix32_pipelined(m, mix_in | gen_in, "mixkey")
         lane_in = [Signal(32, name=f"lane_in{j}") for j in range(L if plastic else 0)]
-        lane_out = [mix32_pipelined(m, lane_in[j], f"mixlane{j}") for j in range(len(lane_in))]
-        tkey = Signal(32)
+        if share_mixer:
+            mix_out = mix32_pipelined(m, mix_in | gen_in | lane_in[0], "mixkey")
+            lane_out = [mix_out] + [mix32_pipelined(m, lane_in[j], f"mixlane{j}")
+                                    for j in range(1, L)]
+        else:
+            mix_out = mix32_pipelined(m, mix_in | gen_in, "mixkey")
+            lane_out = [mix32_pipelined(m, lane_in[j], f"mixlane{j}") for j in range(len(lane_in))]
         key_stdp = Signal(32)
         key_gen = Signal(32)
 
@@ -280,9 +288,8 @@ class Core(wiring.Component):
         scan_a = Signal(range(A + 1))
         s1_valid, s1_a = Signal(), Signal(range(A))
         s2_valid, s2_a, s2_ext = Signal(), Signal(range(A)), Signal()
-        s2_axon = Signal(lay[Region.AXON].width)
         s3_valid, s3_a, s3_ext = Signal(), Signal(range(A)), Signal()
-        s3_axon = Signal(lay[Region.AXON].width)
+        s3_gen_prob = Signal.like(axon_f["gen_prob"])
         gen_r = Signal(32)
         dw = Signal(range(NW))
         cur_valid, cur_a = Signal(), Signal(range(A))
@@ -320,8 +327,6 @@ class Core(wiring.Component):
         p2_delay = [Signal(max(D, 1), name=f"p2_d{j}") for j in range(L)]
         p2_smask = [Signal(name=f"p2_m{j}") for j in range(L)]
 
-        axon_s2 = _fields(lay[Region.AXON], s2_axon)
-
         # -- shared multipliers (DSP blocks are few on the iCE40): per lane, y * alpha_y serves
         # the deliverer (depression, stage 1) and the update (stage 1), which never overlap;
         # x * (alpha_x or a_plus) serves the scanner (stage 2) and the column walk (stage 1)
@@ -331,8 +336,7 @@ class Core(wiring.Component):
         xprod = Signal(32)
         xprod_r = Signal(32)      # registered: used by scanner stage 3 and walk stage 2
         if plastic:
-            m.d.comb += xprod.eq(Mux(p1_valid, axon_f["x"], axon_s2["x"])
-                                 * Mux(p1_valid, regs["a_plus"], regs["alpha_x"]))
+            m.d.comb += xprod.eq(axon_f["x"] * Mux(p1_valid, regs["a_plus"], regs["alpha_x"]))
             m.d.sync += xprod_r.eq(xprod)
 
         m.d.sync += p1_valid.eq(0)
@@ -349,14 +353,14 @@ class Core(wiring.Component):
             with m.State("KEY1"):
                 m.next = "KEY2"
             with m.State("KEY2"):
-                m.d.sync += tkey.eq(mix_out)
+                m.d.sync += key_gen.eq(mix_out)      # mix32(t), until KEY5
                 m.next = "KEY3"
             with m.State("KEY3"):
-                m.d.comb += mix_in.eq(regs["gen_seed"] ^ tkey)
+                m.d.comb += mix_in.eq(regs["gen_seed"] ^ key_gen)
                 m.next = "KEY4"
             with m.State("KEY4"):
                 if plastic:
-                    m.d.comb += mix_in.eq(regs["stdp_seed"] ^ tkey)
+                    m.d.comb += mix_in.eq(regs["stdp_seed"] ^ key_gen)
                 m.next = "KEY5"
             with m.State("KEY5"):
                 m.d.sync += key_gen.eq(mix_out)
@@ -367,18 +371,22 @@ class Core(wiring.Component):
                     m.d.sync += key_stdp.eq(mix_out)
                     m.next = "DELIVER"
             with m.State("DELIVER"):
-                # scanner, stage 0: read bitmap and axon word, draw the generator number
-                with m.If(scan_a < A):
-                    m.d.comb += [bmap_rp.addr.eq(scan_a), axon_rp.addr.eq(scan_a),
-                                 bmap_rp.en.eq(1), axon_rp.en.eq(1)]
-                    m.d.comb += gen_in.eq(key_gen ^ rand_word(2, scan_a[:c.axon_bits], 0))
-                    m.d.sync += [s1_a.eq(scan_a), scan_a.eq(scan_a + 1)]
-                m.d.sync += s1_valid.eq(scan_a < A)
-                # deliverer: take the next event axon into a register (the FIFO's block RAM
-                # output is slow), then, stage 0, read the synapse words (and post traces)
                 last_word = dw == NW - 1
                 issue = Signal()
                 m.d.comb += issue.eq(cur_valid & read_ok)
+                # scanner, stage 0: read the bitmap bit, draw the generator number
+                scan = Signal()
+                if share_mixer:
+                    m.d.comb += scan.eq((scan_a < A) & ~(issue & regs["learn"]))
+                else:
+                    m.d.comb += scan.eq(scan_a < A)
+                with m.If(scan):
+                    m.d.comb += [bmap_rp.addr.eq(scan_a), bmap_rp.en.eq(1)]
+                    m.d.comb += gen_in.eq(key_gen ^ rand_word(2, scan_a[:c.axon_bits], 0))
+                    m.d.sync += [s1_a.eq(scan_a), scan_a.eq(scan_a + 1)]
+                m.d.sync += s1_valid.eq(scan)
+                # deliverer: take the next event axon into a register (the FIFO's block RAM
+                # output is slow), then, stage 0, read the synapse words (and post traces)
                 with m.If(ev_fifo.r_rdy & (~cur_valid | (last_word & issue))):
                     m.d.comb += ev_fifo.r_en.eq(1)
                     m.d.sync += [cur_a.eq(ev_fifo.r_data), cur_valid.eq(1)]
@@ -391,7 +399,8 @@ class Core(wiring.Component):
                         if plastic:
                             m.d.comb += [y_rp[j].addr.eq(dw), y_rp[j].en.eq(1)]
                             n = Cat(Const(j, lb), dw[:wb])
-                            m.d.comb += lane_in[j].eq(key_stdp ^ rand_word(0, a, n))
+                            with m.If(regs["learn"]):     # the draw is for depression only
+                                m.d.comb += lane_in[j].eq(key_stdp ^ rand_word(0, a, n))
                     m.d.sync += [d1_w.eq(dw), d1_a.eq(a), dw.eq(Mux(last_word, 0, dw + 1))]
                 m.d.sync += d1_valid.eq(issue)
                 with m.If((scan_a == A) & ~s1_valid & ~s2_valid & ~s3_valid
@@ -454,19 +463,19 @@ class Core(wiring.Component):
                     m.next = "IDLE"
         m.d.comb += self.busy.eq(~idle)
 
-        # -- scanner, stage 1: second half of the generator draw; hold the words read ----------
+        # -- scanner, stage 1: second part of the generator draw; read the axon word ----------
         with m.If(s1_valid):
-            m.d.sync += [s2_a.eq(s1_a), s2_ext.eq(bmap_rp.data[0]), s2_axon.eq(axon_rp.data)]
+            m.d.comb += [axon_rp.addr.eq(s1_a), axon_rp.en.eq(1)]
+            m.d.sync += [s2_a.eq(s1_a), s2_ext.eq(bmap_rp.data[0])]
         m.d.sync += s2_valid.eq(s1_valid)
         # -- scanner, stage 2: third part of the draw; the pre-trace decay product -----------
         with m.If(s2_valid):
             m.d.sync += [gen_r.eq(mix_out), s3_a.eq(s2_a), s3_ext.eq(s2_ext),
-                         s3_axon.eq(s2_axon)]
+                         s3_gen_prob.eq(axon_f["gen_prob"])]
         m.d.sync += s3_valid.eq(s2_valid)
 
         # -- scanner, stage 3: E_t membership, pre trace, event FIFO -------------------------
-        axon_s3 = _fields(lay[Region.AXON], s3_axon)
-        gen = gen_r[16:] < axon_s3["gen_prob"]
+        gen = gen_r[16:] < s3_gen_prob
         fire = Signal()
         m.d.comb += fire.eq(s3_ext | gen)
         with m.If(s3_valid):
@@ -477,7 +486,7 @@ class Core(wiring.Component):
                 x_new = Mux(fire, Mux(regs["trace_mode"], regs["x_inc"],
                                       _usat(xd + regs["x_inc"], TRACE_BITS)), xd)
                 m.d.comb += [axon_wp.addr.eq(s3_a), axon_wp.en.eq(1),
-                             axon_wp.data.eq(Cat(x_new[:TRACE_BITS], axon_s3["gen_prob"]))]
+                             axon_wp.data.eq(Cat(x_new[:TRACE_BITS], s3_gen_prob))]
 
         # -- deliverer, stage 1: slot addresses and reads; decayed post trace ---------------
         with m.If(d1_valid):
