@@ -698,24 +698,28 @@ class Core(wiring.Component):
             m.d.comb += [bmap_wp.addr.eq(self.spike_in.payload), bmap_wp.data.eq(1),
                          bmap_wp.en.eq(1)]
 
+        # A read's region and index are kept; registers and profiles are read out of their
+        # flip-flops while the response is presented: nothing writes them meanwhile (no request
+        # is taken and no step begins while a response waits), so no 84-bit copy is needed.
         rsp_region = Signal(3)
         rsp_lane = Signal(max(lb, 1))
-        rsp_reg = Signal(mm.data_bits)
+        rsp_index = Signal(range(max(len(reg_list), c.n_profiles) + 1))
         with m.If(rd):
-            m.d.sync += [rsp_valid.eq(1), rsp_region.eq(region), rsp_lane.eq(lane)]
-            with m.If(region == Region.PROFILE):
-                m.d.sync += rsp_reg.eq(prof_rp.data)
-            with m.Else():
-                m.d.sync += rsp_reg.eq(0)
-                for k, r in enumerate(reg_list):
-                    with m.If(index == k):
-                        m.d.sync += rsp_reg.eq(r.as_unsigned())
+            m.d.sync += [rsp_valid.eq(1), rsp_region.eq(region), rsp_lane.eq(lane),
+                         rsp_index.eq(index)]
+            with m.If((region == Region.REGISTERS) & (index >= len(reg_list))):
+                m.d.sync += rsp_index.eq(len(reg_list))     # no register there: reads 0
         with m.Elif(rsp.ready):
             m.d.sync += rsp_valid.eq(0)
         m.d.comb += rsp.valid.eq(rsp_valid)
         with m.Switch(rsp_region):
-            with m.Case(Region.REGISTERS, Region.PROFILE):
-                m.d.comb += rsp.payload.eq(rsp_reg)
+            with m.Case(Region.REGISTERS):
+                with m.Switch(rsp_index):
+                    for k, r in enumerate(reg_list):
+                        with m.Case(k):
+                            m.d.comb += rsp.payload.eq(r.as_unsigned())
+            with m.Case(Region.PROFILE):
+                m.d.comb += rsp.payload.eq(prof_rp.data)
             with m.Case(Region.NEURON):
                 y = Const(0, 0)
                 if y_rp:
@@ -738,7 +742,7 @@ class Core(wiring.Component):
 
         with m.If(idle):
             m.d.comb += [state_rp.addr.eq(n), param_rp.addr.eq(n), state_rp.en.eq(rd),
-                         param_rp.en.eq(rd), prof_rp.addr.eq(index[:_log2(c.n_profiles)]),
+                         param_rp.en.eq(rd), prof_rp.addr.eq(rsp_index[:_log2(c.n_profiles)]),
                          axon_rp.addr.eq(index[:ab]), axon_rp.en.eq(rd)]
             for j in range(L):
                 m.d.comb += [syn[j].r_addr.eq(Cat(w, hi[:ab])), syn[j].r_en.eq(rd),
