@@ -23,7 +23,7 @@ behind ports that the memory access port (``mem_req`` / ``mem_rsp``, declared in
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..image import REGISTER_FIELDS, STATE_BITS, TRACE_BITS, CoreConfig
@@ -174,7 +174,7 @@ class Core(wiring.Component):
         N, A, S, P = c.n_neurons, c.n_axons, c.n_slots, c.n_profiles
         L = mm.lanes
         NW = N // L
-        lb, wb, nb, D = _log2(L), _log2(NW), c.neuron_bits, c.delay_bits
+        lb, wb, D = _log2(L), _log2(NW), c.delay_bits
         W, plastic = c.weight_bits, c.plastic
         lay = {r: mm[r] for r in Region}
 
@@ -206,7 +206,12 @@ class Core(wiring.Component):
         prof2_rp = m.submodules.profile.read_port(domain="comb")
         axon_rp, axon_wp = mem("axon", lay[Region.AXON].width, A, small=True)
         bmap_rp, bmap_wp = mem("bitmap", 1, A, small=True)
-        post_rp, post_wp = mem("postlist", max(wb, 0) + L, NW, small=True)
+        # the list memory: the axons of E_t during DELIVER (the scanner appends, the deliverer
+        # takes them in order), then the post list (one entry per lane-wide word holding a
+        # spike: the lanes' mask and the word), which is both the spike output and, with
+        # learning, the column walk's work list; the phases never overlap, so one memory
+        # (one block RAM on the iCE40) holds all three queues
+        lists_rp, lists_wp = mem("lists", max(c.axon_bits, wb + L, 1), max(A, NW), small=True)
         kind = self.synapse_memory or synapse_memory_for(c, platform)
         lane_memory = SpramLaneMemory if kind == "spram" else LaneMemory
         syn = []
@@ -232,15 +237,6 @@ class Core(wiring.Component):
                 rp, wp = mem(f"y{j}", TRACE_BITS, NW, small=True)
                 y_rp.append(rp)
                 y_wp.append(wp)
-        m.submodules.ev_fifo = ev_fifo = fifo.SyncFIFOBuffered(width=max(c.axon_bits, 1),
-                                                               depth=max(A, 2))
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=max(nb, 1),
-                                                                 depth=max(N, 2))
-        m.d.comb += [
-            self.spike_out.valid.eq(out_fifo.r_rdy),
-            self.spike_out.payload.eq(out_fifo.r_data),
-            out_fifo.r_en.eq(self.spike_out.ready),
-        ]
 
         syn_f = [_fields(lay[Region.SYNAPSE], s.r_data) for s in syn]
         axon_f = _fields(lay[Region.AXON], axon_rp.data)
@@ -316,7 +312,17 @@ class Core(wiring.Component):
         u3_valid, u3_n = Signal(), Signal(range(N))
         u4_valid, u4_n = Signal(), Signal(range(N))
         acc = Signal(L)
-        pl_count = Signal(range(NW + 1))
+        # the list memory's queue: ``lw`` entries written, ``lr`` read; ``head`` says that the
+        # read port's data holds entry ``lr - 1``, not yet taken (by the deliverer in DELIVER,
+        # by the spike output from UPDATE on: ``emitting``)
+        lw = Signal(range(max(A, NW) + 1))
+        lr = Signal(range(max(A, NW) + 1))
+        head = Signal()
+        take = Signal()
+        emitting = Signal()
+        drained = Signal()
+        m.d.comb += drained.eq((lr == lw) & ~head)
+        m.d.comb += lists_rp.en.eq(0)       # the head is held until taken (``en`` is 1 by default)
 
         pe = Signal(range(NW + 1))
         pa = Signal(range(A + 1))
@@ -387,9 +393,9 @@ class Core(wiring.Component):
                 m.d.sync += s1_valid.eq(scan)
                 # deliverer: take the next event axon into a register (the FIFO's block RAM
                 # output is slow), then, stage 0, read the synapse words (and post traces)
-                with m.If(ev_fifo.r_rdy & (~cur_valid | (last_word & issue))):
-                    m.d.comb += ev_fifo.r_en.eq(1)
-                    m.d.sync += [cur_a.eq(ev_fifo.r_data), cur_valid.eq(1)]
+                with m.If(head & (~cur_valid | (last_word & issue))):
+                    m.d.comb += take.eq(1)
+                    m.d.sync += [cur_a.eq(lists_rp.data[:c.axon_bits]), cur_valid.eq(1)]
                 with m.Elif(last_word & issue):
                     m.d.sync += cur_valid.eq(0)
                 with m.If(issue):
@@ -403,10 +409,9 @@ class Core(wiring.Component):
                                 m.d.comb += lane_in[j].eq(key_stdp ^ rand_word(0, a, n))
                     m.d.sync += [d1_w.eq(dw), d1_a.eq(a), dw.eq(Mux(last_word, 0, dw + 1))]
                 m.d.sync += d1_valid.eq(issue)
-                with m.If((scan_a == A) & ~s1_valid & ~s2_valid & ~s3_valid
-                          & (ev_fifo.level == 0) & ~ev_fifo.r_rdy & ~cur_valid & ~d1_valid
-                          & ~d2_valid & ~wb_valid):
-                    m.d.sync += un.eq(0)
+                with m.If((scan_a == A) & ~s1_valid & ~s2_valid & ~s3_valid & drained
+                          & ~cur_valid & ~d1_valid & ~d2_valid & ~wb_valid):
+                    m.d.sync += [un.eq(0), lw.eq(0), lr.eq(0), emitting.eq(1)]
                     m.next = "UPDATE"
             with m.State("UPDATE"):
                 with m.If(un < N):
@@ -422,18 +427,21 @@ class Core(wiring.Component):
                 with m.If((un == N) & ~u1_valid & ~u2_valid & ~u3_valid & ~u4_valid):
                     m.d.sync += pe.eq(0)
                     if plastic:
-                        with m.If(regs["learn"] & (pl_count != 0)):
-                            m.next = "POT_FETCH"
+                        # the walk reads the list memory once the spike output has drained it
+                        with m.If(regs["learn"] & (lw != 0)):
+                            with m.If(drained):
+                                m.next = "POT_FETCH"
                         with m.Else():
                             m.next = "EMIT"
                     else:
                         m.next = "EMIT"
             if plastic:
                 with m.State("POT_FETCH"):
-                    m.d.comb += [post_rp.addr.eq(pe), post_rp.en.eq(1)]
+                    m.d.comb += [lists_rp.addr.eq(pe), lists_rp.en.eq(1)]
                     m.next = "POT_LATCH"
                 with m.State("POT_LATCH"):
-                    m.d.sync += [cur_mask.eq(post_rp.data[:L]), cur_w.eq(post_rp.data[L:]),
+                    m.d.sync += [cur_mask.eq(lists_rp.data[:L]),
+                                 cur_w.eq(lists_rp.data[L:L + wb]),
                                  pa.eq(0), pe.eq(pe + 1)]
                     m.next = "POT_WALK"
                 with m.State("POT_WALK"):
@@ -449,7 +457,7 @@ class Core(wiring.Component):
                                      p1_mask.eq(cur_mask), pa.eq(pa + 1)]
                         m.d.sync += p1_valid.eq(1)
                         with m.If(pa == A - 1):
-                            with m.If(pe == pl_count):
+                            with m.If(pe == lw):
                                 m.next = "POT_DRAIN"
                             with m.Else():
                                 m.next = "POT_FETCH"
@@ -457,11 +465,32 @@ class Core(wiring.Component):
                     with m.If(~p1_valid & ~p2_valid & ~wb_valid):
                         m.next = "EMIT"
             with m.State("EMIT"):
-                with m.If((out_fifo.level == 0) & ~out_fifo.r_rdy):
-                    m.d.sync += t.eq(t + 1)
+                with m.If(drained):
+                    m.d.sync += [t.eq(t + 1), lw.eq(0), lr.eq(0), emitting.eq(0)]
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
         m.d.comb += self.busy.eq(~idle)
+
+        # -- the list memory's head: read the next entry when the head is free or taken ------
+        fetch = (lr != lw) & (~head | take)
+        with m.If(fetch):
+            m.d.comb += [lists_rp.addr.eq(lr), lists_rp.en.eq(1)]
+            m.d.sync += lr.eq(lr + 1)
+        m.d.sync += head.eq(fetch | (head & ~take))
+        # the spike output: the neurons of the head entry's mask, lowest lane first (``sent``:
+        # the lanes already sent); the entry is taken with its last spike
+        sent = Signal(L)
+        rest = lists_rp.data[:L] & ~sent
+        lane = Signal(range(L))
+        for j in reversed(range(L)):
+            with m.If(rest[j]):
+                m.d.comb += lane.eq(j)
+        last = (rest & ~(Const(1, L) << lane)[:L]) == 0
+        m.d.comb += [self.spike_out.valid.eq(emitting & head),
+                     self.spike_out.payload.eq(Cat(lane[:lb], lists_rp.data[L:L + wb]))]
+        with m.If(self.spike_out.valid & self.spike_out.ready):
+            m.d.sync += sent.eq(Mux(last, 0, sent | (Const(1, L) << lane)[:L]))
+            m.d.comb += take.eq(last)
 
         # -- scanner, stage 1: second part of the generator draw; read the axon word ----------
         with m.If(s1_valid):
@@ -479,8 +508,10 @@ class Core(wiring.Component):
         fire = Signal()
         m.d.comb += fire.eq(s3_ext | gen)
         with m.If(s3_valid):
-            m.d.comb += [bmap_wp.addr.eq(s3_a), bmap_wp.data.eq(0), bmap_wp.en.eq(1),
-                         ev_fifo.w_en.eq(fire), ev_fifo.w_data.eq(s3_a)]
+            m.d.comb += [bmap_wp.addr.eq(s3_a), bmap_wp.data.eq(0), bmap_wp.en.eq(1)]
+            with m.If(fire):
+                m.d.comb += [lists_wp.addr.eq(lw), lists_wp.data.eq(s3_a), lists_wp.en.eq(1)]
+                m.d.sync += lw.eq(lw + 1)
             if plastic:
                 xd = _round16(xprod_r)
                 x_new = Mux(fire, Mux(regs["trace_mode"], regs["x_inc"],
@@ -611,8 +642,7 @@ class Core(wiring.Component):
         u4_j, u4_w = u4_n[:lb], u4_n[lb:lb + wb]
         with m.If(u4_valid):
             m.d.comb += [state_wp.addr.eq(u4_n), state_wp.en.eq(1),
-                         state_wp.data.eq(Cat(v_new, i_new, ref_new)),
-                         out_fifo.w_en.eq(fires), out_fifo.w_data.eq(u4_n)]
+                         state_wp.data.eq(Cat(v_new, i_new, ref_new))]
             if plastic:
                 yd = u4_yd
                 y_new = Mux(fires, Mux(regs["trace_mode"], regs["y_inc"],
@@ -628,13 +658,11 @@ class Core(wiring.Component):
             with m.If(u4_j == L - 1):
                 m.d.sync += acc.eq(0)
                 with m.If(word_mask != 0):
-                    m.d.comb += [post_wp.addr.eq(pl_count), post_wp.en.eq(1),
-                                 post_wp.data.eq(Cat(word_mask, u4_w))]
-                    m.d.sync += pl_count.eq(pl_count + 1)
+                    m.d.comb += [lists_wp.addr.eq(lw), lists_wp.en.eq(1),
+                                 lists_wp.data.eq(Cat(word_mask, u4_w))]
+                    m.d.sync += lw.eq(lw + 1)
             with m.Else():
                 m.d.sync += acc.eq(word_mask)
-        with m.If(self.done):
-            m.d.sync += pl_count.eq(0)
 
         # -- potentiation, stages 1 and 2 -----------------------------------------------------
         if plastic:
