@@ -53,8 +53,10 @@ def synapse_memory_for(config, platform):
 
 
 # clocks from a synapse read to its learning write-back (deliverer and column walk): the
-# random number of the lane mixer is ready MIX_LATENCY clocks after the read, and is registered
-_WB = MIX_LATENCY + 1
+# random number of the lane mixer is ready MIX_LATENCY clocks after the read and is registered
+# with the product; the rounded update ``(product + random) >> 22`` is registered too, so that
+# the write-back clock only adds it to the weight and clamps (one carry chain per clock)
+_WB = MIX_LATENCY + 2
 
 
 def update_pipeline_for(platform):
@@ -305,6 +307,12 @@ class Core(wiring.Component):
         wb_delay = [Signal(max(D, 1), name=f"wb_d{j}") for j in range(L)]
         wb_mask = [Signal(name=f"wb_m{j}") for j in range(L)]
         wb_en = [Signal(name=f"wb_en{j}") for j in range(L)]
+        wd_valid, wd_addr, wd_neg = Signal(), Signal(range(A * NW)), Signal()
+        wd_delta = [Signal(11, name=f"wd_delta{j}") for j in range(L)]
+        wd_weight = [Signal(signed(W), name=f"wd_w{j}") for j in range(L)]
+        wd_delay = [Signal(max(D, 1), name=f"wd_d{j}") for j in range(L)]
+        wd_mask = [Signal(name=f"wd_m{j}") for j in range(L)]
+        wd_en = [Signal(name=f"wd_en{j}") for j in range(L)]
 
         un = Signal(range(N + 1))
         u1_valid, u1_n = Signal(), Signal(range(N))
@@ -410,7 +418,7 @@ class Core(wiring.Component):
                     m.d.sync += [d1_w.eq(dw), d1_a.eq(a), dw.eq(Mux(last_word, 0, dw + 1))]
                 m.d.sync += d1_valid.eq(issue)
                 with m.If((scan_a == A) & ~s1_valid & ~s2_valid & ~s3_valid & drained
-                          & ~cur_valid & ~d1_valid & ~d2_valid & ~wb_valid):
+                          & ~cur_valid & ~d1_valid & ~d2_valid & ~wb_valid & ~wd_valid):
                     m.d.sync += [un.eq(0), lw.eq(0), lr.eq(0), emitting.eq(1)]
                     m.next = "UPDATE"
             with m.State("UPDATE"):
@@ -462,7 +470,7 @@ class Core(wiring.Component):
                             with m.Else():
                                 m.next = "POT_FETCH"
                 with m.State("POT_DRAIN"):
-                    with m.If(~p1_valid & ~p2_valid & ~wb_valid):
+                    with m.If(~p1_valid & ~p2_valid & ~wb_valid & ~wd_valid):
                         m.next = "EMIT"
             with m.State("EMIT"):
                 with m.If(drained):
@@ -684,16 +692,24 @@ class Core(wiring.Component):
                                  wb_mask[j].eq(p2_smask[j]),
                                  wb_en[j].eq(p2_mask[j] & p2_smask[j])]
             m.d.sync += wb_valid.eq(d2_valid | p2_valid)
-            # the write-back stage (deliverer stage 3, walk stage 3): _WB clocks after the read,
-            # w - dep (depression) or w + pot (potentiation), clamped
+            # deliverer and walk stage 3: the stochastically rounded update
             with m.If(wb_valid):
+                m.d.sync += [wd_addr.eq(wb_addr), wd_neg.eq(wb_neg)]
                 for j in range(L):
-                    delta = ((wb_prod[j] + wb_r[j]) >> 22)[:11]
-                    w_new = _clamp(Mux(wb_neg, wb_weight[j] - delta, wb_weight[j] + delta),
+                    m.d.sync += [wd_delta[j].eq((wb_prod[j] + wb_r[j]) >> 22),
+                                 wd_weight[j].eq(wb_weight[j]), wd_delay[j].eq(wb_delay[j]),
+                                 wd_mask[j].eq(wb_mask[j]), wd_en[j].eq(wb_en[j])]
+            m.d.sync += wd_valid.eq(wb_valid)
+            # the write-back stage (deliverer and walk stage 4): _WB clocks after the read,
+            # w - dep (depression) or w + pot (potentiation), clamped
+            with m.If(wd_valid):
+                for j in range(L):
+                    w_new = _clamp(Mux(wd_neg, wd_weight[j] - wd_delta[j],
+                                       wd_weight[j] + wd_delta[j]),
                                    regs["w_min"], regs["w_max"], W)
-                    m.d.comb += [syn[j].w_addr.eq(wb_addr),
-                                 syn[j].w_data.eq(syn_word(w_new, wb_delay[j], wb_mask[j])),
-                                 syn[j].w_en.eq(wb_en[j])]
+                    m.d.comb += [syn[j].w_addr.eq(wd_addr),
+                                 syn[j].w_data.eq(syn_word(w_new, wd_delay[j], wd_mask[j])),
+                                 syn[j].w_en.eq(wd_en[j])]
 
         self._memory_port(m, regs, idle, go, rsp_valid, state_rp, state_wp, param_rp, param_wp,
                           prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp, slot_wp, y_rp, y_wp,
