@@ -207,13 +207,16 @@ class Core(wiring.Component):
         prof_rp, prof_wp = mem("profile", lay[Region.PROFILE].width, P, comb_read=True)
         prof2_rp = m.submodules.profile.read_port(domain="comb")
         axon_rp, axon_wp = mem("axon", lay[Region.AXON].width, A, small=True)
-        bmap_rp, bmap_wp = mem("bitmap", 1, A, small=True)
         # the list memory: the axons of E_t during DELIVER (the scanner appends, the deliverer
         # takes them in order), then the post list (one entry per lane-wide word holding a
         # spike: the lanes' mask and the word), which is both the spike output and, with
         # learning, the column walk's work list; the phases never overlap, so one memory
-        # (one block RAM on the iCE40) holds all three queues
-        lists_rp, lists_wp = mem("lists", max(c.axon_bits, wb + L, 1), max(A, NW), small=True)
+        # (one block RAM on the iCE40) holds all three queues. Its top bit (``ext``) is the
+        # input bitmap: set by an input event while idle, read and cleared by the scanner in
+        # one clock (the read returns the word before the write); an entry is only ever
+        # appended below the scanner, where the bitmap has been read already.
+        LW = max(c.axon_bits, wb + L, 1)
+        lists_rp, lists_wp = mem("lists", LW + 1, max(A, NW), small=True)
         kind = self.synapse_memory or synapse_memory_for(c, platform)
         lane_memory = SpramLaneMemory if kind == "spram" else LaneMemory
         syn = []
@@ -320,17 +323,20 @@ class Core(wiring.Component):
         u3_valid, u3_n = Signal(), Signal(range(N))
         u4_valid, u4_n = Signal(), Signal(range(N))
         acc = Signal(L)
-        # the list memory's queue: ``lw`` entries written, ``lr`` read; ``head`` says that the
-        # read port's data holds entry ``lr - 1``, not yet taken (by the deliverer in DELIVER,
-        # by the spike output from UPDATE on: ``emitting``)
+        # the list memory's queue: ``lw`` entries written, ``lr`` read (``fetch``). In DELIVER
+        # an entry read (``pend``) goes to the register ``nxt_a``, because the scanner reads the
+        # bitmap through the same port, and the deliverer takes it (``take_d``); from UPDATE on
+        # (``emitting``) the spike output works from the port's data itself (``head``: it holds
+        # entry ``lr - 1``, not yet taken, ``take_s``) and sends a spike per clock.
         lw = Signal(range(max(A, NW) + 1))
         lr = Signal(range(max(A, NW) + 1))
-        head = Signal()
-        take = Signal()
+        fetch, pend, head, take_d, take_s = Signal(), Signal(), Signal(), Signal(), Signal()
+        nxt_valid, nxt_a = Signal(), Signal(range(A))
         emitting = Signal()
         drained = Signal()
-        m.d.comb += drained.eq((lr == lw) & ~head)
+        m.d.comb += drained.eq((lr == lw) & ~head & ~pend & ~nxt_valid)
         m.d.comb += lists_rp.en.eq(0)       # the head is held until taken (``en`` is 1 by default)
+        fire = Signal()                     # the scanner's stage 3 appends an event
 
         pe = Signal(range(NW + 1))
         pa = Signal(range(A + 1))
@@ -388,22 +394,24 @@ class Core(wiring.Component):
                 last_word = dw == NW - 1
                 issue = Signal()
                 m.d.comb += issue.eq(cur_valid & read_ok)
-                # scanner, stage 0: read the bitmap bit, draw the generator number
+                # scanner, stage 0: read and clear the bitmap bit, draw the generator number;
+                # on clocks where the list memory's ports are free (no entry read or appended)
                 scan = Signal()
+                busy_ports = fetch | (s3_valid & fire)
                 if share_mixer:
-                    m.d.comb += scan.eq((scan_a < A) & ~(issue & regs["learn"]))
-                else:
-                    m.d.comb += scan.eq(scan_a < A)
+                    busy_ports |= issue & regs["learn"]
+                m.d.comb += scan.eq((scan_a < A) & ~busy_ports)
                 with m.If(scan):
-                    m.d.comb += [bmap_rp.addr.eq(scan_a), bmap_rp.en.eq(1)]
+                    m.d.comb += [lists_rp.addr.eq(scan_a), lists_rp.en.eq(1),
+                                 lists_wp.addr.eq(scan_a), lists_wp.data.eq(0), lists_wp.en.eq(1)]
                     m.d.comb += gen_in.eq(key_gen ^ rand_word(2, scan_a[:c.axon_bits], 0))
                     m.d.sync += [s1_a.eq(scan_a), scan_a.eq(scan_a + 1)]
                 m.d.sync += s1_valid.eq(scan)
                 # deliverer: take the next event axon into a register (the FIFO's block RAM
                 # output is slow), then, stage 0, read the synapse words (and post traces)
-                with m.If(head & (~cur_valid | (last_word & issue))):
-                    m.d.comb += take.eq(1)
-                    m.d.sync += [cur_a.eq(lists_rp.data[:c.axon_bits]), cur_valid.eq(1)]
+                with m.If(nxt_valid & (~cur_valid | (last_word & issue))):
+                    m.d.comb += take_d.eq(1)
+                    m.d.sync += [cur_a.eq(nxt_a), cur_valid.eq(1)]
                 with m.Elif(last_word & issue):
                     m.d.sync += cur_valid.eq(0)
                 with m.If(issue):
@@ -479,12 +487,19 @@ class Core(wiring.Component):
                     m.next = "IDLE"
         m.d.comb += self.busy.eq(~idle)
 
-        # -- the list memory's head: read the next entry when the head is free or taken ------
-        fetch = (lr != lw) & (~head | take)
+        # -- the list memory's queue: read the next entry when its place is free or taken ----
+        with m.If(emitting):
+            m.d.comb += fetch.eq((lr != lw) & (~head | take_s))
+            m.d.sync += head.eq(fetch | (head & ~take_s))
+        with m.Else():
+            m.d.comb += fetch.eq((lr != lw) & ~pend & (~nxt_valid | take_d))
+        m.d.sync += pend.eq(fetch & ~emitting)
         with m.If(fetch):
             m.d.comb += [lists_rp.addr.eq(lr), lists_rp.en.eq(1)]
             m.d.sync += lr.eq(lr + 1)
-        m.d.sync += head.eq(fetch | (head & ~take))
+        with m.If(pend):
+            m.d.sync += nxt_a.eq(lists_rp.data[:c.axon_bits])
+        m.d.sync += nxt_valid.eq(pend | (nxt_valid & ~take_d))
         # the spike output: the neurons of the head entry's mask, lowest lane first (``sent``:
         # the lanes already sent); the entry is taken with its last spike
         sent = Signal(L)
@@ -498,12 +513,12 @@ class Core(wiring.Component):
                      self.spike_out.payload.eq(Cat(lane[:lb], lists_rp.data[L:L + wb]))]
         with m.If(self.spike_out.valid & self.spike_out.ready):
             m.d.sync += sent.eq(Mux(last, 0, sent | (Const(1, L) << lane)[:L]))
-            m.d.comb += take.eq(last)
+            m.d.comb += take_s.eq(last)
 
         # -- scanner, stage 1: second part of the generator draw; read the axon word ----------
         with m.If(s1_valid):
             m.d.comb += [axon_rp.addr.eq(s1_a), axon_rp.en.eq(1)]
-            m.d.sync += [s2_a.eq(s1_a), s2_ext.eq(bmap_rp.data[0])]
+            m.d.sync += [s2_a.eq(s1_a), s2_ext.eq(lists_rp.data[LW])]
         m.d.sync += s2_valid.eq(s1_valid)
         # -- scanner, stage 2: third part of the draw; the pre-trace decay product -----------
         with m.If(s2_valid):
@@ -513,10 +528,8 @@ class Core(wiring.Component):
 
         # -- scanner, stage 3: E_t membership, pre trace, event FIFO -------------------------
         gen = gen_r[16:] < s3_gen_prob
-        fire = Signal()
         m.d.comb += fire.eq(s3_ext | gen)
         with m.If(s3_valid):
-            m.d.comb += [bmap_wp.addr.eq(s3_a), bmap_wp.data.eq(0), bmap_wp.en.eq(1)]
             with m.If(fire):
                 m.d.comb += [lists_wp.addr.eq(lw), lists_wp.data.eq(s3_a), lists_wp.en.eq(1)]
                 m.d.sync += lw.eq(lw + 1)
@@ -713,12 +726,12 @@ class Core(wiring.Component):
 
         self._memory_port(m, regs, idle, go, rsp_valid, state_rp, state_wp, param_rp, param_wp,
                           prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp, slot_wp, y_rp, y_wp,
-                          bmap_wp)
+                          lists_wp, LW)
         return m
 
     def _memory_port(self, m, regs, idle, go, rsp_valid, state_rp, state_wp, param_rp, param_wp,
                      prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp, slot_wp, y_rp, y_wp,
-                     bmap_wp):
+                     lists_wp, ext_bit):
         """The memory access port and the input events: both act only while the core is idle."""
         c, mm = self.config, self.memmap
         L = mm.lanes
@@ -739,8 +752,8 @@ class Core(wiring.Component):
         # input events: set the axon's bit of the input bitmap
         m.d.comb += self.spike_in.ready.eq(idle)
         with m.If(self.spike_in.valid & idle):
-            m.d.comb += [bmap_wp.addr.eq(self.spike_in.payload), bmap_wp.data.eq(1),
-                         bmap_wp.en.eq(1)]
+            m.d.comb += [lists_wp.addr.eq(self.spike_in.payload),
+                         lists_wp.data.eq(1 << ext_bit), lists_wp.en.eq(1)]
 
         # A read's region and index are kept; registers and profiles are read out of their
         # flip-flops while the response is presented: nothing writes them meanwhile (no request
