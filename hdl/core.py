@@ -262,12 +262,16 @@ class Core(wiring.Component):
         # on single-port synapse memory: there the deliverer draws on at most half the clocks
         # (``read_ok``), so lane 0 shares the key mixer and the scanner draws on the clocks
         # the deliverer leaves (``scan``); a mixer is about 330 logic cells on the iCE40.
+        # The mixers' inputs are selected by the phase and the shallow ``lane_sel`` only (a
+        # draw nobody takes is harmless), not by the deep conditions of the stages that take
+        # the output: the selection is in front of two 32-bit adders.
         share_mixer = plastic and lane_memory.single_port
         mix_in = Signal(32)
         gen_in = Signal(32)
+        lane_sel = Signal()
         lane_in = [Signal(32, name=f"lane_in{j}") for j in range(L if plastic else 0)]
         if share_mixer:
-            mix_out = mix32_pipelined(m, mix_in | gen_in | lane_in[0], "mixkey")
+            mix_out = mix32_pipelined(m, mix_in | Mux(lane_sel, lane_in[0], gen_in), "mixkey")
             lane_out = [mix_out] + [mix32_pipelined(m, lane_in[j], f"mixlane{j}")
                                     for j in range(1, L)]
         else:
@@ -401,10 +405,10 @@ class Core(wiring.Component):
                 if share_mixer:
                     busy_ports |= issue & regs["learn"]
                 m.d.comb += scan.eq((scan_a < A) & ~busy_ports)
+                m.d.comb += gen_in.eq(key_gen ^ rand_word(2, scan_a[:c.axon_bits], 0))
                 with m.If(scan):
                     m.d.comb += [lists_rp.addr.eq(scan_a), lists_rp.en.eq(1),
                                  lists_wp.addr.eq(scan_a), lists_wp.data.eq(0), lists_wp.en.eq(1)]
-                    m.d.comb += gen_in.eq(key_gen ^ rand_word(2, scan_a[:c.axon_bits], 0))
                     m.d.sync += [s1_a.eq(scan_a), scan_a.eq(scan_a + 1)]
                 m.d.sync += s1_valid.eq(scan)
                 # deliverer: take the next event axon into a register (the FIFO's block RAM
@@ -414,15 +418,17 @@ class Core(wiring.Component):
                     m.d.sync += [cur_a.eq(nxt_a), cur_valid.eq(1)]
                 with m.Elif(last_word & issue):
                     m.d.sync += cur_valid.eq(0)
+                a = cur_a[:c.axon_bits]
+                if plastic:     # the depression draws (taken with learning only)
+                    m.d.comb += lane_sel.eq(issue & regs["learn"])
+                    for j in range(L):
+                        n = Cat(Const(j, lb), dw[:wb])
+                        m.d.comb += lane_in[j].eq(key_stdp ^ rand_word(0, a, n))
                 with m.If(issue):
-                    a = cur_a[:c.axon_bits]
                     for j in range(L):
                         m.d.comb += [syn[j].r_addr.eq(Cat(dw[:wb], a)), syn[j].r_en.eq(1)]
                         if plastic:
                             m.d.comb += [y_rp[j].addr.eq(dw), y_rp[j].en.eq(1)]
-                            n = Cat(Const(j, lb), dw[:wb])
-                            with m.If(regs["learn"]):     # the draw is for depression only
-                                m.d.comb += lane_in[j].eq(key_stdp ^ rand_word(0, a, n))
                     m.d.sync += [d1_w.eq(dw), d1_a.eq(a), dw.eq(Mux(last_word, 0, dw + 1))]
                 m.d.sync += d1_valid.eq(issue)
                 with m.If((scan_a == A) & ~s1_valid & ~s2_valid & ~s3_valid & drained
@@ -461,13 +467,14 @@ class Core(wiring.Component):
                                  pa.eq(0), pe.eq(pe + 1)]
                     m.next = "POT_WALK"
                 with m.State("POT_WALK"):
+                    m.d.comb += lane_sel.eq(1)
+                    for j in range(L):
+                        n = Cat(Const(j, lb), cur_w[:wb])
+                        m.d.comb += lane_in[j].eq(key_stdp ^ rand_word(1, pa[:c.axon_bits], n))
                     with m.If(read_ok):
                         for j in range(L):
                             m.d.comb += [syn[j].r_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
                                          syn[j].r_en.eq(1)]
-                            n = Cat(Const(j, lb), cur_w[:wb])
-                            m.d.comb += lane_in[j].eq(key_stdp
-                                                      ^ rand_word(1, pa[:c.axon_bits], n))
                         m.d.comb += [axon_rp.addr.eq(pa), axon_rp.en.eq(1)]
                         m.d.sync += [p1_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
                                      p1_mask.eq(cur_mask), pa.eq(pa + 1)]
