@@ -5,16 +5,18 @@ One timestep (``start`` .. ``done``) runs these phases (see ``docs/architecture.
 ``KEY``      seven clocks: the per-step PRNG keys ``mix32(seed ^ mix32(t))`` through the mixer
              the scanner shares (cut in three by two registers).
 ``DELIVER``  the *scanner* walks every axon once (input bitmap | generator, pre-trace update) and
-             pushes the axons of ``E_t`` into a FIFO; at the same time the *deliverer* pops them
-             and reads one lane-wide synapse word per clock, adding each weight into its delay
-             slot (read-modify-write, transparent read: back-to-back hits on one slot are exact)
-             and writing the depressed weight back ``_WB`` clocks after the read.
+             appends the axons of ``E_t`` to the list memory; at the same time the *deliverer*
+             takes them and reads one lane-wide synapse word per clock, adding each weight into
+             its delay slot (read-modify-write, transparent read: back-to-back hits on one slot
+             are exact) and writing the depressed weight back ``_WB`` clocks after the read.
 ``UPDATE``   one neuron per clock: decay, integrate the slot of ``t mod S``, bias, threshold,
-             reset, refractory, post trace (six stages, or four with ``update_pipeline=
-             "short"``); spikes go to the output FIFO and, per lane-wide word, to the post list.
+             reset, refractory, post trace (five stages, or four with ``update_pipeline=
+             "short"``); per lane-wide word with a spike, an entry of the post list (in the list
+             memory), from which ``spike_out`` sends the neurons meanwhile.
 ``POT``      if ``learn``: for each word of the post list, the eager column walk (``A`` synapse
              words, only the spiking lanes are written, ``_WB`` clocks after the read).
-``EMIT``     wait until the output FIFO is empty, then ``step <- t + 1`` and ``done``.
+``EMIT``     wait until the spike output has drained the post list, then ``step <- t + 1`` and
+             ``done``.
 
 The synapse lanes are ``LaneMemory`` (block RAM) or ``SpramLaneMemory`` (iCE40 SPRAM, single
 port: with learning on, reads and write-backs take turns, see ``read_ok``). All memories sit
@@ -135,10 +137,11 @@ class Core(wiring.Component):
     other two) or ``None``: ``"spram"`` when the platform given to ``elaborate`` is an iCE40
     UltraPlus and the lanes fit its four SPRAM blocks, else ``"block"``.
 
-    ``update_pipeline``: ``"long"`` (six stages, at most one carry chain of the neuron
-    arithmetic between registers: for clock speed) or ``"short"`` (four stages, about 300
-    flip-flops fewer: for the iCE40's few logic cells); ``None``: ``"short"`` on an iCE40
-    platform, else ``"long"``. Both compute the same thing bit for bit.
+    ``update_pipeline``: ``"long"`` (five stages, at most one carry chain of the neuron
+    arithmetic between registers: for clock speed) or ``"short"`` (four stages: the last two
+    adders, side by side, and the decision in one clock, about 90 flip-flops fewer: for the
+    iCE40's few logic cells); ``None``: ``"short"`` on an iCE40 platform, else ``"long"``.
+    Both compute the same thing bit for bit.
     """
 
     def __init__(self, config, *, small_ram_style=None, synapse_memory=None,
@@ -411,8 +414,8 @@ class Core(wiring.Component):
                                  lists_wp.addr.eq(scan_a), lists_wp.data.eq(0), lists_wp.en.eq(1)]
                     m.d.sync += [s1_a.eq(scan_a), scan_a.eq(scan_a + 1)]
                 m.d.sync += s1_valid.eq(scan)
-                # deliverer: take the next event axon into a register (the FIFO's block RAM
-                # output is slow), then, stage 0, read the synapse words (and post traces)
+                # deliverer: take the next event axon (read ahead into ``nxt_a``) into
+                # ``cur_a``, then, stage 0, read the synapse words (and post traces)
                 with m.If(nxt_valid & (~cur_valid | (last_word & issue))):
                     m.d.comb += take_d.eq(1)
                     m.d.sync += [cur_a.eq(nxt_a), cur_valid.eq(1)]
@@ -533,7 +536,7 @@ class Core(wiring.Component):
                          s3_gen_prob.eq(axon_f["gen_prob"])]
         m.d.sync += s3_valid.eq(s2_valid)
 
-        # -- scanner, stage 3: E_t membership, pre trace, event FIFO -------------------------
+        # -- scanner, stage 3: E_t membership, pre trace, append to the list -----------------
         gen = gen_r[16:] < s3_gen_prob
         m.d.comb += fire.eq(s3_ext | gen)
         with m.If(s3_valid):
