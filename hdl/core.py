@@ -7,8 +7,9 @@ One timestep (``start`` .. ``done``) runs these phases (see ``docs/architecture.
 ``DELIVER``  the *scanner* walks every axon once (input bitmap | generator, pre-trace update) and
              appends the axons of ``E_t`` to the list memory; at the same time the *deliverer*
              takes them and reads one lane-wide synapse word per clock, adding each weight into
-             its delay slot (read-modify-write, transparent read: back-to-back hits on one slot
-             are exact) and writing the depressed weight back ``_WB`` clocks after the read.
+             its delay slot (read-modify-write; with ``N = L`` a transparent read: back-to-back
+             hits on one slot are exact) and writing the depressed weight back ``_WB`` clocks
+             after the read.
 ``UPDATE``   one neuron per clock: decay, integrate the slot of ``t mod S``, bias, threshold,
              reset, refractory, post trace (five stages, or four with ``update_pipeline=
              "short"``); per lane-wide word with a spike, an entry of the post list (in the list
@@ -238,7 +239,10 @@ class Core(wiring.Component):
             m.d.comb += read_ok.eq(1)
         slot_rp, slot_wp, y_rp, y_wp = [], [], [], []
         for j in range(L):
-            rp, wp = mem(f"slot{j}", c.slot_bits, S * NW, transparent=True)
+            # transparent only with one word per row: only then can the deliverer read a slot
+            # word the clock it is written (the next event's hit on the same word); the bypass
+            # logic would sit on the address path of every slot read
+            rp, wp = mem(f"slot{j}", c.slot_bits, S * NW, transparent=NW == 1)
             slot_rp.append(rp)
             slot_wp.append(wp)
             if plastic:
