@@ -601,25 +601,25 @@ class Core(wiring.Component):
                 m.d.comb += u1_slot.eq(slot_rp[j].data)
                 if plastic:
                     m.d.comb += u1_py.eq(yprod[j])
-        u2 = {name: Signal.like(value, name=f"u2_{name}") for name, value in {
-            "v": st["v"], "ref": st["ref"], "bias": par["bias"], "slot": u1_slot,
-            "pidx": pidx}.items()}
+        # ``can_fire``: threshold < 2^23 - 1 (see stage 4), decided here, off the last stage
+        fwd1 = {"v": st["v"], "ref": st["ref"], "bias": par["bias"], "slot": u1_slot,
+                "pidx": pidx, "can_fire": ~prof["threshold"].all()}
+        u2 = {name: Signal.like(value, name=f"u2_{name}") for name, value in fwd1.items()}
         pv = _mul_alpha(st["v"], prof["alpha_v"])
         pi = _mul_alpha(st["i"], prof["alpha_i"])
         bt = par["bias"] - prof["threshold"]
         u2_pv, u2_pi, u2_py = Signal.like(pv), Signal.like(pi), Signal.like(u1_py)
         u2_bt = Signal.like(bt)
         with m.If(u1_valid):
-            m.d.sync += [u2[k].eq(v) for k, v in {
-                "v": st["v"], "ref": st["ref"], "bias": par["bias"], "slot": u1_slot,
-                "pidx": pidx}.items()]
+            m.d.sync += [u2[k].eq(v) for k, v in fwd1.items()]
             m.d.sync += [u2_pv.eq(pv), u2_pi.eq(pi), u2_py.eq(u1_py), u2_bt.eq(bt),
                          u2_n.eq(u1_n)]
         m.d.sync += u2_valid.eq(u1_valid)
 
         # -- update, stage 2: round the products (``_round16`` as the carry in of the adder
         # that follows); integrate the slot into i; decayed v plus bias, and minus threshold --
-        u3 = {name: Signal.like(u2[name], name=f"u3_{name}") for name in ("v", "ref", "pidx")}
+        u3 = {name: Signal.like(u2[name], name=f"u3_{name}")
+              for name in ("v", "ref", "pidx", "can_fire")}
         u3_i = Signal(signed(STATE_BITS))
         u3_vb = Signal(signed(STATE_BITS + 1))      # |decay(v)| < 2^23, |bias| <= 2^23
         u3_vbt = Signal(signed(STATE_BITS + 2))
@@ -658,12 +658,13 @@ class Core(wiring.Component):
         prof2 = _fields(lay[Region.PROFILE], prof2_rp.data)
         thr = prof2["threshold"]
         top = (1 << (STATE_BITS - 1)) - 1
-        x_hi, x_lo = u4_x > top, u4_x < -top - 1
+        x_sign, x_top = u4_x[-1], u4_x[STATE_BITS - 1:-1]     # x_top: above the 24-bit range
+        x_hi, x_lo = ~x_sign & x_top.any(), x_sign & ~x_top.all()
         v_int = Mux(x_hi, top, Mux(x_lo, -top - 1, u4_x))[:STATE_BITS].as_signed()
         fires = Signal()
         v_new = Signal(signed(STATE_BITS))
         ref_new = Signal(4)
-        m.d.comb += fires.eq((u4["ref"] == 0) & ~u4_dt[-1] & u4_dt.any() & ~thr.all())
+        m.d.comb += fires.eq((u4["ref"] == 0) & ~u4_dt[-1] & u4_dt.any() & u4["can_fire"])
         with m.If(u4["ref"] != 0):
             m.d.comb += [v_new.eq(u4["v"]), ref_new.eq(u4["ref"] - 1)]
         with m.Elif(fires):
