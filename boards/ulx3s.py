@@ -3,9 +3,9 @@
 25 MHz oscillator, an ``EHXPLLL`` makes the preset's clock (``clock_hz`` of the ``ulx3s-85f``
 preset; the board top refuses a clock the PLL cannot make exactly). The FTDI chip is the UART.
 Memory split: synapse words (weight, delay, mask packed) in DP16KD block RAM; neuron state,
-parameters, profiles, axon table, input bitmap and post list in LUT RAM (``ram_style``
-"distributed", set by the Yosys commands below); delay slots, post traces and the link's
-buffers in block RAM.
+parameters, profiles, axon table and the core's list memory (input bitmap, events, post list)
+in LUT RAM (``ram_style`` "distributed", set by the Yosys commands below); delay slots, post
+traces and the link's buffers in block RAM.
 """
 
 from . import Board
@@ -26,8 +26,7 @@ BOARD = Board(
     # The per-neuron and per-axon memories of the cores go to LUT RAM so that the synapses get
     # the block RAM (with everything in block RAM Yosys asks for 213 of the 208 DP16KD).
     yosys_commands=('setattr -set ram_style "distributed" ' + " ".join(
-        f"top.soc.*/m:{name}" for name in ("state", "param", "profile", "axon", "bitmap",
-                                           "postlist")),),
+        f"top.soc.*/m:{name}" for name in ("state", "param", "profile", "axon", "lists")),),
     memory={
         "synapses (weight, delay, mask)": "block RAM (DP16KD)",
         "neuron state, parameters, profiles, axon table": "LUT RAM (TRELLIS_DPR16X4)",

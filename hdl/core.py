@@ -5,16 +5,19 @@ One timestep (``start`` .. ``done``) runs these phases (see ``docs/architecture.
 ``KEY``      seven clocks: the per-step PRNG keys ``mix32(seed ^ mix32(t))`` through the mixer
              the scanner shares (cut in three by two registers).
 ``DELIVER``  the *scanner* walks every axon once (input bitmap | generator, pre-trace update) and
-             pushes the axons of ``E_t`` into a FIFO; at the same time the *deliverer* pops them
-             and reads one lane-wide synapse word per clock, adding each weight into its delay
-             slot (read-modify-write, transparent read: back-to-back hits on one slot are exact)
-             and writing the depressed weight back ``_WB`` clocks after the read.
+             appends the axons of ``E_t`` to the list memory; at the same time the *deliverer*
+             takes them and reads one lane-wide synapse word per clock, adding each weight into
+             its delay slot (read-modify-write; with ``N = L`` a transparent read: back-to-back
+             hits on one slot are exact) and writing the depressed weight back ``_WB`` clocks
+             after the read.
 ``UPDATE``   one neuron per clock: decay, integrate the slot of ``t mod S``, bias, threshold,
-             reset, refractory, post trace (six stages, or four with ``update_pipeline=
-             "short"``); spikes go to the output FIFO and, per lane-wide word, to the post list.
+             reset, refractory, post trace (five stages, or four with ``update_pipeline=
+             "short"``); per lane-wide word with a spike, an entry of the post list (in the list
+             memory), from which ``spike_out`` sends the neurons meanwhile.
 ``POT``      if ``learn``: for each word of the post list, the eager column walk (``A`` synapse
              words, only the spiking lanes are written, ``_WB`` clocks after the read).
-``EMIT``     wait until the output FIFO is empty, then ``step <- t + 1`` and ``done``.
+``EMIT``     wait until the spike output has drained the post list, then ``step <- t + 1`` and
+             ``done``.
 
 The synapse lanes are ``LaneMemory`` (block RAM) or ``SpramLaneMemory`` (iCE40 SPRAM, single
 port: with learning on, reads and write-backs take turns, see ``read_ok``). All memories sit
@@ -23,7 +26,7 @@ behind ports that the memory access port (``mem_req`` / ``mem_rsp``, declared in
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..image import REGISTER_FIELDS, STATE_BITS, TRACE_BITS, CoreConfig
@@ -53,8 +56,10 @@ def synapse_memory_for(config, platform):
 
 
 # clocks from a synapse read to its learning write-back (deliverer and column walk): the
-# random number of the lane mixer is ready MIX_LATENCY clocks after the read, and is registered
-_WB = MIX_LATENCY + 1
+# random number of the lane mixer is ready MIX_LATENCY clocks after the read and is registered
+# with the product; the rounded update ``(product + random) >> 22`` is registered too, so that
+# the write-back clock only adds it to the weight and clamps (one carry chain per clock)
+_WB = MIX_LATENCY + 2
 
 
 def update_pipeline_for(platform):
@@ -99,6 +104,12 @@ def _round16(product):
     return (product + (1 << 15)) >> 16
 
 
+def _high16(product):
+    """``product >> 16``: with ``product[15]`` as the carry in of the adder that takes it, the
+    rounded decay ``_round16(product)`` without an adder of its own."""
+    return product[16:].as_signed() if product.shape().signed else product[16:]
+
+
 def _mul_alpha(z, alpha):
     """Exact product of a (signed or unsigned) ``z`` by an unsigned 16-bit factor."""
     if z.shape().signed:
@@ -127,10 +138,11 @@ class Core(wiring.Component):
     other two) or ``None``: ``"spram"`` when the platform given to ``elaborate`` is an iCE40
     UltraPlus and the lanes fit its four SPRAM blocks, else ``"block"``.
 
-    ``update_pipeline``: ``"long"`` (six stages, at most one carry chain of the neuron
-    arithmetic between registers: for clock speed) or ``"short"`` (four stages, about 300
-    flip-flops fewer: for the iCE40's few logic cells); ``None``: ``"short"`` on an iCE40
-    platform, else ``"long"``. Both compute the same thing bit for bit.
+    ``update_pipeline``: ``"long"`` (five stages, at most one carry chain of the neuron
+    arithmetic between registers: for clock speed) or ``"short"`` (four stages: the last two
+    adders, side by side, and the decision in one clock, about 90 flip-flops fewer: for the
+    iCE40's few logic cells); ``None``: ``"short"`` on an iCE40 platform, else ``"long"``.
+    Both compute the same thing bit for bit.
     """
 
     def __init__(self, config, *, small_ram_style=None, synapse_memory=None,
@@ -168,7 +180,7 @@ class Core(wiring.Component):
         N, A, S, P = c.n_neurons, c.n_axons, c.n_slots, c.n_profiles
         L = mm.lanes
         NW = N // L
-        lb, wb, nb, D = _log2(L), _log2(NW), c.neuron_bits, c.delay_bits
+        lb, wb, D = _log2(L), _log2(NW), c.delay_bits
         W, plastic = c.weight_bits, c.plastic
         lay = {r: mm[r] for r in Region}
 
@@ -197,9 +209,18 @@ class Core(wiring.Component):
         state_rp, state_wp = mem("state", state_w, N, small=True)
         param_rp, param_wp = mem("param", lay[Region.PARAM].width, N, small=True)
         prof_rp, prof_wp = mem("profile", lay[Region.PROFILE].width, P, comb_read=True)
+        prof2_rp = m.submodules.profile.read_port(domain="comb")
         axon_rp, axon_wp = mem("axon", lay[Region.AXON].width, A, small=True)
-        bmap_rp, bmap_wp = mem("bitmap", 1, A, small=True)
-        post_rp, post_wp = mem("postlist", max(wb, 0) + L, NW, small=True)
+        # the list memory: the axons of E_t during DELIVER (the scanner appends, the deliverer
+        # takes them in order), then the post list (one entry per lane-wide word holding a
+        # spike: the lanes' mask and the word), which is both the spike output and, with
+        # learning, the column walk's work list; the phases never overlap, so one memory
+        # (one block RAM on the iCE40) holds all three queues. Its top bit (``ext``) is the
+        # input bitmap: set by an input event while idle, read and cleared by the scanner in
+        # one clock (the read returns the word before the write); an entry is only ever
+        # appended below the scanner, where the bitmap has been read already.
+        LW = max(c.axon_bits, wb + L, 1)
+        lists_rp, lists_wp = mem("lists", LW + 1, max(A, NW), small=True)
         kind = self.synapse_memory or synapse_memory_for(c, platform)
         lane_memory = SpramLaneMemory if kind == "spram" else LaneMemory
         syn = []
@@ -218,22 +239,16 @@ class Core(wiring.Component):
             m.d.comb += read_ok.eq(1)
         slot_rp, slot_wp, y_rp, y_wp = [], [], [], []
         for j in range(L):
-            rp, wp = mem(f"slot{j}", c.slot_bits, S * NW, transparent=True)
+            # transparent only with one word per row: only then can the deliverer read a slot
+            # word the clock it is written (the next event's hit on the same word); the bypass
+            # logic would sit on the address path of every slot read
+            rp, wp = mem(f"slot{j}", c.slot_bits, S * NW, transparent=NW == 1)
             slot_rp.append(rp)
             slot_wp.append(wp)
             if plastic:
                 rp, wp = mem(f"y{j}", TRACE_BITS, NW, small=True)
                 y_rp.append(rp)
                 y_wp.append(wp)
-        m.submodules.ev_fifo = ev_fifo = fifo.SyncFIFOBuffered(width=max(c.axon_bits, 1),
-                                                               depth=max(A, 2))
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=max(nb, 1),
-                                                                 depth=max(N, 2))
-        m.d.comb += [
-            self.spike_out.valid.eq(out_fifo.r_rdy),
-            self.spike_out.payload.eq(out_fifo.r_data),
-            out_fifo.r_en.eq(self.spike_out.ready),
-        ]
 
         syn_f = [_fields(lay[Region.SYNAPSE], s.r_data) for s in syn]
         axon_f = _fields(lay[Region.AXON], axon_rp.data)
@@ -250,13 +265,25 @@ class Core(wiring.Component):
         # one mixer for the keys (KEY) and the generator draws (the scanner, DELIVER), cut in
         # three by two registers (``mix32_pipelined``): its output is the mix of the input of
         # two clocks earlier. ``mix_in`` and ``gen_in`` are zero outside their phases, so their
-        # OR selects. The lanes' depression/potentiation numbers have one mixer each.
+        # OR selects. The lanes' depression/potentiation numbers have one mixer each, except
+        # on single-port synapse memory: there the deliverer draws on at most half the clocks
+        # (``read_ok``), so lane 0 shares the key mixer and the scanner draws on the clocks
+        # the deliverer leaves (``scan``); a mixer is about 330 logic cells on the iCE40.
+        # The mixers' inputs are selected by the phase and the shallow ``lane_sel`` only (a
+        # draw nobody takes is harmless), not by the deep conditions of the stages that take
+        # the output: the selection is in front of two 32-bit adders.
+        share_mixer = plastic and lane_memory.single_port
         mix_in = Signal(32)
         gen_in = Signal(32)
-        mix_out = mix32_pipelined(m, mix_in | gen_in, "mixkey")
+        lane_sel = Signal()
         lane_in = [Signal(32, name=f"lane_in{j}") for j in range(L if plastic else 0)]
-        lane_out = [mix32_pipelined(m, lane_in[j], f"mixlane{j}") for j in range(len(lane_in))]
-        tkey = Signal(32)
+        if share_mixer:
+            mix_out = mix32_pipelined(m, mix_in | Mux(lane_sel, lane_in[0], gen_in), "mixkey")
+            lane_out = [mix_out] + [mix32_pipelined(m, lane_in[j], f"mixlane{j}")
+                                    for j in range(1, L)]
+        else:
+            mix_out = mix32_pipelined(m, mix_in | gen_in, "mixkey")
+            lane_out = [mix32_pipelined(m, lane_in[j], f"mixlane{j}") for j in range(len(lane_in))]
         key_stdp = Signal(32)
         key_gen = Signal(32)
 
@@ -273,9 +300,8 @@ class Core(wiring.Component):
         scan_a = Signal(range(A + 1))
         s1_valid, s1_a = Signal(), Signal(range(A))
         s2_valid, s2_a, s2_ext = Signal(), Signal(range(A)), Signal()
-        s2_axon = Signal(lay[Region.AXON].width)
         s3_valid, s3_a, s3_ext = Signal(), Signal(range(A)), Signal()
-        s3_axon = Signal(lay[Region.AXON].width)
+        s3_gen_prob = Signal.like(axon_f["gen_prob"])
         gen_r = Signal(32)
         dw = Signal(range(NW))
         cur_valid, cur_a = Signal(), Signal(range(A))
@@ -295,15 +321,33 @@ class Core(wiring.Component):
         wb_delay = [Signal(max(D, 1), name=f"wb_d{j}") for j in range(L)]
         wb_mask = [Signal(name=f"wb_m{j}") for j in range(L)]
         wb_en = [Signal(name=f"wb_en{j}") for j in range(L)]
+        wd_valid, wd_addr, wd_neg = Signal(), Signal(range(A * NW)), Signal()
+        wd_delta = [Signal(11, name=f"wd_delta{j}") for j in range(L)]
+        wd_weight = [Signal(signed(W), name=f"wd_w{j}") for j in range(L)]
+        wd_delay = [Signal(max(D, 1), name=f"wd_d{j}") for j in range(L)]
+        wd_mask = [Signal(name=f"wd_m{j}") for j in range(L)]
+        wd_en = [Signal(name=f"wd_en{j}") for j in range(L)]
 
         un = Signal(range(N + 1))
         u1_valid, u1_n = Signal(), Signal(range(N))
         u2_valid, u2_n = Signal(), Signal(range(N))
         u3_valid, u3_n = Signal(), Signal(range(N))
         u4_valid, u4_n = Signal(), Signal(range(N))
-        u5_valid, u5_n = Signal(), Signal(range(N))
         acc = Signal(L)
-        pl_count = Signal(range(NW + 1))
+        # the list memory's queue: ``lw`` entries written, ``lr`` read (``fetch``). In DELIVER
+        # an entry read (``pend``) goes to the register ``nxt_a``, because the scanner reads the
+        # bitmap through the same port, and the deliverer takes it (``take_d``); from UPDATE on
+        # (``emitting``) the spike output works from the port's data itself (``head``: it holds
+        # entry ``lr - 1``, not yet taken, ``take_s``) and sends a spike per clock.
+        lw = Signal(range(max(A, NW) + 1))
+        lr = Signal(range(max(A, NW) + 1))
+        fetch, pend, head, take_d, take_s = Signal(), Signal(), Signal(), Signal(), Signal()
+        nxt_valid, nxt_a = Signal(), Signal(range(A))
+        emitting = Signal()
+        drained = Signal()
+        m.d.comb += drained.eq((lr == lw) & ~head & ~pend & ~nxt_valid)
+        m.d.comb += lists_rp.en.eq(0)       # the head is held until taken (``en`` is 1 by default)
+        fire = Signal()                     # the scanner's stage 3 appends an event
 
         pe = Signal(range(NW + 1))
         pa = Signal(range(A + 1))
@@ -314,8 +358,6 @@ class Core(wiring.Component):
         p2_delay = [Signal(max(D, 1), name=f"p2_d{j}") for j in range(L)]
         p2_smask = [Signal(name=f"p2_m{j}") for j in range(L)]
 
-        axon_s2 = _fields(lay[Region.AXON], s2_axon)
-
         # -- shared multipliers (DSP blocks are few on the iCE40): per lane, y * alpha_y serves
         # the deliverer (depression, stage 1) and the update (stage 1), which never overlap;
         # x * (alpha_x or a_plus) serves the scanner (stage 2) and the column walk (stage 1)
@@ -325,8 +367,7 @@ class Core(wiring.Component):
         xprod = Signal(32)
         xprod_r = Signal(32)      # registered: used by scanner stage 3 and walk stage 2
         if plastic:
-            m.d.comb += xprod.eq(Mux(p1_valid, axon_f["x"], axon_s2["x"])
-                                 * Mux(p1_valid, regs["a_plus"], regs["alpha_x"]))
+            m.d.comb += xprod.eq(axon_f["x"] * Mux(p1_valid, regs["a_plus"], regs["alpha_x"]))
             m.d.sync += xprod_r.eq(xprod)
 
         m.d.sync += p1_valid.eq(0)
@@ -343,14 +384,14 @@ class Core(wiring.Component):
             with m.State("KEY1"):
                 m.next = "KEY2"
             with m.State("KEY2"):
-                m.d.sync += tkey.eq(mix_out)
+                m.d.sync += key_gen.eq(mix_out)      # mix32(t), until KEY5
                 m.next = "KEY3"
             with m.State("KEY3"):
-                m.d.comb += mix_in.eq(regs["gen_seed"] ^ tkey)
+                m.d.comb += mix_in.eq(regs["gen_seed"] ^ key_gen)
                 m.next = "KEY4"
             with m.State("KEY4"):
                 if plastic:
-                    m.d.comb += mix_in.eq(regs["stdp_seed"] ^ tkey)
+                    m.d.comb += mix_in.eq(regs["stdp_seed"] ^ key_gen)
                 m.next = "KEY5"
             with m.State("KEY5"):
                 m.d.sync += key_gen.eq(mix_out)
@@ -361,37 +402,45 @@ class Core(wiring.Component):
                     m.d.sync += key_stdp.eq(mix_out)
                     m.next = "DELIVER"
             with m.State("DELIVER"):
-                # scanner, stage 0: read bitmap and axon word, draw the generator number
-                with m.If(scan_a < A):
-                    m.d.comb += [bmap_rp.addr.eq(scan_a), axon_rp.addr.eq(scan_a),
-                                 bmap_rp.en.eq(1), axon_rp.en.eq(1)]
-                    m.d.comb += gen_in.eq(key_gen ^ rand_word(2, scan_a[:c.axon_bits], 0))
-                    m.d.sync += [s1_a.eq(scan_a), scan_a.eq(scan_a + 1)]
-                m.d.sync += s1_valid.eq(scan_a < A)
-                # deliverer: take the next event axon into a register (the FIFO's block RAM
-                # output is slow), then, stage 0, read the synapse words (and post traces)
                 last_word = dw == NW - 1
                 issue = Signal()
                 m.d.comb += issue.eq(cur_valid & read_ok)
-                with m.If(ev_fifo.r_rdy & (~cur_valid | (last_word & issue))):
-                    m.d.comb += ev_fifo.r_en.eq(1)
-                    m.d.sync += [cur_a.eq(ev_fifo.r_data), cur_valid.eq(1)]
+                # scanner, stage 0: read and clear the bitmap bit, draw the generator number;
+                # on clocks where the list memory's ports are free (no entry read or appended)
+                scan = Signal()
+                busy_ports = fetch | (s3_valid & fire)
+                if share_mixer:
+                    busy_ports |= issue & regs["learn"]
+                m.d.comb += scan.eq((scan_a < A) & ~busy_ports)
+                m.d.comb += gen_in.eq(key_gen ^ rand_word(2, scan_a[:c.axon_bits], 0))
+                with m.If(scan):
+                    m.d.comb += [lists_rp.addr.eq(scan_a), lists_rp.en.eq(1),
+                                 lists_wp.addr.eq(scan_a), lists_wp.data.eq(0), lists_wp.en.eq(1)]
+                    m.d.sync += [s1_a.eq(scan_a), scan_a.eq(scan_a + 1)]
+                m.d.sync += s1_valid.eq(scan)
+                # deliverer: take the next event axon (read ahead into ``nxt_a``) into
+                # ``cur_a``, then, stage 0, read the synapse words (and post traces)
+                with m.If(nxt_valid & (~cur_valid | (last_word & issue))):
+                    m.d.comb += take_d.eq(1)
+                    m.d.sync += [cur_a.eq(nxt_a), cur_valid.eq(1)]
                 with m.Elif(last_word & issue):
                     m.d.sync += cur_valid.eq(0)
+                a = cur_a[:c.axon_bits]
+                if plastic:     # the depression draws (taken with learning only)
+                    m.d.comb += lane_sel.eq(issue & regs["learn"])
+                    for j in range(L):
+                        n = Cat(Const(j, lb), dw[:wb])
+                        m.d.comb += lane_in[j].eq(key_stdp ^ rand_word(0, a, n))
                 with m.If(issue):
-                    a = cur_a[:c.axon_bits]
                     for j in range(L):
                         m.d.comb += [syn[j].r_addr.eq(Cat(dw[:wb], a)), syn[j].r_en.eq(1)]
                         if plastic:
                             m.d.comb += [y_rp[j].addr.eq(dw), y_rp[j].en.eq(1)]
-                            n = Cat(Const(j, lb), dw[:wb])
-                            m.d.comb += lane_in[j].eq(key_stdp ^ rand_word(0, a, n))
                     m.d.sync += [d1_w.eq(dw), d1_a.eq(a), dw.eq(Mux(last_word, 0, dw + 1))]
                 m.d.sync += d1_valid.eq(issue)
-                with m.If((scan_a == A) & ~s1_valid & ~s2_valid & ~s3_valid
-                          & (ev_fifo.level == 0) & ~ev_fifo.r_rdy & ~cur_valid & ~d1_valid
-                          & ~d2_valid & ~wb_valid):
-                    m.d.sync += un.eq(0)
+                with m.If((scan_a == A) & ~s1_valid & ~s2_valid & ~s3_valid & drained
+                          & ~cur_valid & ~d1_valid & ~d2_valid & ~wb_valid & ~wd_valid):
+                    m.d.sync += [un.eq(0), lw.eq(0), lr.eq(0), emitting.eq(1)]
                     m.next = "UPDATE"
             with m.State("UPDATE"):
                 with m.If(un < N):
@@ -404,75 +453,106 @@ class Core(wiring.Component):
                             m.d.comb += [y_rp[j].addr.eq(un[lb:lb + wb]), y_rp[j].en.eq(1)]
                     m.d.sync += [u1_n.eq(un), un.eq(un + 1)]
                 m.d.sync += u1_valid.eq(un < N)
-                with m.If((un == N) & ~u1_valid & ~u2_valid & ~u3_valid & ~u4_valid
-                          & ~u5_valid):
+                with m.If((un == N) & ~u1_valid & ~u2_valid & ~u3_valid & ~u4_valid):
                     m.d.sync += pe.eq(0)
                     if plastic:
-                        with m.If(regs["learn"] & (pl_count != 0)):
-                            m.next = "POT_FETCH"
+                        # the walk reads the list memory once the spike output has drained it
+                        with m.If(regs["learn"] & (lw != 0)):
+                            with m.If(drained):
+                                m.next = "POT_FETCH"
                         with m.Else():
                             m.next = "EMIT"
                     else:
                         m.next = "EMIT"
             if plastic:
                 with m.State("POT_FETCH"):
-                    m.d.comb += [post_rp.addr.eq(pe), post_rp.en.eq(1)]
+                    m.d.comb += [lists_rp.addr.eq(pe), lists_rp.en.eq(1)]
                     m.next = "POT_LATCH"
                 with m.State("POT_LATCH"):
-                    m.d.sync += [cur_mask.eq(post_rp.data[:L]), cur_w.eq(post_rp.data[L:]),
+                    m.d.sync += [cur_mask.eq(lists_rp.data[:L]),
+                                 cur_w.eq(lists_rp.data[L:L + wb]),
                                  pa.eq(0), pe.eq(pe + 1)]
                     m.next = "POT_WALK"
                 with m.State("POT_WALK"):
+                    m.d.comb += lane_sel.eq(1)
+                    for j in range(L):
+                        n = Cat(Const(j, lb), cur_w[:wb])
+                        m.d.comb += lane_in[j].eq(key_stdp ^ rand_word(1, pa[:c.axon_bits], n))
                     with m.If(read_ok):
                         for j in range(L):
                             m.d.comb += [syn[j].r_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
                                          syn[j].r_en.eq(1)]
-                            n = Cat(Const(j, lb), cur_w[:wb])
-                            m.d.comb += lane_in[j].eq(key_stdp
-                                                      ^ rand_word(1, pa[:c.axon_bits], n))
                         m.d.comb += [axon_rp.addr.eq(pa), axon_rp.en.eq(1)]
                         m.d.sync += [p1_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
                                      p1_mask.eq(cur_mask), pa.eq(pa + 1)]
                         m.d.sync += p1_valid.eq(1)
                         with m.If(pa == A - 1):
-                            with m.If(pe == pl_count):
+                            with m.If(pe == lw):
                                 m.next = "POT_DRAIN"
                             with m.Else():
                                 m.next = "POT_FETCH"
                 with m.State("POT_DRAIN"):
-                    with m.If(~p1_valid & ~p2_valid & ~wb_valid):
+                    with m.If(~p1_valid & ~p2_valid & ~wb_valid & ~wd_valid):
                         m.next = "EMIT"
             with m.State("EMIT"):
-                with m.If((out_fifo.level == 0) & ~out_fifo.r_rdy):
-                    m.d.sync += t.eq(t + 1)
+                with m.If(drained):
+                    m.d.sync += [t.eq(t + 1), lw.eq(0), lr.eq(0), emitting.eq(0)]
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
         m.d.comb += self.busy.eq(~idle)
 
-        # -- scanner, stage 1: second half of the generator draw; hold the words read ----------
+        # -- the list memory's queue: read the next entry when its place is free or taken ----
+        with m.If(emitting):
+            m.d.comb += fetch.eq((lr != lw) & (~head | take_s))
+            m.d.sync += head.eq(fetch | (head & ~take_s))
+        with m.Else():
+            m.d.comb += fetch.eq((lr != lw) & ~pend & (~nxt_valid | take_d))
+        m.d.sync += pend.eq(fetch & ~emitting)
+        with m.If(fetch):
+            m.d.comb += [lists_rp.addr.eq(lr), lists_rp.en.eq(1)]
+            m.d.sync += lr.eq(lr + 1)
+        with m.If(pend):
+            m.d.sync += nxt_a.eq(lists_rp.data[:c.axon_bits])
+        m.d.sync += nxt_valid.eq(pend | (nxt_valid & ~take_d))
+        # the spike output: the neurons of the head entry's mask, lowest lane first (``sent``:
+        # the lanes already sent); the entry is taken with its last spike
+        sent = Signal(L)
+        rest = lists_rp.data[:L] & ~sent
+        lane = Signal(range(L))
+        for j in reversed(range(L)):
+            with m.If(rest[j]):
+                m.d.comb += lane.eq(j)
+        last = (rest & ~(Const(1, L) << lane)[:L]) == 0
+        m.d.comb += [self.spike_out.valid.eq(emitting & head),
+                     self.spike_out.payload.eq(Cat(lane[:lb], lists_rp.data[L:L + wb]))]
+        with m.If(self.spike_out.valid & self.spike_out.ready):
+            m.d.sync += sent.eq(Mux(last, 0, sent | (Const(1, L) << lane)[:L]))
+            m.d.comb += take_s.eq(last)
+
+        # -- scanner, stage 1: second part of the generator draw; read the axon word ----------
         with m.If(s1_valid):
-            m.d.sync += [s2_a.eq(s1_a), s2_ext.eq(bmap_rp.data[0]), s2_axon.eq(axon_rp.data)]
+            m.d.comb += [axon_rp.addr.eq(s1_a), axon_rp.en.eq(1)]
+            m.d.sync += [s2_a.eq(s1_a), s2_ext.eq(lists_rp.data[LW])]
         m.d.sync += s2_valid.eq(s1_valid)
         # -- scanner, stage 2: third part of the draw; the pre-trace decay product -----------
         with m.If(s2_valid):
             m.d.sync += [gen_r.eq(mix_out), s3_a.eq(s2_a), s3_ext.eq(s2_ext),
-                         s3_axon.eq(s2_axon)]
+                         s3_gen_prob.eq(axon_f["gen_prob"])]
         m.d.sync += s3_valid.eq(s2_valid)
 
-        # -- scanner, stage 3: E_t membership, pre trace, event FIFO -------------------------
-        axon_s3 = _fields(lay[Region.AXON], s3_axon)
-        gen = gen_r[16:] < axon_s3["gen_prob"]
-        fire = Signal()
+        # -- scanner, stage 3: E_t membership, pre trace, append to the list -----------------
+        gen = gen_r[16:] < s3_gen_prob
         m.d.comb += fire.eq(s3_ext | gen)
         with m.If(s3_valid):
-            m.d.comb += [bmap_wp.addr.eq(s3_a), bmap_wp.data.eq(0), bmap_wp.en.eq(1),
-                         ev_fifo.w_en.eq(fire), ev_fifo.w_data.eq(s3_a)]
+            with m.If(fire):
+                m.d.comb += [lists_wp.addr.eq(lw), lists_wp.data.eq(s3_a), lists_wp.en.eq(1)]
+                m.d.sync += lw.eq(lw + 1)
             if plastic:
                 xd = _round16(xprod_r)
                 x_new = Mux(fire, Mux(regs["trace_mode"], regs["x_inc"],
                                       _usat(xd + regs["x_inc"], TRACE_BITS)), xd)
                 m.d.comb += [axon_wp.addr.eq(s3_a), axon_wp.en.eq(1),
-                             axon_wp.data.eq(Cat(x_new[:TRACE_BITS], axon_s3["gen_prob"]))]
+                             axon_wp.data.eq(Cat(x_new[:TRACE_BITS], s3_gen_prob))]
 
         # -- deliverer, stage 1: slot addresses and reads; decayed post trace ---------------
         with m.If(d1_valid):
@@ -503,11 +583,15 @@ class Core(wiring.Component):
                                  wb_en[j].eq(regs["learn"] & d2_mask[j])]
                 m.d.sync += [wb_addr.eq(d2_synaddr), wb_neg.eq(1)]
 
-        # -- update, stage 1: operands and the decay products --------------------------------
+        # -- update, stage 1: operands; the decay products; bias - threshold ----------------
+        # The late profile fields (threshold, v_reset, refractory, reset_mode) are read again
+        # at the last stage through a second read port (``prof2_rp``) from the profile number
+        # carried along: two bits down the pipeline instead of 52.
         st = {"v": state_rp.data[:24].as_signed(), "i": state_rp.data[24:48].as_signed(),
               "ref": state_rp.data[48:52]}
         par = _fields(lay[Region.PARAM], param_rp.data)
-        m.d.comb += prof_rp.addr.eq(par["profile"][:_log2(P)])
+        pidx = par["profile"][:_log2(P)]
+        m.d.comb += prof_rp.addr.eq(pidx)
         prof = _fields(lay[Region.PROFILE], prof_rp.data)
         u1_j = u1_n[:lb]
         u1_slot = Signal(signed(c.slot_bits))
@@ -517,105 +601,104 @@ class Core(wiring.Component):
                 m.d.comb += u1_slot.eq(slot_rp[j].data)
                 if plastic:
                     m.d.comb += u1_py.eq(yprod[j])
-        u2 = {name: Signal.like(value, name=f"u2_{name}") for name, value in {
-            "v": st["v"], "ref": st["ref"], "bias": par["bias"], "slot": u1_slot,
-            "threshold": prof["threshold"], "v_reset": prof["v_reset"],
-            "refractory": prof["refractory"], "reset_mode": prof["reset_mode"]}.items()}
+        # ``can_fire``: threshold < 2^23 - 1 (see stage 4), decided here, off the last stage
+        fwd1 = {"v": st["v"], "ref": st["ref"], "bias": par["bias"], "slot": u1_slot,
+                "pidx": pidx, "can_fire": ~prof["threshold"].all()}
+        u2 = {name: Signal.like(value, name=f"u2_{name}") for name, value in fwd1.items()}
         pv = _mul_alpha(st["v"], prof["alpha_v"])
         pi = _mul_alpha(st["i"], prof["alpha_i"])
-        py = u1_py
-        u2_pv, u2_pi, u2_py = Signal.like(pv), Signal.like(pi), Signal.like(py)
+        bt = par["bias"] - prof["threshold"]
+        u2_pv, u2_pi, u2_py = Signal.like(pv), Signal.like(pi), Signal.like(u1_py)
+        u2_bt = Signal.like(bt)
         with m.If(u1_valid):
-            m.d.sync += [u2[k].eq(v) for k, v in {
-                "v": st["v"], "ref": st["ref"], "bias": par["bias"], "slot": u1_slot,
-                "threshold": prof["threshold"], "v_reset": prof["v_reset"],
-                "refractory": prof["refractory"], "reset_mode": prof["reset_mode"]}.items()]
-            m.d.sync += [u2_pv.eq(pv), u2_pi.eq(pi), u2_py.eq(py), u2_n.eq(u1_n)]
+            m.d.sync += [u2[k].eq(v) for k, v in fwd1.items()]
+            m.d.sync += [u2_pv.eq(pv), u2_pi.eq(pi), u2_py.eq(u1_py), u2_bt.eq(bt),
+                         u2_n.eq(u1_n)]
         m.d.sync += u2_valid.eq(u1_valid)
 
-        # -- update, stage 2: round the decay products; scale the slot ------------------------
-        fwd = ("v", "ref", "threshold", "v_reset", "refractory", "reset_mode")
-        u3 = {name: Signal.like(u2[name], name=f"u3_{name}") for name in (*fwd, "bias")}
-        u3_pv = Signal(signed(STATE_BITS + 1))
-        u3_pi = Signal(signed(STATE_BITS + 1))
-        u3_slot = Signal(signed(c.slot_bits + 15))
+        # -- update, stage 2: round the products (``_round16`` as the carry in of the adder
+        # that follows); integrate the slot into i; decayed v plus bias, and minus threshold --
+        u3 = {name: Signal.like(u2[name], name=f"u3_{name}")
+              for name in ("v", "ref", "pidx", "can_fire")}
+        u3_i = Signal(signed(STATE_BITS))
+        u3_vb = Signal(signed(STATE_BITS + 1))      # |decay(v)| < 2^23, |bias| <= 2^23
+        u3_vbt = Signal(signed(STATE_BITS + 2))
         u3_yd = Signal(TRACE_BITS)
-        # the short pipeline makes stages 2 and 3, and 4 and 5, one stage each (no register)
-        long = (self.update_pipeline or update_pipeline_for(platform)) == "long"
-        d23 = m.d.sync if long else m.d.comb
-        d45 = m.d.sync if long else m.d.comb
         with m.If(u2_valid):
-            d23 += [u3[k].eq(u2[k]) for k in u3]
-            d23 += [u3_pv.eq(_round16(u2_pv)), u3_pi.eq(_round16(u2_pi)),
-                    u3_slot.eq(u2["slot"] << regs["weight_exp"]), u3_n.eq(u2_n)]
+            m.d.sync += [u3[k].eq(u2[k]) for k in u3]
+            slot_s = u2["slot"] << regs["weight_exp"]
+            m.d.sync += [u3_i.eq(_sat(_high16(u2_pi) + slot_s + u2_pi[15], STATE_BITS)),
+                         u3_vb.eq(_high16(u2_pv) + u2["bias"] + u2_pv[15]),
+                         u3_vbt.eq(_high16(u2_pv) + u2_bt + u2_pv[15]),
+                         u3_n.eq(u2_n)]
             if plastic:
-                d23 += u3_yd.eq(_round16(u2_py))
-        d23 += u3_valid.eq(u2_valid)
+                m.d.sync += u3_yd.eq(_high16(u2_py) + u2_py[15])
+        m.d.sync += u3_valid.eq(u2_valid)
 
-        # -- update, stage 3: integrate the slot into i; decayed v plus bias ------------------
-        u4 = {name: Signal.like(u3[name], name=f"u4_{name}") for name in fwd}
+        # -- update, stage 3: x = v + i and x - threshold, side by side ------------------------
+        # (the long pipeline registers them; the short one decides in the same clock)
+        long = (self.update_pipeline or update_pipeline_for(platform)) == "long"
+        d34 = m.d.sync if long else m.d.comb
+        u4 = {name: Signal.like(u3[name], name=f"u4_{name}") for name in u3}
         u4_i = Signal(signed(STATE_BITS))
-        u4_vb = Signal(signed(STATE_BITS + 2))
+        u4_x = Signal(signed(STATE_BITS + 2))
+        u4_dt = Signal(signed(STATE_BITS + 2))
         u4_yd = Signal(TRACE_BITS)
         with m.If(u3_valid):
-            m.d.sync += [u4[k].eq(u3[k]) for k in u4]
-            m.d.sync += [u4_i.eq(_sat(u3_pi + u3_slot, STATE_BITS)),
-                         u4_vb.eq(u3_pv + u3["bias"]), u4_yd.eq(u3_yd), u4_n.eq(u3_n)]
-        m.d.sync += u4_valid.eq(u3_valid)
+            d34 += [u4[k].eq(u3[k]) for k in u4]
+            d34 += [u4_x.eq(u3_vb + u3_i), u4_dt.eq(u3_vbt + u3_i), u4_i.eq(u3_i),
+                    u4_yd.eq(u3_yd), u4_n.eq(u3_n)]
+        d34 += u4_valid.eq(u3_valid)
 
-        # -- update, stage 4: v + i, saturated -------------------------------------------------
-        u5 = {name: Signal.like(u4[name], name=f"u5_{name}") for name in fwd}
-        u5_i = Signal(signed(STATE_BITS))
-        u5_vint = Signal(signed(STATE_BITS))
-        u5_yd = Signal(TRACE_BITS)
-        with m.If(u4_valid):
-            d45 += [u5[k].eq(u4[k]) for k in u5]
-            d45 += [u5_vint.eq(_sat(u4_vb + u4_i, STATE_BITS)), u5_i.eq(u4_i),
-                    u5_yd.eq(u4_yd), u5_n.eq(u4_n)]
-        d45 += u5_valid.eq(u4_valid)
-
-        # -- update, stage 5: threshold, reset, refractory; write back ----------------------
-        i_new = u5_i
-        v_int = u5_vint
+        # -- update, stage 4: threshold, reset, refractory; write back ----------------------
+        # With v_int = sat24(x) and 0 <= threshold < 2^23: v_int > threshold exactly when
+        # x - threshold > 0 and threshold < 2^23 - 1; then v_int - threshold is x - threshold,
+        # or 2^23 - 1 - threshold (the bitwise complement of the 23 bits) when x saturated high.
+        m.d.comb += prof2_rp.addr.eq(u4["pidx"])
+        prof2 = _fields(lay[Region.PROFILE], prof2_rp.data)
+        thr = prof2["threshold"]
+        top = (1 << (STATE_BITS - 1)) - 1
+        x_sign, x_top = u4_x[-1], u4_x[STATE_BITS - 1:-1]     # x_top: above the 24-bit range
+        x_hi, x_lo = ~x_sign & x_top.any(), x_sign & ~x_top.all()
+        v_int = Mux(x_hi, top, Mux(x_lo, -top - 1, u4_x))[:STATE_BITS].as_signed()
         fires = Signal()
         v_new = Signal(signed(STATE_BITS))
         ref_new = Signal(4)
-        m.d.comb += fires.eq((u5["ref"] == 0) & (v_int > u5["threshold"]))
-        with m.If(u5["ref"] != 0):
-            m.d.comb += [v_new.eq(u5["v"]), ref_new.eq(u5["ref"] - 1)]
+        m.d.comb += fires.eq((u4["ref"] == 0) & ~u4_dt[-1] & u4_dt.any() & u4["can_fire"])
+        with m.If(u4["ref"] != 0):
+            m.d.comb += [v_new.eq(u4["v"]), ref_new.eq(u4["ref"] - 1)]
         with m.Elif(fires):
-            m.d.comb += [v_new.eq(Mux(u5["reset_mode"], v_int - u5["threshold"],
-                                      u5["v_reset"])),
-                         ref_new.eq(u5["refractory"])]
+            m.d.comb += [v_new.eq(Mux(prof2["reset_mode"],
+                                      Mux(x_hi, Cat(~thr, Const(0, 1)), u4_dt[:STATE_BITS]),
+                                      prof2["v_reset"])),
+                         ref_new.eq(prof2["refractory"])]
         with m.Else():
             m.d.comb += [v_new.eq(v_int), ref_new.eq(0)]
-        u5_j, u5_w = u5_n[:lb], u5_n[lb:lb + wb]
-        with m.If(u5_valid):
-            m.d.comb += [state_wp.addr.eq(u5_n), state_wp.en.eq(1),
-                         state_wp.data.eq(Cat(v_new, i_new, ref_new)),
-                         out_fifo.w_en.eq(fires), out_fifo.w_data.eq(u5_n)]
+        i_new = u4_i
+        u4_j, u4_w = u4_n[:lb], u4_n[lb:lb + wb]
+        with m.If(u4_valid):
+            m.d.comb += [state_wp.addr.eq(u4_n), state_wp.en.eq(1),
+                         state_wp.data.eq(Cat(v_new, i_new, ref_new))]
             if plastic:
-                yd = u5_yd
+                yd = u4_yd
                 y_new = Mux(fires, Mux(regs["trace_mode"], regs["y_inc"],
                                        _usat(yd + regs["y_inc"], TRACE_BITS)), yd)
             for j in range(L):
-                with m.If(u5_j == j):
-                    m.d.comb += [slot_wp[j].addr.eq(Cat(u5_w, t_slot)), slot_wp[j].en.eq(1),
+                with m.If(u4_j == j):
+                    m.d.comb += [slot_wp[j].addr.eq(Cat(u4_w, t_slot)), slot_wp[j].en.eq(1),
                                  slot_wp[j].data.eq(0)]
                     if plastic:
-                        m.d.comb += [y_wp[j].addr.eq(u5_w), y_wp[j].en.eq(1),
+                        m.d.comb += [y_wp[j].addr.eq(u4_w), y_wp[j].en.eq(1),
                                      y_wp[j].data.eq(y_new[:TRACE_BITS])]
-            word_mask = acc | (fires << u5_j)[:L]
-            with m.If(u5_j == L - 1):
+            word_mask = acc | (fires << u4_j)[:L]
+            with m.If(u4_j == L - 1):
                 m.d.sync += acc.eq(0)
                 with m.If(word_mask != 0):
-                    m.d.comb += [post_wp.addr.eq(pl_count), post_wp.en.eq(1),
-                                 post_wp.data.eq(Cat(word_mask, u5_w))]
-                    m.d.sync += pl_count.eq(pl_count + 1)
+                    m.d.comb += [lists_wp.addr.eq(lw), lists_wp.en.eq(1),
+                                 lists_wp.data.eq(Cat(word_mask, u4_w))]
+                    m.d.sync += lw.eq(lw + 1)
             with m.Else():
                 m.d.sync += acc.eq(word_mask)
-        with m.If(self.done):
-            m.d.sync += pl_count.eq(0)
 
         # -- potentiation, stages 1 and 2 -----------------------------------------------------
         if plastic:
@@ -637,25 +720,33 @@ class Core(wiring.Component):
                                  wb_mask[j].eq(p2_smask[j]),
                                  wb_en[j].eq(p2_mask[j] & p2_smask[j])]
             m.d.sync += wb_valid.eq(d2_valid | p2_valid)
-            # the write-back stage (deliverer stage 3, walk stage 3): _WB clocks after the read,
-            # w - dep (depression) or w + pot (potentiation), clamped
+            # deliverer and walk stage 3: the stochastically rounded update
             with m.If(wb_valid):
+                m.d.sync += [wd_addr.eq(wb_addr), wd_neg.eq(wb_neg)]
                 for j in range(L):
-                    delta = ((wb_prod[j] + wb_r[j]) >> 22)[:11]
-                    w_new = _clamp(Mux(wb_neg, wb_weight[j] - delta, wb_weight[j] + delta),
+                    m.d.sync += [wd_delta[j].eq((wb_prod[j] + wb_r[j]) >> 22),
+                                 wd_weight[j].eq(wb_weight[j]), wd_delay[j].eq(wb_delay[j]),
+                                 wd_mask[j].eq(wb_mask[j]), wd_en[j].eq(wb_en[j])]
+            m.d.sync += wd_valid.eq(wb_valid)
+            # the write-back stage (deliverer and walk stage 4): _WB clocks after the read,
+            # w - dep (depression) or w + pot (potentiation), clamped
+            with m.If(wd_valid):
+                for j in range(L):
+                    w_new = _clamp(Mux(wd_neg, wd_weight[j] - wd_delta[j],
+                                       wd_weight[j] + wd_delta[j]),
                                    regs["w_min"], regs["w_max"], W)
-                    m.d.comb += [syn[j].w_addr.eq(wb_addr),
-                                 syn[j].w_data.eq(syn_word(w_new, wb_delay[j], wb_mask[j])),
-                                 syn[j].w_en.eq(wb_en[j])]
+                    m.d.comb += [syn[j].w_addr.eq(wd_addr),
+                                 syn[j].w_data.eq(syn_word(w_new, wd_delay[j], wd_mask[j])),
+                                 syn[j].w_en.eq(wd_en[j])]
 
         self._memory_port(m, regs, idle, go, rsp_valid, state_rp, state_wp, param_rp, param_wp,
                           prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp, slot_wp, y_rp, y_wp,
-                          bmap_wp)
+                          lists_wp, LW)
         return m
 
     def _memory_port(self, m, regs, idle, go, rsp_valid, state_rp, state_wp, param_rp, param_wp,
                      prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp, slot_wp, y_rp, y_wp,
-                     bmap_wp):
+                     lists_wp, ext_bit):
         """The memory access port and the input events: both act only while the core is idle."""
         c, mm = self.config, self.memmap
         L = mm.lanes
@@ -676,27 +767,31 @@ class Core(wiring.Component):
         # input events: set the axon's bit of the input bitmap
         m.d.comb += self.spike_in.ready.eq(idle)
         with m.If(self.spike_in.valid & idle):
-            m.d.comb += [bmap_wp.addr.eq(self.spike_in.payload), bmap_wp.data.eq(1),
-                         bmap_wp.en.eq(1)]
+            m.d.comb += [lists_wp.addr.eq(self.spike_in.payload),
+                         lists_wp.data.eq(1 << ext_bit), lists_wp.en.eq(1)]
 
+        # A read's region and index are kept; registers and profiles are read out of their
+        # flip-flops while the response is presented: nothing writes them meanwhile (no request
+        # is taken and no step begins while a response waits), so no 84-bit copy is needed.
         rsp_region = Signal(3)
         rsp_lane = Signal(max(lb, 1))
-        rsp_reg = Signal(mm.data_bits)
+        rsp_index = Signal(range(max(len(reg_list), c.n_profiles) + 1))
         with m.If(rd):
-            m.d.sync += [rsp_valid.eq(1), rsp_region.eq(region), rsp_lane.eq(lane)]
-            with m.If(region == Region.PROFILE):
-                m.d.sync += rsp_reg.eq(prof_rp.data)
-            with m.Else():
-                m.d.sync += rsp_reg.eq(0)
-                for k, r in enumerate(reg_list):
-                    with m.If(index == k):
-                        m.d.sync += rsp_reg.eq(r.as_unsigned())
+            m.d.sync += [rsp_valid.eq(1), rsp_region.eq(region), rsp_lane.eq(lane),
+                         rsp_index.eq(index)]
+            with m.If((region == Region.REGISTERS) & (index >= len(reg_list))):
+                m.d.sync += rsp_index.eq(len(reg_list))     # no register there: reads 0
         with m.Elif(rsp.ready):
             m.d.sync += rsp_valid.eq(0)
         m.d.comb += rsp.valid.eq(rsp_valid)
         with m.Switch(rsp_region):
-            with m.Case(Region.REGISTERS, Region.PROFILE):
-                m.d.comb += rsp.payload.eq(rsp_reg)
+            with m.Case(Region.REGISTERS):
+                with m.Switch(rsp_index):
+                    for k, r in enumerate(reg_list):
+                        with m.Case(k):
+                            m.d.comb += rsp.payload.eq(r.as_unsigned())
+            with m.Case(Region.PROFILE):
+                m.d.comb += rsp.payload.eq(prof_rp.data)
             with m.Case(Region.NEURON):
                 y = Const(0, 0)
                 if y_rp:
@@ -719,7 +814,7 @@ class Core(wiring.Component):
 
         with m.If(idle):
             m.d.comb += [state_rp.addr.eq(n), param_rp.addr.eq(n), state_rp.en.eq(rd),
-                         param_rp.en.eq(rd), prof_rp.addr.eq(index[:_log2(c.n_profiles)]),
+                         param_rp.en.eq(rd), prof_rp.addr.eq(rsp_index[:_log2(c.n_profiles)]),
                          axon_rp.addr.eq(index[:ab]), axon_rp.en.eq(rd)]
             for j in range(L):
                 m.d.comb += [syn[j].r_addr.eq(Cat(w, hi[:ab])), syn[j].r_en.eq(rd),
