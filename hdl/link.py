@@ -37,7 +37,8 @@ from .chip import chip_request_layout
 from .framing import HeaderLayout, SerialCRC
 from .stepper import Entry, EntryKind
 
-__all__ = ["AckFilter", "CommandProcessor", "chip_address"]
+__all__ = ["AckFilter", "CommandProcessor", "STATUS_COUNTERS", "CLEARED_COUNTERS",
+           "chip_address"]
 
 _REQ_BYTES = max(layout.size for layout in REQUEST.values())
 _STORED = 9                  # reply bytes kept in the history (STEP's reply is the longest)
@@ -54,6 +55,12 @@ _KNOWN = (Command.HELLO, Command.WRITE, Command.READ, Command.REGION_CRC, Comman
 _BUSY = (Command.WRITE, Command.READ, Command.REGION_CRC, Command.STEP, Command.RUN,
          Command.GENERATORS)
 _PROBE_FIXED = protocol.OUTPUT[Command.PROBE_DATA].size
+# The STATUS fields that count events, in the order of the SoC's ``StatsBank``. RESET clears the
+# link's own counters (from ``naks`` on: ``linkpeer.FakeBoard.reset``) but not those of the line,
+# which count what happened on the wire whatever the board did.
+STATUS_COUNTERS = ("crc_errors", "frame_errors", "uart_errors", "overruns", "naks", "duplicates",
+                   "out_resent", "timer_overruns", "stalls")
+CLEARED_COUNTERS = STATUS_COUNTERS.index("naks")
 
 
 def chip_address(m, chipmap, core, region, index):
@@ -172,15 +179,18 @@ class CommandProcessor(wiring.Component):
             "st_busy_last": In(32), "st_busy_max": In(32), "st_steps_left": In(32),
             "st_input_floor": In(32), "st_last_input": In(32),
             "st_free": In(32), "st_paced": In(1), "core_step": In(32),
-            "out_seq": In(8), "out_resent": In(32),
-            "crc_errors": In(32), "frame_errors": In(32), "uart_errors": In(32),
-            "overruns": In(32), "stalls": In(32),
+            "out_seq": In(8),
             "rx_start": In(1), "counter": In(32), "soft_reset": Out(1),
             # TIMER and PROBE settings (to the stepper and the probe engine)
-            "period": Out(32), "timer_overruns": In(32),
+            "period": Out(32),
             "pr_set": Out(1), "pr_probe": Out(8), "pr_core": Out(8), "pr_region": Out(8),
             "pr_period": Out(8), "pr_index": Out(32), "pr_count": Out(16),
-            "naks": Out(32), "duplicates": Out(32), "idle": Out(1),
+            "idle": Out(1),
+            # the event counters (a ``StatsBank`` of ``STATUS_COUNTERS``): what the processor
+            # counts, and one counter read whole for STATUS
+            "nak_made": Out(1), "duplicate": Out(1),
+            "sb_req": Out(1), "sb_index": Out(range(len(STATUS_COUNTERS))), "sb_done": In(1),
+            "sb_value": In(32),
         })
         self.n_axons = c.n_axons
 
@@ -379,12 +389,9 @@ class CommandProcessor(wiring.Component):
                 "clock_hz", "baud", "out_timeout", "build_id")})
         status_fields = dict(
             cmd=Command.STATUS, state=self.st_state, step=self.core_step,
-            steps_left=self.st_steps_left, crc_errors=self.crc_errors,
-            frame_errors=self.frame_errors, uart_errors=self.uart_errors,
-            overruns=self.overruns, naks=self.naks, duplicates=self.duplicates,
-            out_resent=self.out_resent, timer_overruns=self.timer_overruns,
-            busy_last=self.st_busy_last, busy_max=self.st_busy_max, stalls=self.stalls,
-            paced=self.st_paced)
+            steps_left=self.st_steps_left, busy_last=self.st_busy_last,
+            busy_max=self.st_busy_max, paced=self.st_paced,
+            **dict.fromkeys(STATUS_COUNTERS, self.sb_value))
 
         def reply(which, nak=False, **fields):
             layout = protocol.NAK_PAYLOAD if nak else REPLY[which]
@@ -396,13 +403,20 @@ class CommandProcessor(wiring.Component):
 
         def nak(code):
             reply(None, nak=True, cmd=hdr.cmd, code=code, expected=expected)
-            m.d.sync += self.naks.eq(self.naks + 1)
+            m.d.comb += self.nak_made.eq(1)
 
         # HELLO and STATUS bytes as they are sent. A STATUS field is sampled whole when its
-        # first byte goes (its other bytes from ``hold``), so no multi-byte value is torn.
+        # first byte goes (its other bytes from ``hold``), so no multi-byte value is torn. A
+        # counter's first byte waits until the bank has read it whole (``fetched``).
         live_byte = Signal(8)
         hold = Signal(24)
         live_sent = Signal()
+        counter_first = Signal()            # the byte is a counter's first
+        fetched = Signal()
+        with m.If(self.sb_done):
+            m.d.sync += fetched.eq(1)
+        with m.Elif(live_sent):
+            m.d.sync += fetched.eq(0)
         # HELLO: constant bytes (one function of the byte index per bit), nonce and out_seq.
         rom = [0] * 64
         with m.If(hdr.cmd == Command.HELLO):
@@ -419,10 +433,27 @@ class CommandProcessor(wiring.Component):
                     m.d.comb += live_byte.eq(Cat(
                         Const(sum((byte >> j & 1) << i for i, byte in enumerate(rom)), 64)
                         .bit_select(ridx[:6], 1) for j in range(8)))
+        # Every counter's first byte is one case (the bank's value), and the later bytes of
+        # every field are one case per position (``hold``): the funnel is only as wide as the
+        # fields that are not counters.
+        offsets = REPLY[Command.STATUS].offsets()
+        counters = {offsets[name][0]: k for k, name in enumerate(STATUS_COUNTERS)}
+        later = {k: [off + k for name, (off, n, _) in offsets.items()
+                     if n > k and not isinstance(status_fields[name], int)] for k in (1, 2, 3)}
         with m.If(hdr.cmd == Command.STATUS):
             with m.Switch(ridx[:6]):
-                for name, (off, n, _) in REPLY[Command.STATUS].offsets().items():
+                for off, k in counters.items():
+                    with m.Case(off):
+                        m.d.comb += [self.sb_index.eq(k), counter_first.eq(1)]
+            with m.Switch(ridx[:6]):
+                with m.Case(*counters):
+                    m.d.comb += live_byte.eq(self.sb_value[:8])
+                    with m.If(live_sent):
+                        m.d.sync += hold.eq(self.sb_value[8:])
+                for name, (off, n, _) in offsets.items():
                     value = status_fields[name]
+                    if name in STATUS_COUNTERS:
+                        continue
                     if isinstance(value, int):
                         for k in range(n):
                             with m.Case(off + k):
@@ -433,9 +464,9 @@ class CommandProcessor(wiring.Component):
                         if n > 1:
                             with m.If(live_sent):
                                 m.d.sync += hold.eq(value[8:8 * n])
-                    for k in range(1, n):
-                        with m.Case(off + k):
-                            m.d.comb += live_byte.eq(hold[8 * (k - 1):8 * k])
+                for k, where_k in later.items():
+                    with m.Case(*where_k):
+                        m.d.comb += live_byte.eq(hold[8 * (k - 1):8 * k])
 
         # -- memory reader: words of a region as wire bytes, LSB first --------------------------
         rd_left = Signal(ab + 1)
@@ -526,7 +557,8 @@ class CommandProcessor(wiring.Component):
                 with m.Elif(is_next):
                     m.next = "VERDICT"
                 with m.Elif(dup):
-                    m.d.sync += [self.duplicates.eq(self.duplicates + 1), hk.eq(0)]
+                    m.d.comb += self.duplicate.eq(1)
+                    m.d.sync += hk.eq(0)
                     m.next = "RECALL"
                 with m.Else():
                     nak(NakCode.SEQUENCE)
@@ -726,10 +758,11 @@ class CommandProcessor(wiring.Component):
                     m.next = "SEND"
             with m.State("SEND"):
                 with m.If(ridx < rec.len):
-                    m.d.comb += [self.tx_payload.valid.eq(1),
+                    waits = rlive & counter_first & ~fetched
+                    m.d.comb += [self.tx_payload.valid.eq(~waits), self.sb_req.eq(waits),
                                  self.tx_payload.payload.eq(Mux(rlive, live_byte, rec.bytes[:8])),
-                                 live_sent.eq(self.tx_payload.ready)]
-                    with m.If(self.tx_payload.ready):
+                                 live_sent.eq(~waits & self.tx_payload.ready)]
+                    with m.If(live_sent):
                         m.d.sync += [ridx.eq(ridx + 1), rec.bytes.eq(rec.bytes >> 8)]
                 with m.Elif(~rec.nak & (hdr.cmd == Command.READ) & ~rd_done):
                     m.d.comb += [rd_active.eq(1), self.tx_payload.valid.eq(rd_have),

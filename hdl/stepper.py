@@ -4,7 +4,7 @@
 (0: until ``STOP``). A step ``t`` starts when the core is idle, the output buffer has room for its
 spikes (``room``) and, once the host has sent any ``INPUT`` (*paced* mode), the host has declared
 step ``t``'s input complete: an ``INPUT`` with ``END_OF_STEP`` for ``t``, or any ``INPUT`` for a
-later step. Waiting for input is a *stall* (``stalls`` counts the steps that waited).
+later step. Waiting for input is a *stall* (``stall`` pulses when a step that waited starts).
 
 The input queue holds entries ``STEP(s)`` (the axons after it belong to step ``s``) and
 ``AXON(a)``. Queued INPUTs go forward in steps (``last_input`` is the step of the last one
@@ -40,7 +40,8 @@ class Stepper(wiring.Component):
     ``period`` clocks after the previous start when ``period`` is not 0), ``BUSY`` until the
     chip's barrier (``core_done``; ``end`` pulses), ``POST`` while ``post_busy`` (the step's
     probes and last output frames are written), then ``step_done``. A step that ends more than
-    ``period`` clocks after its start counts an overrun (``overruns``).
+    ``period`` clocks after its start is an overrun (``overrun`` pulses with ``step_done``; the
+    SoC's ``StatsBank`` counts it, and ``stall``).
 
     Control (from the command processor): ``run`` with ``run_steps``, ``step`` and ``stop``
     pulses; ``push`` entries then ``commit`` (with ``commit_step`` and ``commit_end``, the INPUT's
@@ -63,7 +64,7 @@ class Stepper(wiring.Component):
             "state": Out(2), "idle": Out(1), "step_done": Out(1),
             "done_step": Out(32), "busy_last": Out(32), "busy_max": Out(32),
             "steps_left": Out(32), "input_floor": Out(32), "last_input": Out(32),
-            "free": Out(range(input_depth + 1)), "stalls": Out(32),
+            "free": Out(range(input_depth + 1)), "stall": Out(1),
             # core side
             "spike_in": Out(stream.Signature(event_bits)), "start": Out(1),
             "core_busy": In(1), "core_done": In(1), "core_step": In(32),
@@ -72,7 +73,7 @@ class Stepper(wiring.Component):
             "room": In(1), "begin": Out(1), "end": Out(1), "post_busy": In(1),
             "run_step": Out(32),
             # the step timer: clocks from start to start (0: back to back)
-            "period": In(32), "overruns": Out(32), "paced": Out(1),
+            "period": In(32), "overrun": Out(1), "paced": Out(1),
         })
 
     def elaborate(self, platform):
@@ -162,8 +163,8 @@ class Stepper(wiring.Component):
                 with m.Elif(want & ~self.core_busy & self.room):
                     with m.If(~paced | (t < c_step) | (c_end & (t == c_step))):
                         m.d.sync += [in_step.eq(1), run_step.eq(t)]
-                        with m.If(stalled):
-                            m.d.sync += [self.stalls.eq(self.stalls + 1), stalled.eq(0)]
+                        m.d.comb += self.stall.eq(stalled)
+                        m.d.sync += stalled.eq(0)
                         m.next = "FEED"
                     with m.Else():
                         m.d.sync += stalled.eq(1)
@@ -197,7 +198,7 @@ class Stepper(wiring.Component):
                     with m.If(busy > self.busy_max):
                         m.d.sync += self.busy_max.eq(busy)
                     with m.If((self.period != 0) & (since > self.period)):
-                        m.d.sync += self.overruns.eq(self.overruns + 1)
+                        m.d.comb += self.overrun.eq(1)
                     with m.If(running & ~infinite & ~pending):
                         m.d.sync += left.eq(left - 1)
                         with m.If(left == 1):

@@ -1,0 +1,137 @@
+"""The link's event counters (the STATUS reply's error, refusal and overrun counts) in one RAM.
+
+Each counter was a 32-bit register and an adder in the block whose events it counted, and the
+STATUS reply gathered them through a wide multiplexer; on an iCE40 that was several hundred LUTs
+for numbers the host reads a few times a second. ``StatsBank`` keeps them as full 32-bit values,
+two 16-bit half-words each, in one block RAM, and adds to them with one 16-bit adder:
+
+- every source has a *pending* count that takes its events as they come (``inc``: an amount,
+  most often a 1-bit pulse) and is emptied when the engine takes it;
+- the engine visits the counters in turn: a counter with nothing pending costs one clock, one
+  with events three (the low half-word read and written back with the pending amount, then the
+  high half-word with the carry; always written, which needs no carry-dependent write enable);
+- ``rd_index`` with ``rd_req`` reads one counter whole into ``value`` (``rd_done`` pulses when
+  it is there), between two additions, so no value read is ever torn by a carry;
+- ``clear`` (the RESET command) zeroes the counters from ``first_cleared`` on, by a write walk
+  between two additions; their pending events before ``clear`` are dropped, later ones count.
+
+Why no event is lost (the bound): a round of the engine, from one visit of a counter to its
+next, is at most ``3 n`` clocks of additions, one read (3 clocks: STATUS asks for one counter per
+4 bytes it sends, UART bytes are at least 40 clocks apart) and one clear walk (``2 n`` clocks,
+once per RESET command): ``5 n + 3`` clocks, 48 for the SoC's 9 counters. Every source has at
+most one event in 4 clocks (one a step, and a step is at least the stepper's four states; one
+a command, a frame or a UART byte, each far longer), so at most ``ceil((5 n + 3) / 4)`` events
+wait, and the pending count is sized for them: it cannot overflow.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["StatsBank"]
+
+_MIN_GAP = 4            # clocks between two events of one source, at least
+
+
+class StatsBank(wiring.Component):
+    """32-bit event counters in one block RAM of 16-bit half-words.
+
+    ``amounts`` is the width of each counter's amount, in counter order: counter ``k`` adds
+    ``inc<k>`` every clock and is read with ``rd_index == k``; counters ``first_cleared`` and
+    later are zeroed by ``clear`` (none when it is left out).
+    """
+
+    def __init__(self, amounts, *, first_cleared=None):
+        if not amounts or any(not isinstance(w, int) or w < 1 for w in amounts):
+            raise ValueError(f"amounts must be widths of at least 1 bit, not {amounts!r}")
+        n = len(amounts)
+        self.amounts = list(amounts)
+        self.first_cleared = n if first_cleared is None else first_cleared
+        if not 0 <= self.first_cleared <= n:
+            raise ValueError(f"first cleared counter {first_cleared!r} is not one of {n}")
+        self.round = 5 * n + 3              # the bound of the module's docstring
+        wait = -(-self.round // _MIN_GAP)   # events that may wait for one visit
+        self.pending_bits = [w + wait.bit_length() for w in self.amounts]
+        super().__init__({
+            **{f"inc{k}": In(w) for k, w in enumerate(self.amounts)}, "clear": In(1),
+            "rd_req": In(1), "rd_index": In(range(n)), "rd_done": Out(1), "value": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n = len(self.amounts)
+        ib = max((n - 1).bit_length(), 1)
+        m.submodules.ram = ram = Memory(shape=16, depth=2 * (1 << ib), init=[])
+        wp = ram.write_port()
+        rp = ram.read_port()
+
+        idx = Signal(ib)                    # the counter the engine visits
+        amount = Signal(max(self.pending_bits))
+        hi = Signal()                       # the high half-word's turn (the carry is added)
+        carry = Signal()
+        clearing = Signal()
+        walk = Signal(ib + 1)               # the half-word the clear walk writes
+        take = Signal()
+        pending = []
+        for k, width in enumerate(self.pending_bits):
+            p = Signal(width, name=f"pending{k}")
+            inc = getattr(self, f"inc{k}")
+            taken = take & (idx == k)
+            if k >= self.first_cleared:
+                with m.If(self.clear):
+                    m.d.sync += p.eq(0)
+                with m.Else():
+                    m.d.sync += p.eq(Mux(taken, 0, p) + inc)
+            else:
+                m.d.sync += p.eq(Mux(taken, 0, p) + inc)
+            pending.append(p)
+        if self.first_cleared < n:
+            with m.If(self.clear):
+                m.d.sync += clearing.eq(1)
+
+        # one adder: the pending amount into the low half-word, then the carry into the high one
+        total = Signal(17)
+        m.d.comb += [total.eq(rp.data + Mux(hi, carry, amount)), rp.en.eq(1),
+                     wp.addr.eq(Cat(hi, idx)), wp.data.eq(total[:16])]
+        last = Const(n - 1, ib)
+        with m.FSM():
+            with m.State("PICK"):
+                m.d.comb += rp.addr.eq(Cat(0, idx))
+                with m.If(clearing):
+                    m.d.sync += walk.eq(2 * self.first_cleared)
+                    m.next = "CLEAR"
+                with m.Elif(self.rd_req):
+                    m.d.comb += rp.addr.eq(Cat(0, self.rd_index))
+                    m.next = "READ_LO"
+                with m.Else():
+                    m.d.comb += take.eq(1)
+                    m.d.sync += amount.eq(Array(pending)[idx])
+                    with m.If(Array(pending)[idx] != 0):
+                        m.next = "ADD_LO"
+                    with m.Else():
+                        m.d.sync += idx.eq(Mux(idx == last, 0, idx + 1))
+            with m.State("ADD_LO"):
+                m.d.comb += [wp.en.eq(1), rp.addr.eq(Cat(1, idx))]
+                m.d.sync += [carry.eq(total[16]), hi.eq(1)]
+                m.next = "ADD_HI"
+            with m.State("ADD_HI"):
+                m.d.comb += wp.en.eq(1)
+                m.d.sync += [hi.eq(0), idx.eq(Mux(idx == last, 0, idx + 1))]
+                m.next = "PICK"
+            with m.State("READ_LO"):
+                # the low half-word arrives; the high one is read (the index is still held)
+                m.d.comb += rp.addr.eq(Cat(1, self.rd_index))
+                m.d.sync += self.value[:16].eq(rp.data)
+                m.next = "READ_HI"
+            with m.State("READ_HI"):
+                m.d.comb += self.rd_done.eq(1)
+                m.d.sync += self.value[16:].eq(rp.data)
+                m.next = "PICK"
+            with m.State("CLEAR"):
+                m.d.comb += [wp.en.eq(1), wp.addr.eq(walk), wp.data.eq(0)]
+                m.d.sync += walk.eq(walk + 1)
+                with m.If(walk == 2 * n - 1):
+                    m.d.sync += clearing.eq(0)
+                    m.next = "PICK"
+        return m
