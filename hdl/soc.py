@@ -116,7 +116,9 @@ class SoC(wiring.Component):
         m = Module()
         p, c = self.preset, self.preset.core
         cpb = p.clocks_per_bit
-        m.submodules.urx = urx = UARTReceiver(cpb)
+        # The deframer takes a byte in at most 8 clocks (its serial CRC) and bytes arrive 40 or
+        # more clocks apart: one byte of buffer, in flip-flops, is all the receiver needs.
+        m.submodules.urx = urx = UARTReceiver(cpb, fifo_depth=1)
         m.submodules.deframer = deframer = Deframer(max_payload=p.max_payload)
         m.submodules.filter = filt = AckFilter(p.max_payload)
         proc = CommandProcessor(self.chipmap, window=p.window, n_probes=p.n_probes,
@@ -167,8 +169,14 @@ class SoC(wiring.Component):
                   "naks": proc.nak_made, "duplicates": proc.duplicate,
                   "out_resent": outbuf.resent, "timer_overruns": stepper.overrun,
                   "stalls": stepper.stall}
-        m.submodules.stats = stats = StatsBank([len(events[name]) for name in STATUS_COUNTERS],
-                                               first_cleared=CLEARED_COUNTERS)
+        # the fewest clocks between two events: a UART byte time for what happens once a byte,
+        # a frame or a command; the resend timeout; a step's four stepper states
+        byte, step = 10 * cpb, 4
+        gaps = dict.fromkeys(STATUS_COUNTERS, byte) | dict(
+            out_resent=p.resend_clocks, timer_overruns=step, stalls=step)
+        m.submodules.stats = stats = StatsBank(
+            [len(events[name]) for name in STATUS_COUNTERS],
+            gaps=[gaps[name] for name in STATUS_COUNTERS], first_cleared=CLEARED_COUNTERS)
         m.d.comb += [getattr(stats, f"inc{k}").eq(events[name])
                      for k, name in enumerate(STATUS_COUNTERS)]
         m.d.comb += [stats.clear.eq(proc.soft_reset), stats.rd_req.eq(proc.sb_req),

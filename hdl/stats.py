@@ -18,10 +18,12 @@ two 16-bit half-words each, in one block RAM, and adds to them with one 16-bit a
 Why no event is lost (the bound): a round of the engine, from one visit of a counter to its
 next, is at most ``3 n`` clocks of additions, one read (3 clocks: STATUS asks for one counter per
 4 bytes it sends, UART bytes are at least 40 clocks apart) and one clear walk (``2 n`` clocks,
-once per RESET command): ``5 n + 3`` clocks, 48 for the SoC's 9 counters. Every source has at
-most one event in 4 clocks (one a step, and a step is at least the stepper's four states; one
-a command, a frame or a UART byte, each far longer), so at most ``ceil((5 n + 3) / 4)`` events
-wait, and the pending count is sized for them: it cannot overflow.
+once per RESET command): ``R = 5 n + 3`` clocks, 48 for the SoC's 9 counters. A source whose
+events are at least ``gap`` clocks apart (its entry of ``gaps``: a UART byte time for what
+happens once a byte or a frame, the resend timeout for resent frames, 4 clocks for what happens
+once a step, as a step is at least the stepper's four states) has at most ``ceil(R / gap)``
+events waiting when the engine takes them, and its pending count is sized for that many of its
+largest amount: it cannot overflow.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -31,28 +33,31 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = ["StatsBank"]
 
-_MIN_GAP = 4            # clocks between two events of one source, at least
-
 
 class StatsBank(wiring.Component):
     """32-bit event counters in one block RAM of 16-bit half-words.
 
     ``amounts`` is the width of each counter's amount, in counter order: counter ``k`` adds
-    ``inc<k>`` every clock and is read with ``rd_index == k``; counters ``first_cleared`` and
-    later are zeroed by ``clear`` (none when it is left out).
+    ``inc<k>`` every clock and is read with ``rd_index == k``; ``gaps`` the fewest clocks
+    between two events of each (1 when left out); counters ``first_cleared`` and later are
+    zeroed by ``clear`` (none when it is left out).
     """
 
-    def __init__(self, amounts, *, first_cleared=None):
+    def __init__(self, amounts, *, gaps=None, first_cleared=None):
         if not amounts or any(not isinstance(w, int) or w < 1 for w in amounts):
             raise ValueError(f"amounts must be widths of at least 1 bit, not {amounts!r}")
         n = len(amounts)
+        gaps = [1] * n if gaps is None else list(gaps)
+        if len(gaps) != n or any(not isinstance(g, int) or g < 1 for g in gaps):
+            raise ValueError(f"gaps must be {n} clock counts of at least 1, not {gaps!r}")
         self.amounts = list(amounts)
         self.first_cleared = n if first_cleared is None else first_cleared
         if not 0 <= self.first_cleared <= n:
             raise ValueError(f"first cleared counter {first_cleared!r} is not one of {n}")
         self.round = 5 * n + 3              # the bound of the module's docstring
-        wait = -(-self.round // _MIN_GAP)   # events that may wait for one visit
-        self.pending_bits = [w + wait.bit_length() for w in self.amounts]
+        # events that may wait for one visit, each of the largest amount
+        self.pending_bits = [w + (-(-self.round // g)).bit_length()
+                             for w, g in zip(self.amounts, gaps, strict=True)]
         super().__init__({
             **{f"inc{k}": In(w) for k, w in enumerate(self.amounts)}, "clear": In(1),
             "rd_req": In(1), "rd_index": In(range(n)), "rd_done": Out(1), "value": Out(32),
