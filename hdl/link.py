@@ -177,7 +177,7 @@ class CommandProcessor(wiring.Component):
             "st_commit_step": Out(32), "st_commit_end": Out(1),
             "st_state": In(2), "st_idle": In(1), "st_step_done": In(1), "st_done_step": In(32),
             "st_busy_last": In(32), "st_busy_max": In(32), "st_steps_left": In(32),
-            "st_input_floor": In(32), "st_last_input": In(32),
+            "st_input_floor": In(32), "st_last_input": In(32), "st_queued": In(1),
             "st_free": In(32), "st_paced": In(1), "core_step": In(32),
             "out_seq": In(8),
             "rx_start": In(1), "counter": In(32), "soft_reset": Out(1),
@@ -323,7 +323,6 @@ class CommandProcessor(wiring.Component):
         inp = f[Command.INPUT]
         n_in = Signal(16)
         m.d.comb += n_in.eq(words_len >> 1)
-
         # What a command gets refused for, in the order of linkpeer.FakeBoard (BUSY after LENGTH).
         nak_code = Signal(8)
         verdict = Signal(8)
@@ -351,7 +350,7 @@ class CommandProcessor(wiring.Component):
             with m.Elif(words_len[0]):
                 m.d.comb += nak_code.eq(NakCode.LENGTH)
             with m.Elif((inp["step"] < self.st_input_floor)
-                        | (inp["step"] < self.st_last_input)):
+                        | (self.st_queued & (inp["step"] < self.st_last_input))):
                 m.d.comb += nak_code.eq(NakCode.ARGUMENT)
             with m.Elif(n_in + 1 > self.st_free):
                 m.d.comb += nak_code.eq(NakCode.RANGE)

@@ -220,6 +220,7 @@ class SoC(wiring.Component):
                      proc.st_steps_left.eq(stepper.steps_left),
                      proc.st_input_floor.eq(stepper.input_floor),
                      proc.st_last_input.eq(stepper.last_input),
+                     proc.st_queued.eq(stepper.queued),
                      proc.st_free.eq(stepper.free), proc.st_paced.eq(stepper.paced)]
         wiring.connect(m, proc.st_push, stepper.push)
 

@@ -7,10 +7,10 @@ step ``t``'s input complete: an ``INPUT`` with ``END_OF_STEP`` for ``t``, or any
 later step. Waiting for input is a *stall* (``stall`` pulses when a step that waited starts).
 
 The input queue holds entries ``STEP(s)`` (the axons after it belong to step ``s``) and
-``AXON(a)``. Queued INPUTs go forward in steps (``last_input`` is the step of the last one
-while the queue holds entries, else 0). The command processor pushes the entries of one
-``INPUT`` frame and then commits them (or aborts: nothing of a refused frame is ever seen).
-Before starting step ``t`` the stepper pops every entry up to the first ``STEP(s)`` with
+``AXON(a)``. Queued INPUTs go forward in steps (``last_input`` is the step of the last one,
+which binds while ``queued``: the queue holds entries). The command processor pushes the
+entries of one ``INPUT`` frame and then commits them (or aborts: nothing of a refused frame is
+ever seen). Before starting step ``t`` the stepper pops every entry up to the first ``STEP(s)`` with
 ``s > t`` and gives the axons to the core. The head entry is fetched into a register first (at
 most one entry every other clock), so that no comparison starts at the block RAM's output.
 """
@@ -64,6 +64,7 @@ class Stepper(wiring.Component):
             "state": Out(2), "idle": Out(1), "step_done": Out(1),
             "done_step": Out(32), "busy_last": Out(32), "busy_max": Out(32),
             "steps_left": Out(32), "input_floor": Out(32), "last_input": Out(32),
+            "queued": Out(1),
             "free": Out(range(input_depth + 1)), "stall": Out(1),
             # core side
             "spike_in": Out(stream.Signature(event_bits)), "start": Out(1),
@@ -112,12 +113,13 @@ class Stepper(wiring.Component):
 
         paced = self.paced                # an INPUT came: each step waits for its input
         # Steps below ``c_step + c_end`` have their whole input queued. Kept as the INPUT's step
-        # and flag, so that both comparisons are plain 32-bit ones (no 33-bit sum).
+        # and flag, so that both comparisons are plain 32-bit ones (no 33-bit sum). ``c_step`` is
+        # also the last INPUT's step: an INPUT into a queue that holds entries goes forward (the
+        # processor refuses one below ``last_input``), one into an empty queue sets it.
         c_step, c_end = Signal(32), Signal()
-        last_input = Signal(32)
         empty = h_ptr == c_ptr
         with m.If(self.commit):
-            m.d.sync += [c_ptr.eq(w_ptr), paced.eq(1), last_input.eq(self.commit_step)]
+            m.d.sync += [c_ptr.eq(w_ptr), paced.eq(1)]
             # With the queue empty, the frame may start over at an earlier step (after an
             # upload rewound the core's step counter); otherwise steps only go forward.
             later = (self.commit_step > c_step) | ((self.commit_step == c_step)
@@ -126,7 +128,7 @@ class Stepper(wiring.Component):
                 m.d.sync += [c_step.eq(self.commit_step), c_end.eq(self.commit_end)]
         with m.If(self.abort):
             m.d.sync += w_ptr.eq(c_ptr)
-        m.d.comb += self.last_input.eq(Mux(empty, 0, last_input))
+        m.d.comb += [self.last_input.eq(c_step), self.queued.eq(~empty)]
 
         running = Signal()               # RUN in force
         infinite = Signal()
