@@ -257,6 +257,7 @@ class OutputBuffer(wiring.Component):
         # harmless, as nothing below acts while ``rel`` still walks up to a new ``ack``.
         behind = Signal()
         m.d.sync += behind.eq((sent - ack)[:8] > used_frames)
+        m.d.sync += self.resent.eq(0)       # a pulse, a clock after the frames are resent
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(pending_clear):
@@ -281,8 +282,7 @@ class OutputBuffer(wiring.Component):
                                  tx_step.eq(d_step[rd]), tx_end.eq(d_end[rd])]
                     m.next = "HEADER"
                 with m.Elif((sent != ack) & (timer == self.timeout) & (rel == ack)):
-                    m.d.comb += self.resent.eq((sent - ack)[:8])
-                    m.d.sync += [sent.eq(ack), timer.eq(0)]
+                    m.d.sync += [self.resent.eq((sent - ack)[:8]), sent.eq(ack), timer.eq(0)]
                     rewind()
             with m.State("HEADER"):
                 m.d.comb += [self.tx_header.valid.eq(1),
