@@ -20,12 +20,12 @@ request fields shift in; the checks of a request run a bit a clock while it is d
 count and remainder by a serial division, reply size by a serial product, then one registered
 addition and comparison), so no divider, multiplier or wide adder sits between two registers;
 a reply is a record of at most 9 bytes shifted out, HELLO and STATUS bytes are made as they are
-sent; the history is one block RAM of 16-bit words; REGION_CRC uses a 4-bit CRC.
+sent; the history is 16-bit words of a block RAM that it shares with the SoC's event counters
+(``StatsBank``: the ``hist_*`` ports); REGION_CRC uses a 4-bit CRC.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikeforge import protocol
@@ -165,6 +165,8 @@ class CommandProcessor(wiring.Component):
         self.out_window = out_window
         self.max_payload = max_payload
         self.hello = dict(hello or {})
+        self.history_words = 8 * max(window, 2)     # a record in 8 half-words (5 used)
+        self.history_stall = 2 * _REC_WORDS + 1     # its clocks on the RAM per command, at most
         c = memmap.config
         super().__init__({
             "header": In(stream.Signature(HeaderLayout)), "payload": In(stream.Signature(8)),
@@ -191,6 +193,9 @@ class CommandProcessor(wiring.Component):
             "nak_made": Out(1), "duplicate": Out(1),
             "sb_req": Out(1), "sb_index": Out(range(len(STATUS_COUNTERS))), "sb_done": In(1),
             "sb_value": In(32),
+            # the reply history's RAM: ``history_words`` half-words, one clock of read latency
+            "hist_addr": Out(range(self.history_words)), "hist_en": Out(1), "hist_we": Out(1),
+            "hist_data": Out(16), "hist_q": In(16),
         })
         self.n_axons = c.n_axons
 
@@ -226,15 +231,12 @@ class CommandProcessor(wiring.Component):
         replay = Signal()                   # answering a duplicate: no side effects, no store
         do_reset = Signal()
 
-        # The history: ``window`` records of 5 half-words in one block RAM (16 bits wide: the
+        # The history: ``window`` records of 5 half-words in a block RAM (16 bits wide: the
         # iCE40's 256 x 16 shape), written and recalled one half-word a clock.
-        m.submodules.hist = hist = Memory(shape=16, depth=8 * max(W, 2), init=[])
-        hist_w = hist.write_port()
-        hist_r = hist.read_port()
         hk = Signal(range(_REC_WORDS + 1))
         slot = hdr.seq[:wb_bits] if wb_bits else Const(0, 1)
-        m.d.comb += [hist_w.addr.eq(Cat(hk[:3], slot)), hist_r.addr.eq(Cat(hk[:3], slot)),
-                     hist_w.data.eq(rec.as_value().word_select(hk[:3], 16))]
+        m.d.comb += [self.hist_addr.eq(Cat(hk[:3], slot)),
+                     self.hist_data.eq(rec.as_value().word_select(hk[:3], 16))]
 
         # -- request fields ----------------------------------------------------------------------
         f = {cmd: _fields(REQUEST[cmd], req) for cmd in _KNOWN}
@@ -564,10 +566,10 @@ class CommandProcessor(wiring.Component):
                     m.next = "DRAIN"
             with m.State("RECALL"):
                 # half-word hk is read; the one before it arrives (one clock of latency)
-                m.d.comb += hist_r.en.eq(1)
+                m.d.comb += self.hist_en.eq(1)
                 m.d.sync += hk.eq(hk + 1)
                 with m.If(hk != 0):
-                    m.d.sync += rec.eq(Cat(rec.as_value()[16:], hist_r.data))
+                    m.d.sync += rec.eq(Cat(rec.as_value()[16:], self.hist_q))
                 with m.If(hk == _REC_WORDS):
                     m.d.sync += rlive.eq(0)
                     m.next = "RECALLED"
@@ -732,7 +734,7 @@ class CommandProcessor(wiring.Component):
                 with m.If(replay):
                     m.next = "DRAIN"
                 with m.Else():
-                    m.d.comb += hist_w.en.eq(1)
+                    m.d.comb += self.hist_we.eq(1)
                     m.d.sync += hk.eq(hk + 1)
                     with m.If(hk == _REC_WORDS - 1):
                         m.d.sync += [expected.eq(hdr.seq + 1),

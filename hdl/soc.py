@@ -176,12 +176,17 @@ class SoC(wiring.Component):
             out_resent=p.resend_clocks, timer_overruns=step, stalls=step)
         m.submodules.stats = stats = StatsBank(
             [len(events[name]) for name in STATUS_COUNTERS],
-            gaps=[gaps[name] for name in STATUS_COUNTERS], first_cleared=CLEARED_COUNTERS)
+            gaps=[gaps[name] for name in STATUS_COUNTERS], first_cleared=CLEARED_COUNTERS,
+            shared=proc.history_words, shared_stall=proc.history_stall)
         m.d.comb += [getattr(stats, f"inc{k}").eq(events[name])
                      for k, name in enumerate(STATUS_COUNTERS)]
         m.d.comb += [stats.clear.eq(proc.soft_reset), stats.rd_req.eq(proc.sb_req),
                      stats.rd_index.eq(proc.sb_index), proc.sb_done.eq(stats.rd_done),
-                     proc.sb_value.eq(stats.value)]
+                     proc.sb_value.eq(stats.value),
+                     # the processor's reply history lives in the bank's RAM too
+                     stats.sh_addr.eq(proc.hist_addr), stats.sh_en.eq(proc.hist_en),
+                     stats.sh_we.eq(proc.hist_we), stats.sh_data.eq(proc.hist_data),
+                     proc.hist_q.eq(stats.sh_q)]
         # The chip's memory port: the probe engine's while it works (between the barrier and
         # the end of a step, when the processor never uses it), else the processor's. The
         # probe engine only reads, so the write data is always the processor's.

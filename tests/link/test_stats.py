@@ -2,24 +2,45 @@
 
 import random
 
+import pytest
 from amaranth.sim import Simulator
 
 from spikeforge.hdl.stats import StatsBank
 
 
-def test_stats_bank_counts_every_event_and_reads_whole_values():
+@pytest.mark.parametrize("shared", [0, 64])
+def test_stats_bank_counts_every_event_and_reads_whole_values(shared):
+    """With ``shared``, another block takes the RAM at random (bursts of up to 11 clocks, as
+    the processor's history does) and finds what it wrote."""
     amounts = [1, 1, 2, 8]          # counter 3 carries into its high half-word many times
-    dut = StatsBank(amounts, gaps=[4, 40, 4, 4], first_cleared=2)
+    dut = StatsBank(amounts, gaps=[4, 40, 4, 4], first_cleared=2, shared=shared,
+                    shared_stall=11 if shared else 0)
     rng = random.Random(3)
     expected = [0] * len(amounts)
     checked = []
     history = []                # the counts after each clock
+    lent = {}                   # the other block's half-words
 
     async def bench(ctx):
         last = [-4] * len(amounts)
         asked = None                # (counter, its count when asked)
         check = None
+        burst, gap = 0, 0
         for clock in range(8000):
+            if shared:
+                if burst == 0 and gap == 0 and rng.random() < 0.01:
+                    burst, gap = rng.randrange(1, 12), 300    # one command's history at most
+                use = burst > 0
+                burst, gap = max(burst - 1, 0), max(gap - 1, 0)
+                we = use and rng.random() < 0.5
+                addr, word = rng.randrange(shared), rng.randrange(1 << 16)
+                ctx.set(dut.sh_we, we)
+                ctx.set(dut.sh_en, use and not we)
+                ctx.set(dut.sh_addr, addr)
+                ctx.set(dut.sh_data, word)
+                if we:
+                    lent[addr] = word
+                reading = addr if use and not we else None
             for k, w in enumerate(amounts):
                 # the fastest a source may be: counter 1 an event every 40 clocks at most, the
                 # others every 4
@@ -42,6 +63,9 @@ def test_stats_bank_counts_every_event_and_reads_whole_values():
                 ctx.set(dut.rd_req, 1)
                 ctx.set(dut.rd_index, asked[0])
             await ctx.tick()
+            if shared:
+                if reading is not None:     # the read port's data after the clock
+                    assert ctx.get(dut.sh_q) == lent.get(reading, 0)
             if check is not None:
                 k, low, clock_asked = check
                 value = ctx.get(dut.value)
@@ -55,6 +79,9 @@ def test_stats_bank_counts_every_event_and_reads_whole_values():
                 check = (asked[0], asked[1], clock)
                 asked = None
         ctx.set(dut.rd_req, 0)
+        if shared:
+            ctx.set(dut.sh_we, 0)
+            ctx.set(dut.sh_en, 0)
         await ctx.tick().repeat(100)
         for k in range(len(amounts)):
             ctx.set(dut.rd_req, 1)
