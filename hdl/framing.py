@@ -183,13 +183,13 @@ class Deframer(wiring.Component):
     """Received bytes in, validated frames out; corrupted frames are dropped and counted.
 
     - ``i``: bytes from the UART; ``rx_error``: pulse when the UART lost a byte (framing error
-      or overrun), which spoils the frame being received; ``rx_overrun``: pulse when the UART
-      lost a byte for want of room (counted with ``overflows``: the STATUS ``overruns``).
+      or overrun), which spoils the frame being received.
     - ``header``: one per valid frame; then exactly ``header.length`` bytes on ``payload``.
-    - ``frames``: frames passed on; ``crc_errors``: well-formed frames whose CRC failed;
-      ``frame_errors``: truncated COBS blocks, lengths that disagree with the header, too short
-      or longer than ``max_payload``, UART errors inside the frame; ``overflows``: frames
-      dropped because the ring buffer (``buffer_bytes``) was full, and ``rx_overrun`` pulses.
+    - One-clock pulses, one per frame, for whoever counts them (the SoC's ``StatsBank``):
+      ``frame``: a frame passed on; ``crc_error``: a well-formed frame whose CRC failed;
+      ``frame_error``: a truncated COBS block, a length that disagrees with the header, too
+      short or longer than ``max_payload``, a UART error inside the frame; ``overflow``: a
+      frame dropped because the ring buffer (``buffer_bytes``) was full.
 
     The ring holds each frame's header and payload, never its CRC: bytes reach the ring four
     bytes after they arrive, so the last four of a frame (its CRC) are only checked. The default
@@ -199,13 +199,12 @@ class Deframer(wiring.Component):
 
     i: In(stream.Signature(8))
     rx_error: In(1)
-    rx_overrun: In(1)
     header: Out(stream.Signature(HeaderLayout))
     payload: Out(stream.Signature(8))
-    frames: Out(32)
-    crc_errors: Out(32)
-    frame_errors: Out(32)
-    overflows: Out(32)
+    frame: Out(1)
+    crc_error: Out(1)
+    frame_error: Out(1)
+    overflow: Out(1)
 
     def __init__(self, *, max_payload=protocol.MAX_PAYLOAD, buffer_bytes=None):
         if not isinstance(max_payload, int) or not 1 <= max_payload <= protocol.MAX_PAYLOAD:
@@ -249,8 +248,6 @@ class Deframer(wiring.Component):
 
         # A token waits while the CRC takes the byte before it (8 clocks; UART bytes are
         # further apart), so the delimiter finds the CRC of the whole frame.
-        dropped = Signal()               # a valid frame found no room
-        m.d.sync += self.overflows.eq(self.overflows + dropped + self.rx_overrun)
         tok = cobs.o
         m.d.comb += tok.ready.eq(crcp.i.ready)
         took = tok.valid & tok.ready
@@ -282,14 +279,15 @@ class Deframer(wiring.Component):
                 well_formed = (~tok.p.bad & ~too_long & ~spoiled & (pos >= _OVERHEAD)
                                & (length == pos - _OVERHEAD))
                 with m.If(~well_formed):
-                    m.d.sync += self.frame_errors.eq(self.frame_errors + 1)
+                    m.d.comb += self.frame_error.eq(1)
                 with m.Elif(~crcp.match_detected):
-                    m.d.sync += self.crc_errors.eq(self.crc_errors + 1)
+                    m.d.comb += self.crc_error.eq(1)
                 with m.Elif(no_room):
-                    m.d.comb += dropped.eq(1)
+                    m.d.comb += self.overflow.eq(1)
                 with m.Else():
                     # Commit: the header and payload in the ring are the next frame.
-                    m.d.sync += [base.eq(wr_ptr), self.frames.eq(self.frames + 1)]
+                    m.d.sync += base.eq(wr_ptr)
+                    m.d.comb += self.frame.eq(1)
 
         # Read side: the header's bytes from the ring into ``head``, then the payload bytes
         # (the ring's read port has one clock of latency).

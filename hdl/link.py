@@ -20,12 +20,12 @@ request fields shift in; the checks of a request run a bit a clock while it is d
 count and remainder by a serial division, reply size by a serial product, then one registered
 addition and comparison), so no divider, multiplier or wide adder sits between two registers;
 a reply is a record of at most 9 bytes shifted out, HELLO and STATUS bytes are made as they are
-sent; the history is one block RAM of 16-bit words; REGION_CRC uses a 4-bit CRC.
+sent; the history is 16-bit words of a block RAM that it shares with the SoC's event counters
+(``StatsBank``: the ``hist_*`` ports); REGION_CRC uses a 4-bit CRC.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikeforge import protocol
@@ -37,7 +37,8 @@ from .chip import chip_request_layout
 from .framing import HeaderLayout, SerialCRC
 from .stepper import Entry, EntryKind
 
-__all__ = ["AckFilter", "CommandProcessor", "chip_address"]
+__all__ = ["AckFilter", "CommandProcessor", "STATUS_COUNTERS", "CLEARED_COUNTERS",
+           "chip_address"]
 
 _REQ_BYTES = max(layout.size for layout in REQUEST.values())
 _STORED = 9                  # reply bytes kept in the history (STEP's reply is the longest)
@@ -54,6 +55,12 @@ _KNOWN = (Command.HELLO, Command.WRITE, Command.READ, Command.REGION_CRC, Comman
 _BUSY = (Command.WRITE, Command.READ, Command.REGION_CRC, Command.STEP, Command.RUN,
          Command.GENERATORS)
 _PROBE_FIXED = protocol.OUTPUT[Command.PROBE_DATA].size
+# The STATUS fields that count events, in the order of the SoC's ``StatsBank``. RESET clears the
+# link's own counters (from ``naks`` on: ``linkpeer.FakeBoard.reset``) but not those of the line,
+# which count what happened on the wire whatever the board did.
+STATUS_COUNTERS = ("crc_errors", "frame_errors", "uart_errors", "overruns", "naks", "duplicates",
+                   "out_resent", "timer_overruns", "stalls")
+CLEARED_COUNTERS = STATUS_COUNTERS.index("naks")
 
 
 def chip_address(m, chipmap, core, region, index):
@@ -158,6 +165,8 @@ class CommandProcessor(wiring.Component):
         self.out_window = out_window
         self.max_payload = max_payload
         self.hello = dict(hello or {})
+        self.history_words = 8 * max(window, 2)     # a record in 8 half-words (5 used)
+        self.history_stall = 2 * _REC_WORDS + 1     # its clocks on the RAM per command, at most
         c = memmap.config
         super().__init__({
             "header": In(stream.Signature(HeaderLayout)), "payload": In(stream.Signature(8)),
@@ -170,17 +179,23 @@ class CommandProcessor(wiring.Component):
             "st_commit_step": Out(32), "st_commit_end": Out(1),
             "st_state": In(2), "st_idle": In(1), "st_step_done": In(1), "st_done_step": In(32),
             "st_busy_last": In(32), "st_busy_max": In(32), "st_steps_left": In(32),
-            "st_input_floor": In(32), "st_last_input": In(32),
+            "st_input_floor": In(32), "st_last_input": In(32), "st_queued": In(1),
             "st_free": In(32), "st_paced": In(1), "core_step": In(32),
-            "out_seq": In(8), "out_resent": In(32),
-            "crc_errors": In(32), "frame_errors": In(32), "uart_errors": In(32),
-            "overruns": In(32), "stalls": In(32),
+            "out_seq": In(8),
             "rx_start": In(1), "counter": In(32), "soft_reset": Out(1),
             # TIMER and PROBE settings (to the stepper and the probe engine)
-            "period": Out(32), "timer_overruns": In(32),
+            "period": Out(32),
             "pr_set": Out(1), "pr_probe": Out(8), "pr_core": Out(8), "pr_region": Out(8),
             "pr_period": Out(8), "pr_index": Out(32), "pr_count": Out(16),
-            "naks": Out(32), "duplicates": Out(32), "idle": Out(1),
+            "idle": Out(1),
+            # the event counters (a ``StatsBank`` of ``STATUS_COUNTERS``): what the processor
+            # counts, and one counter read whole for STATUS
+            "nak_made": Out(1), "duplicate": Out(1),
+            "sb_req": Out(1), "sb_index": Out(range(len(STATUS_COUNTERS))), "sb_done": In(1),
+            "sb_value": In(32),
+            # the reply history's RAM: ``history_words`` half-words, one clock of read latency
+            "hist_addr": Out(range(self.history_words)), "hist_en": Out(1), "hist_we": Out(1),
+            "hist_data": Out(16), "hist_q": In(16),
         })
         self.n_axons = c.n_axons
 
@@ -216,15 +231,12 @@ class CommandProcessor(wiring.Component):
         replay = Signal()                   # answering a duplicate: no side effects, no store
         do_reset = Signal()
 
-        # The history: ``window`` records of 5 half-words in one block RAM (16 bits wide: the
+        # The history: ``window`` records of 5 half-words in a block RAM (16 bits wide: the
         # iCE40's 256 x 16 shape), written and recalled one half-word a clock.
-        m.submodules.hist = hist = Memory(shape=16, depth=8 * max(W, 2), init=[])
-        hist_w = hist.write_port()
-        hist_r = hist.read_port()
         hk = Signal(range(_REC_WORDS + 1))
         slot = hdr.seq[:wb_bits] if wb_bits else Const(0, 1)
-        m.d.comb += [hist_w.addr.eq(Cat(hk[:3], slot)), hist_r.addr.eq(Cat(hk[:3], slot)),
-                     hist_w.data.eq(rec.as_value().word_select(hk[:3], 16))]
+        m.d.comb += [self.hist_addr.eq(Cat(hk[:3], slot)),
+                     self.hist_data.eq(rec.as_value().word_select(hk[:3], 16))]
 
         # -- request fields ----------------------------------------------------------------------
         f = {cmd: _fields(REQUEST[cmd], req) for cmd in _KNOWN}
@@ -313,7 +325,6 @@ class CommandProcessor(wiring.Component):
         inp = f[Command.INPUT]
         n_in = Signal(16)
         m.d.comb += n_in.eq(words_len >> 1)
-
         # What a command gets refused for, in the order of linkpeer.FakeBoard (BUSY after LENGTH).
         nak_code = Signal(8)
         verdict = Signal(8)
@@ -341,7 +352,7 @@ class CommandProcessor(wiring.Component):
             with m.Elif(words_len[0]):
                 m.d.comb += nak_code.eq(NakCode.LENGTH)
             with m.Elif((inp["step"] < self.st_input_floor)
-                        | (inp["step"] < self.st_last_input)):
+                        | (self.st_queued & (inp["step"] < self.st_last_input))):
                 m.d.comb += nak_code.eq(NakCode.ARGUMENT)
             with m.Elif(n_in + 1 > self.st_free):
                 m.d.comb += nak_code.eq(NakCode.RANGE)
@@ -379,12 +390,9 @@ class CommandProcessor(wiring.Component):
                 "clock_hz", "baud", "out_timeout", "build_id")})
         status_fields = dict(
             cmd=Command.STATUS, state=self.st_state, step=self.core_step,
-            steps_left=self.st_steps_left, crc_errors=self.crc_errors,
-            frame_errors=self.frame_errors, uart_errors=self.uart_errors,
-            overruns=self.overruns, naks=self.naks, duplicates=self.duplicates,
-            out_resent=self.out_resent, timer_overruns=self.timer_overruns,
-            busy_last=self.st_busy_last, busy_max=self.st_busy_max, stalls=self.stalls,
-            paced=self.st_paced)
+            steps_left=self.st_steps_left, busy_last=self.st_busy_last,
+            busy_max=self.st_busy_max, paced=self.st_paced,
+            **dict.fromkeys(STATUS_COUNTERS, self.sb_value))
 
         def reply(which, nak=False, **fields):
             layout = protocol.NAK_PAYLOAD if nak else REPLY[which]
@@ -396,13 +404,20 @@ class CommandProcessor(wiring.Component):
 
         def nak(code):
             reply(None, nak=True, cmd=hdr.cmd, code=code, expected=expected)
-            m.d.sync += self.naks.eq(self.naks + 1)
+            m.d.comb += self.nak_made.eq(1)
 
         # HELLO and STATUS bytes as they are sent. A STATUS field is sampled whole when its
-        # first byte goes (its other bytes from ``hold``), so no multi-byte value is torn.
+        # first byte goes (its other bytes from ``hold``), so no multi-byte value is torn. A
+        # counter's first byte waits until the bank has read it whole (``fetched``).
         live_byte = Signal(8)
         hold = Signal(24)
         live_sent = Signal()
+        counter_first = Signal()            # the byte is a counter's first
+        fetched = Signal()
+        with m.If(self.sb_done):
+            m.d.sync += fetched.eq(1)
+        with m.Elif(live_sent):
+            m.d.sync += fetched.eq(0)
         # HELLO: constant bytes (one function of the byte index per bit), nonce and out_seq.
         rom = [0] * 64
         with m.If(hdr.cmd == Command.HELLO):
@@ -419,10 +434,27 @@ class CommandProcessor(wiring.Component):
                     m.d.comb += live_byte.eq(Cat(
                         Const(sum((byte >> j & 1) << i for i, byte in enumerate(rom)), 64)
                         .bit_select(ridx[:6], 1) for j in range(8)))
+        # Every counter's first byte is one case (the bank's value), and the later bytes of
+        # every field are one case per position (``hold``): the funnel is only as wide as the
+        # fields that are not counters.
+        offsets = REPLY[Command.STATUS].offsets()
+        counters = {offsets[name][0]: k for k, name in enumerate(STATUS_COUNTERS)}
+        later = {k: [off + k for name, (off, n, _) in offsets.items()
+                     if n > k and not isinstance(status_fields[name], int)] for k in (1, 2, 3)}
         with m.If(hdr.cmd == Command.STATUS):
             with m.Switch(ridx[:6]):
-                for name, (off, n, _) in REPLY[Command.STATUS].offsets().items():
+                for off, k in counters.items():
+                    with m.Case(off):
+                        m.d.comb += [self.sb_index.eq(k), counter_first.eq(1)]
+            with m.Switch(ridx[:6]):
+                with m.Case(*counters):
+                    m.d.comb += live_byte.eq(self.sb_value[:8])
+                    with m.If(live_sent):
+                        m.d.sync += hold.eq(self.sb_value[8:])
+                for name, (off, n, _) in offsets.items():
                     value = status_fields[name]
+                    if name in STATUS_COUNTERS:
+                        continue
                     if isinstance(value, int):
                         for k in range(n):
                             with m.Case(off + k):
@@ -433,9 +465,9 @@ class CommandProcessor(wiring.Component):
                         if n > 1:
                             with m.If(live_sent):
                                 m.d.sync += hold.eq(value[8:8 * n])
-                    for k in range(1, n):
-                        with m.Case(off + k):
-                            m.d.comb += live_byte.eq(hold[8 * (k - 1):8 * k])
+                for k, where_k in later.items():
+                    with m.Case(*where_k):
+                        m.d.comb += live_byte.eq(hold[8 * (k - 1):8 * k])
 
         # -- memory reader: words of a region as wire bytes, LSB first --------------------------
         rd_left = Signal(ab + 1)
@@ -526,17 +558,18 @@ class CommandProcessor(wiring.Component):
                 with m.Elif(is_next):
                     m.next = "VERDICT"
                 with m.Elif(dup):
-                    m.d.sync += [self.duplicates.eq(self.duplicates + 1), hk.eq(0)]
+                    m.d.comb += self.duplicate.eq(1)
+                    m.d.sync += hk.eq(0)
                     m.next = "RECALL"
                 with m.Else():
                     nak(NakCode.SEQUENCE)
                     m.next = "DRAIN"
             with m.State("RECALL"):
                 # half-word hk is read; the one before it arrives (one clock of latency)
-                m.d.comb += hist_r.en.eq(1)
+                m.d.comb += self.hist_en.eq(1)
                 m.d.sync += hk.eq(hk + 1)
                 with m.If(hk != 0):
-                    m.d.sync += rec.eq(Cat(rec.as_value()[16:], hist_r.data))
+                    m.d.sync += rec.eq(Cat(rec.as_value()[16:], self.hist_q))
                 with m.If(hk == _REC_WORDS):
                     m.d.sync += rlive.eq(0)
                     m.next = "RECALLED"
@@ -701,7 +734,7 @@ class CommandProcessor(wiring.Component):
                 with m.If(replay):
                     m.next = "DRAIN"
                 with m.Else():
-                    m.d.comb += hist_w.en.eq(1)
+                    m.d.comb += self.hist_we.eq(1)
                     m.d.sync += hk.eq(hk + 1)
                     with m.If(hk == _REC_WORDS - 1):
                         m.d.sync += [expected.eq(hdr.seq + 1),
@@ -726,10 +759,11 @@ class CommandProcessor(wiring.Component):
                     m.next = "SEND"
             with m.State("SEND"):
                 with m.If(ridx < rec.len):
-                    m.d.comb += [self.tx_payload.valid.eq(1),
+                    waits = rlive & counter_first & ~fetched
+                    m.d.comb += [self.tx_payload.valid.eq(~waits), self.sb_req.eq(waits),
                                  self.tx_payload.payload.eq(Mux(rlive, live_byte, rec.bytes[:8])),
-                                 live_sent.eq(self.tx_payload.ready)]
-                    with m.If(self.tx_payload.ready):
+                                 live_sent.eq(~waits & self.tx_payload.ready)]
+                    with m.If(live_sent):
                         m.d.sync += [ridx.eq(ridx + 1), rec.bytes.eq(rec.bytes >> 8)]
                 with m.Elif(~rec.nak & (hdr.cmd == Command.READ) & ~rd_done):
                     m.d.comb += [rd_active.eq(1), self.tx_payload.valid.eq(rd_have),

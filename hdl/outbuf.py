@@ -52,8 +52,9 @@ class OutputBuffer(wiring.Component):
     other fields are ignored). ``begin`` opens a step, ``end`` closes it; ``step`` is the step
     about to start, already while ``room`` is looked at (``room`` depends on it); ``ack`` (with
     ``ack_next``) is an OUT_ACK; ``clear`` forgets everything once the frame being sent is out.
-    ``out_seq`` is the oldest unacknowledged number (HELLO's ``out_seq``), ``resent`` counts
-    frames sent again.
+    ``out_seq`` is the oldest unacknowledged number (HELLO's ``out_seq``); ``resent`` is, for one
+    clock, the number of frames about to be sent again (at most the window; the SoC's
+    ``StatsBank`` counts them).
     """
 
     def __init__(self, n_neurons, *, n_cores=1, spike_shape=None, n_probes=0, probe_payload=256,
@@ -88,7 +89,7 @@ class OutputBuffer(wiring.Component):
             "probe": In(stream.Signature(ProbeByte)), "closing": Out(1),
             "tx_header": Out(stream.Signature(HeaderLayout)),
             "tx_payload": Out(stream.Signature(8)),
-            "out_seq": Out(8), "resent": Out(32), "pending": Out(1),
+            "out_seq": Out(8), "resent": Out(range(out_window + 1)), "pending": Out(1),
         })
 
     def elaborate(self, platform):  # noqa: C901 - one buffer, read top to bottom
@@ -256,11 +257,12 @@ class OutputBuffer(wiring.Component):
         # harmless, as nothing below acts while ``rel`` still walks up to a new ``ack``.
         behind = Signal()
         m.d.sync += behind.eq((sent - ack)[:8] > used_frames)
+        m.d.sync += self.resent.eq(0)       # a pulse, a clock after the frames are resent
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(pending_clear):
                     m.d.sync += [head.eq(0), ack.eq(0), sent.eq(0), collecting.eq(0),
-                                 closing.eq(0), self.resent.eq(0), timer.eq(0),
+                                 closing.eq(0), timer.eq(0),
                                  pending_clear.eq(0)]
                     m.d.sync += [w_ptr[c].eq(0) for c in range(K)]
                     m.d.sync += [cur_count[c].eq(0) for c in range(K)]
@@ -280,8 +282,7 @@ class OutputBuffer(wiring.Component):
                                  tx_step.eq(d_step[rd]), tx_end.eq(d_end[rd])]
                     m.next = "HEADER"
                 with m.Elif((sent != ack) & (timer == self.timeout) & (rel == ack)):
-                    m.d.sync += [self.resent.eq(self.resent + (sent - ack)[:8]), sent.eq(ack),
-                                 timer.eq(0)]
+                    m.d.sync += [self.resent.eq((sent - ack)[:8]), sent.eq(ack), timer.eq(0)]
                     rewind()
             with m.State("HEADER"):
                 m.d.comb += [self.tx_header.valid.eq(1),

@@ -27,9 +27,10 @@ from spikeforge.presets import SocPreset
 
 from .chip import Chip, inject_layout
 from .framing import Deframer, Framer, HeaderLayout
-from .link import AckFilter, CommandProcessor
+from .link import CLEARED_COUNTERS, STATUS_COUNTERS, AckFilter, CommandProcessor
 from .outbuf import OutputBuffer
 from .probe import ProbeEngine
+from .stats import StatsBank
 from .stepper import Stepper
 from .uart import UARTReceiver, UARTTransmitter
 
@@ -96,13 +97,12 @@ class SoC(wiring.Component):
 
     ``active`` is high while anything is under way besides the line (a step, output frames not
     yet acknowledged, a command being executed): a simulation may stop clocking when it is low
-    and the line is quiet. ``stalls`` counts steps that waited for their input.
+    and the line is quiet.
     """
 
     rx: In(1, init=1)
     tx: Out(1, init=1)
     active: Out(1)
-    stalls: Out(32)
 
     def __init__(self, preset):
         if not isinstance(preset, SocPreset):
@@ -116,7 +116,9 @@ class SoC(wiring.Component):
         m = Module()
         p, c = self.preset, self.preset.core
         cpb = p.clocks_per_bit
-        m.submodules.urx = urx = UARTReceiver(cpb)
+        # The deframer takes a byte in at most 8 clocks (its serial CRC) and bytes arrive 40 or
+        # more clocks apart: one byte of buffer, in flip-flops, is all the receiver needs.
+        m.submodules.urx = urx = UARTReceiver(cpb, fifo_depth=1)
         m.submodules.deframer = deframer = Deframer(max_payload=p.max_payload)
         m.submodules.filter = filt = AckFilter(p.max_payload)
         proc = CommandProcessor(self.chipmap, window=p.window, n_probes=p.n_probes,
@@ -142,16 +144,12 @@ class SoC(wiring.Component):
         m.submodules.utx = utx = UARTTransmitter(cpb)
 
         # receive path
-        m.d.comb += [urx.rx.eq(self.rx), deframer.rx_error.eq(urx.error | urx.overrun),
-                     deframer.rx_overrun.eq(urx.overrun)]
+        m.d.comb += [urx.rx.eq(self.rx), deframer.rx_error.eq(urx.error | urx.overrun)]
         wiring.connect(m, urx.o, deframer.i)
         wiring.connect(m, deframer.header, filt.i_header)
         wiring.connect(m, deframer.payload, filt.i_payload)
         wiring.connect(m, filt.o_header, proc.header)
         wiring.connect(m, filt.o_payload, proc.payload)
-        uart_errors = Signal(32)
-        with m.If(urx.error):
-            m.d.sync += uart_errors.eq(uart_errors + 1)
 
         # the nonce: a free-running counter latched at the first start bit after a reset
         counter = Signal(32)
@@ -162,12 +160,33 @@ class SoC(wiring.Component):
 
         # the processor's view of the SoC
         m.d.comb += [proc.rx_start.eq(rx_prev & ~rx_s), proc.counter.eq(counter),
-                     proc.crc_errors.eq(deframer.crc_errors),
-                     proc.frame_errors.eq(deframer.frame_errors),
-                     proc.uart_errors.eq(uart_errors),
-                     proc.overruns.eq(deframer.overflows),
-                     proc.out_seq.eq(outbuf.out_seq), proc.out_resent.eq(outbuf.resent),
-                     proc.core_step.eq(chip.step), proc.stalls.eq(stepper.stalls)]
+                     proc.out_seq.eq(outbuf.out_seq), proc.core_step.eq(chip.step)]
+
+        # The STATUS counters, in one block RAM; the UART's overruns and the frames the
+        # deframer's ring had no room for are both ``overruns``.
+        events = {"crc_errors": deframer.crc_error, "frame_errors": deframer.frame_error,
+                  "uart_errors": urx.error, "overruns": deframer.overflow + urx.overrun,
+                  "naks": proc.nak_made, "duplicates": proc.duplicate,
+                  "out_resent": outbuf.resent, "timer_overruns": stepper.overrun,
+                  "stalls": stepper.stall}
+        # the fewest clocks between two events: a UART byte time for what happens once a byte,
+        # a frame or a command; the resend timeout; a step's four stepper states
+        byte, step = 10 * cpb, 4
+        gaps = dict.fromkeys(STATUS_COUNTERS, byte) | dict(
+            out_resent=p.resend_clocks, timer_overruns=step, stalls=step)
+        m.submodules.stats = stats = StatsBank(
+            [len(events[name]) for name in STATUS_COUNTERS],
+            gaps=[gaps[name] for name in STATUS_COUNTERS], first_cleared=CLEARED_COUNTERS,
+            shared=proc.history_words, shared_stall=proc.history_stall)
+        m.d.comb += [getattr(stats, f"inc{k}").eq(events[name])
+                     for k, name in enumerate(STATUS_COUNTERS)]
+        m.d.comb += [stats.clear.eq(proc.soft_reset), stats.rd_req.eq(proc.sb_req),
+                     stats.rd_index.eq(proc.sb_index), proc.sb_done.eq(stats.rd_done),
+                     proc.sb_value.eq(stats.value),
+                     # the processor's reply history lives in the bank's RAM too
+                     stats.sh_addr.eq(proc.hist_addr), stats.sh_en.eq(proc.hist_en),
+                     stats.sh_we.eq(proc.hist_we), stats.sh_data.eq(proc.hist_data),
+                     proc.hist_q.eq(stats.sh_q)]
         # The chip's memory port: the probe engine's while it works (between the barrier and
         # the end of a step, when the processor never uses it), else the processor's. The
         # probe engine only reads, so the write data is always the processor's.
@@ -191,7 +210,7 @@ class SoC(wiring.Component):
                      probes.set_period.eq(proc.pr_period), probes.set_index.eq(proc.pr_index),
                      probes.set_count.eq(proc.pr_count),
                      probes.start.eq(stepper.end), probes.step.eq(stepper.run_step),
-                     stepper.period.eq(proc.period), proc.timer_overruns.eq(stepper.overruns)]
+                     stepper.period.eq(proc.period)]
         wiring.connect(m, probes.out, outbuf.probe)
         m.d.comb += [stepper.run.eq(proc.st_run), stepper.run_steps.eq(proc.st_run_steps),
                      stepper.step.eq(proc.st_step), stepper.stop.eq(proc.st_stop),
@@ -206,6 +225,7 @@ class SoC(wiring.Component):
                      proc.st_steps_left.eq(stepper.steps_left),
                      proc.st_input_floor.eq(stepper.input_floor),
                      proc.st_last_input.eq(stepper.last_input),
+                     proc.st_queued.eq(stepper.queued),
                      proc.st_free.eq(stepper.free), proc.st_paced.eq(stepper.paced)]
         wiring.connect(m, proc.st_push, stepper.push)
 
@@ -221,7 +241,7 @@ class SoC(wiring.Component):
                      outbuf.step.eq(chip.step), outbuf.end.eq(probes.done),
                      stepper.post_busy.eq(probes.busy | outbuf.closing),
                      outbuf.ack.eq(filt.ack), outbuf.ack_next.eq(filt.next),
-                     outbuf.clear.eq(proc.soft_reset), self.stalls.eq(stepper.stalls)]
+                     outbuf.clear.eq(proc.soft_reset)]
 
         # transmit path: replies first, then output frames
         wiring.connect(m, proc.tx_header, mux.a_header)

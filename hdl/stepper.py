@@ -4,13 +4,13 @@
 (0: until ``STOP``). A step ``t`` starts when the core is idle, the output buffer has room for its
 spikes (``room``) and, once the host has sent any ``INPUT`` (*paced* mode), the host has declared
 step ``t``'s input complete: an ``INPUT`` with ``END_OF_STEP`` for ``t``, or any ``INPUT`` for a
-later step. Waiting for input is a *stall* (``stalls`` counts the steps that waited).
+later step. Waiting for input is a *stall* (``stall`` pulses when a step that waited starts).
 
 The input queue holds entries ``STEP(s)`` (the axons after it belong to step ``s``) and
-``AXON(a)``. Queued INPUTs go forward in steps (``last_input`` is the step of the last one
-while the queue holds entries, else 0). The command processor pushes the entries of one
-``INPUT`` frame and then commits them (or aborts: nothing of a refused frame is ever seen).
-Before starting step ``t`` the stepper pops every entry up to the first ``STEP(s)`` with
+``AXON(a)``. Queued INPUTs go forward in steps (``last_input`` is the step of the last one,
+which binds while ``queued``: the queue holds entries). The command processor pushes the
+entries of one ``INPUT`` frame and then commits them (or aborts: nothing of a refused frame is
+ever seen). Before starting step ``t`` the stepper pops every entry up to the first ``STEP(s)`` with
 ``s > t`` and gives the axons to the core. The head entry is fetched into a register first (at
 most one entry every other clock), so that no comparison starts at the block RAM's output.
 """
@@ -40,7 +40,8 @@ class Stepper(wiring.Component):
     ``period`` clocks after the previous start when ``period`` is not 0), ``BUSY`` until the
     chip's barrier (``core_done``; ``end`` pulses), ``POST`` while ``post_busy`` (the step's
     probes and last output frames are written), then ``step_done``. A step that ends more than
-    ``period`` clocks after its start counts an overrun (``overruns``).
+    ``period`` clocks after its start is an overrun (``overrun`` pulses with ``step_done``; the
+    SoC's ``StatsBank`` counts it, and ``stall``).
 
     Control (from the command processor): ``run`` with ``run_steps``, ``step`` and ``stop``
     pulses; ``push`` entries then ``commit`` (with ``commit_step`` and ``commit_end``, the INPUT's
@@ -63,7 +64,8 @@ class Stepper(wiring.Component):
             "state": Out(2), "idle": Out(1), "step_done": Out(1),
             "done_step": Out(32), "busy_last": Out(32), "busy_max": Out(32),
             "steps_left": Out(32), "input_floor": Out(32), "last_input": Out(32),
-            "free": Out(range(input_depth + 1)), "stalls": Out(32),
+            "queued": Out(1),
+            "free": Out(range(input_depth + 1)), "stall": Out(1),
             # core side
             "spike_in": Out(stream.Signature(event_bits)), "start": Out(1),
             "core_busy": In(1), "core_done": In(1), "core_step": In(32),
@@ -72,7 +74,7 @@ class Stepper(wiring.Component):
             "room": In(1), "begin": Out(1), "end": Out(1), "post_busy": In(1),
             "run_step": Out(32),
             # the step timer: clocks from start to start (0: back to back)
-            "period": In(32), "overruns": Out(32), "paced": Out(1),
+            "period": In(32), "overrun": Out(1), "paced": Out(1),
         })
 
     def elaborate(self, platform):
@@ -111,12 +113,13 @@ class Stepper(wiring.Component):
 
         paced = self.paced                # an INPUT came: each step waits for its input
         # Steps below ``c_step + c_end`` have their whole input queued. Kept as the INPUT's step
-        # and flag, so that both comparisons are plain 32-bit ones (no 33-bit sum).
+        # and flag, so that both comparisons are plain 32-bit ones (no 33-bit sum). ``c_step`` is
+        # also the last INPUT's step: an INPUT into a queue that holds entries goes forward (the
+        # processor refuses one below ``last_input``), one into an empty queue sets it.
         c_step, c_end = Signal(32), Signal()
-        last_input = Signal(32)
         empty = h_ptr == c_ptr
         with m.If(self.commit):
-            m.d.sync += [c_ptr.eq(w_ptr), paced.eq(1), last_input.eq(self.commit_step)]
+            m.d.sync += [c_ptr.eq(w_ptr), paced.eq(1)]
             # With the queue empty, the frame may start over at an earlier step (after an
             # upload rewound the core's step counter); otherwise steps only go forward.
             later = (self.commit_step > c_step) | ((self.commit_step == c_step)
@@ -125,7 +128,7 @@ class Stepper(wiring.Component):
                 m.d.sync += [c_step.eq(self.commit_step), c_end.eq(self.commit_end)]
         with m.If(self.abort):
             m.d.sync += w_ptr.eq(c_ptr)
-        m.d.comb += self.last_input.eq(Mux(empty, 0, last_input))
+        m.d.comb += [self.last_input.eq(c_step), self.queued.eq(~empty)]
 
         running = Signal()               # RUN in force
         infinite = Signal()
@@ -162,8 +165,8 @@ class Stepper(wiring.Component):
                 with m.Elif(want & ~self.core_busy & self.room):
                     with m.If(~paced | (t < c_step) | (c_end & (t == c_step))):
                         m.d.sync += [in_step.eq(1), run_step.eq(t)]
-                        with m.If(stalled):
-                            m.d.sync += [self.stalls.eq(self.stalls + 1), stalled.eq(0)]
+                        m.d.comb += self.stall.eq(stalled)
+                        m.d.sync += stalled.eq(0)
                         m.next = "FEED"
                     with m.Else():
                         m.d.sync += stalled.eq(1)
@@ -197,7 +200,7 @@ class Stepper(wiring.Component):
                     with m.If(busy > self.busy_max):
                         m.d.sync += self.busy_max.eq(busy)
                     with m.If((self.period != 0) & (since > self.period)):
-                        m.d.sync += self.overruns.eq(self.overruns + 1)
+                        m.d.comb += self.overrun.eq(1)
                     with m.If(running & ~infinite & ~pending):
                         m.d.sync += left.eq(left - 1)
                         with m.If(left == 1):

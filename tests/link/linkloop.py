@@ -57,8 +57,11 @@ class Loopback(wiring.Component):
         wiring.connect(m, deframer.header, framer.header)
         wiring.connect(m, deframer.payload, framer.payload)
         wiring.connect(m, framer.o, utx.i)
-        for name in ("frames", "crc_errors", "frame_errors", "overflows"):
-            m.d.comb += getattr(self, name).eq(getattr(deframer, name))
+        for name, pulse in (("frames", deframer.frame), ("crc_errors", deframer.crc_error),
+                            ("frame_errors", deframer.frame_error),
+                            ("overflows", deframer.overflow)):
+            counter = getattr(self, name)
+            m.d.sync += counter.eq(counter + pulse)
         with m.If(urx.error):
             m.d.sync += self.uart_errors.eq(self.uart_errors + 1)
         with m.If(urx.overrun):

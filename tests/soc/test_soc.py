@@ -10,14 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cobs import cobs
 from vboard import VirtualBoard
 
 from spikeforge import protocol
+from spikeforge.hdl.link import STATUS_COUNTERS
 from spikeforge.host.board import Board
-from spikeforge.host.link import BoardResetError, NakError
+from spikeforge.host.link import BoardResetError, Frame, NakError, encode_frame
 from spikeforge.memmap import Region
 from spikeforge.presets import preset
-from spikeforge.protocol import Command, NakCode
+from spikeforge.protocol import REQUEST, Command, NakCode
 from spikeforge.sim.golden import GoldenCore
 from spikeforge.toolchain import verilator_available
 
@@ -124,3 +126,32 @@ def test_faults_never_act_twice():
         assert status["step"] == im.step + 65
         assert status["crc_errors"] + status["frame_errors"] > 0
         assert board.link.resent > 0 and status["out_resent"] > 0
+
+
+def test_status_counts_each_event_exactly():
+    """Each STATUS counter (kept in the SoC's statistics RAM) counts exactly the events made:
+    a CRC error, a frame error, a NAK and a duplicate; a RESET clears the link's counters
+    (NAKs, duplicates) and keeps those of the line (CRC and frame errors)."""
+    with VirtualBoard(TINY) as vb, _board(vb) as board:
+        board.hello()
+        link = board.link
+        before = board.status()
+        body = protocol.HEADER.pack(version=protocol.VERSION, seq=link._seq,
+                                    cmd=int(Command.STATUS), length=0)
+        bad_crc = body + ((protocol.crc32(body) ^ 1).to_bytes(protocol.CRC_BYTES, "little"))
+        link.transport.write(cobs.encode(bad_crc) + b"\x00")         # a CRC error
+        link.transport.write(b"\x02\x01\x00")                         # too short: frame error
+        with pytest.raises(NakError):
+            link.request(Command.READ, core=0, region=7, index=0, count=1)
+        last = (link._seq - 1) % protocol.SEQ_MODULO
+        link.transport.write(encode_frame(Frame(last, Command.READ, REQUEST[Command.READ].pack(
+            b"", core=0, region=7, index=0, count=1))))              # a duplicate
+        after = board.status()
+        counts = {name: after[name] - before[name] for name in STATUS_COUNTERS}
+        assert counts == dict.fromkeys(STATUS_COUNTERS, 0) | dict(
+            crc_errors=1, frame_errors=1, naks=1, duplicates=1)
+        board.reset()
+        status = board.status()
+        assert status["naks"] == status["duplicates"] == status["out_resent"] == 0
+        assert (status["crc_errors"], status["frame_errors"]) == (after["crc_errors"],
+                                                                  after["frame_errors"])
