@@ -23,10 +23,12 @@ BOARD = Board(
     uart=("uart", 0),
     leds={"heartbeat": ("led", 0), "link": ("led", 1), "running": ("led", 2)},
     pll=True,
-    # The per-neuron and per-axon memories of the cores go to LUT RAM so that the synapses get
-    # the block RAM (with everything in block RAM Yosys asks for 213 of the 208 DP16KD).
+    # The per-neuron and per-axon memories of the cores, the routing tables, the output rings
+    # and the input queue go to LUT RAM so that the synapses get the block RAM (with the link's
+    # and router's buffers in block RAM too, Yosys asks for 213 of the 208 DP16KD).
     yosys_commands=('setattr -set ram_style "distributed" ' + " ".join(
-        f"top.soc.*/m:{name}" for name in ("state", "param", "profile", "axon", "lists")),),
+        [f"top.soc.*/m:{name}" for name in ("state", "param", "profile", "axon", "lists")]
+        + [f"top.soc.{block}/m:*" for block in ("chip.router", "outbuf", "stepper")]),),
     memory={
         "synapses (weight, delay, mask)": "block RAM (DP16KD)",
         "neuron state, parameters, profiles, axon table": "LUT RAM (TRELLIS_DPR16X4)",
