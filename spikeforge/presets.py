@@ -32,8 +32,8 @@ class SocPreset:
     ``n_cores`` equal cores of ``core`` join the router, whose tables hold ``route_entries``
     destinations per core and at most ``fan_out`` per neuron (``spikeforge.routing``).
     ``n_probes``: probes (``PROBE``), each at most one PROBE_DATA frame of at most
-    ``probe_payload`` bytes per step (the board keeps ``2 x n_probes x probe_payload`` bytes of
-    them for resending: 2 block RAMs of an iCE40 at the defaults).
+    ``probe_payload`` bytes per step (the board keeps one step of them, ``n_probes x
+    probe_payload`` bytes, for resending: 1 block RAM of an iCE40 at the defaults).
     """
     name: str
     core: CoreConfig
