@@ -4,8 +4,9 @@
 preset; the board top refuses a clock the PLL cannot make exactly). The FTDI chip is the UART.
 Memory split: synapse words (weight, delay, mask packed) in DP16KD block RAM; neuron state,
 parameters, profiles, axon table and the core's list memory (input bitmap, events, post list)
-in LUT RAM (``ram_style`` "distributed", set by the Yosys commands below); delay slots, post
-traces and the link's buffers in block RAM.
+in LUT RAM (``ram_style`` "distributed", set by the Yosys commands below), and so are the
+routing tables, the output rings and the input queue; delay slots, post traces and the link's
+frame buffers in block RAM.
 """
 
 from . import Board

@@ -247,6 +247,15 @@ class OutputBuffer(wiring.Component):
                 m.d.sync += s_ptr[tx_core].eq(end)
             m.next = "IDLE"
 
+        def entry_sent(wait):
+            # the last byte of a ring entry went out: the frame ends with it or the next entry
+            # is read (``wait`` covers the ring's read latency)
+            m.d.sync += rd_ptr.eq(rd_ptr + 1)
+            with m.If(size == 1):
+                frame_sent(rd_ptr + 1)
+            with m.Else():
+                m.next = wait
+
         def rewind():
             m.d.sync += [p_s.eq(p_tail), *[s_ptr[c].eq(tail[c]) for c in range(K)]]
 
@@ -313,11 +322,7 @@ class OutputBuffer(wiring.Component):
             with m.State("PBYTE"):
                 m.d.comb += [self.tx_payload.valid.eq(1), self.tx_payload.payload.eq(prp.data)]
                 with m.If(self.tx_payload.ready):
-                    m.d.sync += rd_ptr.eq(rd_ptr + 1)
-                    with m.If(size == 1):
-                        frame_sent(rd_ptr + 1)
-                    with m.Else():
-                        m.next = "PWAIT"
+                    entry_sent("PWAIT")
             with m.State("LO"):
                 m.d.comb += [self.tx_payload.valid.eq(1), self.tx_payload.payload.eq(word[:8])]
                 with m.If(self.tx_payload.ready):
@@ -325,9 +330,5 @@ class OutputBuffer(wiring.Component):
             with m.State("HI"):
                 m.d.comb += [self.tx_payload.valid.eq(1), self.tx_payload.payload.eq(word[8:])]
                 with m.If(self.tx_payload.ready):
-                    m.d.sync += rd_ptr.eq(rd_ptr + 1)
-                    with m.If(size == 1):
-                        frame_sent(rd_ptr + 1)
-                    with m.Else():
-                        m.next = "WAIT"
+                    entry_sent("WAIT")
         return m
