@@ -122,6 +122,15 @@ class CobsEncoder(wiring.Component):
         final_empty = Signal()       # after this block: a last empty block (frame ended on 0)
         end = Signal()               # after this block: the delimiter
         m.d.comb += [wr.addr.eq(count), wr.data.eq(self.i.p.data), rd.addr.eq(rptr + 1)]
+        # The encoded byte goes out from a register (the block RAM's output is slow): loaded
+        # when it is empty, so the line's ``ready`` reaches only its valid flag (a byte every
+        # other clock at most, far above the line's rate).
+        e_valid, e_ready, e_byte = Signal(), Signal(), Signal(8)
+        m.d.comb += [e_ready.eq(~self.o.valid)]
+        with m.If(e_valid & e_ready):
+            m.d.sync += [self.o.payload.eq(e_byte), self.o.valid.eq(1)]
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
 
         with m.FSM():
             with m.State("FILL"):
@@ -144,10 +153,10 @@ class CobsEncoder(wiring.Component):
                         m.d.sync += count.eq(count + 1)
             with m.State("CODE"):
                 # byte 0 of the block is read while the code goes out
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(code),
+                m.d.comb += [e_valid.eq(1), e_byte.eq(code),
                              rd.addr.eq(0), rd.en.eq(1)]
                 m.d.sync += rptr.eq(0)
-                with m.If(self.o.ready):
+                with m.If(e_ready):
                     with m.If(drain != 0):
                         m.next = "DATA"
                     with m.Elif(final_empty):
@@ -157,9 +166,9 @@ class CobsEncoder(wiring.Component):
                     with m.Else():
                         m.next = "FILL"
             with m.State("DATA"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(rd.data),
-                             rd.en.eq(self.o.ready)]
-                with m.If(self.o.ready):
+                m.d.comb += [e_valid.eq(1), e_byte.eq(rd.data),
+                             rd.en.eq(e_ready)]
+                with m.If(e_ready):
                     m.d.sync += [drain.eq(drain - 1), rptr.eq(rptr + 1)]
                     with m.If(drain == 1):
                         with m.If(final_empty):
@@ -169,12 +178,12 @@ class CobsEncoder(wiring.Component):
                         with m.Else():
                             m.next = "FILL"
             with m.State("EMPTY"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(1)]
-                with m.If(self.o.ready):
+                m.d.comb += [e_valid.eq(1), e_byte.eq(1)]
+                with m.If(e_ready):
                     m.next = "DELIM"
             with m.State("DELIM"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(protocol.DELIMITER)]
-                with m.If(self.o.ready):
+                m.d.comb += [e_valid.eq(1), e_byte.eq(protocol.DELIMITER)]
+                with m.If(e_ready):
                     m.next = "FILL"
         return m
 
@@ -254,9 +263,9 @@ class Deframer(wiring.Component):
         with m.If(self.rx_error):
             m.d.sync += spoiled.eq(1)
 
-        offset = Signal(range(self.max_payload + _OVERHEAD + 2))   # ring offset of late[:8]
-        m.d.comb += [offset.eq(pos - ncrc), wr_ptr.eq(base + offset), wr.addr.eq(wr_ptr),
-                     wr.data.eq(late[:8])]
+        # ring offset of late[:8]: ``pos - ncrc``, a register counted with ``pos``
+        offset = Signal(len(pos), init=-ncrc % (1 << len(pos)))
+        m.d.comb += [wr_ptr.eq(base + offset), wr.addr.eq(wr_ptr), wr.data.eq(late[:8])]
         m.d.comb += [crcp.i.valid.eq(tok.valid & ~tok.p.end), crcp.start.eq(pos == 0),
                      crcp.i.payload.eq(tok.p.data)]
         with m.If(took & ~tok.p.end):
@@ -271,10 +280,11 @@ class Deframer(wiring.Component):
                 with m.Else():
                     m.d.comb += wr.en.eq(1)
             with m.If(~too_long):
-                m.d.sync += pos.eq(pos + 1)
+                m.d.sync += [pos.eq(pos + 1), offset.eq(offset + 1)]
 
         with m.If(took & tok.p.end):
-            m.d.sync += [pos.eq(0), too_long.eq(0), no_room.eq(0), spoiled.eq(self.rx_error)]
+            m.d.sync += [pos.eq(0), offset.eq(offset.init), too_long.eq(0), no_room.eq(0),
+                         spoiled.eq(self.rx_error)]
             with m.If(~tok.p.empty):
                 well_formed = (~tok.p.bad & ~too_long & ~spoiled & (pos >= _OVERHEAD)
                                & (length == pos - _OVERHEAD))
@@ -290,32 +300,40 @@ class Deframer(wiring.Component):
                     m.d.comb += self.frame.eq(1)
 
         # Read side: the header's bytes from the ring into ``head``, then the payload bytes
-        # (the ring's read port has one clock of latency).
+        # (the ring's read port has one clock of latency). Every byte read lands in a register
+        # before any logic sees it (a block RAM's output is slow), and the next byte is read
+        # only once the payload register is empty: the reader's ``ready`` reaches no further
+        # than that register's valid flag (a byte every third clock, far above the line's rate).
         head = Signal(8 * nhdr)
         hn = Signal(range(nhdr + 1))     # header bytes fetched
-        h_arrives = Signal()
+        arrives = Signal()               # the read port shows the byte read last clock
+        arrives_h = Signal()             # a header byte
         remaining = Signal(16)           # payload bytes left to fetch
+        none_left = Signal(init=1)       # remaining == 0
         fetch_h = Signal()
         fetch_p = Signal()
-        m.d.comb += [fetch_h.eq((remaining == 0) & ~self.payload.valid & (hn != nhdr)
-                                & (rd_ptr != base)),
-                     fetch_p.eq((remaining != 0) & (~self.payload.valid | self.payload.ready)),
+        busy = arrives | self.payload.valid
+        m.d.comb += [fetch_h.eq(none_left & ~busy & (hn != nhdr) & (rd_ptr != base)),
+                     fetch_p.eq(~none_left & ~busy),
                      rd.addr.eq(rd_ptr), rd.en.eq(fetch_h | fetch_p),
-                     self.header.valid.eq((hn == nhdr) & ~h_arrives),
-                     self.header.payload.eq(head), self.payload.payload.eq(rd.data)]
-        m.d.sync += h_arrives.eq(fetch_h)
-        with m.If(h_arrives):
+                     self.header.valid.eq((hn == nhdr) & ~arrives),
+                     self.header.payload.eq(head)]
+        m.d.sync += [arrives.eq(fetch_h | fetch_p), arrives_h.eq(fetch_h)]
+        with m.If(arrives & arrives_h):
             m.d.sync += head.eq(Cat(head[8:], rd.data))
+        with m.If(arrives & ~arrives_h):
+            m.d.sync += [self.payload.payload.eq(rd.data), self.payload.valid.eq(1)]
+        with m.Elif(self.payload.ready):
+            m.d.sync += self.payload.valid.eq(0)
         with m.If(fetch_h | fetch_p):
             m.d.sync += rd_ptr.eq(rd_ptr + 1)
         with m.If(fetch_h):
             m.d.sync += hn.eq(hn + 1)
         with m.If(self.header.valid & self.header.ready):
-            m.d.sync += [remaining.eq(self.header.p.length), hn.eq(0)]
+            m.d.sync += [remaining.eq(self.header.p.length), hn.eq(0),
+                         none_left.eq(self.header.p.length == 0)]
         with m.If(fetch_p):
-            m.d.sync += [remaining.eq(remaining - 1), self.payload.valid.eq(1)]
-        with m.Elif(self.payload.ready):
-            m.d.sync += self.payload.valid.eq(0)
+            m.d.sync += [remaining.eq(remaining - 1), none_left.eq(remaining == 1)]
         return m
 
 

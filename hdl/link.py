@@ -206,6 +206,8 @@ class CommandProcessor(wiring.Component):
         wb_bits = max(W.bit_length() - 1, 0)
         wbytes = {r: (layout.width + 7) // 8 for r, layout in self.regions.items()}
         max_wb = max(wbytes.values())
+        ab = max(layout.depth for layout in self.regions.values()).bit_length()
+        lb = self.max_payload.bit_length()  # a frame's lengths and counts fit in lb bits
 
         # -- nonce -----------------------------------------------------------------------------
         nonce = Signal(32)
@@ -221,15 +223,28 @@ class CommandProcessor(wiring.Component):
         last_hello_client = Signal(32)
         hdr = Signal(HeaderLayout)
         req = Signal(8 * _REQ_BYTES)
-        ridx = Signal(16)                   # payload bytes consumed, then reply bytes sent
+        ridx = Signal(6)                    # reply bytes sent (a record is under 64 bytes)
         rk = Signal(range(_REQ_BYTES + 1))  # bytes of ``req`` shifted in
+        # The payload bytes not yet taken, and whether none is left (a register, so that no
+        # comparison of two counters runs into the payload's ``ready``).
+        p_left = Signal(lb)
+        p_end = Signal()
         # The reply: the bytes of a short one (sent LSB first, shifted out), or the length of a
         # HELLO or STATUS reply, whose bytes are made as they are sent (``regen``: made again
         # for a duplicate, never stored); the record is the history's entry as it is.
         rec = Signal(_Record)
         rlive = Signal()                    # HELLO or STATUS bytes made at send time
+        live_status = Signal()              # they are STATUS's (else HELLO's)
         replay = Signal()                   # answering a duplicate: no side effects, no store
         do_reset = Signal()
+
+        pay = self.payload
+
+        def take_byte():
+            """``pay`` is ready; the statements under ``with m.If(pay.valid)`` take its byte."""
+            m.d.comb += pay.ready.eq(1)
+            with m.If(pay.valid):
+                m.d.sync += [p_left.eq(p_left - 1), p_end.eq(p_left == 1)]
 
         # The history: ``window`` records of 5 half-words in a block RAM (16 bits wide: the
         # iCE40's 256 x 16 shape), written and recalled one half-word a clock.
@@ -240,72 +255,91 @@ class CommandProcessor(wiring.Component):
 
         # -- request fields ----------------------------------------------------------------------
         f = {cmd: _fields(REQUEST[cmd], req) for cmd in _KNOWN}
-        nfix = Signal(range(_REQ_BYTES + 1))
-        with m.Switch(hdr.cmd):
-            for cmd in _KNOWN:
-                with m.Case(cmd):
-                    m.d.comb += nfix.eq(REQUEST[cmd].size)
+        nfix = Signal(range(_REQ_BYTES + 1))    # the fixed-field bytes of the command (a register)
         take = Signal(range(_REQ_BYTES + 1))    # fixed-field bytes the payload holds
 
-        # Region properties as constant tables, chosen by the request's region field.
+        # Region properties as constant tables, chosen by the request's region field; all of
+        # them registers, taken in the first clock of CHECK.
         where = f[Command.READ]             # WRITE, READ and REGION_CRC share core/region/index
         prb = f[Command.PROBE]
         gen = f[Command.GENERATORS]
-        is_probe = hdr.cmd == Command.PROBE
-        region = Signal(8)
-        m.d.comb += region.eq(Mux(is_probe, prb["region"], where["region"]))
-        ab = max(layout.depth for layout in self.regions.values()).bit_length()
-        lb = self.max_payload.bit_length()  # a frame's lengths and counts fit in lb bits
-        wb = Signal(range(max_wb + 1))
-        depth = Signal(ab)
+        # the command's kind, registers set in SIZE (no comparison of ``hdr.cmd`` in the
+        # paths of the later states)
+        is_probe, is_gen, is_read, is_write, is_input = (
+            Signal(name=f"is_{name}") for name in ("probe", "gen", "read", "write", "input"))
+        kinds = [(is_probe, Command.PROBE), (is_gen, Command.GENERATORS), (is_read, Command.READ),
+                 (is_write, Command.WRITE), (is_input, Command.INPUT)]
+        region = Signal(8)                  # GENERATORS: the axon region
+        wb = Signal(range(max_wb + 1))      # bytes a word
+        wb_last = Signal(range(max_wb))     # wb - 1
+        depth_r = Signal(ab)
         most = Signal(lb)                   # the most words a READ or PROBE reply holds
-        words_len = Signal(16)              # a WRITE's word bytes, an INPUT's axon bytes
         region_ok = Signal()
+        words_len = Signal(16)              # a WRITE's word bytes, an INPUT's axon bytes
         index = Mux(is_probe, prb["index"], where["index"])
-        count = Mux(hdr.cmd == Command.READ, where["count"],
+        count = Mux(is_read, where["count"],
                     Mux(is_probe, prb["count"], f[Command.REGION_CRC]["count"]))
         count16 = Mux(is_probe, prb["count"], where["count"])
-        with m.Switch(region):
-            for r, layout in self.regions.items():
-                with m.Case(int(r)):
-                    m.d.comb += [wb.eq(wbytes[r]), depth.eq(layout.depth), region_ok.eq(1),
-                                 most.eq(Mux(is_probe,
-                                             (self.probe_payload - _PROBE_FIXED) // wbytes[r],
-                                             (self.max_payload - 1) // wbytes[r]))]
+
+        m_index = Signal(ab)                # the next word of a memory command
+        m_left = Signal(ab + 1)             # words left (READ, REGION_CRC, GENERATORS)
+        m_zero = Signal()                   # m_left == 0, a register
 
         # Checked a bit a clock while the request is decided (no divider, no multiplier, no
         # wide adder between two registers): a WRITE's words (quotient ``nw``, remainder
         # ``rem`` of its bytes by the word size), a READ's reply bytes (``count_b``), then
         # whether index and count stay in the region (``in_range``) and GENERATORS' axons.
-        ck = Signal(range(lb + 3))
+        ck = Signal(range(lb + 4))
+        sh = Signal(lb)                     # the bits of the division or product, MSB first
         rem = Signal(range(2 * max_wb))
         nw = Signal(lb)
         count_b = Signal(lb + 4)
         in_range = Signal()
+        gen_sum = Signal(17)
         gen_ok = Signal()
         hi = ab                             # index or count bits above: out of every region
-        over = (index[hi:] != 0) | (Mux(hdr.cmd == Command.WRITE, 0, count[hi:]) != 0)
-        n_words = Mux(hdr.cmd == Command.WRITE, nw, count[:hi])
-        limited = hdr.cmd.matches(Command.READ, Command.PROBE)
+        over = (index[hi:] != 0) | (Mux(is_write, 0, count[hi:]) != 0)
+        n_words = Mux(is_write, nw, count[:hi])
+        limited = is_read | is_probe
         checking = Signal()
         is_next = Signal()                  # the number expected
         dup = Signal()                      # one of the last ``filled`` numbers executed
         same_hello = Signal()
         retry = Signal()                    # a HELLO repeated: answered as a duplicate
         span = Signal(hi + 1)               # index + words: the end of the request
-        depth_r = Signal(ab)
         short = Signal()                    # no index or count over the largest region
         no_core = Signal()
-        core_of = Mux(hdr.cmd == Command.INPUT, f[Command.INPUT]["core"],
+        inp = f[Command.INPUT]
+        n_in = Signal(16)
+        m.d.comb += n_in.eq(words_len >> 1)
+        late_step = Signal()                # INPUT for a step already closed
+        no_room = Signal()                  # INPUT: more axons than the queue has room for
+        bad_probe = Signal()
+        probe_off = Signal()
+        probe_none = Signal()
+        core_of = Mux(is_input, inp["core"],
                       Mux(is_probe, prb["core"], where["core"]))
-        with m.If(checking & (ck < lb)):
-            bit = (lb - 1 - ck).as_unsigned()      # MSB first
-            r2 = Cat(words_len.bit_select(bit, 1), rem)
+        with m.If(checking & (ck == 0)):
+            sel = Mux(is_probe, prb["region"], Mux(is_gen, int(Region.AXON), where["region"]))
+            m.d.sync += [region.eq(sel), region_ok.eq(0), wb.eq(0), wb_last.eq(0),
+                         depth_r.eq(0), most.eq(0),
+                         sh.eq(Mux(is_write, words_len, count16)),
+                         ck.eq(1)]
+            with m.Switch(sel):
+                for r, layout in self.regions.items():
+                    with m.Case(int(r)):
+                        m.d.sync += [wb.eq(wbytes[r]), wb_last.eq(wbytes[r] - 1),
+                                     depth_r.eq(layout.depth), region_ok.eq(1),
+                                     most.eq(Mux(is_probe,
+                                                 (self.probe_payload - _PROBE_FIXED) // wbytes[r],
+                                                 (self.max_payload - 1) // wbytes[r]))]
+        with m.Elif(checking & (ck <= lb)):
+            r2 = Cat(sh[-1], rem)
             fits = r2 >= wb
             m.d.sync += [rem.eq(Mux(fits, r2 - wb, r2)), nw.eq(Cat(fits, nw)),
-                         count_b.eq((count_b << 1) + Mux(count16.bit_select(bit, 1), wb, 0)),
-                         ck.eq(ck + 1)]
-        with m.Elif(checking & (ck == lb)):
+                         count_b.eq((count_b << 1) + Mux(sh[-1], wb, 0)),
+                         sh.eq(sh << 1), ck.eq(ck + 1)]
+        with m.Elif(checking & (ck == lb + 1)):
             # where the number stands (``expected`` and ``filled`` change only in DECIDE/STORE)
             dist = (expected - hdr.seq)[:8]
             m.d.sync += [is_next.eq(hdr.seq == expected),
@@ -313,21 +347,30 @@ class CommandProcessor(wiring.Component):
                          same_hello.eq((hdr.seq == last_hello_seq)
                                        & (f[Command.HELLO]["client"] == last_hello_client)),
                          no_core.eq(core_of >= self.n_cores), span.eq(index[:hi] + n_words),
-                         short.eq(~over & (~limited | (count16 <= most))), depth_r.eq(depth),
-                         gen_ok.eq(gen["first"] + gen["count"] <= self.n_axons),
+                         short.eq(~over & (~limited | (count16 <= most))),
+                         gen_sum.eq(gen["first"] + gen["count"]),
+                         late_step.eq((inp["step"] < self.st_input_floor)
+                                      | (self.st_queued & (inp["step"] < self.st_last_input))),
+                         no_room.eq(n_in >= self.st_free),
+                         bad_probe.eq(prb["probe"] >= self.n_probes),
+                         probe_off.eq(prb["period"] == 0), probe_none.eq(prb["count"] == 0),
                          ck.eq(ck + 1)]
-        with m.Elif(checking & (ck == lb + 1)):
+        with m.Elif(checking & (ck == lb + 2)):
             m.d.sync += [in_range.eq(short & (span <= depth_r)), retry.eq(dup & same_hello),
-                         ck.eq(ck + 1)]
-        checked = ck == lb + 2      # until the next request: DECIDE and EXEC read them
+                         gen_ok.eq(gen_sum <= self.n_axons), ck.eq(ck + 1)]
+            # the memory commands' first word and count (used after EXEC only)
+            first = Mux(is_gen, gen["first"], index)
+            words = Mux(is_gen, gen["count"], count)
+            m.d.sync += [m_index.eq(first), m_left.eq(words), m_zero.eq(words[:ab + 1] == 0)]
+        checked = ck == lb + 3      # until the next request: DECIDE and EXEC read them
 
-
-        inp = f[Command.INPUT]
-        n_in = Signal(16)
-        m.d.comb += n_in.eq(words_len >> 1)
         # What a command gets refused for, in the order of linkpeer.FakeBoard (BUSY after LENGTH).
         nak_code = Signal(8)
         verdict = Signal(8)
+        nak_store = Signal()
+        bad_version = Signal()
+        is_hello = Signal()                 # a HELLO of the right length
+        refused = Signal()                  # verdict != 0
         known = hdr.cmd.matches(*_KNOWN)
         exact = Signal()                    # the payload is the fixed fields, no more
         shorter = Signal()                  # the payload lacks fixed fields
@@ -342,35 +385,34 @@ class CommandProcessor(wiring.Component):
                 m.d.comb += nak_code.eq(NakCode.CORE)
             with m.Elif(~region_ok):
                 m.d.comb += nak_code.eq(NakCode.REGION)
-            with m.Elif((hdr.cmd == Command.WRITE) & (rem != 0)):
+            with m.Elif(is_write & (rem != 0)):
                 m.d.comb += nak_code.eq(NakCode.LENGTH)
             with m.Elif(~in_range):
                 m.d.comb += nak_code.eq(NakCode.RANGE)
-        with m.Elif(hdr.cmd == Command.INPUT):
+        with m.Elif(is_input):
             with m.If(no_core):
                 m.d.comb += nak_code.eq(NakCode.CORE)
             with m.Elif(words_len[0]):
                 m.d.comb += nak_code.eq(NakCode.LENGTH)
-            with m.Elif((inp["step"] < self.st_input_floor)
-                        | (self.st_queued & (inp["step"] < self.st_last_input))):
+            with m.Elif(late_step):
                 m.d.comb += nak_code.eq(NakCode.ARGUMENT)
-            with m.Elif(n_in + 1 > self.st_free):
+            with m.Elif(no_room):
                 m.d.comb += nak_code.eq(NakCode.RANGE)
-        with m.Elif(hdr.cmd == Command.GENERATORS):
+        with m.Elif(is_gen):
             with m.If(no_core):
                 m.d.comb += nak_code.eq(NakCode.CORE)
             with m.Elif(~gen_ok):
                 m.d.comb += nak_code.eq(NakCode.RANGE)
         with m.Elif(is_probe):
-            with m.If(prb["probe"] >= self.n_probes):
+            with m.If(bad_probe):
                 m.d.comb += nak_code.eq(NakCode.ARGUMENT)
-            with m.Elif(prb["period"] == 0):
+            with m.Elif(probe_off):
                 pass                        # switched off: the other fields do not matter
             with m.Elif(no_core):
                 m.d.comb += nak_code.eq(NakCode.CORE)
             with m.Elif(~region_ok):
                 m.d.comb += nak_code.eq(NakCode.REGION)
-            with m.Elif(prb["count"] == 0):
+            with m.Elif(probe_none):
                 m.d.comb += nak_code.eq(NakCode.ARGUMENT)
             with m.Elif(~in_range):
                 m.d.comb += nak_code.eq(NakCode.RANGE)
@@ -398,13 +440,18 @@ class CommandProcessor(wiring.Component):
             layout = protocol.NAK_PAYLOAD if nak else REPLY[which]
             live = not nak and which in (Command.HELLO, Command.STATUS)
             m.d.sync += [rec.len.eq(layout.size), rec.nak.eq(nak), rlive.eq(live),
+                         live_status.eq(which == Command.STATUS),
                          rec.regen.eq(not nak and which in _REGENERATED)]
             if not live:
-                m.d.sync += rec.bytes.eq(_pack(layout, **fields))
+                # byte 0 is the command's code in every reply and NAK: ``hdr.cmd`` for all of
+                # them (one source of that byte, not one constant each)
+                m.d.sync += rec.bytes.eq(_pack(layout, **(fields | {"cmd": hdr.cmd})))
 
-        def nak(code):
-            reply(None, nak=True, cmd=hdr.cmd, code=code, expected=expected)
-            m.d.comb += self.nak_made.eq(1)
+        def nak(code, store):
+            """Refuse with ``code`` (in the NAK state: one source of NAK bytes); ``store``:
+            a numbered command's refusal, kept in the history."""
+            m.d.sync += [verdict.eq(code), nak_store.eq(store)]
+            m.next = "NAK"
 
         # HELLO and STATUS bytes as they are sent. A STATUS field is sampled whole when its
         # first byte goes (its other bytes from ``hold``), so no multi-byte value is torn. A
@@ -413,14 +460,18 @@ class CommandProcessor(wiring.Component):
         hold = Signal(24)
         live_sent = Signal()
         counter_first = Signal()            # the byte is a counter's first
+        counter_first_r = Signal()          # the same, a clock later (a byte goes at most
+        m.d.sync += counter_first_r.eq(counter_first)   # every other clock)
         fetched = Signal()
+        sb_k = Signal(range(len(STATUS_COUNTERS)))
+        m.d.sync += self.sb_index.eq(sb_k)       # a register: the index reaches the bank's RAM
         with m.If(self.sb_done):
             m.d.sync += fetched.eq(1)
         with m.Elif(live_sent):
             m.d.sync += fetched.eq(0)
         # HELLO: constant bytes (one function of the byte index per bit), nonce and out_seq.
         rom = [0] * 64
-        with m.If(hdr.cmd == Command.HELLO):
+        with m.If(~live_status):
             with m.Switch(ridx[:6]):
                 for name, (off, n, _) in REPLY[Command.HELLO].offsets().items():
                     value = hello_fields[name]
@@ -441,11 +492,11 @@ class CommandProcessor(wiring.Component):
         counters = {offsets[name][0]: k for k, name in enumerate(STATUS_COUNTERS)}
         later = {k: [off + k for name, (off, n, _) in offsets.items()
                      if n > k and not isinstance(status_fields[name], int)] for k in (1, 2, 3)}
-        with m.If(hdr.cmd == Command.STATUS):
+        with m.If(live_status):
             with m.Switch(ridx[:6]):
                 for off, k in counters.items():
                     with m.Case(off):
-                        m.d.comb += [self.sb_index.eq(k), counter_first.eq(1)]
+                        m.d.comb += [sb_k.eq(k), counter_first.eq(1)]
             with m.Switch(ridx[:6]):
                 with m.Case(*counters):
                     m.d.comb += live_byte.eq(self.sb_value[:8])
@@ -469,9 +520,28 @@ class CommandProcessor(wiring.Component):
                     with m.Case(*where_k):
                         m.d.comb += live_byte.eq(hold[8 * (k - 1):8 * k])
 
+        # -- the chip's memory port: a registered request, held until the chip takes it -------
+        # One index, count and flag serve READ, REGION_CRC, WRITE and GENERATORS (one at a
+        # time); the address is a function of registers only.
+        mq_valid = Signal()
+        mq_addr = Signal(len(self.mem_req.p.addr))
+        mq_write = Signal()
+        w_acc = Signal(max(8 * max_wb, cm.data_bits))   # a WRITE's word, GENERATORS' word
+        addr = chip_address(m, cm, where["core"], region, m_index)
+        m.d.comb += [self.mem_req.valid.eq(mq_valid), self.mem_req.p.addr.eq(mq_addr),
+                     self.mem_req.p.write.eq(mq_write), self.mem_req.p.data.eq(w_acc),
+                     self.mem_rsp.ready.eq(1)]
+        with m.If(self.mem_req.ready):
+            m.d.sync += mq_valid.eq(0)
+
+        def issue(write):
+            m.d.sync += [mq_valid.eq(1), mq_addr.eq(addr), mq_write.eq(write),
+                         m_index.eq(m_index + 1)]
+
+        def count_word():
+            m.d.sync += [m_left.eq(m_left - 1), m_zero.eq(m_left == 1)]
+
         # -- memory reader: words of a region as wire bytes, LSB first --------------------------
-        rd_left = Signal(ab + 1)
-        rd_index = Signal(ab)
         rd_pending = Signal()
         rd_have = Signal()
         rd_k = Signal(range(max_wb + 1))
@@ -479,62 +549,84 @@ class CommandProcessor(wiring.Component):
         rd_take = Signal()
         rd_active = Signal()
         rd_byte = rd_word[:8]
-        rd_done = (rd_left == 0) & ~rd_have & ~rd_pending
-        addr = chip_address(m, cm, where["core"], region, rd_index)
-        m.d.comb += self.mem_rsp.ready.eq(1)
-        with m.If(rd_active & ~rd_have & ~rd_pending & (rd_left != 0)):
-            m.d.comb += [self.mem_req.valid.eq(1), self.mem_req.p.addr.eq(addr)]
-            with m.If(self.mem_req.ready):
-                m.d.sync += [rd_pending.eq(1), rd_index.eq(rd_index + 1)]
+        rd_done = m_zero & ~rd_have & ~rd_pending
+        with m.If(rd_active & ~rd_have & ~rd_pending & ~m_zero):
+            issue(0)
+            count_word()                    # words asked for: the last is in flight or held
+            m.d.sync += rd_pending.eq(1)
         with m.If(self.mem_rsp.valid & rd_pending):
             m.d.sync += [rd_word.eq(self.mem_rsp.payload), rd_have.eq(1), rd_k.eq(0),
                          rd_pending.eq(0)]
         with m.If(rd_take):
             m.d.sync += [rd_word.eq(rd_word >> 8), rd_k.eq(rd_k + 1)]
-            with m.If(rd_k == wb - 1):
-                m.d.sync += [rd_have.eq(0), rd_left.eq(rd_left - 1)]
+            with m.If(rd_k == wb_last):
+                m.d.sync += rd_have.eq(0)
 
         m.submodules.crc = crcp = SerialCRC(bits=4)     # 2 clocks a byte: a third of the XORs
         m.d.comb += crcp.i.payload.eq(rd_byte)
 
+        # -- the reply's bytes: one register ahead of the framer (no path from its ``ready``
+        # into the byte's making; a byte every other clock at most, far above the line's rate)
+        ob = Signal(8)
+        ob_valid = Signal()
+        hlen = Signal(16)                   # the reply's length, a register for the header
+        r_last = Signal(6)                  # rec.len - 1
+        reading = ~rec.nak & is_read
+        m.d.comb += [self.tx_payload.valid.eq(ob_valid), self.tx_payload.payload.eq(ob)]
+        with m.If(self.tx_payload.ready):
+            m.d.sync += ob_valid.eq(0)
+
         # -- writer state ----------------------------------------------------------------------
-        w_acc = Signal(8 * max_wb)
         w_k = Signal(range(max_wb + 1))
         w_issue = Signal()
-        w_index = Signal(ab)
-        w_addr = chip_address(m, cm, where["core"], region, w_index)
-        g_index = Signal(16)
-        g_left = Signal(16)
-        g_word = Signal(cm.data_bits)
-        g_addr = chip_address(m, cm, gen["core"], Const(int(Region.AXON), 8), g_index)
         g_lsb = self.memmap[Region.AXON].offsets()["gen_prob"][0]
         in_bad = Signal()
         in_lo = Signal(8)
         in_k = Signal()
 
         # -- the command FSM -----------------------------------------------------------------
-        pay = self.payload
+        # What the processor tells the other blocks leaves from registers, a clock after the
+        # state that decides it (pulses, and the entries pushed to the stepper); the fields
+        # that go with a pulse are the request's, which stay until the next request.
+        m.d.sync += [self.st_run.eq(0), self.st_step.eq(0), self.st_stop.eq(0),
+                     self.pr_set.eq(0), self.st_push.valid.eq(0), self.st_abort.eq(0),
+                     self.st_commit.eq(0), self.nak_made.eq(0), self.duplicate.eq(0)]
+        m.d.comb += [self.st_run_steps.eq(f[Command.RUN]["steps"]),
+                     self.pr_probe.eq(prb["probe"]), self.pr_core.eq(prb["core"]),
+                     self.pr_region.eq(prb["region"]), self.pr_period.eq(prb["period"]),
+                     self.pr_index.eq(prb["index"]), self.pr_count.eq(prb["count"]),
+                     self.st_commit_step.eq(inp["step"]), self.st_commit_end.eq(inp["flags"][0])]
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.header.ready.eq(1), self.idle.eq(~self.header.valid)]
                 with m.If(self.header.valid):
-                    m.d.sync += [hdr.eq(self.header.payload), ridx.eq(0), rk.eq(0),
+                    hp = self.header.payload
+                    m.d.sync += [hdr.eq(hp), ridx.eq(0), rk.eq(0), p_left.eq(hp.length),
+                                 p_end.eq(hp.length == 0), nfix.eq(0),
                                  replay.eq(0), hk.eq(0), ck.eq(0), rem.eq(0), count_b.eq(0)]
+                    with m.Switch(hp.cmd):
+                        for cmd in _KNOWN:
+                            with m.Case(cmd):
+                                m.d.sync += nfix.eq(REQUEST[cmd].size)
                     m.next = "SIZE"
             with m.State("SIZE"):
+                m.d.sync += [kind.eq(hdr.cmd == cmd) for kind, cmd in kinds]
+                m.d.sync += bad_version.eq(hdr.version != protocol.VERSION)
+                m.d.sync += [w_k.eq(0), w_acc.eq(0)]          # a WRITE's first word
                 m.d.sync += [take.eq(Mux(hdr.length < nfix, hdr.length, nfix)),
                              shorter.eq(hdr.length < nfix), exact.eq(hdr.length == nfix),
+                             is_hello.eq((hdr.cmd == Command.HELLO) & (hdr.length == nfix)),
                              words_len.eq(hdr.length - REQUEST[Command.WRITE].size)]
                 m.next = "COLLECT"
             with m.State("COLLECT"):
-                # the fixed fields shift in from the top, zeros past the payload's end
+                # the fixed fields shift in from the top, zeros past the payload's end; while
+                # bytes are taken, ``rk`` counts them
                 with m.If(rk == _REQ_BYTES):
                     m.next = "CHECK"
-                with m.Elif(ridx[:len(take)] < take):
-                    m.d.comb += pay.ready.eq(1)
+                with m.Elif(rk < take):
+                    take_byte()
                     with m.If(pay.valid):
-                        m.d.sync += [req.eq(Cat(req[8:], pay.payload)), ridx.eq(ridx + 1),
-                                     rk.eq(rk + 1)]
+                        m.d.sync += [req.eq(Cat(req[8:], pay.payload)), rk.eq(rk + 1)]
                 with m.Else():
                     m.d.sync += [req.eq(req >> 8), rk.eq(rk + 1)]
             with m.State("CHECK"):
@@ -544,26 +636,22 @@ class CommandProcessor(wiring.Component):
             with m.State("DECIDE"):
                 seq = hdr.seq
                 client = f[Command.HELLO]["client"]
-                is_hello = (hdr.cmd == Command.HELLO) & exact
-                with m.If(hdr.version != protocol.VERSION):
-                    nak(NakCode.VERSION)
-                    m.next = "DRAIN"
+                with m.If(bad_version):
+                    nak(NakCode.VERSION, False)
                 with m.Elif(is_hello & ~retry):
                     m.d.sync += [synced.eq(1), expected.eq(seq), filled.eq(0),
                                  last_hello_seq.eq(seq), last_hello_client.eq(client)]
                     m.next = "VERDICT"
                 with m.Elif(~synced):
-                    nak(NakCode.NOT_SYNCED)
-                    m.next = "DRAIN"
+                    nak(NakCode.NOT_SYNCED, False)
                 with m.Elif(is_next):
                     m.next = "VERDICT"
                 with m.Elif(dup):
-                    m.d.comb += self.duplicate.eq(1)
+                    m.d.sync += self.duplicate.eq(1)
                     m.d.sync += hk.eq(0)
                     m.next = "RECALL"
                 with m.Else():
-                    nak(NakCode.SEQUENCE)
-                    m.next = "DRAIN"
+                    nak(NakCode.SEQUENCE, False)
             with m.State("RECALL"):
                 # half-word hk is read; the one before it arrives (one clock of latency)
                 m.d.comb += self.hist_en.eq(1)
@@ -581,12 +669,11 @@ class CommandProcessor(wiring.Component):
                     m.next = "DRAIN"
             with m.State("VERDICT"):
                 # the refusal is registered: no wide comparison runs into the reply's write
-                m.d.sync += verdict.eq(nak_code)
+                m.d.sync += [verdict.eq(nak_code), refused.eq(nak_code != 0)]
                 m.next = "EXEC"
             with m.State("EXEC"):
-                with m.If(verdict != 0):
-                    nak(verdict)
-                    m.next = "STORE"
+                with m.If(refused):
+                    nak(verdict, True)
                 with m.Else():
                     with m.Switch(hdr.cmd):
                         with m.Case(Command.HELLO):
@@ -600,26 +687,22 @@ class CommandProcessor(wiring.Component):
                             m.d.sync += do_reset.eq(1)
                             m.next = "STORE"
                         with m.Case(Command.RUN):
-                            m.d.comb += [self.st_run.eq(1),
-                                         self.st_run_steps.eq(f[Command.RUN]["steps"])]
+                            m.d.sync += self.st_run.eq(1)
                             reply(Command.RUN, cmd=Command.RUN, step=self.core_step)
                             m.next = "STORE"
                         with m.Case(Command.STEP):
-                            m.d.comb += self.st_step.eq(1)
+                            m.d.sync += self.st_step.eq(1)
                             m.next = "WAIT_STEP"
                         with m.Case(Command.STOP):
-                            m.d.comb += self.st_stop.eq(1)
+                            m.d.sync += self.st_stop.eq(1)
                             m.next = "WAIT_STOP"
                         with m.Case(Command.WRITE):
-                            m.d.sync += [w_index.eq(index), w_k.eq(0), w_acc.eq(0)]
                             reply(Command.WRITE, cmd=Command.WRITE)
                             m.next = "WRITE"
                         with m.Case(Command.READ):
-                            m.d.sync += [rd_index.eq(index), rd_left.eq(count)]
                             reply(Command.READ, cmd=Command.READ)
                             m.next = "STORE"
                         with m.Case(Command.REGION_CRC):
-                            m.d.sync += [rd_index.eq(index), rd_left.eq(count)]
                             m.d.comb += crcp.start.eq(1)
                             m.next = "CRC"
                         with m.Case(Command.INPUT):
@@ -630,22 +713,15 @@ class CommandProcessor(wiring.Component):
                             reply(Command.TIMER, cmd=Command.TIMER)
                             m.next = "STORE"
                         with m.Case(Command.PROBE):
-                            m.d.comb += [self.pr_set.eq(1), self.pr_probe.eq(prb["probe"]),
-                                         self.pr_core.eq(prb["core"]),
-                                         self.pr_region.eq(prb["region"]),
-                                         self.pr_period.eq(prb["period"]),
-                                         self.pr_index.eq(prb["index"]),
-                                         self.pr_count.eq(prb["count"])]
+                            m.d.sync += self.pr_set.eq(1)
                             reply(Command.PROBE, cmd=Command.PROBE)
                             m.next = "STORE"
                         with m.Case(Command.GENERATORS):
-                            m.d.sync += [g_index.eq(gen["first"]), g_left.eq(gen["count"])]
                             reply(Command.GENERATORS, cmd=Command.GENERATORS)
                             m.next = "GEN"
             with m.State("WAIT_STEP"):
                 with m.If(self.st_step_done):
-                    reply(Command.STEP, cmd=Command.STEP, step=self.st_done_step,
-                          busy=self.st_busy_last + 0)
+                    reply(Command.STEP, cmd=Command.STEP, step=self.st_done_step, busy=0)
                     m.next = "STEP_REPLY"
             with m.State("STEP_REPLY"):
                 # busy_last is registered at done: take it one clock later
@@ -664,18 +740,17 @@ class CommandProcessor(wiring.Component):
                 reply(Command.REGION_CRC, cmd=Command.REGION_CRC, crc=crcp.crc)
                 m.next = "STORE"
             with m.State("WRITE"):
-                with m.If(w_issue):
-                    m.d.comb += [self.mem_req.valid.eq(1), self.mem_req.p.write.eq(1),
-                                 self.mem_req.p.addr.eq(w_addr),
-                                 self.mem_req.p.data.eq(w_acc)]
-                    with m.If(self.mem_req.ready):
-                        m.d.sync += [w_issue.eq(0), w_index.eq(w_index + 1), w_acc.eq(0)]
-                with m.Elif(ridx != hdr.length):
-                    m.d.comb += pay.ready.eq(1)
+                # a word is collected, handed to the port, and the next one collected once the
+                # chip has taken it (``w_acc`` is the request's data)
+                with m.If(w_issue | mq_valid):
+                    with m.If(~mq_valid):
+                        issue(1)
+                        m.d.sync += w_issue.eq(0)
+                with m.Elif(~p_end):
+                    take_byte()
                     with m.If(pay.valid):
-                        m.d.sync += [w_acc.word_select(w_k, 8).eq(pay.payload),
-                                     ridx.eq(ridx + 1)]
-                        with m.If(w_k == wb - 1):
+                        m.d.sync += w_acc.word_select(w_k, 8).eq(pay.payload)
+                        with m.If(w_k == wb_last):
                             m.d.sync += [w_k.eq(0), w_issue.eq(1)]
                         with m.Else():
                             m.d.sync += w_k.eq(w_k + 1)
@@ -683,38 +758,39 @@ class CommandProcessor(wiring.Component):
                     m.next = "STORE"
             # GENERATORS: gen_prob of each axon word replaced, the rest of the word kept
             with m.State("GEN"):
-                with m.If(g_left == 0):
+                with m.If(mq_valid):
+                    pass
+                with m.Elif(m_zero):
                     m.next = "STORE"
                 with m.Else():
-                    m.d.comb += [self.mem_req.valid.eq(1), self.mem_req.p.addr.eq(g_addr)]
-                    with m.If(self.mem_req.ready):
-                        m.next = "GEN_RSP"
+                    issue(0)
+                    m.next = "GEN_RSP"
             with m.State("GEN_RSP"):
                 with m.If(self.mem_rsp.valid):
                     new = Mux(gen["enable"] != 0, gen["prob"], 0)
-                    m.d.sync += g_word.eq(self.mem_rsp.payload)
-                    m.d.sync += g_word[g_lsb:g_lsb + GEN_PROB_BITS].eq(new)
+                    m.d.sync += w_acc.eq(self.mem_rsp.payload)
+                    m.d.sync += w_acc[g_lsb:g_lsb + GEN_PROB_BITS].eq(new)
                     m.next = "GEN_WRITE"
             with m.State("GEN_WRITE"):
-                m.d.comb += [self.mem_req.valid.eq(1), self.mem_req.p.write.eq(1),
-                             self.mem_req.p.addr.eq(g_addr), self.mem_req.p.data.eq(g_word)]
-                with m.If(self.mem_req.ready):
-                    m.d.sync += [g_index.eq(g_index + 1), g_left.eq(g_left - 1)]
-                    m.next = "GEN"
+                # the read was taken before its answer came: the port is free; the address
+                # is the word's again
+                m.d.sync += [mq_valid.eq(1), mq_addr.eq(mq_addr), mq_write.eq(1)]
+                count_word()
+                m.next = "GEN"
             with m.State("INPUT_MARK"):
-                m.d.comb += [self.st_push.valid.eq(1),
+                m.d.sync += [self.st_push.valid.eq(1),
                              self.st_push.p.kind.eq(EntryKind.STEP),
                              self.st_push.p.value.eq(inp["step"])]
                 m.next = "INPUT"
             with m.State("INPUT"):
-                with m.If(ridx != hdr.length):
-                    m.d.comb += pay.ready.eq(1)
+                with m.If(~p_end):
+                    take_byte()
                     with m.If(pay.valid):
-                        m.d.sync += [ridx.eq(ridx + 1), in_k.eq(~in_k), in_lo.eq(pay.payload)]
+                        m.d.sync += [in_k.eq(~in_k), in_lo.eq(pay.payload)]
                         axon = Cat(in_lo, pay.payload)
                         with m.If(in_k):
                             # the chip's inject layout: axon, then core
-                            m.d.comb += [self.st_push.valid.eq(1),
+                            m.d.sync += [self.st_push.valid.eq(1),
                                          self.st_push.p.kind.eq(EntryKind.AXON),
                                          self.st_push.p.value.eq(
                                              Cat(axon[:cm.routes.axon_bits],
@@ -722,14 +798,19 @@ class CommandProcessor(wiring.Component):
                             with m.If(axon >= self.n_axons):
                                 m.d.sync += in_bad.eq(1)
                 with m.Elif(in_bad):
-                    m.d.comb += self.st_abort.eq(1)
-                    nak(NakCode.ARGUMENT)
-                    m.next = "STORE"
+                    m.d.sync += self.st_abort.eq(1)
+                    nak(NakCode.ARGUMENT, True)
                 with m.Else():
-                    m.d.comb += [self.st_commit.eq(1), self.st_commit_step.eq(inp["step"]),
-                                 self.st_commit_end.eq(inp["flags"][0])]
+                    m.d.sync += self.st_commit.eq(1)
                     reply(Command.INPUT, cmd=Command.INPUT)
                     m.next = "STORE"
+            with m.State("NAK"):
+                reply(None, nak=True, cmd=hdr.cmd, code=verdict, expected=expected)
+                m.d.sync += self.nak_made.eq(1)
+                with m.If(nak_store):
+                    m.next = "STORE"
+                with m.Else():
+                    m.next = "DRAIN"
             with m.State("STORE"):
                 with m.If(replay):
                     m.next = "DRAIN"
@@ -741,36 +822,62 @@ class CommandProcessor(wiring.Component):
                                      filled.eq(Mux(filled == W, W, filled + 1))]
                         m.next = "DRAIN"
             with m.State("DRAIN"):
-                with m.If(ridx != hdr.length):
-                    m.d.comb += pay.ready.eq(1)
-                    with m.If(pay.valid):
-                        m.d.sync += ridx.eq(ridx + 1)
+                m.d.sync += [hlen.eq(rec.len + Mux(reading, count_b, 0)),
+                             r_last.eq(rec.len - 1)]
+                with m.If(~p_end):
+                    take_byte()
                 with m.Else():
                     m.next = "SEND_HEADER"
             with m.State("SEND_HEADER"):
-                reading = ~rec.nak & (hdr.cmd == Command.READ)
                 m.d.comb += [self.tx_header.valid.eq(1),
                              self.tx_header.p.version.eq(protocol.VERSION),
                              self.tx_header.p.seq.eq(hdr.seq),
                              self.tx_header.p.cmd.eq(Mux(rec.nak, Command.NAK, Command.ACK)),
-                             self.tx_header.p.length.eq(rec.len + Mux(reading, count_b, 0))]
-                m.d.sync += ridx.eq(0)
+                             self.tx_header.p.length.eq(hlen)]
                 with m.If(self.tx_header.ready):
-                    m.next = "SEND"
-            with m.State("SEND"):
-                with m.If(ridx < rec.len):
-                    waits = rlive & counter_first & ~fetched
-                    m.d.comb += [self.tx_payload.valid.eq(~waits), self.sb_req.eq(waits),
-                                 self.tx_payload.payload.eq(Mux(rlive, live_byte, rec.bytes[:8])),
-                                 live_sent.eq(~waits & self.tx_payload.ready)]
-                    with m.If(live_sent):
-                        m.d.sync += [ridx.eq(ridx + 1), rec.bytes.eq(rec.bytes >> 8)]
-                with m.Elif(~rec.nak & (hdr.cmd == Command.READ) & ~rd_done):
-                    m.d.comb += [rd_active.eq(1), self.tx_payload.valid.eq(rd_have),
-                                 self.tx_payload.payload.eq(rd_byte),
-                                 rd_take.eq(rd_have & self.tx_payload.ready)]
-                with m.Else():
+                    with m.If(rlive):
+                        m.next = "SEND_LIVE"
+                    with m.Else():
+                        m.next = "SEND_REC"
+            # A reply never has 0 bytes: every one starts with its command's code.
+            with m.State("SEND_REC"):
+                with m.If(~ob_valid):
+                    m.d.sync += [ob.eq(rec.bytes[:8]), ob_valid.eq(1), ridx.eq(ridx + 1),
+                                 rec.bytes.eq(rec.bytes >> 8)]
+                    with m.If(ridx == r_last):
+                        with m.If(reading):
+                            m.next = "SEND_READ"
+                        with m.Else():
+                            m.next = "SEND_END"
+            with m.State("SEND_LIVE"):
+                waits = counter_first_r & ~fetched
+                m.d.comb += live_sent.eq(~waits & ~ob_valid)
+                with m.If(waits & ~self.sb_done):
+                    m.d.sync += self.sb_req.eq(1)
+                with m.If(live_sent):
+                    m.d.sync += [ob.eq(live_byte), ob_valid.eq(1), ridx.eq(ridx + 1)]
+                    with m.If(ridx == r_last):
+                        m.next = "SEND_END"
+            with m.State("SEND_READ"):
+                m.d.comb += [rd_active.eq(1), rd_take.eq(rd_have & ~ob_valid)]
+                with m.If(rd_take):
+                    m.d.sync += [ob.eq(rd_byte), ob_valid.eq(1)]
+                with m.If(rd_done):
+                    m.next = "SEND_END"
+            with m.State("SEND_END"):
+                with m.If(~ob_valid):
+                    # the last byte has gone to the framer
                     with m.If(do_reset):
-                        m.d.comb += self.soft_reset.eq(1)
-                    m.next = "IDLE"
+                        m.d.sync += self.soft_reset.eq(1)
+                        m.next = "RESET"
+                    with m.Else():
+                        m.next = "IDLE"
+            with m.State("RESET"):
+                # ``soft_reset`` is high in this clock, a register: its fan-out (the processor,
+                # the stepper, the probes, the counters and the output buffer) starts at a
+                # flip-flop, not at the reader's counters
+                m.d.sync += self.soft_reset.eq(0)
+                m.next = "IDLE"
+        with m.If(self.sb_done):
+            m.d.sync += self.sb_req.eq(0)
         return m

@@ -133,11 +133,23 @@ class SoC(wiring.Component):
                               spike_shape=chip.host_out.payload.shape(),
                               out_window=p.out_window, max_payload=p.max_payload,
                               timeout=p.resend_clocks)
+        # RESET reaches several hundred flip-flops in each of these blocks: the processor's
+        # ``soft_reset`` is a register (its own blocks' reset) and every other block gets a
+        # registered copy of it, one clock later (when the processor, just reset, is idle and
+        # unsynchronised), so no net spans the chip from one flip-flop. ``~copy`` in each
+        # copy's input keeps Yosys from merging them (the pulse is one clock long).
+        def reset_copy(name):
+            copy = Signal(name=f"reset_{name}")
+            m.d.sync += copy.eq(proc.soft_reset & ~copy)
+            return copy
+
+        rst_stepper, rst_probes = reset_copy("stepper"), reset_copy("probes")
+        rst_outbuf, rst_stats = reset_copy("outbuf"), reset_copy("stats")
         m.submodules.proc = ResetInserter(proc.soft_reset)(proc)
-        m.submodules.stepper = ResetInserter(proc.soft_reset)(stepper)
+        m.submodules.stepper = ResetInserter(rst_stepper)(stepper)
         m.submodules.outbuf = outbuf
         probes = ProbeEngine(self.chipmap, p.n_probes)
-        m.submodules.probes = ResetInserter(proc.soft_reset)(probes)
+        m.submodules.probes = ResetInserter(rst_probes)(probes)
         m.submodules.chip = chip
         m.submodules.mux = mux = FrameMux(p.max_payload)
         m.submodules.framer = framer = Framer(p.max_payload)
@@ -180,7 +192,7 @@ class SoC(wiring.Component):
             shared=proc.history_words, shared_stall=proc.history_stall)
         m.d.comb += [getattr(stats, f"inc{k}").eq(events[name])
                      for k, name in enumerate(STATUS_COUNTERS)]
-        m.d.comb += [stats.clear.eq(proc.soft_reset), stats.rd_req.eq(proc.sb_req),
+        m.d.comb += [stats.clear.eq(rst_stats), stats.rd_req.eq(proc.sb_req),
                      stats.rd_index.eq(proc.sb_index), proc.sb_done.eq(stats.rd_done),
                      proc.sb_value.eq(stats.value),
                      # the processor's reply history lives in the bank's RAM too
@@ -241,7 +253,7 @@ class SoC(wiring.Component):
                      outbuf.step.eq(chip.step), outbuf.end.eq(probes.done),
                      stepper.post_busy.eq(probes.busy | outbuf.closing),
                      outbuf.ack.eq(filt.ack), outbuf.ack_next.eq(filt.next),
-                     outbuf.clear.eq(proc.soft_reset)]
+                     outbuf.clear.eq(rst_outbuf)]
 
         # transmit path: replies first, then output frames
         wiring.connect(m, proc.tx_header, mux.a_header)
