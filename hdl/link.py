@@ -22,6 +22,13 @@ addition and comparison), so no divider, multiplier or wide adder sits between t
 a reply is a record of at most 9 bytes shifted out, HELLO and STATUS bytes are made as they are
 sent; the history is 16-bit words of a block RAM that it shares with the SoC's event counters
 (``StatsBank``: the ``hist_*`` ports); REGION_CRC uses a 4-bit CRC.
+
+Timing (the SoC runs at 100 MHz on an ECP5): what leaves the processor leaves from registers
+(the memory request, the reply's bytes, the pulses and entries to the stepper and the probe
+engine, the counter read, ``soft_reset``), what it reads from the stepper is registered before
+use, and the flags its states branch on (the command's kind, the refusal, the last byte of a
+reply, the last word of a READ) are registers made a clock ahead, so no path runs from another
+block through the command FSM, and none from a counter into a comparison and on into the FSM.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -364,6 +371,11 @@ class CommandProcessor(wiring.Component):
             m.d.sync += [m_index.eq(first), m_left.eq(words), m_zero.eq(words[:ab + 1] == 0)]
         checked = ck == lb + 3      # until the next request: DECIDE and EXEC read them
 
+        # the stepper's idle flag, a clock late (a register: no path from the stepper's logic
+        # into the refusal's); ``done_step`` is valid only with ``step_done``, taken as it is
+        st_idle = Signal()
+        m.d.sync += st_idle.eq(self.st_idle)
+
         # What a command gets refused for, in the order of linkpeer.FakeBoard (BUSY after LENGTH).
         nak_code = Signal(8)
         verdict = Signal(8)
@@ -378,7 +390,7 @@ class CommandProcessor(wiring.Component):
             m.d.comb += nak_code.eq(NakCode.COMMAND)
         with m.Elif(Mux(hdr.cmd.matches(*_TAILED), shorter, ~exact)):
             m.d.comb += nak_code.eq(NakCode.LENGTH)
-        with m.Elif(hdr.cmd.matches(*_BUSY) & ~self.st_idle & ~replay):
+        with m.Elif(hdr.cmd.matches(*_BUSY) & ~st_idle & ~replay):
             m.d.comb += nak_code.eq(NakCode.BUSY)
         with m.Elif(hdr.cmd.matches(Command.WRITE, Command.READ, Command.REGION_CRC)):
             with m.If(no_core):
@@ -453,16 +465,23 @@ class CommandProcessor(wiring.Component):
             m.d.sync += [verdict.eq(code), nak_store.eq(store)]
             m.next = "NAK"
 
-        # HELLO and STATUS bytes as they are sent. A STATUS field is sampled whole when its
-        # first byte goes (its other bytes from ``hold``), so no multi-byte value is torn. A
-        # counter's first byte waits until the bank has read it whole (``fetched``).
+        # HELLO and STATUS bytes as they are sent, made a clock ahead (``live_byte_r``: a byte
+        # goes at most every other clock, and ``ridx`` has pointed at it for a clock when it
+        # goes). A STATUS field is sampled whole in the clock before its first byte goes (its
+        # other bytes from ``hold``, sampled in the same clock), so no multi-byte value is
+        # torn. A counter's first byte waits until the bank has read it whole (``fetched``) and
+        # that value has been sampled (``fetched_d``).
         live_byte = Signal(8)
+        live_byte_r = Signal(8)
+        m.d.sync += live_byte_r.eq(live_byte)
         hold = Signal(24)
         live_sent = Signal()
         counter_first = Signal()            # the byte is a counter's first
         counter_first_r = Signal()          # the same, a clock later (a byte goes at most
         m.d.sync += counter_first_r.eq(counter_first)   # every other clock)
         fetched = Signal()
+        fetched_d = Signal()
+        m.d.sync += fetched_d.eq(fetched)
         sb_k = Signal(range(len(STATUS_COUNTERS)))
         m.d.sync += self.sb_index.eq(sb_k)       # a register: the index reaches the bank's RAM
         with m.If(self.sb_done):
@@ -500,7 +519,7 @@ class CommandProcessor(wiring.Component):
             with m.Switch(ridx[:6]):
                 with m.Case(*counters):
                     m.d.comb += live_byte.eq(self.sb_value[:8])
-                    with m.If(live_sent):
+                    with m.If(~live_sent):
                         m.d.sync += hold.eq(self.sb_value[8:])
                 for name, (off, n, _) in offsets.items():
                     value = status_fields[name]
@@ -514,7 +533,7 @@ class CommandProcessor(wiring.Component):
                     with m.Case(off):
                         m.d.comb += live_byte.eq(value[:8])
                         if n > 1:
-                            with m.If(live_sent):
+                            with m.If(~live_sent):
                                 m.d.sync += hold.eq(value[8:8 * n])
                 for k, where_k in later.items():
                     with m.Case(*where_k):
@@ -728,7 +747,7 @@ class CommandProcessor(wiring.Component):
                 m.d.sync += rec.bytes[8 * 5:8 * 9].eq(self.st_busy_last)
                 m.next = "STORE"
             with m.State("WAIT_STOP"):
-                with m.If(self.st_idle):
+                with m.If(st_idle & ~self.st_stop):
                     reply(Command.STOP, cmd=Command.STOP, step=self.core_step)
                     m.next = "STORE"
             with m.State("CRC"):
@@ -850,12 +869,12 @@ class CommandProcessor(wiring.Component):
                         with m.Else():
                             m.next = "SEND_END"
             with m.State("SEND_LIVE"):
-                waits = counter_first_r & ~fetched
+                waits = counter_first_r & ~(fetched & fetched_d)
                 m.d.comb += live_sent.eq(~waits & ~ob_valid)
-                with m.If(waits & ~self.sb_done):
+                with m.If(counter_first_r & ~fetched & ~self.sb_done):
                     m.d.sync += self.sb_req.eq(1)
                 with m.If(live_sent):
-                    m.d.sync += [ob.eq(live_byte), ob_valid.eq(1), ridx.eq(ridx + 1)]
+                    m.d.sync += [ob.eq(live_byte_r), ob_valid.eq(1), ridx.eq(ridx + 1)]
                     with m.If(ridx == r_last):
                         m.next = "SEND_END"
             with m.State("SEND_READ"):

@@ -190,7 +190,9 @@ class SoC(wiring.Component):
             [len(events[name]) for name in STATUS_COUNTERS],
             gaps=[gaps[name] for name in STATUS_COUNTERS], first_cleared=CLEARED_COUNTERS,
             shared=proc.history_words, shared_stall=proc.history_stall)
-        m.d.comb += [getattr(stats, f"inc{k}").eq(events[name])
+        # each event is counted a clock late, from a register (no path from the deframer's
+        # or the UART's logic into the bank's adders)
+        m.d.sync += [getattr(stats, f"inc{k}").eq(events[name])
                      for k, name in enumerate(STATUS_COUNTERS)]
         m.d.comb += [stats.clear.eq(rst_stats), stats.rd_req.eq(proc.sb_req),
                      stats.rd_index.eq(proc.sb_index), proc.sb_done.eq(stats.rd_done),

@@ -127,14 +127,16 @@ class StatsBank(wiring.Component):
         last = Const(n - 1, ib)
         with m.FSM():
             with m.State("PICK"):
-                m.d.comb += e_raddr.eq(Cat(0, idx))
+                # the low half-word of the counter read next (a read asked for, or the one
+                # visited); while the RAM is taken or cleared the answer is not used, so neither
+                # choice waits on ``stolen`` or ``clearing``
+                m.d.comb += e_raddr.eq(Cat(0, Mux(self.rd_req, self.rd_index, idx)))
                 with m.If(stolen):
                     pass
                 with m.Elif(clearing):
                     m.d.sync += walk.eq(2 * self.first_cleared)
                     m.next = "CLEAR"
                 with m.Elif(self.rd_req):
-                    m.d.comb += e_raddr.eq(Cat(0, self.rd_index))
                     m.next = "READ_LO"
                 with m.Else():
                     m.d.comb += take.eq(1)
