@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In
 
 from spikeforge.hdl.framing import Deframer, Framer
 from spikeforge.hdl.link import CLEARED_COUNTERS, STATUS_COUNTERS, AckFilter
-from spikeforge.hdl.soc import SoC, FrameMux, build_id
+from spikeforge.hdl.soc import FrameMux, SoC, build_id
 from spikeforge.hdl.stats import StatsBank
 from spikeforge.hdl.uart import UARTReceiver, UARTTransmitter
 from spikeforge.presets import PRESETS
