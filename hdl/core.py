@@ -2,8 +2,8 @@
 
 One timestep (``start`` .. ``done``) runs these phases (see ``docs/architecture.md``):
 
-``KEY``      seven clocks: the per-step PRNG keys ``mix32(seed ^ mix32(t))`` through the mixer
-             the scanner shares (cut in three by two registers).
+``KEY``      eight clocks: the per-step PRNG keys ``mix32(seed ^ mix32(t))`` through the mixer
+             the scanner shares (cut in three by two registers, its input registered).
 ``DELIVER``  the *scanner* walks every axon once (input bitmap | generator, pre-trace update) and
              appends the axons of ``E_t`` to the list memory; at the same time the *deliverer*
              takes them and reads one lane-wide synapse word per clock, adding each weight into
@@ -25,7 +25,9 @@ behind ports that the memory access port (``mem_req`` / ``mem_rsp``, declared in
 ``spikeforge.memmap``) drives while the core is idle.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from types import SimpleNamespace as _Port
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -205,9 +207,50 @@ class Core(wiring.Component):
                 rp = mo.read_port(transparent_for=(wp,) if transparent else ())
             return rp, wp
 
+        long = (self.update_pipeline or update_pipeline_for(platform)) == "long"
+
+        def mem2(name, width, depth):
+            """The long pipeline's state and parameter memories: read data two clocks after
+            the address (held while ``en`` is low), so that no read path runs from an address
+            through a whole memory into its user. In LUT RAM (``small_ram_style``
+            ``"distributed"`` or ``"logic"``) the memory is cut in banks of 256 words: a bank's
+            read into its port register, then the bank select into ``data``. ``data_next`` is
+            the value ``data`` loads at the next clock edge (when ``en1``)."""
+            lut = self.small_ram_style in ("distributed", "logic")
+            banks = max(depth // 256, 1) if lut else 1
+            bb = _log2(depth // banks) if depth // banks > 1 else 0
+            rp = _Port(addr=Signal(range(max(depth, 2)), name=f"{name}_raddr"),
+                       en=Signal(init=1, name=f"{name}_ren"), en1=Signal(name=f"{name}_ren1"),
+                       data=Signal(width, name=f"{name}_rdata"),
+                       data_next=Signal(width, name=f"{name}_rnext"))
+            wp = _Port(addr=Signal(range(max(depth, 2)), name=f"{name}_waddr"),
+                       en=Signal(name=f"{name}_wen"), data=Signal(width, name=f"{name}_wdata"))
+            attrs = {"ram_style": self.small_ram_style} if self.small_ram_style else None
+            outs = []
+            for b in range(banks):
+                m.submodules[f"{name}{b}" if banks > 1 else name] = mo = memory.Memory(
+                    shape=unsigned(width), depth=depth // banks, init=[], attrs=attrs)
+                bw, br = mo.write_port(), mo.read_port()
+                m.d.comb += [bw.addr.eq(wp.addr[:bb]), bw.data.eq(wp.data),
+                             bw.en.eq(wp.en & ((wp.addr[bb:] == b) if banks > 1 else 1)),
+                             br.addr.eq(rp.addr[:bb]), br.en.eq(rp.en)]
+                outs.append(br.data)
+            sel = Signal(range(banks), name=f"{name}_rsel")
+            with m.If(rp.en):
+                m.d.sync += sel.eq(rp.addr[bb:] if banks > 1 else 0)
+            m.d.sync += rp.en1.eq(rp.en)
+            m.d.comb += rp.data_next.eq(Array(outs)[sel] if banks > 1 else outs[0])
+            with m.If(rp.en1):
+                m.d.sync += rp.data.eq(rp.data_next)
+            return rp, wp
+
         state_w = 2 * STATE_BITS + 4
-        state_rp, state_wp = mem("state", state_w, N, small=True)
-        param_rp, param_wp = mem("param", lay[Region.PARAM].width, N, small=True)
+        if long:
+            state_rp, state_wp = mem2("state", state_w, N)
+            param_rp, param_wp = mem2("param", lay[Region.PARAM].width, N)
+        else:
+            state_rp, state_wp = mem("state", state_w, N, small=True)
+            param_rp, param_wp = mem("param", lay[Region.PARAM].width, N, small=True)
         prof_rp, prof_wp = mem("profile", lay[Region.PROFILE].width, P, comb_read=True)
         prof2_rp = m.submodules.profile.read_port(domain="comb")
         axon_rp, axon_wp = mem("axon", lay[Region.AXON].width, A, small=True)
@@ -263,27 +306,27 @@ class Core(wiring.Component):
 
         # -- PRNG keys ---------------------------------------------------------------------
         # one mixer for the keys (KEY) and the generator draws (the scanner, DELIVER), cut in
-        # three by two registers (``mix32_pipelined``): its output is the mix of the input of
-        # two clocks earlier. ``mix_in`` and ``gen_in`` are zero outside their phases, so their
-        # OR selects. The lanes' depression/potentiation numbers have one mixer each, except
-        # on single-port synapse memory: there the deliverer draws on at most half the clocks
-        # (``read_ok``), so lane 0 shares the key mixer and the scanner draws on the clocks
-        # the deliverer leaves (``scan``); a mixer is about 330 logic cells on the iCE40.
-        # The mixers' inputs are selected by the phase and the shallow ``lane_sel`` only (a
-        # draw nobody takes is harmless), not by the deep conditions of the stages that take
-        # the output: the selection is in front of two 32-bit adders.
+        # three by two registers (``mix32_pipelined``): its output is the mix of its input of
+        # two clocks earlier. The lanes' depression/potentiation numbers have one mixer each,
+        # except on single-port synapse memory: there the deliverer draws on at most half the
+        # clocks (``read_ok``), so lane 0 shares the key mixer and the scanner draws on the
+        # clocks the deliverer leaves (``scan``); a mixer is about 330 logic cells on the iCE40.
+        # Every mixer's input is a register (``lane_r``), or one of two (``mix_r0``, ``mix_r1``)
+        # chosen by a third (``use_r1``): loaded with the input of the next clock, selected and
+        # computed from the next values of the counters (``*_n`` below) one clock ahead, so
+        # that no more than a 2:1 multiplexer sits in front of the mixer's own two adders (a
+        # draw nobody takes is harmless, so only the clocks that take one need the right input).
         share_mixer = plastic and lane_memory.single_port
-        mix_in = Signal(32)
-        gen_in = Signal(32)
-        lane_sel = Signal()
-        lane_in = [Signal(32, name=f"lane_in{j}") for j in range(L if plastic else 0)]
+        key_n = Signal(32)          # the key phase's input of the next clock (``key_sel_n``)
+        key_sel_n = Signal()
+        mix_r0, mix_r1, use_r1 = Signal(32), Signal(32), Signal()
+        lane_r = [Signal(32, name=f"lane_r{j}") for j in range(L if plastic else 0)]
+        mix_out = mix32_pipelined(m, Mux(use_r1, mix_r1, mix_r0), "mixkey")
         if share_mixer:
-            mix_out = mix32_pipelined(m, mix_in | Mux(lane_sel, lane_in[0], gen_in), "mixkey")
-            lane_out = [mix_out] + [mix32_pipelined(m, lane_in[j], f"mixlane{j}")
+            lane_out = [mix_out] + [mix32_pipelined(m, lane_r[j], f"mixlane{j}")
                                     for j in range(1, L)]
         else:
-            mix_out = mix32_pipelined(m, mix_in | gen_in, "mixkey")
-            lane_out = [mix32_pipelined(m, lane_in[j], f"mixlane{j}") for j in range(len(lane_in))]
+            lane_out = [mix32_pipelined(m, lane_r[j], f"mixlane{j}") for j in range(len(lane_r))]
         key_stdp = Signal(32)
         key_gen = Signal(32)
 
@@ -292,6 +335,7 @@ class Core(wiring.Component):
         start_latch = Signal()
         go = Signal()
         rsp_valid = Signal()
+        rsp_pend = Signal()     # the long pipeline: a read's response comes a clock later
         m.d.comb += go.eq(self.start | start_latch)
         with m.If(self.start):      # remembered until taken (cleared in IDLE below)
             m.d.sync += start_latch.eq(1)
@@ -329,6 +373,7 @@ class Core(wiring.Component):
         wd_en = [Signal(name=f"wd_en{j}") for j in range(L)]
 
         un = Signal(range(N + 1))
+        u0_valid, u0_n = Signal(), Signal(range(N))     # the long pipeline's read stage
         u1_valid, u1_n = Signal(), Signal(range(N))
         u2_valid, u2_n = Signal(), Signal(range(N))
         u3_valid, u3_n = Signal(), Signal(range(N))
@@ -348,6 +393,8 @@ class Core(wiring.Component):
         m.d.comb += drained.eq((lr == lw) & ~head & ~pend & ~nxt_valid)
         m.d.comb += lists_rp.en.eq(0)       # the head is held until taken (``en`` is 1 by default)
         fire = Signal()                     # the scanner's stage 3 appends an event
+        fetch_d = Signal()                  # ``fetch`` in DELIVER
+        scan = Signal()                     # the scanner's stage 0 (in DELIVER)
 
         pe = Signal(range(NW + 1))
         pa = Signal(range(A + 1))
@@ -370,73 +417,81 @@ class Core(wiring.Component):
             m.d.comb += xprod.eq(axon_f["x"] * Mux(p1_valid, regs["a_plus"], regs["alpha_x"]))
             m.d.sync += xprod_r.eq(xprod)
 
+        # the next values of the counters the mixers' inputs are made of (the FSM below assigns
+        # them; they hold by default)
+        scan_a_n, dw_n, cur_a_n = Signal.like(scan_a), Signal.like(dw), Signal.like(cur_a)
+        cur_valid_n, pa_n, cur_w_n = Signal(), Signal.like(pa), Signal.like(cur_w)
+        nexts = [(scan_a, scan_a_n), (dw, dw_n), (cur_a, cur_a_n), (cur_valid, cur_valid_n),
+                 (pa, pa_n), (cur_w, cur_w_n)]
+        m.d.comb += [n_.eq(r_) for r_, n_ in nexts]
+        m.d.sync += [r_.eq(n_) for r_, n_ in nexts]
+
         m.d.sync += p1_valid.eq(0)
-        with m.FSM(name="phase"):
+        with m.FSM(name="phase") as fsm:
             with m.State("IDLE"):
                 m.d.comb += idle.eq(1)
-                with m.If(go & ~rsp_valid):
+                with m.If(go & ~rsp_valid & ~rsp_pend):
                     m.d.sync += start_latch.eq(0)
+                    m.d.comb += [key_n.eq(t), key_sel_n.eq(1)]
                     m.next = "KEY0"
-            # the mixer's output belongs to its input of two clocks earlier
+            # ``mix_r0`` holds the ``key_n`` of the clock before; the mixer's output belongs to
+            # its input of two clocks earlier
             with m.State("KEY0"):
-                m.d.comb += mix_in.eq(t)
                 m.next = "KEY1"
             with m.State("KEY1"):
                 m.next = "KEY2"
             with m.State("KEY2"):
-                m.d.sync += key_gen.eq(mix_out)      # mix32(t), until KEY5
+                m.d.sync += key_gen.eq(mix_out)      # mix32(t), until KEY6
                 m.next = "KEY3"
             with m.State("KEY3"):
-                m.d.comb += mix_in.eq(regs["gen_seed"] ^ key_gen)
+                m.d.comb += [key_n.eq(regs["gen_seed"] ^ key_gen), key_sel_n.eq(1)]
                 m.next = "KEY4"
             with m.State("KEY4"):
                 if plastic:
-                    m.d.comb += mix_in.eq(regs["stdp_seed"] ^ key_gen)
+                    m.d.comb += [key_n.eq(regs["stdp_seed"] ^ key_gen), key_sel_n.eq(1)]
                 m.next = "KEY5"
             with m.State("KEY5"):
+                m.next = "KEY6"
+            with m.State("KEY6"):
                 m.d.sync += key_gen.eq(mix_out)
-                m.next = "KEY6" if plastic else "DELIVER"
-                m.d.sync += [scan_a.eq(0), dw.eq(0)]
-            if plastic:
-                with m.State("KEY6"):
+                m.d.comb += [scan_a_n.eq(0), dw_n.eq(0)]
+                m.next = "KEY7"
+            # KEY7 selects the first generator draw (from the final ``key_gen``)
+            with m.State("KEY7"):
+                if plastic:
                     m.d.sync += key_stdp.eq(mix_out)
-                    m.next = "DELIVER"
+                m.next = "DELIVER"
             with m.State("DELIVER"):
                 last_word = dw == NW - 1
                 issue = Signal()
                 m.d.comb += issue.eq(cur_valid & read_ok)
                 # scanner, stage 0: read and clear the bitmap bit, draw the generator number;
                 # on clocks where the list memory's ports are free (no entry read or appended)
-                scan = Signal()
-                busy_ports = fetch | (s3_valid & fire)
+                busy_ports = fetch_d | (s3_valid & fire)
                 if share_mixer:
                     busy_ports |= issue & regs["learn"]
                 m.d.comb += scan.eq((scan_a < A) & ~busy_ports)
-                m.d.comb += gen_in.eq(key_gen ^ rand_word(2, scan_a[:c.axon_bits], 0))
                 with m.If(scan):
                     m.d.comb += [lists_rp.addr.eq(scan_a), lists_rp.en.eq(1),
                                  lists_wp.addr.eq(scan_a), lists_wp.data.eq(0), lists_wp.en.eq(1)]
-                    m.d.sync += [s1_a.eq(scan_a), scan_a.eq(scan_a + 1)]
+                    m.d.comb += scan_a_n.eq(scan_a + 1)
+                    m.d.sync += s1_a.eq(scan_a)
                 m.d.sync += s1_valid.eq(scan)
                 # deliverer: take the next event axon (read ahead into ``nxt_a``) into
                 # ``cur_a``, then, stage 0, read the synapse words (and post traces)
                 with m.If(nxt_valid & (~cur_valid | (last_word & issue))):
                     m.d.comb += take_d.eq(1)
-                    m.d.sync += [cur_a.eq(nxt_a), cur_valid.eq(1)]
+                    m.d.comb += [cur_a_n.eq(nxt_a), cur_valid_n.eq(1)]
                 with m.Elif(last_word & issue):
-                    m.d.sync += cur_valid.eq(0)
+                    m.d.comb += cur_valid_n.eq(0)
                 a = cur_a[:c.axon_bits]
-                if plastic:     # the depression draws (taken with learning only)
-                    m.d.comb += lane_sel.eq(issue & regs["learn"])
-                    for j in range(L):
-                        n = Cat(Const(j, lb), dw[:wb])
-                        m.d.comb += lane_in[j].eq(key_stdp ^ rand_word(0, a, n))
                 with m.If(issue):
                     for j in range(L):
                         m.d.comb += [syn[j].r_addr.eq(Cat(dw[:wb], a)), syn[j].r_en.eq(1)]
                         if plastic:
                             m.d.comb += [y_rp[j].addr.eq(dw), y_rp[j].en.eq(1)]
-                    m.d.sync += [d1_w.eq(dw), d1_a.eq(a), dw.eq(Mux(last_word, 0, dw + 1))]
+                    m.d.sync += [d1_w.eq(dw), d1_a.eq(a)]
+                    m.d.comb += dw_n.eq(Mux(last_word, 0, dw + 1))
                 m.d.sync += d1_valid.eq(issue)
                 with m.If((scan_a == A) & ~s1_valid & ~s2_valid & ~s3_valid & drained
                           & ~cur_valid & ~d1_valid & ~d2_valid & ~wb_valid & ~wd_valid):
@@ -446,14 +501,16 @@ class Core(wiring.Component):
                 with m.If(un < N):
                     m.d.comb += [state_rp.addr.eq(un), param_rp.addr.eq(un),
                                  state_rp.en.eq(1), param_rp.en.eq(1)]
-                    for j in range(L):
-                        m.d.comb += [slot_rp[j].addr.eq(Cat(un[lb:lb + wb], t_slot)),
-                                     slot_rp[j].en.eq(1)]
-                        if plastic:
-                            m.d.comb += [y_rp[j].addr.eq(un[lb:lb + wb]), y_rp[j].en.eq(1)]
-                    m.d.sync += [u1_n.eq(un), un.eq(un + 1)]
-                m.d.sync += u1_valid.eq(un < N)
-                with m.If((un == N) & ~u1_valid & ~u2_valid & ~u3_valid & ~u4_valid):
+                    if not long:
+                        for j in range(L):
+                            m.d.comb += [slot_rp[j].addr.eq(Cat(un[lb:lb + wb], t_slot)),
+                                         slot_rp[j].en.eq(1)]
+                            if plastic:
+                                m.d.comb += [y_rp[j].addr.eq(un[lb:lb + wb]), y_rp[j].en.eq(1)]
+                    m.d.sync += [(u0_n if long else u1_n).eq(un), un.eq(un + 1)]
+                m.d.sync += (u0_valid if long else u1_valid).eq(un < N)
+                with m.If((un == N) & ~u0_valid & ~u1_valid & ~u2_valid & ~u3_valid
+                          & ~u4_valid):
                     m.d.sync += pe.eq(0)
                     if plastic:
                         # the walk reads the list memory once the spike output has drained it
@@ -469,22 +526,18 @@ class Core(wiring.Component):
                     m.d.comb += [lists_rp.addr.eq(pe), lists_rp.en.eq(1)]
                     m.next = "POT_LATCH"
                 with m.State("POT_LATCH"):
-                    m.d.sync += [cur_mask.eq(lists_rp.data[:L]),
-                                 cur_w.eq(lists_rp.data[L:L + wb]),
-                                 pa.eq(0), pe.eq(pe + 1)]
+                    m.d.sync += [cur_mask.eq(lists_rp.data[:L]), pe.eq(pe + 1)]
+                    m.d.comb += [cur_w_n.eq(lists_rp.data[L:L + wb]), pa_n.eq(0)]
                     m.next = "POT_WALK"
                 with m.State("POT_WALK"):
-                    m.d.comb += lane_sel.eq(1)
-                    for j in range(L):
-                        n = Cat(Const(j, lb), cur_w[:wb])
-                        m.d.comb += lane_in[j].eq(key_stdp ^ rand_word(1, pa[:c.axon_bits], n))
                     with m.If(read_ok):
                         for j in range(L):
                             m.d.comb += [syn[j].r_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
                                          syn[j].r_en.eq(1)]
                         m.d.comb += [axon_rp.addr.eq(pa), axon_rp.en.eq(1)]
                         m.d.sync += [p1_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
-                                     p1_mask.eq(cur_mask), pa.eq(pa + 1)]
+                                     p1_mask.eq(cur_mask)]
+                        m.d.comb += pa_n.eq(pa + 1)
                         m.d.sync += p1_valid.eq(1)
                         with m.If(pa == A - 1):
                             with m.If(pe == lw):
@@ -501,12 +554,43 @@ class Core(wiring.Component):
                     m.next = "IDLE"
         m.d.comb += self.busy.eq(~idle)
 
+        # -- the mixers' inputs of the next clock, registered ---------------------------------
+        # the scanner's draw (DELIVER, on the clocks ``scan``: the axon ``scan_a`` or, after a
+        # clock that scanned, ``scan_a + 1``, both ready in ``mix_r0`` and ``mix_r1``, so that
+        # the deep condition ``scan`` only feeds the flip-flop ``use_r1``); the lanes'
+        # depression draws (DELIVER, taken on the clocks ``issue`` with learning) or
+        # potentiation draws (the walk, from POT_LATCH on); with a shared mixer, lane 0 has it
+        # exactly on the clocks ``issue & learn`` (the scanner waits then) and throughout the walk
+        gen_n = key_gen ^ rand_word(2, scan_a[:c.axon_bits], 0)
+        gen1_n = key_gen ^ rand_word(2, (scan_a + 1)[:c.axon_bits], 0)
+        walk_n = Signal()
+        if plastic:
+            m.d.comb += walk_n.eq(fsm.ongoing("POT_LATCH") | fsm.ongoing("POT_WALK"))
+        lane_n = []
+        for j in range(len(lane_r)):
+            lane_n.append(Mux(walk_n,
+                              key_stdp ^ rand_word(1, pa_n[:c.axon_bits],
+                                                   Cat(Const(j, lb), cur_w_n[:wb])),
+                              key_stdp ^ rand_word(0, cur_a_n[:c.axon_bits],
+                                                   Cat(Const(j, lb), dw_n[:wb]))))
+            if not (share_mixer and j == 0):
+                m.d.sync += lane_r[j].eq(lane_n[j])
+        if share_mixer:
+            phase_n = Mux(phase == 2 * _WB - 1, 0, phase + 1)
+            lane_sel_n = (regs["learn"] & cur_valid_n & (phase_n < _WB)) | walk_n
+            m.d.sync += mix_r0.eq(Mux(key_sel_n, key_n, Mux(lane_sel_n, lane_n[0], gen_n)))
+        else:
+            lane_sel_n = Const(0)
+            m.d.sync += mix_r0.eq(Mux(key_sel_n, key_n, gen_n))
+        m.d.sync += [mix_r1.eq(gen1_n), use_r1.eq(scan & ~key_sel_n & ~lane_sel_n)]
+
         # -- the list memory's queue: read the next entry when its place is free or taken ----
         with m.If(emitting):
             m.d.comb += fetch.eq((lr != lw) & (~head | take_s))
             m.d.sync += head.eq(fetch | (head & ~take_s))
         with m.Else():
-            m.d.comb += fetch.eq((lr != lw) & ~pend & (~nxt_valid | take_d))
+            m.d.comb += fetch.eq(fetch_d)
+        m.d.comb += fetch_d.eq((lr != lw) & ~pend & (~nxt_valid | take_d))
         m.d.sync += pend.eq(fetch & ~emitting)
         with m.If(fetch):
             m.d.comb += [lists_rp.addr.eq(lr), lists_rp.en.eq(1)]
@@ -583,6 +667,24 @@ class Core(wiring.Component):
                                  wb_en[j].eq(regs["learn"] & d2_mask[j])]
                 m.d.sync += [wb_addr.eq(d2_synaddr), wb_neg.eq(1)]
 
+        # -- update, stage 0 (the long pipeline): the state and parameter words are on their
+        # way (``mem2``); the slot and post-trace reads; the profile of the parameter word
+        # that arrives, registered --------------------------------------------------------
+        if long:
+            with m.If(u0_valid):
+                for j in range(L):
+                    m.d.comb += [slot_rp[j].addr.eq(Cat(u0_n[lb:lb + wb], t_slot)),
+                                 slot_rp[j].en.eq(1)]
+                    if plastic:
+                        m.d.comb += [y_rp[j].addr.eq(u0_n[lb:lb + wb]), y_rp[j].en.eq(1)]
+                m.d.sync += u1_n.eq(u0_n)
+            m.d.sync += u1_valid.eq(u0_valid)
+            prof_r = Signal(lay[Region.PROFILE].width)
+            pnext = _fields(lay[Region.PARAM], param_rp.data_next)["profile"][:_log2(P)]
+            m.d.comb += prof_rp.addr.eq(pnext)
+            with m.If(param_rp.en1):
+                m.d.sync += prof_r.eq(prof_rp.data)
+
         # -- update, stage 1: operands; the decay products; bias - threshold ----------------
         # The late profile fields (threshold, v_reset, refractory, reset_mode) are read again
         # at the last stage through a second read port (``prof2_rp``) from the profile number
@@ -591,8 +693,11 @@ class Core(wiring.Component):
               "ref": state_rp.data[48:52]}
         par = _fields(lay[Region.PARAM], param_rp.data)
         pidx = par["profile"][:_log2(P)]
-        m.d.comb += prof_rp.addr.eq(pidx)
-        prof = _fields(lay[Region.PROFILE], prof_rp.data)
+        if long:
+            prof = _fields(lay[Region.PROFILE], prof_r)
+        else:
+            m.d.comb += prof_rp.addr.eq(pidx)
+            prof = _fields(lay[Region.PROFILE], prof_rp.data)
         u1_j = u1_n[:lb]
         u1_slot = Signal(signed(c.slot_bits))
         u1_py = Signal(32)
@@ -637,7 +742,6 @@ class Core(wiring.Component):
 
         # -- update, stage 3: x = v + i and x - threshold, side by side ------------------------
         # (the long pipeline registers them; the short one decides in the same clock)
-        long = (self.update_pipeline or update_pipeline_for(platform)) == "long"
         d34 = m.d.sync if long else m.d.comb
         u4 = {name: Signal.like(u3[name], name=f"u4_{name}") for name in u3}
         u4_i = Signal(signed(STATE_BITS))
@@ -739,12 +843,12 @@ class Core(wiring.Component):
                                  syn[j].w_data.eq(syn_word(w_new, wd_delay[j], wd_mask[j])),
                                  syn[j].w_en.eq(wd_en[j])]
 
-        self._memory_port(m, regs, idle, go, rsp_valid, state_rp, state_wp, param_rp, param_wp,
+        self._memory_port(m, regs, idle, go, rsp_valid, rsp_pend if long else None, state_rp, state_wp, param_rp, param_wp,
                           prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp, slot_wp, y_rp, y_wp,
                           lists_wp, LW)
         return m
 
-    def _memory_port(self, m, regs, idle, go, rsp_valid, state_rp, state_wp, param_rp, param_wp,
+    def _memory_port(self, m, regs, idle, go, rsp_valid, rsp_pend, state_rp, state_wp, param_rp, param_wp,
                      prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp, slot_wp, y_rp, y_wp,
                      lists_wp, ext_bit):
         """The memory access port and the input events: both act only while the core is idle."""
@@ -756,7 +860,8 @@ class Core(wiring.Component):
         region, index = req.payload.addr[ib:], req.payload.addr[:ib]
         wdata = req.payload.data
         accept = Signal()
-        m.d.comb += [req.ready.eq(idle & ~go & (~rsp_valid | rsp.ready)),
+        busy_rsp = rsp_pend if rsp_pend is not None else Const(0)
+        m.d.comb += [req.ready.eq(idle & ~go & ~busy_rsp & (~rsp_valid | rsp.ready)),
                      accept.eq(req.valid & req.ready)]
         rd = accept & ~req.payload.write
         wr = accept & req.payload.write
@@ -776,13 +881,22 @@ class Core(wiring.Component):
         rsp_region = Signal(3)
         rsp_lane = Signal(max(lb, 1))
         rsp_index = Signal(range(max(len(reg_list), c.n_profiles) + 1))
+        # (the long pipeline's state and parameter words take two clocks: ``rsp_pend`` first)
         with m.If(rd):
-            m.d.sync += [rsp_valid.eq(1), rsp_region.eq(region), rsp_lane.eq(lane),
-                         rsp_index.eq(index)]
+            m.d.sync += [rsp_region.eq(region), rsp_lane.eq(lane), rsp_index.eq(index)]
             with m.If((region == Region.REGISTERS) & (index >= len(reg_list))):
                 m.d.sync += rsp_index.eq(len(reg_list))     # no register there: reads 0
-        with m.Elif(rsp.ready):
-            m.d.sync += rsp_valid.eq(0)
+        if rsp_pend is not None:
+            m.d.sync += rsp_pend.eq(rd)
+            with m.If(rsp_pend):
+                m.d.sync += rsp_valid.eq(1)
+            with m.Elif(rsp.ready):
+                m.d.sync += rsp_valid.eq(0)
+        else:
+            with m.If(rd):
+                m.d.sync += rsp_valid.eq(1)
+            with m.Elif(rsp.ready):
+                m.d.sync += rsp_valid.eq(0)
         m.d.comb += rsp.valid.eq(rsp_valid)
         with m.Switch(rsp_region):
             with m.Case(Region.REGISTERS):

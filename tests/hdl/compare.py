@@ -23,11 +23,12 @@ __all__ = ["SeedRun", "run_seeds"]
 _SIMS = {}
 
 
-def core_sim(config, synapse_memory="block", engine="binary", update_pipeline="long"):
-    """One build per configuration, synapse memory, engine, pipeline and process."""
-    key = (config, synapse_memory, engine, update_pipeline)
+def core_sim(config, synapse_memory="block", engine="binary", update_pipeline="long",
+             small_ram_style=None):
+    """One build per configuration, synapse memory, engine, pipeline, RAM style and process."""
+    key = (config, synapse_memory, engine, update_pipeline, small_ram_style)
     if key not in _SIMS:
-        _SIMS[key] = CoreSim(config, synapse_memory, engine, update_pipeline)
+        _SIMS[key] = CoreSim(config, synapse_memory, engine, update_pipeline, small_ram_style)
     return _SIMS[key]
 
 
@@ -57,7 +58,7 @@ def _plan(config, seed, steps, checkpoints, regions, activity=1.0):
 
 def run_seeds(config, seeds, steps=200, checkpoints=None, regions=None, backpressure=True,
               synapse_memory="block", engine="binary", activity=1.0, update_pipeline="long",
-              max_lines=2_000_000):
+              max_lines=2_000_000, small_ram_style=None):
     """Run ``seeds`` on the RTL and the golden model; return ``(failures, cycles, conflicts)``.
 
     ``failures`` is a list of messages (empty when everything agrees); ``cycles`` lists the
@@ -65,14 +66,14 @@ def run_seeds(config, seeds, steps=200, checkpoints=None, regions=None, backpres
     memory was asked to read and write at once (a failure with ``synapse_memory="spram"``).
     ``regions`` limits the intermediate readbacks (the load check and the last checkpoint
     always read every region). ``engine``: see ``CoreSim``; ``activity``: see
-    ``netgen.random_image``.
+    ``netgen.random_image``; ``small_ram_style``: see ``Core``.
 
     Seeds go to the simulator in batches of at most about ``max_lines`` commands (one build,
     one process per batch, bounded memory); the first seed is also read back right after
     loading (a check of the memory port itself; every seed's state is compared at the
     checkpoints).
     """
-    sim = core_sim(config, synapse_memory, engine, update_pipeline)
+    sim = core_sim(config, synapse_memory, engine, update_pipeline, small_ram_style)
     mm = sim.memmap
     checkpoints = checkpoints or [steps // 2, steps]
     seeds = list(seeds)

@@ -95,6 +95,9 @@ _PLAYER = """
   wire both = {both};
   string cmd_name, out_name;
   reg complete;
+  // read requests whose response has not been written yet (a response may come more than a
+  // clock after its request: the player ends only after the last one)
+  reg [7:0] outstanding;
 
   wire req_valid = have && (op == 0 || op == 1);
   wire req_ready, rsp_valid, so_valid, so_ready, ev_ready, busy, done;
@@ -120,7 +123,7 @@ _PLAYER = """
     fd = $fopen(cmd_name, "r");
     ofd = $fopen(out_name, "w");
     have = 0; started = 0; finished = 0; rdy_mode = 0; cycles = 0; lfsr = 32'h1;
-    conflicts = 0;
+    conflicts = 0; outstanding = 0;
   end
 
   always @(posedge clk) begin
@@ -130,6 +133,7 @@ _PLAYER = """
       if (so_valid && so_ready) $fwrite(ofd, "S %h\\n", so_data);
       if (started) cycles <= cycles + 1;
       if (both) conflicts <= conflicts + 1;
+      outstanding <= outstanding + (req_valid && req_ready && op == 1) - rsp_valid;
       complete = 0;
       if (!have) complete = 1;
       else case (op)
@@ -139,9 +143,13 @@ _PLAYER = """
            else if (done) begin
              $fwrite(ofd, "D %h\\n", cycles); started <= 0; complete = 1;
            end
-        4: begin $fwrite(ofd, "M %h\\n", data); complete = 1; end
+        4: if (outstanding == {{7'd0, rsp_valid}}) begin
+             $fwrite(ofd, "M %h\\n", data); complete = 1;
+           end
         5: begin rdy_mode <= data[0]; complete = 1; end
-        default: begin $fwrite(ofd, "C %h\\n", conflicts); $fclose(ofd); finished <= 1; end
+        default: if (outstanding == {{7'd0, rsp_valid}}) begin
+                   $fwrite(ofd, "C %h\\n", conflicts); $fclose(ofd); finished <= 1;
+                 end
       endcase
       if (complete) begin
         rc = $fscanf(fd, "%h %h %h\\n", f_op, f_addr, f_data);
@@ -163,8 +171,9 @@ def _strip_zero_init(verilog_text):
     return _ZERO_INIT.sub("\n", verilog_text)
 
 
-def core_verilog(config, synapse_memory="block", update_pipeline="long"):
-    """Verilog of ``Core(config, synapse_memory=..., update_pipeline=...)``, cached under the
+def core_verilog(config, synapse_memory="block", update_pipeline="long", small_ram_style=None):
+    """Verilog of ``Core(config, synapse_memory=..., update_pipeline=..., small_ram_style=...)``,
+    cached under the
     build folder by configuration and by the text of every module it is generated from
     (conversion of a 1024-neuron core takes ~15 s). With ``"spram"`` the SPRAM blocks are
     instances of ``SB_SPRAM256KA``: add ``SPRAM_MODEL`` to simulate them."""
@@ -173,14 +182,15 @@ def core_verilog(config, synapse_memory="block", update_pipeline="long"):
     from spikeforge import image, memmap
     from spikeforge.hdl import core, memory, prng, spram
 
-    digest = hashlib.sha256(repr((config, synapse_memory, update_pipeline,
+    digest = hashlib.sha256(repr((config, synapse_memory, update_pipeline, small_ram_style,
                                   amaranth.__version__)).encode())
     for module in (core, memory, prng, spram, image, memmap):
         digest.update(Path(module.__file__).read_bytes())
     path = build_root() / "verilog" / f"core-{digest.hexdigest()[:16]}.v"
     if not path.exists():
         from amaranth.back import verilog
-        core = Core(config, synapse_memory=synapse_memory, update_pipeline=update_pipeline)
+        core = Core(config, synapse_memory=synapse_memory, update_pipeline=update_pipeline,
+                    small_ram_style=small_ram_style)
         text = _strip_zero_init(verilog.convert(core, name="core"))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -291,16 +301,17 @@ class CoreSim:
     behavioural ``SB_SPRAM256KA`` model). ``engine``: ``"binary"`` (a stand-alone executable
     whose C++ main drives the clock: no Python and no VPI during a run, several times faster)
     or ``"cocotb"`` (the same player under cocotb's Verilator runner, ``tb_player.py``).
-    ``update_pipeline`` is given to ``Core``."""
+    ``update_pipeline`` and ``small_ram_style`` are given to ``Core``."""
 
-    def __init__(self, config, synapse_memory="block", engine="binary", update_pipeline="long"):
+    def __init__(self, config, synapse_memory="block", engine="binary", update_pipeline="long",
+                 small_ram_style=None):
         if engine not in ("binary", "cocotb"):
             raise ValueError(f"engine must be 'binary' or 'cocotb', not {engine!r}")
         self.config = config
         self.synapse_memory = synapse_memory
         self.engine = engine
         self.memmap = MemoryMap(config)
-        core_v = core_verilog(config, synapse_memory, update_pipeline)
+        core_v = core_verilog(config, synapse_memory, update_pipeline, small_ram_style)
         mm = self.memmap
         both = " || ".join(f"(dut.syn{j}.r_en && dut.syn{j}.w_en)" for j in range(mm.lanes))
         head = _HEAD_BINARY if engine == "binary" else _HEAD_COCOTB

@@ -67,6 +67,9 @@ ACTIVITY = {"icebreaker": 0.25, "ulx3s": 0.25}
 ENGINE = {"tiny": "cocotb"}
 # the short update pipeline (what an iCE40 build gets) on the iCEBreaker core and a small one
 SHORT = {"icebreaker", "small-l1-spram"}
+# the ULX3S core as the board builds it: small memories in LUT RAM (the long pipeline's state
+# and parameter memories in banks of 256 words)
+SMALL_RAM = {"ulx3s": "distributed"}
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -79,7 +82,8 @@ def test_core_matches_golden(name):
                                             engine=ENGINE.get(name, "binary"),
                                             activity=ACTIVITY.get(name, 1.0),
                                             update_pipeline="short" if name in SHORT
-                                            else "long")
+                                            else "long",
+                                            small_ram_style=SMALL_RAM.get(name))
     assert not failures, "\n".join(failures[:5])
     assert len(cycles) == _seeds(seeds) * steps
     if synapse_memory == "spram":
