@@ -36,13 +36,57 @@ from spikeforge.protocol import OUTPUT, Command, StepFlags
 
 from .framing import HeaderLayout
 
-__all__ = ["OutputBuffer", "ProbeByte"]
+__all__ = ["OutputBuffer", "ProbeByte", "RingMemory"]
 
 _SPIKES = OUTPUT[Command.SPIKES]
 _STEP_LO = 8          # step bits kept per frame (see OutputBuffer.elaborate)
 
 # One byte of a PROBE_DATA payload; ``last`` ends the frame.
 ProbeByte = data.StructLayout({"data": 8, "last": 1})
+
+_BANK = 128           # words of a bank of a RingMemory in LUT RAM
+
+
+class RingMemory:
+    """``depth`` words of ``width`` bits in the module ``m`` (named ``name``), written one a
+    clock (``w_addr``, ``w_data``, ``w_en``) and read at ``r_addr`` into ``r_data`` ``latency``
+    clocks later (not transparent: a word written on the clock of the read, or after, is not
+    seen). The memories are ``m``'s own (a board's Yosys commands select them by module).
+
+    On an iCE40 (the ``platform``'s device), or when ``depth`` is at most one bank, one memory
+    read into a register: ``latency`` 1 (block RAM). Elsewhere banks of ``_BANK`` words, each
+    read into a register, then a register choosing the bank: ``latency`` 2. The boards put these
+    memories in LUT RAM, where a read through one deep multiplexer does not fit one fast clock
+    (``banks`` forces the number of banks).
+    """
+
+    def __init__(self, m, name, width, depth, platform=None, *, banks=None):
+        device = str(getattr(platform, "device", "") or "").upper()
+        if banks is None:
+            banks = 1 if device.startswith("ICE40") or depth <= _BANK else depth // _BANK
+        bd = depth // banks
+        if depth % banks or bd & (bd - 1):
+            raise ValueError(f"{depth} words do not split into {banks} equal banks")
+        self.banks = banks
+        self.latency = 1 if banks == 1 else 2
+        self.w_addr, self.w_data = Signal(range(depth), name=f"{name}_w_addr"), Signal(width)
+        self.w_en = Signal(name=f"{name}_w_en")
+        self.r_addr, self.r_data = Signal(range(depth), name=f"{name}_r_addr"), Signal(width)
+        lb = bd.bit_length() - 1
+        outs = []
+        for b in range(banks):
+            mem = Memory(shape=width, depth=bd, init=[])
+            m.submodules[name if banks == 1 else f"{name}{b}"] = mem
+            wp, rp = mem.write_port(), mem.read_port()
+            here = (self.w_addr[lb:] == b) if banks > 1 else 1
+            m.d.comb += [wp.addr.eq(self.w_addr[:lb]), wp.data.eq(self.w_data),
+                         wp.en.eq(self.w_en & here), rp.addr.eq(self.r_addr[:lb]), rp.en.eq(1)]
+            outs.append(rp.data)
+        if banks == 1:
+            m.d.comb += self.r_data.eq(outs[0])
+        else:
+            sel = Signal(range(banks), name=f"{name}_bank")
+            m.d.sync += [sel.eq(self.r_addr[lb:]), self.r_data.eq(Array(outs)[sel])]
 
 
 class OutputBuffer(wiring.Component):
@@ -98,14 +142,11 @@ class OutputBuffer(wiring.Component):
         owb = max(ow.bit_length() - 1, 0)
         rb = ring.bit_length()               # ring pointers with one extra bit
         nb, cb = self.neuron_bits, self.core_bits
-        m.submodules.ring = mem = Memory(shape=nb, depth=ring * K, init=[])
-        wp = mem.write_port()
-        rp = mem.read_port()
+        # read in one clock (an iCE40's block RAM) or two (banks of LUT RAM): ``RingMemory``
+        mem = RingMemory(m, "ring", nb, ring * K, platform)
         pr = self.probe_ring
         prb = pr.bit_length()
-        m.submodules.probe_ring = pmem = Memory(shape=8, depth=pr, init=[])
-        pwp = pmem.write_port()
-        prp = pmem.read_port()
+        pmem = RingMemory(m, "probe_ring", 8, pr, platform)
         sb = max(rb, prb)
         cnt_max = max(spf, self.probe_payload)
 
@@ -176,10 +217,10 @@ class OutputBuffer(wiring.Component):
                          c_probe.eq(probe)]
 
         # -- PROBE_DATA payloads (after the barrier, before the step's last spike frames) ----
-        m.d.comb += [self.probe.ready.eq(~closing), pwp.addr.eq(p_w[:prb - 1]),
-                     pwp.data.eq(self.probe.payload.data)]
+        m.d.comb += [self.probe.ready.eq(~closing), pmem.w_addr.eq(p_w[:prb - 1]),
+                     pmem.w_data.eq(self.probe.payload.data)]
         with m.If(self.probe.valid & self.probe.ready):
-            m.d.comb += pwp.en.eq(1)
+            m.d.comb += pmem.w_en.eq(1)
             m.d.sync += p_w.eq(p_w + 1)
             with m.If(self.probe.payload.last):
                 close(0, p_w + 1, 0, probe=1)
@@ -187,12 +228,12 @@ class OutputBuffer(wiring.Component):
         # -- collect -------------------------------------------------------------------------
         sp_core = self.spikes.payload.core if K > 1 else Const(0, 1)
         m.d.comb += [self.spikes.ready.eq(~closing),
-                     wp.addr.eq(ring_addr(w_ptr[sp_core], sp_core)),
-                     wp.data.eq(self.spikes.payload.neuron)]
+                     mem.w_addr.eq(ring_addr(w_ptr[sp_core], sp_core)),
+                     mem.w_data.eq(self.spikes.payload.neuron)]
         with m.If(self.begin):
             m.d.sync += [collecting.eq(1), cur_step.eq(self.step)]
         with m.If(self.spikes.valid & self.spikes.ready & collecting):
-            m.d.comb += wp.en.eq(1)
+            m.d.comb += mem.w_en.eq(1)
             m.d.sync += w_ptr[sp_core].eq(w_ptr[sp_core] + 1)
             with m.If(cur_count[sp_core] == spf - 1):
                 close(sp_core, w_ptr[sp_core] + 1, 0)
@@ -215,28 +256,37 @@ class OutputBuffer(wiring.Component):
         timer = Signal(range(self.timeout + 1))
         with m.If(sent != ack):
             m.d.sync += timer.eq(Mux(timer == self.timeout, timer, timer + 1))
-        with m.If(self.ack):
-            dist = (self.ack_next - ack)[:8]
-            with m.If((dist != 0) & (dist <= used_frames)):
-                m.d.sync += [ack.eq(self.ack_next), timer.eq(0)]
+        # An OUT_ACK is checked a clock after it came (for timing; acknowledgements are whole
+        # frames apart) and forgotten if a clear comes first.
+        a_valid, a_next, a_dist, a_used = Signal(), Signal(8), Signal(8), Signal(8)
+        pending_clear = Signal()
+        m.d.sync += [a_valid.eq(self.ack & ~a_valid & ~self.clear & ~pending_clear),
+                     a_next.eq(self.ack_next), a_dist.eq(self.ack_next - ack),
+                     a_used.eq(used_frames)]
+        with m.If(a_valid & ~pending_clear & (a_dist != 0) & (a_dist <= a_used)):
+            m.d.sync += [ack.eq(a_next), timer.eq(0)]
 
         # -- transmit --------------------------------------------------------------------------
         tx_core, tx_probe = Signal(cb), Signal()
         tx_step, tx_end, tx_stop = Signal(_STEP_LO), Signal(), Signal(sb)
         rd_ptr = Signal(sb)
         # what is left of the frame being sent: from ``rd_ptr`` to its end, modulo its ring
+        # Registered (for timing): a clock behind ``rd_ptr``, which the header waits out and
+        # the ring's read latency covers (an entry's last byte goes out a clock or more after
+        # ``rd_ptr`` moved on to it).
         size = Signal(range(cnt_max + 1))
-        m.d.comb += size.eq(Mux(tx_probe, (tx_stop - rd_ptr)[:prb], (tx_stop - rd_ptr)[:rb]))
+        m.d.sync += size.eq(Mux(tx_probe, (tx_stop - rd_ptr)[:prb], (tx_stop - rd_ptr)[:rb]))
+        hdr_ok = Signal()
         idx = Signal(range(_SPIKES.size))
         step_bytes = Cat(tx_step, cur_step[_STEP_LO:])
         fixed = Array([*(step_bytes[8 * i:8 * i + 8] for i in range(4)), tx_core,
                        Mux(tx_end, int(StepFlags.END_OF_STEP), 0)])
         s_ptr = Array(Signal(rb, name=f"s_ptr{c}") for c in range(K))
         p_s = Signal(prb)
-        m.d.comb += [rp.addr.eq(ring_addr(rd_ptr, tx_core)), rp.en.eq(1),
-                     prp.addr.eq(rd_ptr[:prb - 1]), prp.en.eq(1)]
+        m.d.comb += [mem.r_addr.eq(ring_addr(rd_ptr, tx_core)),
+                     pmem.r_addr.eq(rd_ptr[:prb - 1])]
         word = Signal(16)
-        m.d.comb += word.eq(rp.data)
+        m.d.comb += word.eq(mem.r_data)
 
         def frame_sent(end):
             # the ring's next frame starts at ``end``
@@ -259,7 +309,6 @@ class OutputBuffer(wiring.Component):
         def rewind():
             m.d.sync += [p_s.eq(p_tail), *[s_ptr[c].eq(tail[c]) for c in range(K)]]
 
-        pending_clear = Signal()
         with m.If(self.clear):
             m.d.sync += pending_clear.eq(1)
         # ``ack`` passed ``sent``, registered (for timing): a clock late at worst, which is
@@ -294,17 +343,20 @@ class OutputBuffer(wiring.Component):
                     m.d.sync += [self.resent.eq((sent - ack)[:8]), sent.eq(ack), timer.eq(0)]
                     rewind()
             with m.State("HEADER"):
-                m.d.comb += [self.tx_header.valid.eq(1),
+                m.d.sync += hdr_ok.eq(1)
+                m.d.comb += [self.tx_header.valid.eq(hdr_ok),
                              self.tx_header.p.version.eq(protocol.VERSION),
                              self.tx_header.p.seq.eq(sent),
                              self.tx_header.p.cmd.eq(Mux(tx_probe, Command.PROBE_DATA,
                                                          Command.SPIKES)),
                              self.tx_header.p.length.eq(Mux(tx_probe, size,
                                                             _SPIKES.size + 2 * size))]
-                with m.If(self.tx_header.ready & tx_probe):
-                    m.next = "PWAIT"
-                with m.Elif(self.tx_header.ready):
-                    m.next = "FIXED"
+                with m.If(self.tx_header.ready & hdr_ok):
+                    m.d.sync += hdr_ok.eq(0)
+                    with m.If(tx_probe):
+                        m.next = "PWAIT"
+                    with m.Else():
+                        m.next = "FIXED"
             with m.State("FIXED"):
                 m.d.comb += [self.tx_payload.valid.eq(1),
                              self.tx_payload.payload.eq(fixed[idx])]
@@ -315,12 +367,17 @@ class OutputBuffer(wiring.Component):
                             frame_sent(rd_ptr)
                         with m.Else():
                             m.next = "LO"
+            # the rings' read latency
             with m.State("WAIT"):
+                m.next = "LO" if mem.latency == 1 else "WAIT2"
+            with m.State("WAIT2"):
                 m.next = "LO"
             with m.State("PWAIT"):
+                m.next = "PBYTE" if pmem.latency == 1 else "PWAIT2"
+            with m.State("PWAIT2"):
                 m.next = "PBYTE"
             with m.State("PBYTE"):
-                m.d.comb += [self.tx_payload.valid.eq(1), self.tx_payload.payload.eq(prp.data)]
+                m.d.comb += [self.tx_payload.valid.eq(1), self.tx_payload.payload.eq(pmem.r_data)]
                 with m.If(self.tx_payload.ready):
                     entry_sent("PWAIT")
             with m.State("LO"):

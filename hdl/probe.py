@@ -79,6 +79,9 @@ class ProbeEngine(wiring.Component):
             + [index[cur][8 * i:8 * i + 8] for i in range(4)]
         fixed = Array(Cat(f, Const(0, 8 - len(f))) for f in fields)
         k = Signal(range(_FIXED))
+        # The byte ``fixed[k]``, registered (for timing): valid from the clock after ``k`` moved.
+        head_byte, head_ok = Signal(8), Signal()
+        cd_dec, per_dec, due, on = Signal(8), Signal(8), Signal(), Signal()
         addr_i = Signal(xb)               # the word being read
         left = Signal(16)                 # words still to read, this one included
         word = Signal(cm.data_bits)
@@ -102,21 +105,29 @@ class ProbeEngine(wiring.Component):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
                 with m.Else():
-                    # One decrementer for every probe: a due probe starts over from its period.
-                    due = countdown[cur] == 0
-                    with m.If(period[cur] != 0):
-                        m.d.sync += countdown[cur].eq(Mux(due, period[cur], countdown[cur]) - 1)
-                    with m.If((period[cur] != 0) & due):
-                        m.d.sync += [k.eq(0), addr_i.eq(index[cur]), left.eq(count[cur])]
-                        m.next = "HEAD"
-                    with m.Else():
-                        m.d.sync += p.eq(p + 1)
+                    # the probe's next countdown either way, registered (for timing)
+                    m.d.sync += [cd_dec.eq(countdown[cur] - 1), per_dec.eq(period[cur] - 1),
+                                 due.eq(countdown[cur] == 0), on.eq(period[cur] != 0)]
+                    m.next = "DUE"
+            with m.State("DUE"):
+                m.d.comb += self.busy.eq(1)
+                # One decrementer for every probe: a due probe starts over from its period.
+                with m.If(on):
+                    m.d.sync += countdown[cur].eq(Mux(due, per_dec, cd_dec))
+                with m.If(on & due):
+                    m.d.sync += [k.eq(0), addr_i.eq(index[cur]), left.eq(count[cur]),
+                                 head_ok.eq(0)]
+                    m.next = "HEAD"
+                with m.Else():
+                    m.d.sync += p.eq(p + 1)
+                    m.next = "SCAN"
             with m.State("HEAD"):
-                m.d.comb += [self.busy.eq(1), self.out.valid.eq(1),
-                             self.out.payload.data.eq(fixed[k]),
+                m.d.sync += [head_byte.eq(fixed[k]), head_ok.eq(1)]
+                m.d.comb += [self.busy.eq(1), self.out.valid.eq(head_ok),
+                             self.out.payload.data.eq(head_byte),
                              self.out.payload.last.eq((k == _FIXED - 1) & (left == 0))]
-                with m.If(self.out.ready):
-                    m.d.sync += k.eq(k + 1)
+                with m.If(self.out.ready & head_ok):
+                    m.d.sync += [k.eq(k + 1), head_ok.eq(0)]
                     with m.If(k == _FIXED - 1):
                         with m.If(left == 0):
                             m.d.sync += p.eq(p + 1)
