@@ -594,6 +594,11 @@ class CommandProcessor(wiring.Component):
         m.d.comb += [self.tx_payload.valid.eq(ob_valid), self.tx_payload.payload.eq(ob)]
         with m.If(self.tx_payload.ready):
             m.d.sync += ob_valid.eq(0)
+        # ``ob`` follows its source while it is empty (the source chosen by registers, not
+        # by the state): a byte is sent by setting ``ob_valid`` alone
+        src_rd = Signal()                   # the words of a READ (after the record's bytes)
+        with m.If(~ob_valid):
+            m.d.sync += ob.eq(Mux(rlive, live_byte_r, Mux(src_rd, rd_byte, rec.bytes[:8])))
 
         # -- writer state ----------------------------------------------------------------------
         w_k = Signal(range(max_wb + 1))
@@ -621,6 +626,7 @@ class CommandProcessor(wiring.Component):
                 with m.If(self.header.valid):
                     hp = self.header.payload
                     m.d.sync += [hdr.eq(hp), ridx.eq(0), rk.eq(0), p_left.eq(hp.length),
+                                 src_rd.eq(0),
                                  p_end.eq(hp.length == 0), nfix.eq(0),
                                  replay.eq(0), hk.eq(0), ck.eq(0), rem.eq(0), count_b.eq(0)]
                     with m.Switch(hp.cmd):
@@ -861,10 +867,11 @@ class CommandProcessor(wiring.Component):
             # A reply never has 0 bytes: every one starts with its command's code.
             with m.State("SEND_REC"):
                 with m.If(~ob_valid):
-                    m.d.sync += [ob.eq(rec.bytes[:8]), ob_valid.eq(1), ridx.eq(ridx + 1),
+                    m.d.sync += [ob_valid.eq(1), ridx.eq(ridx + 1),
                                  rec.bytes.eq(rec.bytes >> 8)]
                     with m.If(ridx == r_last):
                         with m.If(reading):
+                            m.d.sync += src_rd.eq(1)
                             m.next = "SEND_READ"
                         with m.Else():
                             m.next = "SEND_END"
@@ -874,13 +881,13 @@ class CommandProcessor(wiring.Component):
                 with m.If(counter_first_r & ~fetched & ~self.sb_done):
                     m.d.sync += self.sb_req.eq(1)
                 with m.If(live_sent):
-                    m.d.sync += [ob.eq(live_byte_r), ob_valid.eq(1), ridx.eq(ridx + 1)]
+                    m.d.sync += [ob_valid.eq(1), ridx.eq(ridx + 1)]
                     with m.If(ridx == r_last):
                         m.next = "SEND_END"
             with m.State("SEND_READ"):
                 m.d.comb += [rd_active.eq(1), rd_take.eq(rd_have & ~ob_valid)]
                 with m.If(rd_take):
-                    m.d.sync += [ob.eq(rd_byte), ob_valid.eq(1)]
+                    m.d.sync += ob_valid.eq(1)
                 with m.If(rd_done):
                     m.next = "SEND_END"
             with m.State("SEND_END"):
