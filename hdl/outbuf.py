@@ -138,6 +138,7 @@ class OutputBuffer(wiring.Component):
 
     def elaborate(self, platform):  # noqa: C901 - one buffer, read top to bottom
         m = Module()
+        fast = not str(getattr(platform, "device", "") or "").upper().startswith("ICE40")
         ow, ring, spf, K = self.out_window, self.ring, self.per_frame, self.n_cores
         owb = max(ow.bit_length() - 1, 0)
         rb = ring.bit_length()               # ring pointers with one extra bit
@@ -177,16 +178,30 @@ class OutputBuffer(wiring.Component):
         close_core = Signal(range(K + 1))
         cur_step = Signal(32)
         used_frames = (head - ack)[:8]
-        # Acknowledged frames are released one per clock (``rel`` walks up to ``ack``). A
+        # Acknowledged frames are released one per clock (every other off an iCE40; ``rel``
+        # walks up to ``ack``). A
         # descriptor is reused only once released, so ``room`` counts frames from ``rel``.
         rel = Signal(8)
         tail = Array(Signal(rb, name=f"tail{c}") for c in range(K))
         p_tail = Signal(prb)
         # The descriptors are read at one place, shared: by the release walk, and when no frame
         # waits to be released, by the transmitter (which keeps what it needs of a frame).
+        # Off an iCE40 they are read into registers (for timing): ``fresh`` when these show slot
+        # ``rd`` as it is now (read on the last clock, and no descriptor was written then).
         rd = Mux(rel != ack, slot(rel), slot(sent))
-        r_core, r_probe, r_stop = d_core[rd], d_probe[rd], d_stop[rd]
-        with m.If(rel != ack):
+        c_en_q = Signal()
+        if fast:
+            rd_q = Signal(len(rd))
+            r_core, r_probe, r_stop = Signal(cb), Signal(), Signal(sb)
+            r_step, r_end = Signal(_STEP_LO), Signal()
+            m.d.sync += [rd_q.eq(rd), r_core.eq(d_core[rd]), r_probe.eq(d_probe[rd]),
+                         r_stop.eq(d_stop[rd]), r_step.eq(d_step[rd]), r_end.eq(d_end[rd])]
+            fresh = (rd_q == rd) & ~c_en_q
+        else:
+            r_core, r_probe, r_stop = d_core[rd], d_probe[rd], d_stop[rd]
+            r_step, r_end = d_step[rd], d_end[rd]
+            fresh = Const(1)
+        with m.If((rel != ack) & fresh):
             with m.If(r_probe):
                 m.d.sync += p_tail.eq(r_stop)
             with m.Else():
@@ -205,6 +220,7 @@ class OutputBuffer(wiring.Component):
         # Closing a frame: one source for every descriptor field, so that each slot's registers
         # only take an enable (a per-call assignment would put a multiplexer before every bit).
         c_en, c_core, c_end, c_probe = Signal(), Signal(cb), Signal(), Signal()
+        m.d.sync += c_en_q.eq(c_en)
         c_stop = Signal(sb)
         with m.If(c_en):
             m.d.sync += [d_step[slot(head)].eq(cur_step[:_STEP_LO]),
@@ -333,11 +349,11 @@ class OutputBuffer(wiring.Component):
                     with m.If(rel == ack):
                         m.d.sync += sent.eq(ack)
                         rewind()
-                with m.Elif((sent != head) & (rel == ack)):
+                with m.Elif((sent != head) & (rel == ack) & fresh):
                     m.d.sync += [rd_ptr.eq(Mux(r_probe, p_s, s_ptr[r_core])), tx_stop.eq(r_stop),
                                  idx.eq(0), timer.eq(0),
                                  tx_core.eq(r_core), tx_probe.eq(r_probe),
-                                 tx_step.eq(d_step[rd]), tx_end.eq(d_end[rd])]
+                                 tx_step.eq(r_step), tx_end.eq(r_end)]
                     m.next = "HEADER"
                 with m.Elif((sent != ack) & (timer == self.timeout) & (rel == ack)):
                     m.d.sync += [self.resent.eq((sent - ack)[:8]), sent.eq(ack), timer.eq(0)]

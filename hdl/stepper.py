@@ -179,8 +179,8 @@ class Stepper(wiring.Component):
         # fetch into the ``head`` registers: the step's comparisons start from a register, never
         # from the block RAM's output, and the RAM's address is a register too (for timing). A
         # fetch takes the read data only when its address has been steady for a clock and no
-        # write could have raced it, so every other clock at best (every third with a read latency of
-        # two).
+        # write could have raced it, so every other clock at best (every third with a read
+        # latency of two).
         h_step = Signal()                # the head is a STEP: its step is ``s_base``
         h_axon = Signal(_WORD - 1)
         s_base = Signal(32)              # the step of the last STEP word fetched
