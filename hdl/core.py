@@ -11,9 +11,10 @@ One timestep (``start`` .. ``done``) runs these phases (see ``docs/architecture.
              hits on one slot are exact) and writing the depressed weight back ``_WB`` clocks
              after the read.
 ``UPDATE``   one neuron per clock: decay, integrate the slot of ``t mod S``, bias, threshold,
-             reset, refractory, post trace (five stages, or four with ``update_pipeline=
-             "short"``); per lane-wide word with a spike, an entry of the post list (in the list
-             memory), from which ``spike_out`` sends the neurons meanwhile.
+             reset, refractory, post trace (five stages after the state read, which takes two
+             clocks with ``update_pipeline="long"``, one with ``"short"``); per lane-wide word
+             with a spike, an entry of the post list (in the list memory), from which
+             ``spike_out`` sends the neurons meanwhile.
 ``POT``      if ``learn``: for each word of the post list, the eager column walk (``A`` synapse
              words, only the spiking lanes are written, ``_WB`` clocks after the read).
 ``EMIT``     wait until the spike output has drained the post list, then ``step <- t + 1`` and
@@ -140,11 +141,13 @@ class Core(wiring.Component):
     other two) or ``None``: ``"spram"`` when the platform given to ``elaborate`` is an iCE40
     UltraPlus and the lanes fit its four SPRAM blocks, else ``"block"``.
 
-    ``update_pipeline``: ``"long"`` (five stages, at most one carry chain of the neuron
-    arithmetic between registers: for clock speed) or ``"short"`` (four stages: the last two
-    adders, side by side, and the decision in one clock, about 90 flip-flops fewer: for the
-    iCE40's few logic cells); ``None``: ``"short"`` on an iCE40 platform, else ``"long"``.
-    Both compute the same thing bit for bit.
+    ``update_pipeline``: both have at most one carry chain of the neuron arithmetic between
+    registers. ``"long"``: the state and parameter words take two clocks from the address (in
+    LUT RAM: banks of 256 words, then the bank select), the profile fields are registered before
+    the multipliers, and memory-port read responses come two clocks after the request: for the
+    ECP5's clock speed. ``"short"``: one-clock reads, about 150 flip-flops fewer: for the
+    iCE40's few logic cells (its block RAM has a registered output anyway). ``None``:
+    ``"short"`` on an iCE40 platform, else ``"long"``. Both compute the same thing bit for bit.
     """
 
     def __init__(self, config, *, small_ram_style=None, synapse_memory=None,
@@ -741,8 +744,7 @@ class Core(wiring.Component):
         m.d.sync += u3_valid.eq(u2_valid)
 
         # -- update, stage 3: x = v + i and x - threshold, side by side ------------------------
-        # (the long pipeline registers them; the short one decides in the same clock)
-        d34 = m.d.sync if long else m.d.comb
+        d34 = m.d.sync
         u4 = {name: Signal.like(u3[name], name=f"u4_{name}") for name in u3}
         u4_i = Signal(signed(STATE_BITS))
         u4_x = Signal(signed(STATE_BITS + 2))
