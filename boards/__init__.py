@@ -24,6 +24,9 @@ class Board:
     ``pll``: True when the board top makes the preset's clock from it with a PLL (otherwise the
     preset's ``clock_hz`` must equal ``osc_hz``). ``uart``: the UART resource (name, number).
     ``leds``: role (``heartbeat``, ``link``, ``running``) -> LED resource (name, number).
+    ``device``: the FPGA's part name as the platform class spells it (``platform.device``); the
+    virtual board elaborates the SoC for it, so it builds the same micro-architecture as the
+    bitstream (e.g. SPRAM synapses and the short update pipeline on an iCE40 UltraPlus).
     ``extra_resources``: names of resource lists of the platform class to add (e.g. the
     iCEBreaker's break-off PMOD). ``loader_board``: openFPGALoader's ``-b`` name.
     ``memory``: where each memory of the SoC lives (stated in ``spikeforge boards`` and in the
@@ -44,6 +47,7 @@ class Board:
     loader_board: str
     bitstream: str
     pll: bool = False
+    device: str = ""
     extra_resources: tuple = ()
     synth_opts: str = ""
     yosys_commands: tuple = ()

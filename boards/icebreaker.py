@@ -15,6 +15,7 @@ BOARD = Board(
     name="icebreaker",
     title="iCEBreaker (iCE40UP5K)",
     platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
+    device="iCE40UP5K",
     family="ice40",
     nextpnr_args=("--up5k", "--package", "sg48"),
     osc_hz=12_000_000,

@@ -17,6 +17,7 @@ BOARD = Board(
     name="ulx3s-85f",
     title="ULX3S (ECP5 LFE5U-85F)",
     platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+    device="LFE5U-85F",
     family="ecp5",
     nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6"),
     osc_hz=25_000_000,

@@ -26,8 +26,8 @@ from importlib import resources
 
 from spikeforge.toolchain import VERILATOR_ARGS, binary_dir, build_binary
 
-__all__ = ["VirtualBoard", "build_vboard", "main_source", "vboard_args", "replay", "busy_network",
-           "SIM_CLOCK_ESTIMATE"]
+__all__ = ["VirtualBoard", "build_vboard", "soc_platform", "main_source", "vboard_args", "replay",
+           "busy_network", "SIM_CLOCK_ESTIMATE"]
 
 # Conservative simulated clocks per second: link timeouts are derived from it (a virtual board
 # is slower than the real clock, so the host waits as for a slower line).
@@ -175,6 +175,27 @@ def _profiled_build(sources, args, preset, info):
     return build_binary(sources, "soc", use_args, subdir="vboard")
 
 
+class _Device:
+    """The one thing the SoC's blocks ask of a platform: its ``device`` (they choose memories and
+    pipelines by it; the virtual board has no I/O or memories of its own to offer)."""
+
+    def __init__(self, device):
+        self.device = device
+
+
+def soc_platform(preset):
+    """What the virtual board elaborates ``preset``'s SoC for: the device of the board built with
+    that preset, so that the model is the bitstream's micro-architecture (SPRAM synapses, the
+    short update pipeline and single block RAM rings on the iCEBreaker; banked LUT RAM and the
+    long pipeline on the ULX3S). ``None`` for presets no board uses (the blocks' defaults)."""
+    from spikeforge.boards import BOARDS
+
+    for b in BOARDS.values():
+        if b.preset == preset.name and b.device:
+            return _Device(b.device)
+    return None
+
+
 def build_vboard(preset, trace=False, info=None):
     """Build (or reuse) the virtual board executable of ``preset``; returns its path.
 
@@ -186,13 +207,17 @@ def build_vboard(preset, trace=False, info=None):
     from amaranth.back import verilog
 
     from spikeforge.hdl.soc import SoC
+    from spikeforge.hdl.spram import SPRAM_MODEL
 
     if trace and not _has_header("lz4.h"):
         raise RuntimeError("FST wave dumps need Verilator's FST writer, which needs the lz4 "
                            "headers: install liblz4-dev (apt install liblz4-dev)")
     soc = SoC(preset)
-    sources = {"soc_core.v": verilog.convert(soc, name="soc_core"), "soc.v": _wrapper(soc),
-               "main.cpp": main_source()}
+    platform = soc_platform(preset)
+    sources = {"soc_core.v": verilog.convert(soc, name="soc_core", platform=platform),
+               "soc.v": _wrapper(soc), "main.cpp": main_source()}
+    if platform is not None and platform.device.upper().startswith("ICE40UP"):
+        sources["spram.v"] = SPRAM_MODEL         # the synapse lanes' SB_SPRAM256KA blocks
     if not trace and _gcc():
         return _profiled_build(sources, vboard_args(), preset, info)
     if info is not None:

@@ -29,6 +29,19 @@ def test_board_data_is_consistent(name):
     assert abs(p.clock_hz / p.clocks_per_bit - p.baud) / p.baud <= 0.02
 
 
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_virtual_board_elaborates_for_the_boards_device(name):
+    """``spikeforge emulate --board NAME`` models the bitstream's micro-architecture: the SoC is
+    elaborated for the device the board's platform names."""
+    pytest.importorskip("amaranth_boards")
+    from spikeforge.boards.virtual import soc_platform
+
+    b = BOARDS[name]
+    assert b.device == b.platform_class().device
+    assert soc_platform(b.soc_preset()).device == b.device
+    assert soc_platform(preset("tiny")) is None
+
+
 def test_capacity_meets_the_issue_goals():
     ice, ecp = board("icebreaker"), board("ulx3s-85f")
     assert ice.capacity()["neurons"] >= 256 and ice.capacity()["synapses"] >= 65536
