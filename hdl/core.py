@@ -845,14 +845,14 @@ class Core(wiring.Component):
                                  syn[j].w_data.eq(syn_word(w_new, wd_delay[j], wd_mask[j])),
                                  syn[j].w_en.eq(wd_en[j])]
 
-        self._memory_port(m, regs, idle, go, rsp_valid, rsp_pend if long else None, state_rp, state_wp, param_rp, param_wp,
-                          prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp, slot_wp, y_rp, y_wp,
-                          lists_wp, LW)
+        self._memory_port(m, regs, idle, go, rsp_valid, rsp_pend if long else None, state_rp,
+                          state_wp, param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn,
+                          slot_rp, slot_wp, y_rp, y_wp, lists_wp, LW)
         return m
 
-    def _memory_port(self, m, regs, idle, go, rsp_valid, rsp_pend, state_rp, state_wp, param_rp, param_wp,
-                     prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp, slot_wp, y_rp, y_wp,
-                     lists_wp, ext_bit):
+    def _memory_port(self, m, regs, idle, go, rsp_valid, rsp_pend, state_rp, state_wp,
+                     param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp,
+                     slot_wp, y_rp, y_wp, lists_wp, ext_bit):
         """The memory access port and the input events: both act only while the core is idle."""
         c, mm = self.config, self.memmap
         L = mm.lanes
