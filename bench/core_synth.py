@@ -39,25 +39,23 @@ PRESETS = {"icebreaker": SOC_PRESETS["icebreaker"].core, "ulx3s": SOC_PRESETS["u
 
 
 class ShiftWrapper(Elaboratable):
-    """The core with its inputs fed from a shift register and outputs captured into one."""
+    """A component (``block``, a submodule called ``name``) with its inputs fed from a shift
+    register and its outputs captured into one; ``bench/link_synth.py`` wraps link blocks too."""
 
-    def __init__(self, config, small_ram_style=None, synapse_memory=None, update_pipeline=None):
-        self.core = Core(config, small_ram_style=small_ram_style, synapse_memory=synapse_memory,
-                         update_pipeline=update_pipeline)
+    def __init__(self, block, name="dut"):
+        self.block, self.name = block, name
         self.sin = Signal()
         self.load = Signal()
         self.sout = Signal()
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.core = core = self.core
+        m.submodules[self.name] = block = self.block
         ins, outs = [], []
-        for _path, member, value in core.signature.flatten(core):
+        for _path, member, value in block.signature.flatten(block):
             (ins if member.flow == In else outs).append(Value.cast(value))
-        in_bits = sum(len(v) for v in ins)
-        out_bits = sum(len(v) for v in outs)
-        sr_in = Signal(in_bits)
-        sr_out = Signal(out_bits)
+        sr_in = Signal(sum(len(v) for v in ins))
+        sr_out = Signal(sum(len(v) for v in outs))
         m.d.sync += sr_in.eq(Cat(self.sin, sr_in[:-1]))
         m.d.comb += Cat(*ins).eq(sr_in)
         with m.If(self.load):
@@ -71,8 +69,9 @@ class ShiftWrapper(Elaboratable):
 def synth(config, target, freq, workdir, small_ram_style=None, pnr=True, synapse_memory=None):
     workdir.mkdir(parents=True, exist_ok=True)
     # the update pipeline an iCE40 or an ECP5 platform would get
-    top = ShiftWrapper(config, small_ram_style, synapse_memory,
-                       "short" if target == "ice40" else "long")
+    top = ShiftWrapper(Core(config, small_ram_style=small_ram_style,
+                            synapse_memory=synapse_memory,
+                            update_pipeline="short" if target == "ice40" else "long"), "core")
     (workdir / "top.il").write_text(
         rtlil.convert(top, name="top", ports=[top.sin, top.load, top.sout]))
     t0 = time.time()
@@ -86,7 +85,7 @@ def synth(config, target, freq, workdir, small_ram_style=None, pnr=True, synapse
     cells = {k: int(v) for v, k in re.findall(r"^\s+(\d+)\s+(\S+)$", stat, re.M)
              if k[0].isupper()}
     result = {"target": target, "config": config.to_dict(), "synapse_memory": synapse_memory,
-              "update_pipeline": top.core.update_pipeline,
+              "update_pipeline": top.block.update_pipeline,
               "yosys_cells": cells,
               "yosys_s": round(t1 - t0, 1)}
     if not pnr:

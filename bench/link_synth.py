@@ -26,8 +26,7 @@ import time
 from pathlib import Path
 
 from amaranth.back import rtlil
-from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
-from amaranth.lib.wiring import In
+from amaranth.hdl import Elaboratable, Module, Signal
 
 from spikeforge.hdl.framing import Deframer, Framer
 from spikeforge.hdl.link import CLEARED_COUNTERS, STATUS_COUNTERS, AckFilter
@@ -37,32 +36,8 @@ from spikeforge.hdl.uart import UARTReceiver, UARTTransmitter
 from spikeforge.presets import PRESETS
 from spikeforge.toolchain import build_root
 
-
-class ShiftWrapper(Elaboratable):
-    """A component with its inputs fed from a shift register and outputs captured into one."""
-
-    def __init__(self, block):
-        self.block = block
-        self.sin = Signal()
-        self.load = Signal()
-        self.sout = Signal()
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.dut = block = self.block
-        ins, outs = [], []
-        for _path, member, value in block.signature.flatten(block):
-            (ins if member.flow == In else outs).append(Value.cast(value))
-        sr_in = Signal(sum(len(v) for v in ins))
-        sr_out = Signal(sum(len(v) for v in outs))
-        m.d.sync += sr_in.eq(Cat(self.sin, sr_in[:-1]))
-        m.d.comb += Cat(*ins).eq(sr_in)
-        with m.If(self.load):
-            m.d.sync += sr_out.eq(Cat(*outs))
-        with m.Else():
-            m.d.sync += sr_out.eq(sr_out[1:])
-        m.d.comb += self.sout.eq(sr_out[0])
-        return m
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from core_synth import ShiftWrapper  # noqa: E402  (the same wrapper as the core's bench)
 
 
 class SocTop(Elaboratable):
