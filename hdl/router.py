@@ -20,6 +20,12 @@ nothing is in flight: the chip's barrier waits for it.
 The routing tables (``spikeforge.routing``) sit in ``amaranth.lib.memory`` memories, two per
 source core, written and read through ``mem_req`` / ``mem_rsp`` (only while ``idle``; the chip
 allows it only between steps).
+
+**Timing.** On a large FPGA board the tables are LUT RAM (``boards/ulx3s.py``), whose read of
+1024 words is a deep multiplexer behind a wide fan-out of the address. Every read address of a
+table is therefore a flip-flop of its own (the index memory's: the capture list's word, taken
+into ``cand``; the destination memory's: ``ptr``), never a multiplexer of several sources nor a
+block RAM's output, and only the read enables wait on the queues.
 """
 
 from amaranth.hdl import Cat, Const, Module, Signal
@@ -85,6 +91,9 @@ class Router(wiring.Component):
 
         # -- tables -----------------------------------------------------------------------
         idx_rp, idx_wp, dst_rp, dst_wp = [], [], [], []
+        # the tables' read addresses: each engine's and the table port's, in one register
+        i_addr = [Signal(lay.neuron_bits, name=f"e{s}_cand") for s in range(k)]
+        d_addr = [Signal(lay.ptr_bits, name=f"e{s}_ptr") for s in range(k)]
         for s, config in enumerate(lay.configs):
             m.submodules[f"index{s}"] = im = memory.Memory(
                 shape=lay.index.width, depth=config.n_neurons, init=[])
@@ -94,7 +103,7 @@ class Router(wiring.Component):
             idx_wp.append(im.write_port())
             dst_rp.append(dm.read_port())
             dst_wp.append(dm.write_port())
-        self._table_port(m, idx_rp, idx_wp, dst_rp, dst_wp)
+        self._table_port(m, idx_rp, idx_wp, dst_rp, dst_wp, i_addr, d_addr)
 
         # -- queues -----------------------------------------------------------------------
         voq = [[None] * k for _ in range(k)]
@@ -117,8 +126,8 @@ class Router(wiring.Component):
                 width=lay.neuron_bits, depth=max(config.n_neurons, 1))
             wiring.connect(m, wiring.flipped(self.spikes[s]), cap.w_stream)
             idle_parts.append(cap.level == 0)
-            idle_parts.append(self._engine(m, s, cap, idx_rp[s], dst_rp[s], voq[s], link_q[s],
-                                           host_q[s]))
+            idle_parts.append(self._engine(m, s, cap, idx_rp[s], dst_rp[s], i_addr[s],
+                                           d_addr[s], voq[s], link_q[s], host_q[s]))
 
         # -- arbiters -----------------------------------------------------------------------
         for d in range(k):
@@ -130,19 +139,20 @@ class Router(wiring.Component):
         m.d.comb += self.idle.eq(Cat(*idle_parts).all())
         return m
 
-    def _engine(self, m, s, cap, idx_rp, dst_rp, voq, link_q, host_q):
+    def _engine(self, m, s, cap, idx_rp, dst_rp, cand, ptr, voq, link_q, host_q):
         """The lookup engine of source core ``s``; returns its idle condition.
 
-        Two stages overlap: the index entry of the next spike is read while the destination
-        entries of the current one stream out, so a neuron with ``count`` destinations costs
-        ``max(count, 1)`` clocks. The index read port holds its entry (read enable low) until
-        the destination stage takes it; the destination read port holds its word until its
-        queue accepts it."""
+        Three stages: the capture list's next word waits in a register (``cand``), the index
+        entry of the spike before it is read, and the destination entries of the one before that
+        stream out. They overlap, so a neuron with ``count`` destinations costs ``max(count, 1)``
+        clocks; the register adds one clock of latency from the capture list to the index read.
+        The index read port holds its entry (read enable low) until the destination stage takes
+        it; the destination read port holds its word until its queue accepts it. ``cand`` and
+        ``ptr`` are the two memories' read addresses (shared with the table port)."""
         lay, k = self.layout, self.layout.n_cores
         ab, cb = lay.axon_bits, lay.core_bits
         neuron = Signal(lay.neuron_bits, name=f"e{s}_neuron")
         i_full = Signal(name=f"e{s}_ifull")
-        ptr = Signal(lay.ptr_bits, name=f"e{s}_ptr")
         rem = Signal(lay.count_bits, name=f"e{s}_rem")
         d_valid = Signal(name=f"e{s}_dvalid")
         entry = lay.index.offsets()
@@ -168,37 +178,53 @@ class Router(wiring.Component):
                                  push_ok.eq(link_q.w_rdy)]
         advance = ~d_valid | push_ok
 
-        # destination stage: read entry ``ptr`` whenever the previous word has gone
+        # destination stage: read entry ``ptr`` whenever the previous word has gone. ``live``
+        # (``rem != 0``) and ``last`` (``rem == 1``) are kept in flip-flops beside ``rem``, for
+        # a short path to the read enable.
+        live = Signal(name=f"e{s}_live")
+        last = Signal(name=f"e{s}_last")
         issue = Signal(name=f"e{s}_issue")
-        m.d.comb += issue.eq(advance & (rem != 0))
+        m.d.comb += issue.eq(advance & live)
         with m.If(issue):
-            m.d.comb += [dst_rp.addr.eq(ptr), dst_rp.en.eq(1)]
+            m.d.comb += dst_rp.en.eq(1)
         with m.If(advance):
             m.d.sync += d_valid.eq(issue)
 
         # index stage: the held entry moves on (and its host spike out) once the destination
         # stage issues its last read
-        free = (rem == 0) | ((rem == 1) & issue)
+        free = ~live | (last & issue)
         load = Signal(name=f"e{s}_load")
         m.d.comb += [host_q.w_data.eq(neuron), host_q.w_en.eq(i_full & free & e_host),
                      load.eq(i_full & free & (~e_host | host_q.w_rdy))]
         with m.If(load):
-            m.d.sync += [ptr.eq(e_ptr), rem.eq(e_count)]
+            m.d.sync += [ptr.eq(e_ptr), rem.eq(e_count), live.eq(e_count != 0),
+                         last.eq(e_count == 1)]
         with m.Elif(issue):
-            m.d.sync += [ptr.eq(ptr + 1), rem.eq(rem - 1)]
+            m.d.sync += [ptr.eq(ptr + 1), rem.eq(rem - 1), live.eq(~last), last.eq(rem == 2)]
 
+        # candidate stage: the capture list's word, registered. The capture list is a block RAM
+        # read straight from its port; the index memory (LUT RAM at large sizes) is addressed
+        # by ``cand``, a flip-flop, so the block RAM's clock-to-out and the index read are on
+        # different clocks. ``cand`` refills on the clock it empties: one clock of latency per
+        # burst of spikes, none per spike.
+        c_full = Signal(name=f"e{s}_cfull")
         pop = Signal(name=f"e{s}_pop")
-        m.d.comb += pop.eq(cap.r_rdy & (~i_full | load))
+        take = Signal(name=f"e{s}_take")
+        m.d.comb += [pop.eq(c_full & (~i_full | load)),
+                     take.eq(cap.r_rdy & (~c_full | pop)),
+                     cap.r_en.eq(take)]
+        with m.If(take):
+            m.d.sync += [cand.eq(cap.r_data), c_full.eq(1)]
+        with m.Elif(pop):
+            m.d.sync += c_full.eq(0)
         with m.If(pop):
-            m.d.comb += [idx_rp.addr.eq(cap.r_data), idx_rp.en.eq(1), cap.r_en.eq(1)]
-            m.d.sync += neuron.eq(cap.r_data)
-        with m.If(pop):
-            m.d.sync += i_full.eq(1)
+            m.d.comb += idx_rp.en.eq(1)
+            m.d.sync += [neuron.eq(cand), i_full.eq(1)]
         with m.Elif(load):
             m.d.sync += i_full.eq(0)
 
         idle = Signal(name=f"e{s}_idle")
-        m.d.comb += idle.eq(~i_full & (rem == 0) & ~d_valid)
+        m.d.comb += idle.eq(~c_full & ~i_full & ~live & ~d_valid)
         return idle
 
     @staticmethod
@@ -212,32 +238,45 @@ class Router(wiring.Component):
                              q.r_en.eq(out.ready)]
             taken = taken | q.r_rdy
 
-    def _table_port(self, m, idx_rp, idx_wp, dst_rp, dst_wp):
-        """``mem_req`` / ``mem_rsp``: one response per read, the clock after it is accepted.
-        The read ports are shared with the engines, which are idle whenever the port is used;
-        the engines' assignments come later in ``elaborate`` and take precedence."""
+    def _table_port(self, m, idx_rp, idx_wp, dst_rp, dst_wp, i_addr, d_addr):
+        """``mem_req`` / ``mem_rsp``: one read at a time, its response two clocks after it is
+        accepted (the address goes into the engine's address register ``i_addr`` / ``d_addr``,
+        then the memory is read). The read ports and address registers are shared with the
+        engines, which are idle whenever the port is used; the engines' assignments come later
+        in ``elaborate`` and take precedence."""
         lay = self.layout
         eb = lay.entry_bits
         req, rsp = self.mem_req, self.mem_rsp
         index = req.payload.addr[:eb]
         which = req.payload.addr[eb]
         core = req.payload.addr[eb + 1:]
+        t_valid = Signal()          # a read's address is in the registers: read it this clock
+        t_core = Signal(lay.core_bits)
+        t_which = Signal()
         rsp_valid = Signal()
         rsp_core = Signal(lay.core_bits)
         rsp_which = Signal()
-        m.d.comb += req.ready.eq(~rsp_valid | rsp.ready)
+        m.d.comb += req.ready.eq(~t_valid & (~rsp_valid | rsp.ready))
         accept = req.valid & req.ready
-        with m.If(accept & ~req.payload.write):
-            m.d.sync += [rsp_valid.eq(1), rsp_core.eq(core), rsp_which.eq(which)]
+        m.d.sync += t_valid.eq(accept & ~req.payload.write)
+        with m.If(accept):
+            m.d.sync += [t_core.eq(core), t_which.eq(which)]
+        with m.If(t_valid):
+            m.d.sync += [rsp_valid.eq(1), rsp_core.eq(t_core), rsp_which.eq(t_which)]
         with m.Elif(rsp.ready):
             m.d.sync += rsp_valid.eq(0)
         m.d.comb += rsp.valid.eq(rsp_valid)
         for s in range(lay.n_cores):
             nb = lay.configs[s].neuron_bits
             here = accept & (core == s)
-            m.d.comb += [idx_rp[s].addr.eq(index[:nb]), dst_rp[s].addr.eq(index),
-                         idx_rp[s].en.eq(here & ~req.payload.write & (which == INDEX)),
-                         dst_rp[s].en.eq(here & ~req.payload.write & (which == DEST)),
+            with m.If(here & ~req.payload.write):
+                with m.If(which == INDEX):
+                    m.d.sync += i_addr[s].eq(index[:nb])
+                with m.Else():
+                    m.d.sync += d_addr[s].eq(index)
+            m.d.comb += [idx_rp[s].addr.eq(i_addr[s]), dst_rp[s].addr.eq(d_addr[s]),
+                         idx_rp[s].en.eq(t_valid & (t_core == s) & (t_which == INDEX)),
+                         dst_rp[s].en.eq(t_valid & (t_core == s) & (t_which == DEST)),
                          idx_wp[s].addr.eq(index[:nb]), dst_wp[s].addr.eq(index),
                          idx_wp[s].data.eq(req.payload.data), dst_wp[s].data.eq(req.payload.data),
                          idx_wp[s].en.eq(here & req.payload.write & (which == INDEX)),

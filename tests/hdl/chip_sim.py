@@ -39,6 +39,7 @@ module player(output reg finished /*verilator public_flat_rw*/);
   reg [DW-1:0] data;
   reg have, started, bp_mode;
   reg [31:0] cycles, core_end, lfsr, ev_count, ev_first, ev_last;
+  reg [7:0] outstanding;
   reg [7:0] f_op;
   reg [AW-1:0] f_addr;
   reg [DW-1:0] f_data;
@@ -74,7 +75,7 @@ module player(output reg finished /*verilator public_flat_rw*/);
     fd = $fopen(cmd_name, "r");
     ofd = $fopen(out_name, "w");
     have = 0; started = 0; finished = 0; bp_mode = 0; cycles = 0; core_end = 0; lfsr = 32'h1;
-    ev_count = 0; ev_first = 0; ev_last = 0;
+    ev_count = 0; ev_first = 0; ev_last = 0; outstanding = 0;
   end
 
   always @(posedge clk) begin
@@ -84,6 +85,7 @@ module player(output reg finished /*verilator public_flat_rw*/);
       if (host_valid && out_ready) $fwrite(ofd, "H %h\\n", host_data);
       if (link_valid && out_ready) $fwrite(ofd, "L %h\\n", link_data);
       if (started) cycles <= cycles + 1;
+      outstanding <= outstanding + (req_valid && req_ready && op == 1) - rsp_valid;
       if (started && core_busy != 0) core_end <= cycles + 1;
       if (started && routed != 0) begin
         ev_count <= ev_count + $countones(routed);
@@ -103,9 +105,14 @@ module player(output reg finished /*verilator public_flat_rw*/);
                      cycles);
              started <= 0; complete = 1;
            end
-        4: begin $fwrite(ofd, "M %h\\n", data); complete = 1; end
+        // a mark and the end wait for the responses of the reads before them
+        4: if (outstanding == {{7'd0, rsp_valid}}) begin
+             $fwrite(ofd, "M %h\\n", data); complete = 1;
+           end
         5: begin bp_mode <= data[0]; complete = 1; end
-        default: begin $fclose(ofd); finished <= 1; end
+        default: if (outstanding == {{7'd0, rsp_valid}}) begin
+                   $fclose(ofd); finished <= 1;
+                 end
       endcase
       if (complete) begin
         rc = $fscanf(fd, "%h %h %h\\n", f_op, f_addr, f_data);

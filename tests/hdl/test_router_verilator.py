@@ -15,6 +15,7 @@ by hand and sees it leave on ``link_out``; a read of a core beyond the chip answ
 
 The no-deadlock rule is tested on the router alone (Amaranth's simulator): with every output
 refusing input, no core's spike output is ever held back; afterwards everything comes out once.
+So is the lookup engines' throughput: a spike, or a destination, per clock.
 """
 
 import numpy as np
@@ -238,6 +239,67 @@ def test_router_never_holds_back_a_core():
     assert got_events == Counter((int(d), int(a)) for _, _, d, a in chip.routes)
     assert got_host == Counter((77, c, int(n)) for c in range(k)
                                for n in np.flatnonzero(chip.host_out[c]))
+
+
+def _router_clocks(count, k, n=32):
+    """Clocks from a step's first spike to ``idle``: core 0's ``n`` neurons fire on ``n``
+    consecutive clocks, each with ``count`` destinations taken in turn by the ``k`` cores (host
+    flag clear, every output ready). Amaranth's simulator, on the router alone."""
+    from amaranth.sim import Simulator
+
+    from spikeforge.hdl.router import Router
+    from spikeforge.routing import RouteLayout
+
+    configs = [CoreConfig(n_neurons=n, n_axons=n)] * k
+    lay = RouteLayout(configs, RouterLimits(route_entries=n * max(count, 1), fan_out=8))
+    rows = [(0, i, j % k, (i + j) % n) for i in range(n) for j in range(count)]
+    chip = ChipImage([CoreImage(c) for c in configs],
+                     np.array(rows, dtype=np.int64).reshape(-1, 4),
+                     [np.zeros(c.n_neurons, dtype=bool) for c in configs])
+    dut = Router(lay, fifo_depth=2)
+    writes = []
+    for c, (index, dest) in enumerate(lay.pack(chip)):
+        base = c << (1 + lay.entry_bits)
+        writes += [(base | i, w) for i, w in enumerate(index)]
+        writes += [(base | 1 << lay.entry_bits | e, w) for e, w in enumerate(dest)]
+    clocks = []
+
+    async def tb(ctx):
+        for addr, word in writes:
+            ctx.set(dut.mem_req.payload, {"addr": addr, "write": 1, "data": word})
+            ctx.set(dut.mem_req.valid, 1)
+            await ctx.tick()
+        ctx.set(dut.mem_req.valid, 0)
+        for d in range(k):
+            ctx.set(dut.events[d].ready, 1)
+        ctx.set(dut.host_out.ready, 1)
+        ctx.set(dut.link_out.ready, 1)
+        t = 0
+        for i in range(n):
+            ctx.set(dut.spikes[0].payload, i)
+            ctx.set(dut.spikes[0].valid, 1)
+            await ctx.tick()
+            t += 1
+        ctx.set(dut.spikes[0].valid, 0)
+        while not ctx.get(dut.idle):
+            await ctx.tick()
+            t += 1
+        clocks.append(t)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    return clocks[0]
+
+
+def test_router_engine_throughput():
+    """A lookup engine takes a spike per clock (no destinations) and a destination per clock
+    (two destination cores in turn, so that no queue of ``fifo_depth`` 2, which takes a word
+    every other clock, holds it back): the stages overlap, so a step's spikes add only a fixed
+    latency (4 clocks without destinations, 8 with, the queues and outputs included)."""
+    assert _router_clocks(0, 1) == 32 + 4
+    assert _router_clocks(2, 2) == 64 + 8
 
 
 def test_router_arguments():
