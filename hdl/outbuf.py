@@ -184,11 +184,29 @@ class OutputBuffer(wiring.Component):
         rel = Signal(8)
         tail = Array(Signal(rb, name=f"tail{c}") for c in range(K))
         p_tail = Signal(prb)
+        # The release walk and the idle state's decisions compare 8-bit frame counters. Off an
+        # iCE40 they use these comparisons registered on the clock before (for timing: the
+        # comparisons and the multiplexers after them do not fit one fast clock) and act only
+        # when no counter moved on that clock (``settled``: ``moved`` was low), when the
+        # registered comparisons describe the counters as they are. A decision waits a clock
+        # at most; none is taken on stale counters.
+        timer = Signal(range(self.timeout + 1))
+        moved = Signal()        # head, ack, sent or rel is assigned on this clock
+        if fast:
+            rel_eq_ack, settled_q = Signal(init=1), Signal()
+            sent_ne_head, sent_ne_ack, t_full = Signal(), Signal(), Signal()
+            m.d.sync += [rel_eq_ack.eq(rel == ack), sent_ne_head.eq(sent != head),
+                         sent_ne_ack.eq(sent != ack), t_full.eq(timer == self.timeout),
+                         settled_q.eq(~moved)]
+            settled = settled_q
+        else:
+            rel_eq_ack, sent_ne_head, sent_ne_ack = rel == ack, sent != head, sent != ack
+            t_full, settled = timer == self.timeout, Const(1)
         # The descriptors are read at one place, shared: by the release walk, and when no frame
         # waits to be released, by the transmitter (which keeps what it needs of a frame).
         # Off an iCE40 they are read into registers (for timing): ``fresh`` when these show slot
         # ``rd`` as it is now (read on the last clock, and no descriptor was written then).
-        rd = Mux(rel != ack, slot(rel), slot(sent))
+        rd = Mux(rel_eq_ack, slot(sent), slot(rel))
         c_en_q = Signal()
         if fast:
             rd_q = Signal(len(rd))
@@ -201,7 +219,8 @@ class OutputBuffer(wiring.Component):
             r_core, r_probe, r_stop = d_core[rd], d_probe[rd], d_stop[rd]
             r_step, r_end = d_step[rd], d_end[rd]
             fresh = Const(1)
-        with m.If((rel != ack) & fresh):
+        with m.If(~rel_eq_ack & settled & fresh):
+            m.d.comb += moved.eq(1)
             with m.If(r_probe):
                 m.d.sync += p_tail.eq(r_stop)
             with m.Else():
@@ -227,6 +246,7 @@ class OutputBuffer(wiring.Component):
                          d_core[slot(head)].eq(c_core), d_stop[slot(head)].eq(c_stop),
                          d_end[slot(head)].eq(c_end), d_probe[slot(head)].eq(c_probe),
                          head.eq(head + 1)]
+            m.d.comb += moved.eq(1)
 
         def close(core, stop, end, probe=0):
             m.d.comb += [c_en.eq(1), c_core.eq(core), c_stop.eq(stop), c_end.eq(end),
@@ -269,7 +289,6 @@ class OutputBuffer(wiring.Component):
                 m.d.sync += [closing.eq(0), collecting.eq(0)]
 
         # -- acknowledgements and the resend timer --------------------------------------------
-        timer = Signal(range(self.timeout + 1))
         with m.If(sent != ack):
             m.d.sync += timer.eq(Mux(timer == self.timeout, timer, timer + 1))
         # An OUT_ACK is checked a clock after it came (for timing; acknowledgements are whole
@@ -281,6 +300,7 @@ class OutputBuffer(wiring.Component):
                      a_used.eq(used_frames)]
         with m.If(a_valid & ~pending_clear & (a_dist != 0) & (a_dist <= a_used)):
             m.d.sync += [ack.eq(a_next), timer.eq(0)]
+            m.d.comb += moved.eq(1)
 
         # -- transmit --------------------------------------------------------------------------
         tx_core, tx_probe = Signal(cb), Signal()
@@ -307,6 +327,7 @@ class OutputBuffer(wiring.Component):
         def frame_sent(end):
             # the ring's next frame starts at ``end``
             m.d.sync += sent.eq(sent + 1)
+            m.d.comb += moved.eq(1)
             with m.If(tx_probe):
                 m.d.sync += p_s.eq(end)
             with m.Else():
@@ -338,6 +359,7 @@ class OutputBuffer(wiring.Component):
                     m.d.sync += [head.eq(0), ack.eq(0), sent.eq(0), collecting.eq(0),
                                  closing.eq(0), timer.eq(0),
                                  pending_clear.eq(0)]
+                    m.d.comb += moved.eq(1)
                     m.d.sync += [w_ptr[c].eq(0) for c in range(K)]
                     m.d.sync += [cur_count[c].eq(0) for c in range(K)]
                     m.d.sync += [p_w.eq(0), p_tail.eq(0), p_s.eq(0), rel.eq(0)]
@@ -346,17 +368,19 @@ class OutputBuffer(wiring.Component):
                 with m.Elif(behind):
                     # Back to the oldest unacknowledged frame once every acknowledged one is
                     # released: the tails are where the rings' unacknowledged frames start.
-                    with m.If(rel == ack):
+                    with m.If(rel_eq_ack & settled):
                         m.d.sync += sent.eq(ack)
+                        m.d.comb += moved.eq(1)
                         rewind()
-                with m.Elif((sent != head) & (rel == ack) & fresh):
+                with m.Elif(sent_ne_head & rel_eq_ack & settled & fresh):
                     m.d.sync += [rd_ptr.eq(Mux(r_probe, p_s, s_ptr[r_core])), tx_stop.eq(r_stop),
                                  idx.eq(0), timer.eq(0),
                                  tx_core.eq(r_core), tx_probe.eq(r_probe),
                                  tx_step.eq(r_step), tx_end.eq(r_end)]
                     m.next = "HEADER"
-                with m.Elif((sent != ack) & (timer == self.timeout) & (rel == ack)):
+                with m.Elif(sent_ne_ack & t_full & rel_eq_ack & settled):
                     m.d.sync += [self.resent.eq((sent - ack)[:8]), sent.eq(ack), timer.eq(0)]
+                    m.d.comb += moved.eq(1)
                     rewind()
             with m.State("HEADER"):
                 m.d.sync += hdr_ok.eq(1)
