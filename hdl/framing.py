@@ -105,6 +105,11 @@ class CobsEncoder(wiring.Component):
     A block of up to 254 bytes waits in a block RAM until its length (the code byte) is known.
     A block is written whole, then read whole, so two counters address it (no FIFO). The output
     equals ``cobs.cobs.encode(frame) + b"\\x00"`` byte for byte.
+
+    The block RAM's output goes straight into a register (``rq``, a copy taken every clock):
+    its clock-to-out is most of a fast clock, so no logic follows it in the same clock. A byte
+    read is sent two clocks later, while the one before is on the line: still a data byte
+    every other clock at most.
     """
 
     i: In(stream.Signature(ByteLast))
@@ -122,6 +127,10 @@ class CobsEncoder(wiring.Component):
         final_empty = Signal()       # after this block: a last empty block (frame ended on 0)
         end = Signal()               # after this block: the delimiter
         m.d.comb += [wr.addr.eq(count), wr.data.eq(self.i.p.data), rd.addr.eq(rptr + 1)]
+        # ``rq``: the read port's word a clock later; ``stale``: a read was issued last clock, so
+        # ``rq`` does not show it yet
+        rq, stale = Signal(8), Signal()
+        m.d.sync += [rq.eq(rd.data), stale.eq(rd.en)]
         # The encoded byte goes out from a register (the block RAM's output is slow): loaded
         # when it is empty, so the line's ``ready`` reaches only its valid flag (a byte every
         # other clock at most, far above the line's rate).
@@ -166,9 +175,9 @@ class CobsEncoder(wiring.Component):
                     with m.Else():
                         m.next = "FILL"
             with m.State("DATA"):
-                m.d.comb += [e_valid.eq(1), e_byte.eq(rd.data),
-                             rd.en.eq(e_ready)]
-                with m.If(e_ready):
+                m.d.comb += [e_valid.eq(~stale), e_byte.eq(rq),
+                             rd.en.eq(e_ready & ~stale)]
+                with m.If(e_ready & ~stale):
                     m.d.sync += [drain.eq(drain - 1), rptr.eq(rptr + 1)]
                     with m.If(drain == 1):
                         with m.If(final_empty):
@@ -301,13 +310,17 @@ class Deframer(wiring.Component):
 
         # Read side: the header's bytes from the ring into ``head``, then the payload bytes
         # (the ring's read port has one clock of latency). Every byte read lands in a register
-        # before any logic sees it (a block RAM's output is slow), and the next byte is read
-        # only once the payload register is empty: the reader's ``ready`` reaches no further
-        # than that register's valid flag (a byte every third clock, far above the line's rate).
+        # before any logic sees it (a block RAM's clock-to-out is most of a fast clock): the
+        # payload register is ``rq``, a copy of the read port taken every clock (no enable, so
+        # no multiplexer before it). The next byte is read only once the payload register is
+        # empty (the read port, and so ``rq``, hold still while it is full): the reader's
+        # ``ready`` reaches no further than its valid flag (a byte every third clock, far above
+        # the line's rate).
         head = Signal(8 * nhdr)
         hn = Signal(range(nhdr + 1))     # header bytes fetched
         arrives = Signal()               # the read port shows the byte read last clock
         arrives_h = Signal()             # a header byte
+        rq = Signal(8)                   # the payload register
         remaining = Signal(16)           # payload bytes left to fetch
         none_left = Signal(init=1)       # remaining == 0
         fetch_h = Signal()
@@ -317,12 +330,13 @@ class Deframer(wiring.Component):
                      fetch_p.eq(~none_left & ~busy),
                      rd.addr.eq(rd_ptr), rd.en.eq(fetch_h | fetch_p),
                      self.header.valid.eq((hn == nhdr) & ~arrives),
+                     self.payload.payload.eq(rq),
                      self.header.payload.eq(head)]
-        m.d.sync += [arrives.eq(fetch_h | fetch_p), arrives_h.eq(fetch_h)]
+        m.d.sync += [arrives.eq(fetch_h | fetch_p), arrives_h.eq(fetch_h), rq.eq(rd.data)]
         with m.If(arrives & arrives_h):
             m.d.sync += head.eq(Cat(head[8:], rd.data))
         with m.If(arrives & ~arrives_h):
-            m.d.sync += [self.payload.payload.eq(rd.data), self.payload.valid.eq(1)]
+            m.d.sync += self.payload.valid.eq(1)
         with m.Elif(self.payload.ready):
             m.d.sync += self.payload.valid.eq(0)
         with m.If(fetch_h | fetch_p):
