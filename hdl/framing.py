@@ -310,17 +310,13 @@ class Deframer(wiring.Component):
 
         # Read side: the header's bytes from the ring into ``head``, then the payload bytes
         # (the ring's read port has one clock of latency). Every byte read lands in a register
-        # before any logic sees it (a block RAM's clock-to-out is most of a fast clock): the
-        # payload register is ``rq``, a copy of the read port taken every clock (no enable, so
-        # no multiplexer before it). The next byte is read only once the payload register is
-        # empty (the read port, and so ``rq``, hold still while it is full): the reader's
-        # ``ready`` reaches no further than its valid flag (a byte every third clock, far above
-        # the line's rate).
+        # before any logic sees it (a block RAM's output is slow), and the next byte is read
+        # only once the payload register is empty: the reader's ``ready`` reaches no further
+        # than that register's valid flag (a byte every third clock, far above the line's rate).
         head = Signal(8 * nhdr)
         hn = Signal(range(nhdr + 1))     # header bytes fetched
         arrives = Signal()               # the read port shows the byte read last clock
         arrives_h = Signal()             # a header byte
-        rq = Signal(8)                   # the payload register
         remaining = Signal(16)           # payload bytes left to fetch
         none_left = Signal(init=1)       # remaining == 0
         fetch_h = Signal()
@@ -330,13 +326,12 @@ class Deframer(wiring.Component):
                      fetch_p.eq(~none_left & ~busy),
                      rd.addr.eq(rd_ptr), rd.en.eq(fetch_h | fetch_p),
                      self.header.valid.eq((hn == nhdr) & ~arrives),
-                     self.payload.payload.eq(rq),
                      self.header.payload.eq(head)]
-        m.d.sync += [arrives.eq(fetch_h | fetch_p), arrives_h.eq(fetch_h), rq.eq(rd.data)]
+        m.d.sync += [arrives.eq(fetch_h | fetch_p), arrives_h.eq(fetch_h)]
         with m.If(arrives & arrives_h):
             m.d.sync += head.eq(Cat(head[8:], rd.data))
         with m.If(arrives & ~arrives_h):
-            m.d.sync += self.payload.valid.eq(1)
+            m.d.sync += [self.payload.payload.eq(rd.data), self.payload.valid.eq(1)]
         with m.Elif(self.payload.ready):
             m.d.sync += self.payload.valid.eq(0)
         with m.If(fetch_h | fetch_p):
