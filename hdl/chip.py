@@ -94,10 +94,16 @@ class Chip(wiring.Component):
         pending = Signal()          # a start pulse seen while busy
         seen = Signal(k)            # cores that signalled done in this step
         done_now = Cat(*(core.done for core in cores)) | seen
+        # A step begins the clock after its ``start`` pulse, from ``pending`` alone: ``start`` is
+        # the stepper's decision of that clock, and no path runs from it through the barrier
+        # into the cores' memory ports (the whole SoC's longest on the ECP5). Memory requests
+        # and injected events come only between steps (the stepper starts a step after its
+        # inputs are in; the link refuses memory commands while it runs), so one clock of
+        # ``start`` not yet closing ``open_`` changes nothing.
         go = Signal()
         with m.If(self.start):
             m.d.sync += pending.eq(1)
-        m.d.comb += go.eq(self.start | pending)
+        m.d.comb += go.eq(pending)
         with m.FSM(name="barrier"):
             with m.State("IDLE"):
                 m.d.comb += idle.eq(1)
