@@ -13,7 +13,7 @@ chip's FIFO depth).
     python bench/link_synth.py --target ecp5 router outbuf
 
 ECP5: the ULX3S part (``--85k``, CABGA381, speed grade 6). The worst paths of each block are
-printed from nextpnr's report (``--paths``).
+always printed, from nextpnr's timing report.
 """
 
 from __future__ import annotations
