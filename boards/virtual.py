@@ -176,33 +176,40 @@ def _profiled_build(sources, args, preset, info):
 
 
 class _Device:
-    """The one thing the SoC's blocks ask of a platform: its ``device`` (they choose memories and
-    pipelines by it; the virtual board has no I/O or memories of its own to offer)."""
+    """What the SoC's blocks ask of a platform: its ``device`` (they choose memories and
+    pipelines by it; the virtual board has no I/O or memories of its own to offer), and
+    ``clock_gating``: blocks that idle most of the time get gated clocks, which Verilator does
+    not evaluate while they stand still, instead of the bitstream's clock enables (the same
+    machine, ``spikeforge.hdl.gating``)."""
 
-    def __init__(self, device):
+    def __init__(self, device, clock_gating=True):
         self.device = device
+        self.clock_gating = clock_gating
 
 
-def soc_platform(preset):
+def soc_platform(preset, clock_gating=True):
     """What the virtual board elaborates ``preset``'s SoC for: the device of the board built with
     that preset, so that the model is the bitstream's micro-architecture (SPRAM synapses, the
     short update pipeline and single block RAM rings on the iCEBreaker; banked LUT RAM and the
-    long pipeline on the ULX3S). ``None`` for presets no board uses (the blocks' defaults)."""
+    long pipeline on the ULX3S); device ``None`` for presets no board uses (the blocks'
+    defaults). ``clock_gating=False``: clock enables, as in the bitstream (the reference the
+    tests compare the gated model with)."""
     from spikeforge.boards import BOARDS
 
     for b in BOARDS.values():
         if b.preset == preset.name and b.device:
-            return _Device(b.device)
-    return None
+            return _Device(b.device, clock_gating)
+    return _Device(None, clock_gating)
 
 
-def build_vboard(preset, trace=False, info=None):
+def build_vboard(preset, trace=False, info=None, clock_gating=True):
     """Build (or reuse) the virtual board executable of ``preset``; returns its path.
 
     With GCC the build is profile-guided (an instrumented build runs a short training session
     first, see ``_profiled_build``). ``trace``: a separate build that can dump an FST wave window
     (slower per clock; not profiled). ``info``: a dict that receives ``cached`` (True when an
-    earlier build was reused).
+    earlier build was reused). ``clock_gating=False``: the blocks' clock enables as in the
+    bitstream instead of gated clocks (``soc_platform``; slower, for comparison).
     """
     from amaranth.back import verilog
 
@@ -213,10 +220,10 @@ def build_vboard(preset, trace=False, info=None):
         raise RuntimeError("FST wave dumps need Verilator's FST writer, which needs the lz4 "
                            "headers: install liblz4-dev (apt install liblz4-dev)")
     soc = SoC(preset)
-    platform = soc_platform(preset)
+    platform = soc_platform(preset, clock_gating)
     sources = {"soc_core.v": verilog.convert(soc, name="soc_core", platform=platform),
                "soc.v": _wrapper(soc), "main.cpp": main_source()}
-    if platform is not None and platform.device.upper().startswith("ICE40UP"):
+    if str(platform.device or "").upper().startswith("ICE40UP"):
         sources["spram.v"] = SPRAM_MODEL         # the synapse lanes' SB_SPRAM256KA blocks
     if not trace and _gcc():
         return _profiled_build(sources, vboard_args(), preset, info)
@@ -311,16 +318,19 @@ class VirtualBoard:
         self.close()
 
 
-def replay(preset, record):
+def replay(preset, record, *, start=0, clock_gating=True):
     """Run the recorded rx bytes of ``record`` through the same model with no I/O at all.
 
-    Returns ``(clocks, seconds, cpu_seconds)``: the raw speed of the model on the same
-    workload.
+    Returns a dict: ``clocks``, ``seconds`` and ``cpu_seconds`` timed from clock ``start`` on
+    (the raw speed of the model on the same workload), ``tx`` (bytes the SoC sent) and ``hash``
+    (of every byte sent and the clock it ended on: equal for models that behave the same).
+    ``clock_gating``: of the model (``build_vboard``).
     """
-    exe = build_vboard(preset)
+    exe = build_vboard(preset, clock_gating=clock_gating)
     out = subprocess.run([str(exe), f"+cpb={preset.clocks_per_bit}",
-                          f"+replay={os.path.abspath(record)}"], capture_output=True, text=True,
-                         check=True)
+                          f"+replay={os.path.abspath(record)}", f"+from={start}"],
+                         capture_output=True, text=True, check=True)
     words = out.stdout.split()
     stats = _parse_stats(words[words.index("replay"):])
-    return stats["clocks"], stats["usec"] / 1e6, stats["cpu_usec"] / 1e6
+    return {"clocks": stats["clocks"], "seconds": stats["usec"] / 1e6,
+            "cpu_seconds": stats["cpu_usec"] / 1e6, "tx": stats["tx"], "hash": stats["hash"]}

@@ -10,6 +10,7 @@
 //   +once           exit after the first client session (TCP)
 //   +record=FILE    write "clock byte" for every byte put on rx (for +replay)
 //   +replay=FILE    no client: play the recorded rx bytes at their clocks, print the speed
+//                   (timed from clock +from=C on) and a hash of every tx byte with its clock
 //   +fst=FILE +fst_from=C +fst_cycles=N   wave dump of cycles [C, C+N) (builds with --trace-fst)
 // Signals: SIGINT/SIGTERM end the server cleanly ("bye"); SIGUSR1 resets the SoC (the reset
 // button: memories keep their contents, the control state and the link start over).
@@ -74,7 +75,7 @@ int main(int argc, char **argv) {
   int cpb = 4, port = 0, use_pty = 0, once = 0;
   double drop = 0, flip = 0;
   unsigned long seed = 1;
-  unsigned long long fst_from = 0, fst_cycles = 0;
+  unsigned long long fst_from = 0, fst_cycles = 0, replay_from = 0;
   char fst_name[4096] = "", record_name[4096] = "", replay_name[4096] = "";
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
@@ -83,7 +84,7 @@ int main(int argc, char **argv) {
     sscanf(a, "+port=%d", &port); sscanf(a, "+fst_from=%llu", &fst_from);
     sscanf(a, "+fst_cycles=%llu", &fst_cycles);
     sscanf(a, "+fst=%4095s", fst_name); sscanf(a, "+record=%4095s", record_name);
-    sscanf(a, "+replay=%4095s", replay_name);
+    sscanf(a, "+replay=%4095s", replay_name); sscanf(a, "+from=%llu", &replay_from);
     if (!strcmp(a, "+pty")) use_pty = 1;
     if (!strcmp(a, "+once")) once = 1;
   }
@@ -169,15 +170,25 @@ int main(int argc, char **argv) {
     unsigned long tx_n = 0; long long last_tx = -1;
     unsigned long long start = clk, end = events.empty() ? clk : events.back().first + 4096;
     size_t k = 0;
+    // FNV-1a over every byte the SoC sent and the clock it ended on: two models that agree on
+    // it sent the same bytes at the same clocks
+    unsigned long long hash = 14695981039346656037ULL;
+    auto mix = [&](unsigned long long v) { hash = (hash ^ v) * 1099511628211ULL; };
     double t0 = now_s(), c0 = cpu_s();
+    bool timing = replay_from == 0;
     while (clk < end && !g_stop) {
+      if (!timing && clk >= replay_from) { timing = true; start = clk; t0 = now_s(); c0 = cpu_s(); }
       // The byte enters the queue exactly when the recorded run started sending it.
       if (k < events.size() && events[k].first == clk) inq.push_back((unsigned char)events[k++].second);
       line_clock(tx_n, last_tx);
+      if (!out.empty()) {
+        for (unsigned char b : out) { mix(b); mix(clk); }
+        out.clear();
+      }
     }
     double dt = now_s() - t0, dc = cpu_s() - c0;
-    printf("replay clocks %llu usec %lld cpu_usec %lld tx %lu\n", clk - start,
-           (long long)(dt * 1e6), (long long)(dc * 1e6), tx_n);
+    printf("replay clocks %llu usec %lld cpu_usec %lld tx %lu hash %llu\n", clk - start,
+           (long long)(dt * 1e6), (long long)(dc * 1e6), tx_n, hash);
     return 0;
   }
 
@@ -261,8 +272,9 @@ int main(int argc, char **argv) {
     if (!use_pty) close(cl);
     double dt = now_s() - t0, dc = cpu_s() - c0;
     printf("session rx %lu tx %lu first_rx %lld last_tx %lld clocks %llu usec %lld cpu_usec %lld "
-           "resets %lu\n", rx_n, tx_n, first_rx, last_tx >= 0 ? last_tx - (long long)clk0 : -1,
-           clk - clk0, (long long)(dt * 1e6), (long long)(dc * 1e6), resets);
+           "resets %lu start %llu\n", rx_n, tx_n, first_rx,
+           last_tx >= 0 ? last_tx - (long long)clk0 : -1, clk - clk0, (long long)(dt * 1e6),
+           (long long)(dc * 1e6), resets, clk0);
     fflush(stdout);
     if (once || use_pty) break;
   }

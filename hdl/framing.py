@@ -223,6 +223,7 @@ class Deframer(wiring.Component):
     crc_error: Out(1)
     frame_error: Out(1)
     overflow: Out(1)
+    wake: Out(1)                         # a register may change at the next clock (``gating``)
 
     def __init__(self, *, max_payload=protocol.MAX_PAYLOAD, buffer_bytes=None):
         if not isinstance(max_payload, int) or not 1 <= max_payload <= protocol.MAX_PAYLOAD:
@@ -343,6 +344,12 @@ class Deframer(wiring.Component):
                          none_left.eq(self.header.p.length == 0)]
         with m.If(fetch_p):
             m.d.sync += [remaining.eq(remaining - 1), none_left.eq(remaining == 1)]
+
+        # At rest: no byte arriving or decoded, the CRC between bytes, nothing read or offered.
+        # (An idle clock with ``pos == 0`` restarts the CRC; so does a frame's first byte.)
+        m.d.comb += self.wake.eq(self.i.valid | tok.valid | ~crcp.i.ready | self.rx_error
+                                 | arrives | self.payload.valid | fetch_h | fetch_p
+                                 | (self.header.valid & self.header.ready))
         return m
 
 

@@ -195,6 +195,8 @@ class CommandProcessor(wiring.Component):
             "pr_set": Out(1), "pr_probe": Out(8), "pr_core": Out(8), "pr_region": Out(8),
             "pr_period": Out(8), "pr_index": Out(32), "pr_count": Out(16),
             "idle": Out(1),
+            # a register may change at the next clock (``spikeforge.hdl.gating``)
+            "wake": Out(1),
             # the event counters (a ``StatsBank`` of ``STATUS_COUNTERS``): what the processor
             # counts, and one counter read whole for STATUS
             "nak_made": Out(1), "duplicate": Out(1),
@@ -620,6 +622,15 @@ class CommandProcessor(wiring.Component):
                      self.pr_region.eq(prb["region"]), self.pr_period.eq(prb["period"]),
                      self.pr_index.eq(prb["index"]), self.pr_count.eq(prb["count"]),
                      self.st_commit_step.eq(inp["step"]), self.st_commit_end.eq(inp["flags"][0])]
+        # At rest: in IDLE with no request arriving, nothing held for another block, no pulse
+        # to end, no read in flight. What changes then follows the inputs a clock late
+        # (``st_idle``, ``live_byte_r``, ``ob``, ...) and is next used several states after a
+        # request: only the nonce's start bit and the counter bank's answer are events.
+        pulses = [self.st_run, self.st_step, self.st_stop, self.pr_set, self.st_push.valid,
+                  self.st_abort, self.st_commit, self.nak_made, self.duplicate, self.soft_reset,
+                  self.sb_req, mq_valid, ob_valid, rd_pending]
+        m.d.comb += self.wake.eq(~self.idle | Cat(*pulses).any() | self.sb_done
+                                 | (self.rx_start & armed))
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.header.ready.eq(1), self.idle.eq(~self.header.valid)]

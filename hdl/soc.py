@@ -27,6 +27,7 @@ from spikeforge.presets import SocPreset
 
 from .chip import Chip, inject_layout
 from .framing import Deframer, Framer, HeaderLayout
+from .gating import add_gated
 from .link import CLEARED_COUNTERS, STATUS_COUNTERS, AckFilter, CommandProcessor
 from .outbuf import OutputBuffer
 from .probe import ProbeEngine
@@ -119,7 +120,7 @@ class SoC(wiring.Component):
         # The deframer takes a byte in at most 8 clocks (its serial CRC) and bytes arrive 40 or
         # more clocks apart: one byte of buffer, in flip-flops, is all the receiver needs.
         m.submodules.urx = urx = UARTReceiver(cpb, fifo_depth=1)
-        m.submodules.deframer = deframer = Deframer(max_payload=p.max_payload)
+        deframer = Deframer(max_payload=p.max_payload)
         m.submodules.filter = filt = AckFilter(p.max_payload)
         proc = CommandProcessor(self.chipmap, window=p.window, n_probes=p.n_probes,
                                 probe_payload=p.probe_payload,
@@ -145,11 +146,9 @@ class SoC(wiring.Component):
 
         rst_stepper, rst_probes = reset_copy("stepper"), reset_copy("probes")
         rst_outbuf, rst_stats = reset_copy("outbuf"), reset_copy("stats")
-        m.submodules.proc = ResetInserter(proc.soft_reset)(proc)
         m.submodules.stepper = ResetInserter(rst_stepper)(stepper)
         m.submodules.outbuf = outbuf
         probes = ProbeEngine(self.chipmap, p.n_probes)
-        m.submodules.probes = ResetInserter(rst_probes)(probes)
         m.submodules.chip = chip
         m.submodules.mux = mux = FrameMux(p.max_payload)
         m.submodules.framer = framer = Framer(p.max_payload)
@@ -186,7 +185,7 @@ class SoC(wiring.Component):
         byte, step = 10 * cpb, 4
         gaps = dict.fromkeys(STATUS_COUNTERS, byte) | dict(
             out_resent=p.resend_clocks, timer_overruns=step, stalls=step)
-        m.submodules.stats = stats = StatsBank(
+        stats = StatsBank(
             [len(events[name]) for name in STATUS_COUNTERS],
             gaps=[gaps[name] for name in STATUS_COUNTERS], first_cleared=CLEARED_COUNTERS,
             shared=proc.history_words, shared_stall=proc.history_stall)
@@ -201,6 +200,14 @@ class SoC(wiring.Component):
                      stats.sh_addr.eq(proc.hist_addr), stats.sh_en.eq(proc.hist_en),
                      stats.sh_we.eq(proc.hist_we), stats.sh_data.eq(proc.hist_data),
                      proc.hist_q.eq(stats.sh_q)]
+        # The deframer, the processor, the probe engine and the counters idle through most of
+        # a run (but for an OUT_ACK now and then, and the probes at the end of a step): they
+        # are clocked only in the clocks after one that one of them had work in (``gating``;
+        # in the virtual board about a quarter of the time per clock).
+        add_gated(m, platform, "link", {
+            "deframer": deframer, "proc": ResetInserter(proc.soft_reset)(proc),
+            "probes": ResetInserter(rst_probes)(probes), "stats": stats,
+        }, deframer.wake | proc.wake | probes.wake | rst_probes | stats.wake)
         # The chip's memory port: the probe engine's while it works (between the barrier and
         # the end of a step, when the processor never uses it), else the processor's. The
         # probe engine only reads, so the write data is always the processor's.

@@ -69,6 +69,7 @@ class StatsBank(wiring.Component):
         super().__init__({
             **{f"inc{k}": In(w) for k, w in enumerate(self.amounts)}, "clear": In(1),
             "rd_req": In(1), "rd_index": In(range(n)), "rd_done": Out(1), "value": Out(32),
+            "wake": Out(1),     # a register may change at the next clock (``gating``)
             **({"sh_addr": In(range(shared)), "sh_en": In(1), "sh_we": In(1),
                 "sh_data": In(16), "sh_q": Out(16)} if shared else {}),
         })
@@ -125,7 +126,7 @@ class StatsBank(wiring.Component):
         m.d.comb += [total.eq(rp.data + Mux(hi, carry, amount)), rp.en.eq(1),
                      e_waddr.eq(Cat(hi, idx)), e_wdata.eq(total[:16])]
         last = Const(n - 1, ib)
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("PICK"):
                 # the low half-word of the counter read next (a read asked for, or the one
                 # visited); while the RAM is taken or cleared the answer is not used, so neither
@@ -180,4 +181,8 @@ class StatsBank(wiring.Component):
                     with m.If(walk == 2 * n - 1):
                         m.d.sync += clearing.eq(0)
                         m.next = "PICK"
+        # At rest: visiting counters with nothing to add (only ``idx`` would move on).
+        m.d.comb += self.wake.eq(~fsm.ongoing("PICK") | stolen | clearing | self.clear
+                                 | self.rd_req | Cat(p != 0 for p in pending).any()
+                                 | Cat(getattr(self, f"inc{k}") != 0 for k in range(n)).any())
         return m

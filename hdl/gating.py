@@ -1,0 +1,65 @@
+"""Blocks that only need their clock while they have work: ``add_gated``.
+
+Each block names its own ``wake`` condition (an output, combinational): true in every clock
+after which its state may change in a way that matters: a request or pulse arriving, a pulse of
+its own to end, work under way. Registers that merely follow an input a clock or two late may
+stand still meanwhile: the gate stays open ``SETTLE`` clocks after the last ``wake``, and such
+copies are refreshed before anything reads them. A gate serves several blocks that idle at the
+same times, open when any of them has work.
+
+In the bitstream the blocks' flip-flops (and memory ports) get the gate as their clock enable
+(``EnableInserter``: an FPGA flip-flop has the enable pin anyway). In the virtual board (a
+platform with ``clock_gating`` true) they run in a clock domain of their own whose clock is the
+system clock gated by the same signal, latched on the falling edge: Verilator evaluates a
+domain's logic only on its clock's edges, so a gated block at rest costs only what depends on
+other domains' signals. Both are the same machine: a register takes its next value at a rising
+edge exactly when the gate was open in the clock before it (the latch holds the value the gate
+settled to before the edge). ``tests/e2e/test_gating.py`` checks the two send the same bytes
+at the same clocks; ``bench/virtual_board.py`` measures what gating saves.
+
+The gate includes the domain's reset (or a reset would wait for the next open clock).
+"""
+
+from amaranth.hdl import (
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    DomainRenamer,
+    EnableInserter,
+    ResetSignal,
+    Signal,
+)
+
+__all__ = ["add_gated", "SETTLE"]
+
+SETTLE = 2      # clocks a gate stays open after the last one with ``wake``
+
+
+def add_gated(m, platform, name, blocks, wake):
+    """Add ``blocks`` (submodule name: elaboratable) to ``m``, their ``sync`` domains clocked
+    only in the clocks that follow one with ``wake`` high, or ``SETTLE`` clocks later (or the
+    domain's reset).
+
+    Blocks that idle at the same times share one gate (``name``), ``wake`` the OR of theirs:
+    a block clocked in a clock it did not need behaves as it would without the gate, and each
+    gate costs Verilator a trigger it checks on every edge.
+    """
+    # Two clocks more after any work: registers that follow a block's memory outputs or
+    # inputs a clock or two late (``stale`` flags, output copies) settle before it stops.
+    en, after = Signal(name=f"{name}_wake"), Signal(SETTLE, name=f"{name}_after")
+    m.d.sync += after.eq(Cat(wake, after))
+    m.d.comb += en.eq(wake | after.any() | ResetSignal("sync"))
+    if not getattr(platform, "clock_gating", False):
+        for sub, block in blocks.items():
+            m.submodules[sub] = EnableInserter(en)(block)
+        return
+    gated, latch = f"{name}_gclk", f"{name}_glatch"
+    m.domains += [ClockDomain(gated, local=True),
+                  ClockDomain(latch, clk_edge="neg", reset_less=True, local=True)]
+    en_l = Signal(init=1, name=f"{name}_wake_l")
+    m.d[latch] += en_l.eq(en)
+    m.d.comb += [ClockSignal(latch).eq(ClockSignal("sync")),
+                 ClockSignal(gated).eq(ClockSignal("sync") & en_l),
+                 ResetSignal(gated).eq(ResetSignal("sync"))]
+    for sub, block in blocks.items():
+        m.submodules[sub] = DomainRenamer({"sync": gated})(block)
