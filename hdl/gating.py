@@ -17,7 +17,9 @@ edge exactly when the gate was open in the clock before it (the latch holds the 
 settled to before the edge). ``tests/e2e/test_gating.py`` checks the two send the same bytes
 at the same clocks; ``bench/virtual_board.py`` measures what gating saves.
 
-The gate includes the domain's reset (or a reset would wait for the next open clock).
+The gate is open while the system reset is high; the blocks' own reset is that reset as the
+gate saw it at its last open edge (a register of their domain: one clock later than the other
+blocks', on entry and on release).
 """
 
 from amaranth.hdl import (
@@ -48,18 +50,28 @@ def add_gated(m, platform, name, blocks, wake):
     # inputs a clock or two late (``stale`` flags, output copies) settle before it stops.
     en, after = Signal(name=f"{name}_wake"), Signal(SETTLE, name=f"{name}_after")
     m.d.sync += after.eq(Cat(wake, after))
-    m.d.comb += en.eq(wake | after.any() | ResetSignal("sync"))
+    # The blocks' reset is the system reset as the gate last saw it (a clock late): a register
+    # of their own domain, so that no logic of theirs reads a signal of another domain just
+    # for the reset (Verilator evaluates such logic on every clock of that domain).
+    rst = Signal(init=1, reset_less=True, name=f"{name}_rst")
+    m.d.comb += en.eq(wake | after.any() | ResetSignal("sync") | rst)
+    gated = f"{name}_gated"
+    m.domains += ClockDomain(gated, local=True)
+    m.d.comb += ResetSignal(gated).eq(rst)
     if not getattr(platform, "clock_gating", False):
+        m.d.comb += ClockSignal(gated).eq(ClockSignal("sync"))
+        with m.If(en):
+            m.d[gated] += rst.eq(ResetSignal("sync"))
         for sub, block in blocks.items():
-            m.submodules[sub] = EnableInserter(en)(block)
+            m.submodules[sub] = EnableInserter({gated: en})(
+                DomainRenamer({"sync": gated})(block))
         return
-    gated, latch = f"{name}_gclk", f"{name}_glatch"
-    m.domains += [ClockDomain(gated, local=True),
-                  ClockDomain(latch, clk_edge="neg", reset_less=True, local=True)]
+    latch = f"{name}_latch"
+    m.domains += ClockDomain(latch, clk_edge="neg", reset_less=True, local=True)
     en_l = Signal(init=1, name=f"{name}_wake_l")
     m.d[latch] += en_l.eq(en)
+    m.d[gated] += rst.eq(ResetSignal("sync"))
     m.d.comb += [ClockSignal(latch).eq(ClockSignal("sync")),
-                 ClockSignal(gated).eq(ClockSignal("sync") & en_l),
-                 ResetSignal(gated).eq(ResetSignal("sync"))]
+                 ClockSignal(gated).eq(ClockSignal("sync") & en_l)]
     for sub, block in blocks.items():
         m.submodules[sub] = DomainRenamer({"sync": gated})(block)
