@@ -879,22 +879,32 @@ class Core(wiring.Component):
 
         # A read's region and index are kept; registers and profiles are read out of their
         # flip-flops while the response is presented: nothing writes them meanwhile (no request
-        # is taken and no step begins while a response waits), so no 84-bit copy is needed.
+        # is taken and no step begins while a response waits), so the short pipeline needs no
+        # 84-bit copy (the long one keeps one for timing, below).
         rsp_region = Signal(3)
         rsp_lane = Signal(max(lb, 1))
         rsp_index = Signal(range(max(len(reg_list), c.n_profiles) + 1))
-        # (the long pipeline's state and parameter words take two clocks: ``rsp_pend`` first)
         with m.If(rd):
             m.d.sync += [rsp_region.eq(region), rsp_lane.eq(lane), rsp_index.eq(index)]
             with m.If((region == Region.REGISTERS) & (index >= len(reg_list))):
                 m.d.sync += rsp_index.eq(len(reg_list))     # no register there: reads 0
+        # The long pipeline (large FPGAs) also registers the response word: the memories'
+        # outputs (block RAM clock-to-out, the lane and region multiplexers) would otherwise run
+        # through the chip's and the SoC's response multiplexers into the link's registers in
+        # one clock. ``rsp_pend`` covers both clocks before the response (``p1``: LUT RAM read
+        # in progress, ``p2``: every memory's word is out, taken into ``rsp_q``).
+        word = Signal.like(rsp.payload)
         if rsp_pend is not None:
-            m.d.sync += rsp_pend.eq(rd)
-            with m.If(rsp_pend):
-                m.d.sync += rsp_valid.eq(1)
+            p1, p2 = Signal(), Signal()
+            rsp_q = Signal.like(rsp.payload)
+            m.d.sync += [p1.eq(rd), p2.eq(p1)]
+            m.d.comb += [rsp_pend.eq(p1 | p2), rsp.payload.eq(rsp_q)]
+            with m.If(p2):
+                m.d.sync += [rsp_valid.eq(1), rsp_q.eq(word)]
             with m.Elif(rsp.ready):
                 m.d.sync += rsp_valid.eq(0)
         else:
+            m.d.comb += rsp.payload.eq(word)
             with m.If(rd):
                 m.d.sync += rsp_valid.eq(1)
             with m.Elif(rsp.ready):
@@ -905,28 +915,28 @@ class Core(wiring.Component):
                 with m.Switch(rsp_index):
                     for k, r in enumerate(reg_list):
                         with m.Case(k):
-                            m.d.comb += rsp.payload.eq(r.as_unsigned())
+                            m.d.comb += word.eq(r.as_unsigned())
             with m.Case(Region.PROFILE):
-                m.d.comb += rsp.payload.eq(prof_rp.data)
+                m.d.comb += word.eq(prof_rp.data)
             with m.Case(Region.NEURON):
                 y = Const(0, 0)
                 if y_rp:
                     y = y_rp[0].data
                     for j in range(1, L):
                         y = Mux(rsp_lane[:lb] == j, y_rp[j].data, y)
-                m.d.comb += rsp.payload.eq(Cat(state_rp.data, y))
+                m.d.comb += word.eq(Cat(state_rp.data, y))
             with m.Case(Region.PARAM):
-                m.d.comb += rsp.payload.eq(param_rp.data)
+                m.d.comb += word.eq(param_rp.data)
             with m.Case(Region.AXON):
-                m.d.comb += rsp.payload.eq(axon_rp.data)
+                m.d.comb += word.eq(axon_rp.data)
             with m.Case(Region.SYNAPSE):
                 for j in range(L):
                     with m.If(rsp_lane[:lb] == j):
-                        m.d.comb += rsp.payload.eq(syn[j].r_data)
+                        m.d.comb += word.eq(syn[j].r_data)
             with m.Case(Region.SLOT):
                 for j in range(L):
                     with m.If(rsp_lane[:lb] == j):
-                        m.d.comb += rsp.payload.eq(slot_rp[j].data)
+                        m.d.comb += word.eq(slot_rp[j].data)
 
         with m.If(idle):
             m.d.comb += [state_rp.addr.eq(n), param_rp.addr.eq(n), state_rp.en.eq(rd),
