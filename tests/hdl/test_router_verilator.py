@@ -160,6 +160,19 @@ def test_link_port_takes_destinations_beyond_the_chip():
     assert len(result.host[0]) == 0
 
 
+async def _write_tables(ctx, dut, lay, chip):
+    """Write ``chip``'s routing tables into ``dut`` through its table port, a word a clock."""
+    for c, (index, dest) in enumerate(lay.pack(chip)):
+        base = c << (1 + lay.entry_bits)
+        words = [(base | n, w) for n, w in enumerate(index)]
+        words += [(base | 1 << lay.entry_bits | e, w) for e, w in enumerate(dest)]
+        for addr, word in words:
+            ctx.set(dut.mem_req.payload, {"addr": addr, "write": 1, "data": word})
+            ctx.set(dut.mem_req.valid, 1)
+            await ctx.tick()
+    ctx.set(dut.mem_req.valid, 0)
+
+
 def test_router_never_holds_back_a_core():
     """The rule, on the router alone (Amaranth's simulator): with every destination, the host
     and the link refusing all input, every core can still hand over a whole step of spikes (all
@@ -178,21 +191,11 @@ def test_router_never_holds_back_a_core():
     chip = _chip(configs, rng, fan=8)
     lay = RouteLayout(configs, limits)
     dut = Router(lay, fifo_depth=1)
-    tables = lay.pack(chip)
-    writes = []
-    for c, (index, dest) in enumerate(tables):
-        base = c << (1 + lay.entry_bits)
-        writes += [(base | n, w) for n, w in enumerate(index)]
-        writes += [(base | 1 << lay.entry_bits | e, w) for e, w in enumerate(dest)]
     k = len(configs)
     got_events, got_host, refused = Counter(), Counter(), []
 
     async def tb(ctx):
-        for addr, word in writes:
-            ctx.set(dut.mem_req.payload, {"addr": addr, "write": 1, "data": word})
-            ctx.set(dut.mem_req.valid, 1)
-            await ctx.tick()
-        ctx.set(dut.mem_req.valid, 0)
+        await _write_tables(ctx, dut, lay, chip)
         ctx.set(dut.step, 77)
         order = [list(rng.permutation(c.n_neurons)) for c in configs]
         while any(order):
@@ -257,19 +260,10 @@ def _router_clocks(count, k, n=32):
                      np.array(rows, dtype=np.int64).reshape(-1, 4),
                      [np.zeros(c.n_neurons, dtype=bool) for c in configs])
     dut = Router(lay, fifo_depth=2)
-    writes = []
-    for c, (index, dest) in enumerate(lay.pack(chip)):
-        base = c << (1 + lay.entry_bits)
-        writes += [(base | i, w) for i, w in enumerate(index)]
-        writes += [(base | 1 << lay.entry_bits | e, w) for e, w in enumerate(dest)]
     clocks = []
 
     async def tb(ctx):
-        for addr, word in writes:
-            ctx.set(dut.mem_req.payload, {"addr": addr, "write": 1, "data": word})
-            ctx.set(dut.mem_req.valid, 1)
-            await ctx.tick()
-        ctx.set(dut.mem_req.valid, 0)
+        await _write_tables(ctx, dut, lay, chip)
         for d in range(k):
             ctx.set(dut.events[d].ready, 1)
         ctx.set(dut.host_out.ready, 1)
