@@ -426,12 +426,12 @@ class Core(wiring.Component):
         # a slow clock-to-out): both users read them a clock ahead instead (the deliverer at
         # ``dw_n``, the update with the state word), so that neither takes a clock longer.
         yprod = [Signal(32, name=f"yprod{j}") for j in range(L if plastic else 0)]
+        y_op = [y_rp[j].data for j in range(len(yprod))]
         for j in range(len(yprod)):
-            y_op = y_rp[j].data
             if long:
-                y_op = Signal(TRACE_BITS, name=f"y_q{j}")
-                m.d.sync += y_op.eq(y_rp[j].data)
-            m.d.comb += yprod[j].eq(y_op * regs["alpha_y"])
+                y_op[j] = Signal(TRACE_BITS, name=f"y_q{j}")
+                m.d.sync += y_op[j].eq(y_rp[j].data)
+            m.d.comb += yprod[j].eq(y_op[j] * regs["alpha_y"])
         xprod = Signal(32)
         xprod_r = Signal(32)      # registered: used by scanner stage 3 and walk stage 2
         if plastic:
@@ -892,13 +892,15 @@ class Core(wiring.Component):
 
         self._memory_port(m, regs, idle, go, rsp_valid, rsp_pend if long else None, state_rp,
                           state_wp, param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn,
-                          slot_rp, slot_wp, y_rp, y_wp, lists_wp, LW)
+                          slot_rp, slot_wp, y_rp, y_wp, y_op, lists_wp, LW)
         return m
 
     def _memory_port(self, m, regs, idle, go, rsp_valid, rsp_pend, state_rp, state_wp,
                      param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp,
-                     slot_wp, y_rp, y_wp, lists_wp, ext_bit):
-        """The memory access port and the input events: both act only while the core is idle."""
+                     slot_wp, y_rp, y_wp, y_op, lists_wp, ext_bit):
+        """The memory access port and the input events: both act only while the core is idle.
+        ``y_op``: the post-trace words as the multipliers take them (registered in the long
+        pipeline: there the response takes them a clock after the read, at ``p2``)."""
         c, mm = self.config, self.memmap
         L = mm.lanes
         lb, nb, ab, D = _log2(L), c.neuron_bits, c.axon_bits, c.delay_bits
@@ -939,10 +941,26 @@ class Core(wiring.Component):
         # one clock. ``rsp_pend`` covers both clocks before the response (``p1``: LUT RAM read
         # in progress, ``p2``: every memory's word is out, taken into ``rsp_q``).
         word = Signal.like(rsp.payload)
+
+        def lane_word(values):
+            out = values[0]
+            for j in range(1, L):
+                out = Mux(rsp_lane[:lb] == j, values[j], out)
+            return out
+        syn_word = lane_word([s.r_data for s in syn])
+        slot_word = lane_word([rp.data for rp in slot_rp])
         if rsp_pend is not None:
             p1, p2 = Signal(), Signal()
             rsp_q = Signal.like(rsp.payload)
             m.d.sync += [p1.eq(rd), p2.eq(p1)]
+            # the block RAMs' words are out at ``p1``: the synapse and slot words are
+            # registered then (the post traces are in ``y_op``), so that the region
+            # multiplexer at ``p2`` takes flip-flops only, not a block RAM's output (through
+            # the lane memories' own multiplexers, across the chip)
+            syn_q, slot_q = Signal.like(syn_word), Signal.like(slot_word)
+            with m.If(p1):
+                m.d.sync += [syn_q.eq(syn_word), slot_q.eq(slot_word)]
+            syn_word, slot_word = syn_q, slot_q
             m.d.comb += [rsp_pend.eq(p1 | p2), rsp.payload.eq(rsp_q)]
             with m.If(p2):
                 m.d.sync += [rsp_valid.eq(1), rsp_q.eq(word)]
@@ -964,24 +982,16 @@ class Core(wiring.Component):
             with m.Case(Region.PROFILE):
                 m.d.comb += word.eq(prof_rp.data)
             with m.Case(Region.NEURON):
-                y = Const(0, 0)
-                if y_rp:
-                    y = y_rp[0].data
-                    for j in range(1, L):
-                        y = Mux(rsp_lane[:lb] == j, y_rp[j].data, y)
+                y = lane_word(y_op) if y_op else Const(0, 0)
                 m.d.comb += word.eq(Cat(state_rp.data, y))
             with m.Case(Region.PARAM):
                 m.d.comb += word.eq(param_rp.data)
             with m.Case(Region.AXON):
                 m.d.comb += word.eq(axon_rp.data)
             with m.Case(Region.SYNAPSE):
-                for j in range(L):
-                    with m.If(rsp_lane[:lb] == j):
-                        m.d.comb += word.eq(syn[j].r_data)
+                m.d.comb += word.eq(syn_word)
             with m.Case(Region.SLOT):
-                for j in range(L):
-                    with m.If(rsp_lane[:lb] == j):
-                        m.d.comb += word.eq(slot_rp[j].data)
+                m.d.comb += word.eq(slot_word)
 
         with m.If(idle):
             m.d.comb += [state_rp.addr.eq(n), param_rp.addr.eq(n), state_rp.en.eq(rd),
