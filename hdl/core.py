@@ -146,9 +146,10 @@ class Core(wiring.Component):
     LUT RAM: banks of 256 words, then the bank select), the profile fields and the post traces
     are registered before the multipliers, the deliverer reads the delay slots a clock after the
     synapse words (from their registered delays), and memory-port read responses come two
-    clocks after the request: for the ECP5's clock speed. ``"short"``: one-clock reads, about 150 flip-flops fewer: for the
-    iCE40's few logic cells (its block RAM has a registered output anyway). ``None``:
-    ``"short"`` on an iCE40 platform, else ``"long"``. Both compute the same thing bit for bit.
+    clocks after the request: for the ECP5's clock speed. ``"short"``: one-clock reads, about
+    150 flip-flops fewer: for the iCE40's few logic cells (its block RAM has a registered output
+    anyway). ``None``: ``"short"`` on an iCE40 platform, else ``"long"``. Both compute the same
+    thing bit for bit.
     """
 
     def __init__(self, config, *, small_ram_style=None, synapse_memory=None,
