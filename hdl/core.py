@@ -143,11 +143,13 @@ class Core(wiring.Component):
 
     ``update_pipeline``: both have at most one carry chain of the neuron arithmetic between
     registers. ``"long"``: the state and parameter words take two clocks from the address (in
-    LUT RAM: banks of 256 words, then the bank select), the profile fields are registered before
-    the multipliers, and memory-port read responses come two clocks after the request: for the
-    ECP5's clock speed. ``"short"``: one-clock reads, about 150 flip-flops fewer: for the
-    iCE40's few logic cells (its block RAM has a registered output anyway). ``None``:
-    ``"short"`` on an iCE40 platform, else ``"long"``. Both compute the same thing bit for bit.
+    LUT RAM: banks of 256 words, then the bank select), the profile fields and the post traces
+    are registered before the multipliers, the deliverer reads the delay slots a clock after the
+    synapse words (from their registered delays), and memory-port read responses come two
+    clocks after the request: for the ECP5's clock speed. ``"short"``: one-clock reads, about
+    150 flip-flops fewer: for the iCE40's few logic cells (its block RAM has a registered output
+    anyway). ``None``: ``"short"`` on an iCE40 platform, else ``"long"``. Both compute the same
+    thing bit for bit.
     """
 
     def __init__(self, config, *, small_ram_style=None, synapse_memory=None,
@@ -357,8 +359,17 @@ class Core(wiring.Component):
         d2_weight = [Signal(signed(W), name=f"d2_w{j}") for j in range(L)]
         d2_delay = [Signal(max(D, 1), name=f"d2_d{j}") for j in range(L)]
         d2_mask = [Signal(name=f"d2_m{j}") for j in range(L)]
-        d2_slotaddr = [Signal(range(S * NW), name=f"d2_sa{j}") for j in range(L)]
         d2_yd = [Signal(TRACE_BITS, name=f"d2_yd{j}") for j in range(L)]
+        # the slot accumulators' write-back stage (``sw``), the clock after their read: stage 3
+        # with the long pipeline, which reads the slots at stage 2 from the registered delays
+        # (no path from the synapse block RAM's output into the slot block RAM's address);
+        # stage 2 with the short one, which reads them at stage 1 (and shares ``d2_*``)
+        sw_addr = [Signal(range(S * NW), name=f"sw_sa{j}") for j in range(L)]
+        if long:
+            sw_valid = Signal(name="sw_valid")
+            sw_weight = [Signal(signed(W), name=f"sw_w{j}") for j in range(L)]
+        else:
+            sw_valid, sw_weight = d2_valid, d2_weight
         # the learning write-back stage, shared by the deliverer (depression) and the column
         # walk (potentiation), which never run together
         wb_valid, wb_addr, wb_neg = Signal(), Signal(range(A * NW)), Signal()
@@ -411,9 +422,17 @@ class Core(wiring.Component):
         # -- shared multipliers (DSP blocks are few on the iCE40): per lane, y * alpha_y serves
         # the deliverer (depression, stage 1) and the update (stage 1), which never overlap;
         # x * (alpha_x or a_plus) serves the scanner (stage 2) and the column walk (stage 1)
+        # The long pipeline registers the post traces before their multipliers (``y_q``: the
+        # word the port gave a clock earlier; the trace memories are block RAM on the ECP5, with
+        # a slow clock-to-out): both users read them a clock ahead instead (the deliverer at
+        # ``dw_n``, the update with the state word), so that neither takes a clock longer.
         yprod = [Signal(32, name=f"yprod{j}") for j in range(L if plastic else 0)]
+        y_op = [y_rp[j].data for j in range(len(yprod))]
         for j in range(len(yprod)):
-            m.d.comb += yprod[j].eq(y_rp[j].data * regs["alpha_y"])
+            if long:
+                y_op[j] = Signal(TRACE_BITS, name=f"y_q{j}")
+                m.d.sync += y_op[j].eq(y_rp[j].data)
+            m.d.comb += yprod[j].eq(y_op[j] * regs["alpha_y"])
         xprod = Signal(32)
         xprod_r = Signal(32)      # registered: used by scanner stage 3 and walk stage 2
         if plastic:
@@ -491,13 +510,19 @@ class Core(wiring.Component):
                 with m.If(issue):
                     for j in range(L):
                         m.d.comb += [syn[j].r_addr.eq(Cat(dw[:wb], a)), syn[j].r_en.eq(1)]
-                        if plastic:
+                        if plastic and not long:
                             m.d.comb += [y_rp[j].addr.eq(dw), y_rp[j].en.eq(1)]
                     m.d.sync += [d1_w.eq(dw), d1_a.eq(a)]
                     m.d.comb += dw_n.eq(Mux(last_word, 0, dw + 1))
+                # the long pipeline's post traces: the word of the next clock's ``dw``, read on
+                # every clock (the first clock of DELIVER never issues: ``cur_valid`` is clear)
+                if plastic and long:
+                    for j in range(L):
+                        m.d.comb += [y_rp[j].addr.eq(dw_n), y_rp[j].en.eq(1)]
                 m.d.sync += d1_valid.eq(issue)
                 with m.If((scan_a == A) & ~s1_valid & ~s2_valid & ~s3_valid & drained
-                          & ~cur_valid & ~d1_valid & ~d2_valid & ~wb_valid & ~wd_valid):
+                          & ~cur_valid & ~d1_valid & ~d2_valid & ~sw_valid & ~wb_valid
+                          & ~wd_valid):
                     m.d.sync += [un.eq(0), lw.eq(0), lr.eq(0), emitting.eq(1)]
                     m.next = "UPDATE"
             with m.State("UPDATE"):
@@ -512,6 +537,11 @@ class Core(wiring.Component):
                                 m.d.comb += [y_rp[j].addr.eq(un[lb:lb + wb]), y_rp[j].en.eq(1)]
                     m.d.sync += [(u0_n if long else u1_n).eq(un), un.eq(un + 1)]
                 m.d.sync += (u0_valid if long else u1_valid).eq(un < N)
+                # the long pipeline's post traces: read with the state word (ahead of ``y_q``),
+                # on every clock (no ``un < N`` on the path into the trace memories' address)
+                if plastic and long:
+                    for j in range(L):
+                        m.d.comb += [y_rp[j].addr.eq(un[lb:lb + wb]), y_rp[j].en.eq(1)]
                 with m.If((un == N) & ~u0_valid & ~u1_valid & ~u2_valid & ~u3_valid
                           & ~u4_valid):
                     m.d.sync += pe.eq(0)
@@ -641,13 +671,10 @@ class Core(wiring.Component):
                 m.d.comb += [axon_wp.addr.eq(s3_a), axon_wp.en.eq(1),
                              axon_wp.data.eq(Cat(x_new[:TRACE_BITS], s3_gen_prob))]
 
-        # -- deliverer, stage 1: slot addresses and reads; decayed post trace ---------------
+        # -- deliverer, stage 1: the synapse words; decayed post trace -----------------------
         with m.If(d1_valid):
             for j in range(L):
-                s = (t_slot + syn_f[j]["delay"])[:D] if D else Const(0, 0)
-                addr = Cat(d1_w[:wb], s)
-                m.d.comb += [slot_rp[j].addr.eq(addr), slot_rp[j].en.eq(1)]
-                m.d.sync += [d2_slotaddr[j].eq(addr), d2_weight[j].eq(syn_f[j]["weight"])]
+                m.d.sync += d2_weight[j].eq(syn_f[j]["weight"])
                 if D:
                     m.d.sync += d2_delay[j].eq(syn_f[j]["delay"])
                 if plastic:
@@ -656,11 +683,32 @@ class Core(wiring.Component):
             m.d.sync += d2_synaddr.eq(Cat(d1_w[:wb], d1_a[:c.axon_bits]))
         m.d.sync += d2_valid.eq(d1_valid)
 
-        # -- deliverer, stage 2: slot write-back; depression product and random number ------
-        with m.If(d2_valid):
+        # -- deliverer, slot read (stage 2 long, stage 1 short): the delay slots' addresses ---
+        if long:
+            sr_valid, sr_w, sr_delay = d2_valid, d2_synaddr[:wb], d2_delay
+        else:
+            sr_valid, sr_w = d1_valid, d1_w[:wb]
+            sr_delay = [f["delay"] if D else None for f in syn_f]
+        with m.If(sr_valid):
             for j in range(L):
-                m.d.comb += [slot_wp[j].addr.eq(d2_slotaddr[j]), slot_wp[j].en.eq(1),
-                             slot_wp[j].data.eq(slot_rp[j].data.as_signed() + d2_weight[j])]
+                s = (t_slot + sr_delay[j])[:D] if D else Const(0, 0)
+                addr = Cat(sr_w, s)
+                m.d.comb += [slot_rp[j].addr.eq(addr), slot_rp[j].en.eq(1)]
+                m.d.sync += sw_addr[j].eq(addr)
+                if long:
+                    m.d.sync += sw_weight[j].eq(d2_weight[j])
+        if long:
+            m.d.sync += sw_valid.eq(sr_valid)
+
+        # -- deliverer, slot write-back (``sw``, the clock after the read): the slot plus the
+        # weight. Back-to-back hits on one slot word (N = L) read it the clock it is written:
+        # the slot memories are transparent then ------------------------------------------
+        with m.If(sw_valid):
+            for j in range(L):
+                m.d.comb += [slot_wp[j].addr.eq(sw_addr[j]), slot_wp[j].en.eq(1),
+                             slot_wp[j].data.eq(slot_rp[j].data.as_signed() + sw_weight[j])]
+
+        # -- deliverer, stage 2: depression product and random number -------------------------
         if plastic:
             with m.If(d2_valid):
                 for j in range(L):
@@ -671,15 +719,13 @@ class Core(wiring.Component):
                 m.d.sync += [wb_addr.eq(d2_synaddr), wb_neg.eq(1)]
 
         # -- update, stage 0 (the long pipeline): the state and parameter words are on their
-        # way (``mem2``); the slot and post-trace reads; the profile of the parameter word
-        # that arrives, registered --------------------------------------------------------
+        # way (``mem2``); the slot reads (the post trace's word is out, into ``y_q``); the
+        # profile of the parameter word that arrives, registered ----------------------------
         if long:
             with m.If(u0_valid):
                 for j in range(L):
                     m.d.comb += [slot_rp[j].addr.eq(Cat(u0_n[lb:lb + wb], t_slot)),
                                  slot_rp[j].en.eq(1)]
-                    if plastic:
-                        m.d.comb += [y_rp[j].addr.eq(u0_n[lb:lb + wb]), y_rp[j].en.eq(1)]
                 m.d.sync += u1_n.eq(u0_n)
             m.d.sync += u1_valid.eq(u0_valid)
             prof_r = Signal(lay[Region.PROFILE].width)
@@ -847,13 +893,15 @@ class Core(wiring.Component):
 
         self._memory_port(m, regs, idle, go, rsp_valid, rsp_pend if long else None, state_rp,
                           state_wp, param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn,
-                          slot_rp, slot_wp, y_rp, y_wp, lists_wp, LW)
+                          slot_rp, slot_wp, y_rp, y_wp, y_op, lists_wp, LW)
         return m
 
     def _memory_port(self, m, regs, idle, go, rsp_valid, rsp_pend, state_rp, state_wp,
                      param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp,
-                     slot_wp, y_rp, y_wp, lists_wp, ext_bit):
-        """The memory access port and the input events: both act only while the core is idle."""
+                     slot_wp, y_rp, y_wp, y_op, lists_wp, ext_bit):
+        """The memory access port and the input events: both act only while the core is idle.
+        ``y_op``: the post-trace words as the multipliers take them (registered in the long
+        pipeline: there the response takes them a clock after the read, at ``p2``)."""
         c, mm = self.config, self.memmap
         L = mm.lanes
         lb, nb, ab, D = _log2(L), c.neuron_bits, c.axon_bits, c.delay_bits
@@ -879,22 +927,48 @@ class Core(wiring.Component):
 
         # A read's region and index are kept; registers and profiles are read out of their
         # flip-flops while the response is presented: nothing writes them meanwhile (no request
-        # is taken and no step begins while a response waits), so no 84-bit copy is needed.
+        # is taken and no step begins while a response waits), so the short pipeline needs no
+        # 84-bit copy (the long one keeps one for timing, below).
         rsp_region = Signal(3)
         rsp_lane = Signal(max(lb, 1))
         rsp_index = Signal(range(max(len(reg_list), c.n_profiles) + 1))
-        # (the long pipeline's state and parameter words take two clocks: ``rsp_pend`` first)
         with m.If(rd):
             m.d.sync += [rsp_region.eq(region), rsp_lane.eq(lane), rsp_index.eq(index)]
             with m.If((region == Region.REGISTERS) & (index >= len(reg_list))):
                 m.d.sync += rsp_index.eq(len(reg_list))     # no register there: reads 0
+        # The long pipeline (large FPGAs) also registers the response word: the memories'
+        # outputs (block RAM clock-to-out, the lane and region multiplexers) would otherwise run
+        # through the chip's and the SoC's response multiplexers into the link's registers in
+        # one clock. ``rsp_pend`` covers both clocks before the response (``p1``: LUT RAM read
+        # in progress, ``p2``: every memory's word is out, taken into ``rsp_q``).
+        word = Signal.like(rsp.payload)
+
+        def lane_word(values):
+            out = values[0]
+            for j in range(1, L):
+                out = Mux(rsp_lane[:lb] == j, values[j], out)
+            return out
+        syn_word = lane_word([s.r_data for s in syn])
+        slot_word = lane_word([rp.data for rp in slot_rp])
         if rsp_pend is not None:
-            m.d.sync += rsp_pend.eq(rd)
-            with m.If(rsp_pend):
-                m.d.sync += rsp_valid.eq(1)
+            p1, p2 = Signal(), Signal()
+            rsp_q = Signal.like(rsp.payload)
+            m.d.sync += [p1.eq(rd), p2.eq(p1)]
+            # the block RAMs' words are out at ``p1``: the synapse and slot words are
+            # registered then (the post traces are in ``y_op``), so that the region
+            # multiplexer at ``p2`` takes flip-flops only, not a block RAM's output (through
+            # the lane memories' own multiplexers, across the chip)
+            syn_q, slot_q = Signal.like(syn_word), Signal.like(slot_word)
+            with m.If(p1):
+                m.d.sync += [syn_q.eq(syn_word), slot_q.eq(slot_word)]
+            syn_word, slot_word = syn_q, slot_q
+            m.d.comb += [rsp_pend.eq(p1 | p2), rsp.payload.eq(rsp_q)]
+            with m.If(p2):
+                m.d.sync += [rsp_valid.eq(1), rsp_q.eq(word)]
             with m.Elif(rsp.ready):
                 m.d.sync += rsp_valid.eq(0)
         else:
+            m.d.comb += rsp.payload.eq(word)
             with m.If(rd):
                 m.d.sync += rsp_valid.eq(1)
             with m.Elif(rsp.ready):
@@ -905,28 +979,20 @@ class Core(wiring.Component):
                 with m.Switch(rsp_index):
                     for k, r in enumerate(reg_list):
                         with m.Case(k):
-                            m.d.comb += rsp.payload.eq(r.as_unsigned())
+                            m.d.comb += word.eq(r.as_unsigned())
             with m.Case(Region.PROFILE):
-                m.d.comb += rsp.payload.eq(prof_rp.data)
+                m.d.comb += word.eq(prof_rp.data)
             with m.Case(Region.NEURON):
-                y = Const(0, 0)
-                if y_rp:
-                    y = y_rp[0].data
-                    for j in range(1, L):
-                        y = Mux(rsp_lane[:lb] == j, y_rp[j].data, y)
-                m.d.comb += rsp.payload.eq(Cat(state_rp.data, y))
+                y = lane_word(y_op) if y_op else Const(0, 0)
+                m.d.comb += word.eq(Cat(state_rp.data, y))
             with m.Case(Region.PARAM):
-                m.d.comb += rsp.payload.eq(param_rp.data)
+                m.d.comb += word.eq(param_rp.data)
             with m.Case(Region.AXON):
-                m.d.comb += rsp.payload.eq(axon_rp.data)
+                m.d.comb += word.eq(axon_rp.data)
             with m.Case(Region.SYNAPSE):
-                for j in range(L):
-                    with m.If(rsp_lane[:lb] == j):
-                        m.d.comb += rsp.payload.eq(syn[j].r_data)
+                m.d.comb += word.eq(syn_word)
             with m.Case(Region.SLOT):
-                for j in range(L):
-                    with m.If(rsp_lane[:lb] == j):
-                        m.d.comb += rsp.payload.eq(slot_rp[j].data)
+                m.d.comb += word.eq(slot_word)
 
         with m.If(idle):
             m.d.comb += [state_rp.addr.eq(n), param_rp.addr.eq(n), state_rp.en.eq(rd),
