@@ -47,7 +47,6 @@ class ProbeEngine(wiring.Component):
             "set": In(1), "set_probe": In(8), "set_core": In(8), "set_region": In(8),
             "set_period": In(8), "set_index": In(32), "set_count": In(16),
             "start": In(1), "step": In(32), "busy": Out(1), "done": Out(1),
-            "wake": Out(1),     # a register may change at the next clock (``gating``)
             "mem_req": Out(stream.Signature(chip_request_layout(chipmap))),
             "mem_rsp": In(stream.Signature(chipmap.data_bits)),
             "out": Out(stream.Signature(ProbeByte)),
@@ -95,7 +94,7 @@ class ProbeEngine(wiring.Component):
         addr = chip_address(m, cm, core[cur], region[cur], addr_i)
         last_word = left == 1
         m.d.comb += self.mem_rsp.ready.eq(1)
-        with m.FSM() as fsm:
+        with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += p.eq(0)
@@ -158,6 +157,4 @@ class ProbeEngine(wiring.Component):
                             m.next = "SCAN"
                         with m.Else():
                             m.next = "REQ"
-        # at rest in IDLE until a step starts or a probe is set
-        m.d.comb += self.wake.eq(~fsm.ongoing("IDLE") | self.start | self.set)
         return m

@@ -149,6 +149,9 @@ class SoC(wiring.Component):
         m.submodules.stepper = ResetInserter(rst_stepper)(stepper)
         m.submodules.outbuf = outbuf
         probes = ProbeEngine(self.chipmap, p.n_probes)
+        # not on the gate: its start comes from the barrier through the stepper in the same
+        # clock, and as a clock enable that chain limited the ULX3S clock (45.65 MHz)
+        m.submodules.probes = ResetInserter(rst_probes)(probes)
         m.submodules.chip = chip
         m.submodules.mux = mux = FrameMux(p.max_payload)
         m.submodules.framer = framer = Framer(p.max_payload)
@@ -200,14 +203,12 @@ class SoC(wiring.Component):
                      stats.sh_addr.eq(proc.hist_addr), stats.sh_en.eq(proc.hist_en),
                      stats.sh_we.eq(proc.hist_we), stats.sh_data.eq(proc.hist_data),
                      proc.hist_q.eq(stats.sh_q)]
-        # The deframer, the processor, the probe engine and the counters idle through most of
-        # a run (but for an OUT_ACK now and then, and the probes at the end of a step): they
-        # are clocked only in the clocks after one that one of them had work in (``gating``;
-        # in the virtual board about a quarter of the time per clock).
+        # The deframer, the processor and the counters idle through most of a run (but for an
+        # OUT_ACK now and then): they are clocked only in the clocks after one that one of them
+        # had work in (``gating``; in the virtual board about a quarter of the time per clock).
         add_gated(m, platform, "link", {
-            "deframer": deframer, "proc": ResetInserter(proc.soft_reset)(proc),
-            "probes": ResetInserter(rst_probes)(probes), "stats": stats,
-        }, deframer.wake | proc.wake | probes.wake | rst_probes | stats.wake)
+            "deframer": deframer, "proc": ResetInserter(proc.soft_reset)(proc), "stats": stats,
+        }, deframer.wake | proc.wake | stats.wake)
         # The chip's memory port: the probe engine's while it works (between the barrier and
         # the end of a step, when the processor never uses it), else the processor's. The
         # probe engine only reads, so the write data is always the processor's.

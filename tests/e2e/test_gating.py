@@ -3,7 +3,7 @@
 One recorded host session (upload, a learning run with probes, STATUS, region CRCs) is replayed
 through the tiny SoC built both ways: the two send the same bytes at the same clocks. The
 session itself is checked against the golden model, so the gated blocks (the deframer, the
-command processor, the probe engine) did their work in it.
+command processor, the counters) did their work in it.
 """
 
 import numpy as np
