@@ -273,8 +273,18 @@ class Core(wiring.Component):
         lane_memory = SpramLaneMemory if kind == "spram" else LaneMemory
         syn = []
         for j in range(L):
-            m.submodules[f"syn{j}"] = lm = lane_memory(lay[Region.SYNAPSE].width, A * NW)
+            if lane_memory is LaneMemory and long:
+                lm = LaneMemory(lay[Region.SYNAPSE].width, A * NW, latency=2)
+            else:
+                lm = lane_memory(lay[Region.SYNAPSE].width, A * NW)
+            m.submodules[f"syn{j}"] = lm
             syn.append(lm)
+        # the long pipeline's block RAM lanes take two clocks to read (``LaneMemory``): the
+        # deliverer and the column walk then have one more stage between the read and the
+        # stage that takes the words (``d0``, ``p0``), and the write-back comes ``_WB + xl``
+        # clocks after the read (single-port memories always have ``xl = 0``)
+        xl = syn[0].latency - 1
+        assert not (xl and lane_memory.single_port)
         # A single-port lane memory never reads and writes in one clock: with learning on,
         # the deliverer and the column walk read only on phases 0 .. WB-1 of a free-running
         # counter modulo 2 WB; their write-backs come WB clocks later, on phases WB .. 2 WB-1.
@@ -354,6 +364,7 @@ class Core(wiring.Component):
         gen_r = Signal(32)
         dw = Signal(range(NW))
         cur_valid, cur_a = Signal(), Signal(range(A))
+        d0_valid, d0_w, d0_a = Signal(), Signal(range(NW)), Signal(range(A))
         d1_valid, d1_w, d1_a = Signal(), Signal(range(NW)), Signal(range(A))
         d2_valid, d2_synaddr = Signal(), Signal(range(A * NW))
         d2_weight = [Signal(signed(W), name=f"d2_w{j}") for j in range(L)]
@@ -413,6 +424,8 @@ class Core(wiring.Component):
         pe = Signal(range(NW + 1))
         pa = Signal(range(A + 1))
         cur_w, cur_mask = Signal(range(NW)), Signal(L)
+        p0_valid, p0_addr, p0_mask = Signal(), Signal(range(A * NW)), Signal(L)
+        p0_pa = Signal(range(A))
         p1_valid, p1_addr, p1_mask = Signal(), Signal(range(A * NW)), Signal(L)
         p2_valid, p2_addr, p2_mask = Signal(), Signal(range(A * NW)), Signal(L)
         p2_weight = [Signal(signed(W), name=f"p2_w{j}") for j in range(L)]
@@ -448,7 +461,16 @@ class Core(wiring.Component):
         m.d.comb += [n_.eq(r_) for r_, n_ in nexts]
         m.d.sync += [r_.eq(n_) for r_, n_ in nexts]
 
-        m.d.sync += p1_valid.eq(0)
+        # The long pipeline's state and parameter memories (in LUT RAM on the ECP5: hundreds of
+        # cells on each address bit) take their read address from registers only: the update's
+        # ``un``, or the memory port's neuron (``mp_n``) on the clock after the port took a read
+        # (``mp_rd``); the FSM's decisions reach only the read enables
+        mp_rd, mp_n = Signal(), Signal(range(max(N, 2)))
+        if long:
+            m.d.comb += [state_rp.addr.eq(Mux(mp_rd, mp_n, un)),
+                         param_rp.addr.eq(Mux(mp_rd, mp_n, un))]
+
+        m.d.sync += (p0_valid if xl else p1_valid).eq(0)
         with m.FSM(name="phase") as fsm:
             with m.State("IDLE"):
                 m.d.comb += idle.eq(1)
@@ -512,23 +534,25 @@ class Core(wiring.Component):
                         m.d.comb += [syn[j].r_addr.eq(Cat(dw[:wb], a)), syn[j].r_en.eq(1)]
                         if plastic and not long:
                             m.d.comb += [y_rp[j].addr.eq(dw), y_rp[j].en.eq(1)]
-                    m.d.sync += [d1_w.eq(dw), d1_a.eq(a)]
+                    m.d.sync += [(d0_w if xl else d1_w).eq(dw), (d0_a if xl else d1_a).eq(a)]
                     m.d.comb += dw_n.eq(Mux(last_word, 0, dw + 1))
-                # the long pipeline's post traces: the word of the next clock's ``dw``, read on
-                # every clock (the first clock of DELIVER never issues: ``cur_valid`` is clear)
+                # the long pipeline's post traces: the word ``y_q`` takes at stage 1, read on
+                # every clock: that of the next clock's ``dw`` (of this clock's with a two-clock
+                # synapse read; the first clock of DELIVER never issues: ``cur_valid`` is clear)
                 if plastic and long:
                     for j in range(L):
-                        m.d.comb += [y_rp[j].addr.eq(dw_n), y_rp[j].en.eq(1)]
-                m.d.sync += d1_valid.eq(issue)
+                        m.d.comb += [y_rp[j].addr.eq(dw if xl else dw_n), y_rp[j].en.eq(1)]
+                m.d.sync += (d0_valid if xl else d1_valid).eq(issue)
                 with m.If((scan_a == A) & ~s1_valid & ~s2_valid & ~s3_valid & drained
-                          & ~cur_valid & ~d1_valid & ~d2_valid & ~sw_valid & ~wb_valid
-                          & ~wd_valid):
+                          & ~cur_valid & ~d0_valid & ~d1_valid & ~d2_valid & ~sw_valid
+                          & ~wb_valid & ~wd_valid):
                     m.d.sync += [un.eq(0), lw.eq(0), lr.eq(0), emitting.eq(1)]
                     m.next = "UPDATE"
             with m.State("UPDATE"):
                 with m.If(un < N):
-                    m.d.comb += [state_rp.addr.eq(un), param_rp.addr.eq(un),
-                                 state_rp.en.eq(1), param_rp.en.eq(1)]
+                    m.d.comb += [state_rp.en.eq(1), param_rp.en.eq(1)]
+                    if not long:
+                        m.d.comb += [state_rp.addr.eq(un), param_rp.addr.eq(un)]
                     if not long:
                         for j in range(L):
                             m.d.comb += [slot_rp[j].addr.eq(Cat(un[lb:lb + wb], t_slot)),
@@ -567,18 +591,21 @@ class Core(wiring.Component):
                         for j in range(L):
                             m.d.comb += [syn[j].r_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
                                          syn[j].r_en.eq(1)]
-                        m.d.comb += [axon_rp.addr.eq(pa), axon_rp.en.eq(1)]
-                        m.d.sync += [p1_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
-                                     p1_mask.eq(cur_mask)]
+                        if xl:
+                            m.d.sync += [p0_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
+                                         p0_mask.eq(cur_mask), p0_pa.eq(pa), p0_valid.eq(1)]
+                        else:
+                            m.d.comb += [axon_rp.addr.eq(pa), axon_rp.en.eq(1)]
+                            m.d.sync += [p1_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
+                                         p1_mask.eq(cur_mask), p1_valid.eq(1)]
                         m.d.comb += pa_n.eq(pa + 1)
-                        m.d.sync += p1_valid.eq(1)
                         with m.If(pa == A - 1):
                             with m.If(pe == lw):
                                 m.next = "POT_DRAIN"
                             with m.Else():
                                 m.next = "POT_FETCH"
                 with m.State("POT_DRAIN"):
-                    with m.If(~p1_valid & ~p2_valid & ~wb_valid & ~wd_valid):
+                    with m.If(~p0_valid & ~p1_valid & ~p2_valid & ~wb_valid & ~wd_valid):
                         m.next = "EMIT"
             with m.State("EMIT"):
                 with m.If(drained):
@@ -596,16 +623,20 @@ class Core(wiring.Component):
         # exactly on the clocks ``issue & learn`` (the scanner waits then) and throughout the walk
         gen_n = key_gen ^ rand_word(2, scan_a[:c.axon_bits], 0)
         gen1_n = key_gen ^ rand_word(2, (scan_a + 1)[:c.axon_bits], 0)
+        # With a two-clock synapse read (``xl``) the lanes' numbers are wanted a clock later:
+        # their inputs are made of the counters' present values instead
         walk_n = Signal()
         if plastic:
-            m.d.comb += walk_n.eq(fsm.ongoing("POT_LATCH") | fsm.ongoing("POT_WALK"))
+            m.d.comb += walk_n.eq(fsm.ongoing("POT_WALK") if xl else
+                                  fsm.ongoing("POT_LATCH") | fsm.ongoing("POT_WALK"))
+        l_pa, l_cw, l_ca, l_dw = (pa, cur_w, cur_a, dw) if xl else (pa_n, cur_w_n, cur_a_n, dw_n)
         lane_n = []
         for j in range(len(lane_r)):
             lane_n.append(Mux(walk_n,
-                              key_stdp ^ rand_word(1, pa_n[:c.axon_bits],
-                                                   Cat(Const(j, lb), cur_w_n[:wb])),
-                              key_stdp ^ rand_word(0, cur_a_n[:c.axon_bits],
-                                                   Cat(Const(j, lb), dw_n[:wb]))))
+                              key_stdp ^ rand_word(1, l_pa[:c.axon_bits],
+                                                   Cat(Const(j, lb), l_cw[:wb])),
+                              key_stdp ^ rand_word(0, l_ca[:c.axon_bits],
+                                                   Cat(Const(j, lb), l_dw[:wb]))))
             if not (share_mixer and j == 0):
                 m.d.sync += lane_r[j].eq(lane_n[j])
         if share_mixer:
@@ -670,6 +701,12 @@ class Core(wiring.Component):
                                       _usat(xd + regs["x_inc"], TRACE_BITS)), xd)
                 m.d.comb += [axon_wp.addr.eq(s3_a), axon_wp.en.eq(1),
                              axon_wp.data.eq(Cat(x_new[:TRACE_BITS], s3_gen_prob))]
+
+        # -- deliverer, stage 0 (a two-clock synapse read): the words are on their way --------
+        if xl:
+            with m.If(d0_valid):
+                m.d.sync += [d1_w.eq(d0_w), d1_a.eq(d0_a)]
+            m.d.sync += d1_valid.eq(d0_valid)
 
         # -- deliverer, stage 1: the synapse words; decayed post trace -----------------------
         with m.If(d1_valid):
@@ -852,7 +889,12 @@ class Core(wiring.Component):
             with m.Else():
                 m.d.sync += acc.eq(word_mask)
 
-        # -- potentiation, stages 1 and 2 -----------------------------------------------------
+        # -- potentiation, stages 0 (a two-clock synapse read: the axon word's read), 1, 2 ----
+        if plastic and xl:
+            with m.If(p0_valid):
+                m.d.comb += [axon_rp.addr.eq(p0_pa), axon_rp.en.eq(1)]
+                m.d.sync += [p1_addr.eq(p0_addr), p1_mask.eq(p0_mask)]
+            m.d.sync += p1_valid.eq(p0_valid)
         if plastic:
             # stage 1: the words read; a_plus * x (the shared multiplier, registered)
             with m.If(p1_valid):
@@ -893,15 +935,19 @@ class Core(wiring.Component):
 
         self._memory_port(m, regs, idle, go, rsp_valid, rsp_pend if long else None, state_rp,
                           state_wp, param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn,
-                          slot_rp, slot_wp, y_rp, y_wp, y_op, lists_wp, LW)
+                          slot_rp, slot_wp, y_rp, y_wp, y_op, lists_wp, LW, xl,
+                          (mp_rd, mp_n) if long else None)
         return m
 
     def _memory_port(self, m, regs, idle, go, rsp_valid, rsp_pend, state_rp, state_wp,
                      param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp,
-                     slot_wp, y_rp, y_wp, y_op, lists_wp, ext_bit):
+                     slot_wp, y_rp, y_wp, y_op, lists_wp, ext_bit, xl, mp):
         """The memory access port and the input events: both act only while the core is idle.
         ``y_op``: the post-trace words as the multipliers take them (registered in the long
-        pipeline: there the response takes them a clock after the read, at ``p2``)."""
+        pipeline: there the response takes them a clock after the read, at ``p2``). ``xl``:
+        the synapse lanes take a clock more to read. ``mp``: the long pipeline's ``(mp_rd,
+        mp_n)``, the state and parameter read a clock after the request (from registers); its
+        response comes at ``p3``."""
         c, mm = self.config, self.memmap
         L = mm.lanes
         lb, nb, ab, D = _log2(L), c.neuron_bits, c.axon_bits, c.delay_bits
@@ -939,8 +985,8 @@ class Core(wiring.Component):
         # The long pipeline (large FPGAs) also registers the response word: the memories'
         # outputs (block RAM clock-to-out, the lane and region multiplexers) would otherwise run
         # through the chip's and the SoC's response multiplexers into the link's registers in
-        # one clock. ``rsp_pend`` covers both clocks before the response (``p1``: LUT RAM read
-        # in progress, ``p2``: every memory's word is out, taken into ``rsp_q``).
+        # one clock. ``rsp_pend`` covers the three clocks before the response (``p1``, ``p2``:
+        # reads in progress, ``p3``: every memory's word is out, taken into ``rsp_q``).
         word = Signal.like(rsp.payload)
 
         def lane_word(values):
@@ -951,19 +997,23 @@ class Core(wiring.Component):
         syn_word = lane_word([s.r_data for s in syn])
         slot_word = lane_word([rp.data for rp in slot_rp])
         if rsp_pend is not None:
-            p1, p2 = Signal(), Signal()
+            p1, p2, p3 = Signal(), Signal(), Signal()
             rsp_q = Signal.like(rsp.payload)
-            m.d.sync += [p1.eq(rd), p2.eq(p1)]
+            m.d.sync += [p1.eq(rd), p2.eq(p1), p3.eq(p2)]
             # the block RAMs' words are out at ``p1``: the synapse and slot words are
             # registered then (the post traces are in ``y_op``), so that the region
             # multiplexer at ``p2`` takes flip-flops only, not a block RAM's output (through
-            # the lane memories' own multiplexers, across the chip)
+            # the lane memories' own multiplexers, across the chip); a two-clock synapse lane
+            # has its word out at ``p2``, the state and parameter words (read at ``p1``) theirs
+            # at ``p3``, when the response is taken
             syn_q, slot_q = Signal.like(syn_word), Signal.like(slot_word)
+            with m.If(p2 if xl else p1):
+                m.d.sync += syn_q.eq(syn_word)
             with m.If(p1):
-                m.d.sync += [syn_q.eq(syn_word), slot_q.eq(slot_word)]
+                m.d.sync += slot_q.eq(slot_word)
             syn_word, slot_word = syn_q, slot_q
-            m.d.comb += [rsp_pend.eq(p1 | p2), rsp.payload.eq(rsp_q)]
-            with m.If(p2):
+            m.d.comb += [rsp_pend.eq(p1 | p2 | p3), rsp.payload.eq(rsp_q)]
+            with m.If(p3):
                 m.d.sync += [rsp_valid.eq(1), rsp_q.eq(word)]
             with m.Elif(rsp.ready):
                 m.d.sync += rsp_valid.eq(0)
@@ -994,9 +1044,18 @@ class Core(wiring.Component):
             with m.Case(Region.SLOT):
                 m.d.comb += word.eq(slot_word)
 
+        if mp is not None:
+            mp_rd, mp_n = mp
+            m.d.sync += mp_rd.eq(rd)
+            with m.If(rd):
+                m.d.sync += mp_n.eq(n)
         with m.If(idle):
-            m.d.comb += [state_rp.addr.eq(n), param_rp.addr.eq(n), state_rp.en.eq(rd),
-                         param_rp.en.eq(rd), prof_rp.addr.eq(rsp_index[:_log2(c.n_profiles)]),
+            if mp is not None:
+                m.d.comb += [state_rp.en.eq(mp_rd), param_rp.en.eq(mp_rd)]
+            else:
+                m.d.comb += [state_rp.addr.eq(n), param_rp.addr.eq(n), state_rp.en.eq(rd),
+                             param_rp.en.eq(rd)]
+            m.d.comb += [prof_rp.addr.eq(rsp_index[:_log2(c.n_profiles)]),
                          axon_rp.addr.eq(index[:ab]), axon_rp.en.eq(rd)]
             for j in range(L):
                 m.d.comb += [syn[j].r_addr.eq(Cat(w, hi[:ab])), syn[j].r_en.eq(rd),
