@@ -961,6 +961,19 @@ class Core(wiring.Component):
                      accept.eq(req.valid & req.ready)]
         rd = accept & ~req.payload.write
         wr = accept & req.payload.write
+        q_busy = Const(0)
+        if mp is not None:
+            # the long pipeline acts on a request the clock after taking it, from registers
+            # (``q``): no path from the request's source (the link, across the chip) or from the
+            # core's FSM (``ready``) into a memory's address, write enable or data
+            q_rd, q_wr = Signal(name="mq_rd"), Signal(name="mq_wr")
+            q_region, q_index = Signal(len(region), name="mq_region"), Signal(ib, name="mq_index")
+            q_data = Signal(len(wdata), name="mq_data")
+            m.d.sync += [q_rd.eq(rd), q_wr.eq(wr)]
+            with m.If(accept):
+                m.d.sync += [q_region.eq(region), q_index.eq(index), q_data.eq(wdata)]
+            rd, wr, region, index, wdata = q_rd, q_wr, q_region, q_index, q_data
+            q_busy = q_rd | q_wr
         n, lane, w = index[:nb], index[:lb], index[lb:nb]
         hi = index[nb:]
         reg_list = list(regs.values())
@@ -985,8 +998,9 @@ class Core(wiring.Component):
         # The long pipeline (large FPGAs) also registers the response word: the memories'
         # outputs (block RAM clock-to-out, the lane and region multiplexers) would otherwise run
         # through the chip's and the SoC's response multiplexers into the link's registers in
-        # one clock. ``rsp_pend`` covers the three clocks before the response (``p1``, ``p2``:
-        # reads in progress, ``p3``: every memory's word is out, taken into ``rsp_q``).
+        # one clock. ``rsp_pend`` covers the four clocks before the response (``q``: the request
+        # registered, the reads issued; ``p1``, ``p2``: reads in progress; ``p3``: every
+        # memory's word is out, taken into ``rsp_q``) and a write's clock (``q``).
         word = Signal.like(rsp.payload)
 
         def lane_word(values):
@@ -1012,7 +1026,7 @@ class Core(wiring.Component):
             with m.If(p1):
                 m.d.sync += slot_q.eq(slot_word)
             syn_word, slot_word = syn_q, slot_q
-            m.d.comb += [rsp_pend.eq(p1 | p2 | p3), rsp.payload.eq(rsp_q)]
+            m.d.comb += [rsp_pend.eq(q_busy | p1 | p2 | p3), rsp.payload.eq(rsp_q)]
             with m.If(p3):
                 m.d.sync += [rsp_valid.eq(1), rsp_q.eq(word)]
             with m.Elif(rsp.ready):
@@ -1046,9 +1060,7 @@ class Core(wiring.Component):
 
         if mp is not None:
             mp_rd, mp_n = mp
-            m.d.sync += mp_rd.eq(rd)
-            with m.If(rd):
-                m.d.sync += mp_n.eq(n)
+            m.d.comb += [mp_rd.eq(rd), mp_n.eq(n)]
         with m.If(idle):
             if mp is not None:
                 m.d.comb += [state_rp.en.eq(mp_rd), param_rp.en.eq(mp_rd)]
