@@ -466,6 +466,7 @@ class Core(wiring.Component):
         # ``un``, or the memory port's neuron (``mp_n``) on the clock after the port took a read
         # (``mp_rd``); the FSM's decisions reach only the read enables
         mp_rd, mp_n = Signal(), Signal(range(max(N, 2)))
+        syn_ra = Signal(range(max(A * NW, 2)), name="syn_ra")
         if long:
             m.d.comb += [state_rp.addr.eq(Mux(mp_rd, mp_n, un)),
                          param_rp.addr.eq(Mux(mp_rd, mp_n, un))]
@@ -531,7 +532,8 @@ class Core(wiring.Component):
                 a = cur_a[:c.axon_bits]
                 with m.If(issue):
                     for j in range(L):
-                        m.d.comb += [syn[j].r_addr.eq(Cat(dw[:wb], a)), syn[j].r_en.eq(1)]
+                        if not xl:
+                            m.d.comb += [syn[j].r_addr.eq(Cat(dw[:wb], a)), syn[j].r_en.eq(1)]
                         if plastic and not long:
                             m.d.comb += [y_rp[j].addr.eq(dw), y_rp[j].en.eq(1)]
                     m.d.sync += [(d0_w if xl else d1_w).eq(dw), (d0_a if xl else d1_a).eq(a)]
@@ -588,7 +590,7 @@ class Core(wiring.Component):
                     m.next = "POT_WALK"
                 with m.State("POT_WALK"):
                     with m.If(read_ok):
-                        for j in range(L):
+                        for j in range(L if not xl else 0):
                             m.d.comb += [syn[j].r_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
                                          syn[j].r_en.eq(1)]
                         if xl:
@@ -630,6 +632,16 @@ class Core(wiring.Component):
             m.d.comb += walk_n.eq(fsm.ongoing("POT_WALK") if xl else
                                   fsm.ongoing("POT_LATCH") | fsm.ongoing("POT_WALK"))
         l_pa, l_cw, l_ca, l_dw = (pa, cur_w, cur_a, dw) if xl else (pa_n, cur_w_n, cur_a_n, dw_n)
+        if xl:
+            # the two-clock lanes' read address is a register too (``syn_ra``: 192 block RAMs
+            # on the ULX3S take it), loaded with the next clock's address, the deliverer's or
+            # the walk's (the memory port's when it takes a read, below); the lanes read on
+            # every clock: their users take a word exactly two clocks after its address
+            walk_next = fsm.ongoing("POT_LATCH") | fsm.ongoing("POT_WALK") if plastic else 0
+            m.d.sync += syn_ra.eq(Mux(walk_next, Cat(cur_w_n[:wb], pa_n[:c.axon_bits]),
+                                      Cat(dw_n[:wb], cur_a_n[:c.axon_bits])))
+            for j in range(L):
+                m.d.comb += [syn[j].r_addr.eq(syn_ra), syn[j].r_en.eq(1)]
         lane_n = []
         for j in range(len(lane_r)):
             lane_n.append(Mux(walk_n,
@@ -936,7 +948,7 @@ class Core(wiring.Component):
         self._memory_port(m, regs, idle, go, rsp_valid, rsp_pend if long else None, state_rp,
                           state_wp, param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn,
                           slot_rp, slot_wp, y_rp, y_wp, y_op, lists_wp, LW, xl,
-                          (mp_rd, mp_n) if long else None)
+                          (mp_rd, mp_n, syn_ra if xl else None) if long else None)
         return m
 
     def _memory_port(self, m, regs, idle, go, rsp_valid, rsp_pend, state_rp, state_wp,
@@ -962,6 +974,10 @@ class Core(wiring.Component):
         rd = accept & ~req.payload.write
         wr = accept & req.payload.write
         q_busy = Const(0)
+        if mp is not None and mp[2] is not None:
+            # the two-clock lanes' address register takes the request's address (read at ``q``)
+            with m.If(accept):
+                m.d.sync += mp[2].eq(Cat(index[lb:nb], index[nb:][:ab]))
         if mp is not None:
             # the long pipeline acts on a request the clock after taking it, from registers
             # (``q``): no path from the request's source (the link, across the chip) or from the
@@ -1059,7 +1075,7 @@ class Core(wiring.Component):
                 m.d.comb += word.eq(slot_word)
 
         if mp is not None:
-            mp_rd, mp_n = mp
+            mp_rd, mp_n, syn_ra = mp
             m.d.comb += [mp_rd.eq(rd), mp_n.eq(n)]
         with m.If(idle):
             if mp is not None:
@@ -1070,8 +1086,9 @@ class Core(wiring.Component):
             m.d.comb += [prof_rp.addr.eq(rsp_index[:_log2(c.n_profiles)]),
                          axon_rp.addr.eq(index[:ab]), axon_rp.en.eq(rd)]
             for j in range(L):
-                m.d.comb += [syn[j].r_addr.eq(Cat(w, hi[:ab])), syn[j].r_en.eq(rd),
-                             slot_rp[j].addr.eq(Cat(w, hi[:D])), slot_rp[j].en.eq(rd)]
+                if mp is None or syn_ra is None:
+                    m.d.comb += [syn[j].r_addr.eq(Cat(w, hi[:ab])), syn[j].r_en.eq(rd)]
+                m.d.comb += [slot_rp[j].addr.eq(Cat(w, hi[:D])), slot_rp[j].en.eq(rd)]
                 if y_rp:
                     m.d.comb += [y_rp[j].addr.eq(w), y_rp[j].en.eq(rd)]
             with m.If(wr):
