@@ -123,12 +123,12 @@ PRESETS = {
                                                      n_profiles=4),
                             clock_hz=12_000_000, baud=1_000_000, max_payload=512,
                             input_depth=256, route_entries=256, probe_payload=256),
-    # ULX3S-85F: the PLL makes 55 MHz from the 25 MHz oscillator (25 x 11 / 5); the full SoC
-    # met timing at 55 MHz (Fmax 60.13 MHz; docs/boards.md), 1 Mbaud is 55 clocks per bit.
+    # ULX3S-85F: the PLL makes 60 MHz from the 25 MHz oscillator (25 x 12 / 5); the full SoC
+    # met timing at 60 MHz (Fmax 63.0 MHz; docs/boards.md), 1 Mbaud is 60 clocks per bit.
     "ulx3s-85f": SocPreset("ulx3s-85f", CoreConfig(n_neurons=1024, n_axons=256, weight_bits=8,
                                                    delay_bits=3, lanes=4, plastic=True,
                                                    n_profiles=16),
-                           clock_hz=55_000_000, baud=1_000_000),
+                           clock_hz=60_000_000, baud=1_000_000),
 }
 
 
