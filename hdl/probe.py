@@ -94,9 +94,15 @@ class ProbeEngine(wiring.Component):
         addr = chip_address(m, cm, core[cur], region[cur], addr_i)
         last_word = left == 1
         m.d.comb += self.mem_rsp.ready.eq(1)
+        # ``start`` comes from the chip's barrier through the stepper in the same clock (the
+        # step's end): registered (``start_q``), so that it reaches one flip-flop and not the
+        # engine's state and clock enables; ``busy`` still rises the clock after ``start``
+        start_q = Signal()
+        m.d.sync += start_q.eq(self.start)
         with m.FSM():
             with m.State("IDLE"):
-                with m.If(self.start):
+                m.d.comb += self.busy.eq(start_q)
+                with m.If(start_q):
                     m.d.sync += p.eq(0)
                     m.next = "SCAN"
             with m.State("SCAN"):
