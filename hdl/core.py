@@ -555,7 +555,6 @@ class Core(wiring.Component):
                     m.d.comb += [state_rp.en.eq(1), param_rp.en.eq(1)]
                     if not long:
                         m.d.comb += [state_rp.addr.eq(un), param_rp.addr.eq(un)]
-                    if not long:
                         for j in range(L):
                             m.d.comb += [slot_rp[j].addr.eq(Cat(un[lb:lb + wb], t_slot)),
                                          slot_rp[j].en.eq(1)]
@@ -628,16 +627,16 @@ class Core(wiring.Component):
         # With a two-clock synapse read (``xl``) the lanes' numbers are wanted a clock later:
         # their inputs are made of the counters' present values instead
         walk_n = Signal()
+        # the next clock is one of the walk's (its counters' next values are the walk's)
+        walk_next = fsm.ongoing("POT_LATCH") | fsm.ongoing("POT_WALK") if plastic else 0
         if plastic:
-            m.d.comb += walk_n.eq(fsm.ongoing("POT_WALK") if xl else
-                                  fsm.ongoing("POT_LATCH") | fsm.ongoing("POT_WALK"))
+            m.d.comb += walk_n.eq(fsm.ongoing("POT_WALK") if xl else walk_next)
         l_pa, l_cw, l_ca, l_dw = (pa, cur_w, cur_a, dw) if xl else (pa_n, cur_w_n, cur_a_n, dw_n)
         if xl:
             # the two-clock lanes' read address is a register too (``syn_ra``: 192 block RAMs
             # on the ULX3S take it), loaded with the next clock's address, the deliverer's or
             # the walk's (the memory port's when it takes a read, below); the lanes read on
             # every clock: their users take a word exactly two clocks after its address
-            walk_next = fsm.ongoing("POT_LATCH") | fsm.ongoing("POT_WALK") if plastic else 0
             m.d.sync += syn_ra.eq(Mux(walk_next, Cat(cur_w_n[:wb], pa_n[:c.axon_bits]),
                                       Cat(dw_n[:wb], cur_a_n[:c.axon_bits])))
             for j in range(L):
@@ -958,8 +957,9 @@ class Core(wiring.Component):
         ``y_op``: the post-trace words as the multipliers take them (registered in the long
         pipeline: there the response takes them a clock after the read, at ``p2``). ``xl``:
         the synapse lanes take a clock more to read. ``mp``: the long pipeline's ``(mp_rd,
-        mp_n)``, the state and parameter read a clock after the request (from registers); its
-        response comes at ``p3``."""
+        mp_n, syn_ra)``, the state and parameter read a clock after the request (from
+        registers), and the two-clock lanes' address register (``None`` with one-clock lanes);
+        its response comes at ``p3``."""
         c, mm = self.config, self.memmap
         L = mm.lanes
         lb, nb, ab, D = _log2(L), c.neuron_bits, c.axon_bits, c.delay_bits
@@ -974,10 +974,11 @@ class Core(wiring.Component):
         rd = accept & ~req.payload.write
         wr = accept & req.payload.write
         q_busy = Const(0)
-        if mp is not None and mp[2] is not None:
+        mp_rd, mp_n, syn_ra = mp if mp is not None else (None, None, None)
+        if syn_ra is not None:
             # the two-clock lanes' address register takes the request's address (read at ``q``)
             with m.If(accept):
-                m.d.sync += mp[2].eq(Cat(index[lb:nb], index[nb:][:ab]))
+                m.d.sync += syn_ra.eq(Cat(index[lb:nb], index[nb:][:ab]))
         if mp is not None:
             # the long pipeline acts on a request the clock after taking it, from registers
             # (``q``): no path from the request's source (the link, across the chip) or from the
@@ -1075,7 +1076,6 @@ class Core(wiring.Component):
                 m.d.comb += word.eq(slot_word)
 
         if mp is not None:
-            mp_rd, mp_n, syn_ra = mp
             m.d.comb += [mp_rd.eq(rd), mp_n.eq(n)]
         with m.If(idle):
             if mp is not None:
@@ -1086,7 +1086,7 @@ class Core(wiring.Component):
             m.d.comb += [prof_rp.addr.eq(rsp_index[:_log2(c.n_profiles)]),
                          axon_rp.addr.eq(index[:ab]), axon_rp.en.eq(rd)]
             for j in range(L):
-                if mp is None or syn_ra is None:
+                if syn_ra is None:
                     m.d.comb += [syn[j].r_addr.eq(Cat(w, hi[:ab])), syn[j].r_en.eq(rd)]
                 m.d.comb += [slot_rp[j].addr.eq(Cat(w, hi[:D])), slot_rp[j].en.eq(rd)]
                 if y_rp:

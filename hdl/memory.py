@@ -72,7 +72,6 @@ class LaneMemory(wiring.Component):
         banks = -(-self.depth // bd)
         ab = (bd - 1).bit_length()
         r_en1 = Signal()
-        sel0, sel = Signal(range(banks)), Signal(range(banks))
         m.d.sync += r_en1.eq(self.r_en)
         outs = []
         for b in range(banks):
@@ -88,6 +87,7 @@ class LaneMemory(wiring.Component):
                 m.d.sync += q.eq(rp.data)
             outs.append(q)
         if banks > 1:
+            sel0, sel = Signal(range(banks)), Signal(range(banks))
             with m.If(self.r_en):
                 m.d.sync += sel0.eq(self.r_addr[ab:])
             with m.If(r_en1):
