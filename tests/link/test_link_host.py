@@ -1,6 +1,7 @@
 """Host codec, layouts and client: against the reference packages and the fake board."""
 
 import random
+import socket
 
 import pytest
 from cobs import cobs
@@ -255,6 +256,9 @@ def test_socket_url_through_pyserial():
     peer = SocketPeer(board)
     try:
         with SerialTransport(peer.url, baud=3_000_000) as transport:
+            # small frames go at once (no 40 ms wait for the peer's delayed ACK under Nagle)
+            sock = transport._port._socket
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
             client = LinkClient(transport)
             assert client.hello()["n_axons"] == 16
             words, wb = random_words(random.Random(8), board.memmap, Region.AXON, 16)
