@@ -347,9 +347,11 @@ class Deframer(wiring.Component):
 
         # At rest: no byte arriving or decoded, the CRC between bytes, nothing read or offered.
         # (An idle clock with ``pos == 0`` restarts the CRC; so does a frame's first byte.)
+        # A header offered counts whether taken or not: ``header.ready`` comes from the command
+        # processor's state, and through the gate's enable that was the ULX3S's critical path.
         m.d.comb += self.wake.eq(self.i.valid | tok.valid | ~crcp.i.ready | self.rx_error
                                  | arrives | self.payload.valid | fetch_h | fetch_p
-                                 | (self.header.valid & self.header.ready))
+                                 | self.header.valid)
         return m
 
 

@@ -31,10 +31,13 @@ class ProbeEngine(wiring.Component):
 
     Ports: ``set`` (a pulse) with ``set_probe``, ``set_core``, ``set_region``, ``set_period``,
     ``set_index``, ``set_count`` (already checked by the command processor); ``start`` (the
-    barrier) with ``step`` (the step that ended, held until ``done``: the stepper's
-    ``run_step``); ``busy`` (from the clock after ``start`` until every due probe is written),
+    barrier, registered: the step ended in the clock before) with ``step`` (the step that
+    ended, held until ``done``: the stepper's ``run_step``); ``busy`` (from ``start`` until
+    every due probe is written),
     ``done`` (one clock at the end); ``mem_req`` / ``mem_rsp`` (the chip's memory port, to be
-    granted while ``busy``); ``out`` (payload bytes to the output buffer).
+    granted while ``busy``); ``out`` (payload bytes to the output buffer); ``wake`` (a register
+    may change at the next clock, ``gating``: from registers only, when ``start`` and ``set``
+    are).
     """
 
     def __init__(self, chipmap, n_probes):
@@ -47,6 +50,7 @@ class ProbeEngine(wiring.Component):
             "set": In(1), "set_probe": In(8), "set_core": In(8), "set_region": In(8),
             "set_period": In(8), "set_index": In(32), "set_count": In(16),
             "start": In(1), "step": In(32), "busy": Out(1), "done": Out(1),
+            "wake": Out(1),     # a register may change at the next clock (``gating``)
             "mem_req": Out(stream.Signature(chip_request_layout(chipmap))),
             "mem_rsp": In(stream.Signature(chipmap.data_bits)),
             "out": Out(stream.Signature(ProbeByte)),
@@ -94,15 +98,10 @@ class ProbeEngine(wiring.Component):
         addr = chip_address(m, cm, core[cur], region[cur], addr_i)
         last_word = left == 1
         m.d.comb += self.mem_rsp.ready.eq(1)
-        # ``start`` comes from the chip's barrier through the stepper in the same clock (the
-        # step's end): registered (``start_q``), so that it reaches one flip-flop and not the
-        # engine's state and clock enables; ``busy`` still rises the clock after ``start``
-        start_q = Signal()
-        m.d.sync += start_q.eq(self.start)
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
-                m.d.comb += self.busy.eq(start_q)
-                with m.If(start_q):
+                m.d.comb += self.busy.eq(self.start)
+                with m.If(self.start):
                     m.d.sync += p.eq(0)
                     m.next = "SCAN"
             with m.State("SCAN"):
@@ -163,4 +162,6 @@ class ProbeEngine(wiring.Component):
                             m.next = "SCAN"
                         with m.Else():
                             m.next = "REQ"
+        # at rest in IDLE until a step ends or a probe is set
+        m.d.comb += self.wake.eq(~fsm.ongoing("IDLE") | self.start | self.set)
         return m

@@ -149,9 +149,6 @@ class SoC(wiring.Component):
         m.submodules.stepper = ResetInserter(rst_stepper)(stepper)
         m.submodules.outbuf = outbuf
         probes = ProbeEngine(self.chipmap, p.n_probes)
-        # not on the gate: its start comes from the barrier through the stepper in the same
-        # clock, and as a clock enable that chain limited the ULX3S clock (45.65 MHz)
-        m.submodules.probes = ResetInserter(rst_probes)(probes)
         m.submodules.chip = chip
         m.submodules.mux = mux = FrameMux(p.max_payload)
         m.submodules.framer = framer = Framer(p.max_payload)
@@ -203,12 +200,15 @@ class SoC(wiring.Component):
                      stats.sh_addr.eq(proc.hist_addr), stats.sh_en.eq(proc.hist_en),
                      stats.sh_we.eq(proc.hist_we), stats.sh_data.eq(proc.hist_data),
                      proc.hist_q.eq(stats.sh_q)]
-        # The deframer, the processor and the counters idle through most of a run (but for an
-        # OUT_ACK now and then): they are clocked only in the clocks after one that one of them
-        # had work in (``gating``; in the virtual board about a quarter of the time per clock).
+        # The deframer, the processor, the probe engine and the counters idle through most of
+        # a run (but for an OUT_ACK now and then, and the probes at the end of a step): they
+        # are clocked only in the clocks after one that one of them had work in (``gating``;
+        # in the virtual board about a quarter of the time per clock). The processor's ``wake``
+        # covers its use of the counters' RAM (the reply history), which theirs leaves out.
         add_gated(m, platform, "link", {
-            "deframer": deframer, "proc": ResetInserter(proc.soft_reset)(proc), "stats": stats,
-        }, deframer.wake | proc.wake | stats.wake)
+            "deframer": deframer, "proc": ResetInserter(proc.soft_reset)(proc),
+            "probes": ResetInserter(rst_probes)(probes), "stats": stats,
+        }, deframer.wake | proc.wake | probes.wake | rst_probes | stats.wake)
         # The chip's memory port: the probe engine's while it works (between the barrier and
         # the end of a step, when the processor never uses it), else the processor's. The
         # probe engine only reads, so the write data is always the processor's.
@@ -231,8 +231,13 @@ class SoC(wiring.Component):
                      probes.set_core.eq(proc.pr_core), probes.set_region.eq(proc.pr_region),
                      probes.set_period.eq(proc.pr_period), probes.set_index.eq(proc.pr_index),
                      probes.set_count.eq(proc.pr_count),
-                     probes.start.eq(stepper.end), probes.step.eq(stepper.run_step),
+                     probes.step.eq(stepper.run_step),
                      stepper.period.eq(proc.period)]
+        # The step's end (from the chip's barrier through the stepper in the same clock),
+        # registered here: the probe engine's state, its ``wake`` and with it the gate's clock
+        # enable then start at a flip-flop (as a comb chain into the enable it limited the
+        # ULX3S clock to 45.65 MHz); ``busy`` rises from it, the clock after the end.
+        m.d.sync += probes.start.eq(stepper.end & ~rst_probes)
         wiring.connect(m, probes.out, outbuf.probe)
         m.d.comb += [stepper.run.eq(proc.st_run), stepper.run_steps.eq(proc.st_run_steps),
                      stepper.step.eq(proc.st_step), stepper.stop.eq(proc.st_stop),

@@ -17,7 +17,11 @@ two 16-bit half-words each, in one block RAM, and adds to them with one 16-bit a
 - ``shared`` half-words of the RAM (below the counters) belong to another block (the command
   processor's reply history), which reaches them through the ``sh_*`` ports whenever it wants:
   the engine waits in those clocks, and redoes the read it may have lost. One block RAM of an
-  iCE40 (256 half-words) holds both.
+  iCE40 (256 half-words) holds both. The bank's ``wake`` (``hdl/gating.py``) does not count
+  those clocks: the other block must keep the bank's clock running while it uses the RAM (in
+  the SoC the command processor does, as the two share a gate and it uses the RAM only
+  outside IDLE, where its own ``wake`` holds; its RAM enables are comb from its state, and
+  through the gate's enable they were the ULX3S's worst path).
 
 Why no event is lost (the bound): a round of the engine, from one visit of a counter to its
 next, is at most ``3 n`` clocks of additions, one read (3 clocks: STATUS asks for one counter per
@@ -181,8 +185,9 @@ class StatsBank(wiring.Component):
                     with m.If(walk == 2 * n - 1):
                         m.d.sync += clearing.eq(0)
                         m.next = "PICK"
-        # At rest: visiting counters with nothing to add (only ``idx`` would move on).
-        m.d.comb += self.wake.eq(~fsm.ongoing("PICK") | stolen | clearing | self.clear
+        # At rest: visiting counters with nothing to add (only ``idx`` would move on). The
+        # clocks the other block takes the RAM (``stolen``) are its to wake (module docstring).
+        m.d.comb += self.wake.eq(~fsm.ongoing("PICK") | clearing | self.clear
                                  | self.rd_req | Cat(p != 0 for p in pending).any()
                                  | Cat(getattr(self, f"inc{k}") != 0 for k in range(n)).any())
         return m
