@@ -466,7 +466,7 @@ class Core(wiring.Component):
         # ``un``, or the memory port's neuron (``mp_n``) on the clock after the port took a read
         # (``mp_rd``); the FSM's decisions reach only the read enables
         mp_rd, mp_n = Signal(), Signal(range(max(N, 2)))
-        syn_ra = Signal(range(max(A * NW, 2)), name="syn_ra")
+        syn_ra = Signal(range(max(A * NW, 2)), name="syn_ra") if xl else None
         if long:
             m.d.comb += [state_rp.addr.eq(Mux(mp_rd, mp_n, un)),
                          param_rp.addr.eq(Mux(mp_rd, mp_n, un))]
@@ -589,9 +589,10 @@ class Core(wiring.Component):
                     m.next = "POT_WALK"
                 with m.State("POT_WALK"):
                     with m.If(read_ok):
-                        for j in range(L if not xl else 0):
-                            m.d.comb += [syn[j].r_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
-                                         syn[j].r_en.eq(1)]
+                        if not xl:
+                            for j in range(L):
+                                m.d.comb += [syn[j].r_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
+                                             syn[j].r_en.eq(1)]
                         if xl:
                             m.d.sync += [p0_addr.eq(Cat(cur_w[:wb], pa[:c.axon_bits])),
                                          p0_mask.eq(cur_mask), p0_pa.eq(pa), p0_valid.eq(1)]
@@ -947,7 +948,7 @@ class Core(wiring.Component):
         self._memory_port(m, regs, idle, go, rsp_valid, rsp_pend if long else None, state_rp,
                           state_wp, param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn,
                           slot_rp, slot_wp, y_rp, y_wp, y_op, lists_wp, LW, xl,
-                          (mp_rd, mp_n, syn_ra if xl else None) if long else None)
+                          (mp_rd, mp_n, syn_ra) if long else None)
         return m
 
     def _memory_port(self, m, regs, idle, go, rsp_valid, rsp_pend, state_rp, state_wp,
