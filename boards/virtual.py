@@ -179,8 +179,8 @@ class _Device:
     """What the SoC's blocks ask of a platform: its ``device`` (they choose memories and
     pipelines by it; the virtual board has no I/O or memories of its own to offer), and
     ``clock_gating``: blocks that idle most of the time get gated clocks, which Verilator does
-    not evaluate while they stand still, instead of the bitstream's clock enables (the same
-    machine, ``spikeforge.hdl.gating``)."""
+    not evaluate while they stand still; the bitstream clocks them always (the same machine when
+    their ``wake`` conditions are right, ``spikeforge.hdl.gating``)."""
 
     def __init__(self, device, clock_gating=True):
         self.device = device
@@ -192,7 +192,7 @@ def soc_platform(preset, clock_gating=True):
     that preset, so that the model is the bitstream's micro-architecture (SPRAM synapses, the
     short update pipeline and single block RAM rings on the iCEBreaker; banked LUT RAM and the
     long pipeline on the ULX3S); device ``None`` for presets no board uses (the blocks'
-    defaults). ``clock_gating=False``: clock enables, as in the bitstream (the reference the
+    defaults). ``clock_gating=False``: no gated clocks, as in the bitstream (the reference the
     tests compare the gated model with)."""
     from spikeforge.boards import BOARDS
 
@@ -208,8 +208,8 @@ def build_vboard(preset, trace=False, info=None, clock_gating=True):
     With GCC the build is profile-guided (an instrumented build runs a short training session
     first, see ``_profiled_build``). ``trace``: a separate build that can dump an FST wave window
     (slower per clock; not profiled). ``info``: a dict that receives ``cached`` (True when an
-    earlier build was reused). ``clock_gating=False``: the blocks' clock enables as in the
-    bitstream instead of gated clocks (``soc_platform``; slower, for comparison).
+    earlier build was reused). ``clock_gating=False``: every block on the system clock, as
+    in the bitstream, instead of gated clocks (``soc_platform``; slower, for comparison).
     """
     from amaranth.back import verilog
 

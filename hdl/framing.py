@@ -8,7 +8,7 @@ matching CRC and length; a corrupted frame is rolled back, counted, and never se
 Both are built from ``CobsDecoder``/``CobsEncoder`` and ``amaranth.lib.crc``.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import crc, data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -114,6 +114,7 @@ class CobsEncoder(wiring.Component):
 
     i: In(stream.Signature(ByteLast))
     o: Out(stream.Signature(8))
+    wake: Out(1)                # a register may change at the next clock (``gating``)
 
     def elaborate(self, platform):
         m = Module()
@@ -141,7 +142,7 @@ class CobsEncoder(wiring.Component):
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("FILL"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
@@ -194,6 +195,13 @@ class CobsEncoder(wiring.Component):
                 m.d.comb += [e_valid.eq(1), e_byte.eq(protocol.DELIMITER)]
                 with m.If(e_ready):
                     m.next = "FILL"
+        # At rest: filling with no byte offered, or a byte waiting in ``o`` for the line (every
+        # later state waits for ``e_ready``). In DATA a read's word reaches ``rq`` the clock
+        # after it (``stale``); in CODE the read of byte 0 repeats while it waits, the same word
+        # into the same registers (settled two clocks after the state is entered, ``SETTLE``).
+        m.d.comb += self.wake.eq(Mux(fsm.ongoing("FILL"), self.i.valid,
+                                     e_ready | (fsm.ongoing("DATA") & stale))
+                                 | (self.o.valid & self.o.ready))
         return m
 
 
@@ -367,6 +375,7 @@ class Framer(wiring.Component):
     header: In(stream.Signature(HeaderLayout))
     payload: In(stream.Signature(8))
     o: Out(stream.Signature(8))
+    wake: Out(1)                # a register may change at the next clock (``gating``)
 
     def __init__(self, max_payload=protocol.MAX_PAYLOAD):
         self.max_payload = max_payload
@@ -400,7 +409,7 @@ class Framer(wiring.Component):
         with m.If(take):
             m.d.sync += [pipe.data.eq(byte), pipe_valid.eq(1), pipe.last.eq(0)]
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 m.d.comb += self.header.ready.eq(1)
                 with m.If(self.header.valid):
@@ -433,4 +442,9 @@ class Framer(wiring.Component):
                     m.d.sync += [idx.eq(idx + 1), pipe.last.eq(idx == ncrc - 1)]
                     with m.If(idx == ncrc - 1):
                         m.next = "IDLE"
+        # At rest: no header offered in IDLE, or a byte that cannot move on (the register ahead
+        # of the encoder full and the encoder busy); the CRC works while not ready.
+        m.d.comb += self.wake.eq(Mux(fsm.ongoing("IDLE"), self.header.valid,
+                                     take | (fsm.ongoing("PAYLOAD") & (left == 0)))
+                                 | ~crcp.i.ready | (pipe_valid & cobs.i.ready) | cobs.wake)
         return m

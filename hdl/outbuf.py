@@ -98,11 +98,16 @@ class OutputBuffer(wiring.Component):
     ``ack_next``) is an OUT_ACK; ``clear`` forgets everything once the frame being sent is out.
     ``out_seq`` is the oldest unacknowledged number (HELLO's ``out_seq``); ``resent`` is, for one
     clock, the number of frames about to be sent again (at most the window; the SoC's
-    ``StatsBank`` counts them).
+    ``StatsBank`` counts them). ``wake`` is high in every clock after which a register may
+    change (``spikeforge.hdl.gating``); the resend timer, which moves on every clock while
+    frames wait for their acknowledgement, counts in clock domain ``timer_domain`` (the SoC's
+    ungated clock), and the buffer sees it through ``t_full`` (a register of its own domain,
+    which ``wake`` covers).
     """
 
     def __init__(self, n_neurons, *, n_cores=1, spike_shape=None, n_probes=0, probe_payload=256,
-                 out_window=8, max_payload=protocol.MAX_PAYLOAD, timeout=100_000):
+                 out_window=8, max_payload=protocol.MAX_PAYLOAD, timeout=100_000,
+                 timer_domain="sync"):
         if out_window < 1 or out_window & (out_window - 1) or out_window > 64:
             raise ValueError(f"out window must be a power of two from 1 to 64, "
                              f"not {out_window!r}")
@@ -122,6 +127,7 @@ class OutputBuffer(wiring.Component):
         self.probe_ring = 1 << max(n_probes * probe_payload - 1, 15).bit_length()
         self.ring = 1 << max(2 * n_neurons - 1, 63).bit_length()
         self.timeout = timeout
+        self.timer_domain = timer_domain
         self.neuron_bits = max((n_neurons - 1).bit_length(), 1)
         self.core_bits = max((n_cores - 1).bit_length(), 1)
         if spike_shape is None:
@@ -134,6 +140,7 @@ class OutputBuffer(wiring.Component):
             "tx_header": Out(stream.Signature(HeaderLayout)),
             "tx_payload": Out(stream.Signature(8)),
             "out_seq": Out(8), "resent": Out(range(out_window + 1)), "pending": Out(1),
+            "wake": Out(1),
         })
 
     def elaborate(self, platform):  # noqa: C901 - one buffer, read top to bottom
@@ -191,17 +198,22 @@ class OutputBuffer(wiring.Component):
         # registered comparisons describe the counters as they are. A decision waits a clock
         # at most; none is taken on stale counters.
         timer = Signal(range(self.timeout + 1))
+        td = self.timer_domain
+        # ``timer`` at its limit, registered when it counts in another domain (or for timing)
+        t_full_now = timer == self.timeout
+        t_full = Signal() if fast or td != "sync" else t_full_now
+        if fast or td != "sync":
+            m.d.sync += t_full.eq(t_full_now)
         moved = Signal()        # head, ack, sent or rel is assigned on this clock
         if fast:
             rel_eq_ack, settled_q = Signal(init=1), Signal()
-            sent_ne_head, sent_ne_ack, t_full = Signal(), Signal(), Signal()
+            sent_ne_head, sent_ne_ack = Signal(), Signal()
             m.d.sync += [rel_eq_ack.eq(rel == ack), sent_ne_head.eq(sent != head),
-                         sent_ne_ack.eq(sent != ack), t_full.eq(timer == self.timeout),
-                         settled_q.eq(~moved)]
+                         sent_ne_ack.eq(sent != ack), settled_q.eq(~moved)]
             settled = settled_q
         else:
             rel_eq_ack, sent_ne_head, sent_ne_ack = rel == ack, sent != head, sent != ack
-            t_full, settled = timer == self.timeout, Const(1)
+            settled = Const(1)
         # The descriptors are read at one place, shared: by the release walk, and when no frame
         # waits to be released, by the transmitter (which keeps what it needs of a frame).
         # Off an iCE40 they are read into registers (for timing): ``fresh`` when these show slot
@@ -290,7 +302,7 @@ class OutputBuffer(wiring.Component):
 
         # -- acknowledgements and the resend timer --------------------------------------------
         with m.If(sent != ack):
-            m.d.sync += timer.eq(Mux(timer == self.timeout, timer, timer + 1))
+            m.d[td] += timer.eq(Mux(timer == self.timeout, timer, timer + 1))
         # An OUT_ACK is checked a clock after it came (for timing; acknowledgements are whole
         # frames apart) and forgotten if a clear comes first.
         a_valid, a_next, a_dist, a_used = Signal(), Signal(8), Signal(8), Signal(8)
@@ -299,7 +311,8 @@ class OutputBuffer(wiring.Component):
                      a_next.eq(self.ack_next), a_dist.eq(self.ack_next - ack),
                      a_used.eq(used_frames)]
         with m.If(a_valid & ~pending_clear & (a_dist != 0) & (a_dist <= a_used)):
-            m.d.sync += [ack.eq(a_next), timer.eq(0)]
+            m.d.sync += ack.eq(a_next)
+            m.d[td] += timer.eq(0)
             m.d.comb += moved.eq(1)
 
         # -- transmit --------------------------------------------------------------------------
@@ -353,12 +366,12 @@ class OutputBuffer(wiring.Component):
         behind = Signal()
         m.d.sync += behind.eq((sent - ack)[:8] > used_frames)
         m.d.sync += self.resent.eq(0)       # a pulse, a clock after the frames are resent
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(pending_clear):
                     m.d.sync += [head.eq(0), ack.eq(0), sent.eq(0), collecting.eq(0),
-                                 closing.eq(0), timer.eq(0),
-                                 pending_clear.eq(0)]
+                                 closing.eq(0), pending_clear.eq(0)]
+                    m.d[td] += timer.eq(0)
                     m.d.comb += moved.eq(1)
                     m.d.sync += [w_ptr[c].eq(0) for c in range(K)]
                     m.d.sync += [cur_count[c].eq(0) for c in range(K)]
@@ -374,12 +387,14 @@ class OutputBuffer(wiring.Component):
                         rewind()
                 with m.Elif(sent_ne_head & rel_eq_ack & settled & fresh):
                     m.d.sync += [rd_ptr.eq(Mux(r_probe, p_s, s_ptr[r_core])), tx_stop.eq(r_stop),
-                                 idx.eq(0), timer.eq(0),
+                                 idx.eq(0),
                                  tx_core.eq(r_core), tx_probe.eq(r_probe),
                                  tx_step.eq(r_step), tx_end.eq(r_end)]
+                    m.d[td] += timer.eq(0)
                     m.next = "HEADER"
                 with m.Elif(sent_ne_ack & t_full & rel_eq_ack & settled):
-                    m.d.sync += [self.resent.eq((sent - ack)[:8]), sent.eq(ack), timer.eq(0)]
+                    m.d.sync += [self.resent.eq((sent - ack)[:8]), sent.eq(ack)]
+                    m.d[td] += timer.eq(0)
                     m.d.comb += moved.eq(1)
                     rewind()
             with m.State("HEADER"):
@@ -428,4 +443,18 @@ class OutputBuffer(wiring.Component):
                 m.d.comb += [self.tx_payload.valid.eq(1), self.tx_payload.payload.eq(word[8:])]
                 with m.If(self.tx_payload.ready):
                     entry_sent("WAIT")
+
+        # At rest: nothing arriving (spikes, probe bytes, a step's begin or end, an OUT_ACK, a
+        # clear), no frame to close or release, and either IDLE with nothing to send or resend,
+        # or a byte offered and not taken. Registered copies (``size``, the comparisons, the
+        # descriptor and ring reads) follow a clock or two late (``SETTLE``).
+        sending = Cat(fsm.ongoing(name) for name in ("FIXED", "LO", "HI", "PBYTE")).any()
+        waiting = Cat(fsm.ongoing(name) for name in ("WAIT", "WAIT2", "PWAIT", "PWAIT2")).any()
+        m.d.comb += self.wake.eq(
+            self.spikes.valid | self.probe.valid | self.begin | self.end | self.ack | a_valid
+            | self.clear | pending_clear | closing | c_en_q | (rel != ack)
+            | (t_full_now != t_full) | waiting
+            | (fsm.ongoing("IDLE") & (behind | sent_ne_head | (sent_ne_ack & t_full)))
+            | (fsm.ongoing("HEADER") & (~hdr_ok | self.tx_header.ready))
+            | (sending & self.tx_payload.ready))
         return m

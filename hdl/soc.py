@@ -16,7 +16,7 @@ registers (the image) are kept.
 
 import zlib
 
-from amaranth.hdl import Module, Mux, ResetInserter, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, Module, Mux, ResetInserter, ResetSignal, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -27,7 +27,7 @@ from spikeforge.presets import SocPreset
 
 from .chip import Chip, inject_layout
 from .framing import Deframer, Framer, HeaderLayout
-from .gating import add_gated
+from .gating import add_gated, gated_domain
 from .link import CLEARED_COUNTERS, STATUS_COUNTERS, AckFilter, CommandProcessor
 from .outbuf import OutputBuffer
 from .probe import ProbeEngine
@@ -35,7 +35,7 @@ from .stats import StatsBank
 from .stepper import Stepper
 from .uart import UARTReceiver, UARTTransmitter
 
-__all__ = ["FrameMux", "SoC", "build_id"]
+__all__ = ["FrameMux", "SoC", "StreamRegister", "build_id"]
 
 
 def build_id(preset):
@@ -55,6 +55,7 @@ class FrameMux(wiring.Component):
     b_payload: In(stream.Signature(8))
     header: Out(stream.Signature(HeaderLayout))
     payload: Out(stream.Signature(8))
+    wake: Out(1)                # a register may change at the next clock (``gating``)
 
     def __init__(self, max_payload=protocol.MAX_PAYLOAD):
         self.max_payload = max_payload
@@ -72,6 +73,8 @@ class FrameMux(wiring.Component):
         m.d.comb += [self.header.p.version.eq(protocol.VERSION),
                      self.payload.payload.eq(Mux(grant, self.b_payload.payload,
                                                  self.a_payload.payload))]
+        m.d.comb += self.wake.eq((self.header.valid & self.header.ready)
+                                 | (self.payload.valid & self.payload.ready))
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.header.valid.eq(self.a_header.valid | self.b_header.valid),
@@ -90,6 +93,27 @@ class FrameMux(wiring.Component):
                     m.d.sync += left.eq(left - 1)
                     with m.If(left == 1):
                         m.next = "IDLE"
+        return m
+
+
+class StreamRegister(wiring.Component):
+    """A stream through one register stage (``o`` is a register; full rate while ``o`` is
+    taken), with a ``wake`` (``gating``): the link's gated blocks take the chip's output spikes
+    through it, so that no logic of theirs reads the router's (ungated) ``valid``.
+    """
+
+    def __init__(self, shape):
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape)),
+                          "wake": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(1)]
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        m.d.comb += self.wake.eq((self.i.valid & self.i.ready) | (self.o.valid & self.o.ready))
         return m
 
 
@@ -133,25 +157,35 @@ class SoC(wiring.Component):
                               probe_payload=p.probe_payload,
                               spike_shape=chip.host_out.payload.shape(),
                               out_window=p.out_window, max_payload=p.max_payload,
-                              timeout=p.resend_clocks)
+                              timeout=p.resend_clocks, timer_domain="free")
+        # the clock of what moves on every clock beside gated blocks (the resend timer)
+        m.domains.free = ClockDomain("free", local=True)
+        m.d.comb += [ClockSignal("free").eq(ClockSignal("sync")),
+                     ResetSignal("free").eq(ResetSignal("sync"))]
         # RESET reaches several hundred flip-flops in each of these blocks: the processor's
         # ``soft_reset`` is a register (its own blocks' reset) and every other block gets a
         # registered copy of it, one clock later (when the processor, just reset, is idle and
         # unsynchronised), so no net spans the chip from one flip-flop. ``~copy`` in each
         # copy's input keeps Yosys from merging them (the pulse is one clock long).
-        def reset_copy(name):
+        # The copies for the blocks on the link's gate are registers of its domain: a gated
+        # block whose logic read a register of the system clock (its reset, in every
+        # next-state process) would be evaluated on every clock in the virtual board. The gate
+        # is open on the processor's pulse (its ``wake``) and on each copy's (below).
+        link = gated_domain("link")
+
+        def reset_copy(name, domain="sync"):
             copy = Signal(name=f"reset_{name}")
-            m.d.sync += copy.eq(proc.soft_reset & ~copy)
+            m.d[domain] += copy.eq(proc.soft_reset & ~copy)
             return copy
 
-        rst_stepper, rst_probes = reset_copy("stepper"), reset_copy("probes")
-        rst_outbuf, rst_stats = reset_copy("outbuf"), reset_copy("stats")
+        rst_stepper = reset_copy("stepper")
+        rst_probes, rst_stats = reset_copy("probes", link), reset_copy("stats", link)
+        rst_outbuf = reset_copy("outbuf", link)
         m.submodules.stepper = ResetInserter(rst_stepper)(stepper)
-        m.submodules.outbuf = outbuf
         probes = ProbeEngine(self.chipmap, p.n_probes)
         m.submodules.chip = chip
-        m.submodules.mux = mux = FrameMux(p.max_payload)
-        m.submodules.framer = framer = Framer(p.max_payload)
+        mux, framer = FrameMux(p.max_payload), Framer(p.max_payload)
+        spikes = StreamRegister(chip.host_out.payload.shape())
         m.submodules.utx = utx = UARTTransmitter(cpb)
 
         # receive path
@@ -205,15 +239,18 @@ class SoC(wiring.Component):
                      stats.sh_addr.eq(proc.hist_addr), stats.sh_en.eq(proc.hist_en),
                      stats.sh_we.eq(proc.hist_we), stats.sh_data.eq(proc.hist_data),
                      proc.hist_q.eq(stats.sh_q)]
-        # The deframer, the processor, the probe engine and the counters idle through most of
-        # a run (but for an OUT_ACK now and then, and the probes at the end of a step): they
-        # are clocked only in the clocks after one that one of them had work in (``gating``;
-        # in the virtual board about a quarter of the time per clock). The processor's ``wake``
+        # The deframer, the processor, the probe engine, the counters and the output path (the
+        # output buffer, the frame multiplexer and the framer) idle through most of a run (but
+        # for an OUT_ACK now and then, the probes at the end of a step, and a spike or a byte
+        # for the line every ~100 clocks): in the virtual board they are clocked only in the
+        # clocks after one that one of them had work in (``gating``). The processor's ``wake``
         # covers its use of the counters' RAM (the reply history), which theirs leaves out.
         add_gated(m, platform, "link", {
             "deframer": deframer, "proc": ResetInserter(proc.soft_reset)(proc),
             "probes": ResetInserter(rst_probes)(probes), "stats": stats,
-        }, deframer.wake | proc.wake | probes.wake | rst_probes | stats.wake)
+            "outbuf": outbuf, "mux": mux, "framer": framer, "spikes": spikes,
+        }, deframer.wake | proc.wake | probes.wake | rst_probes | stats.wake | rst_stats
+           | stepper.end | outbuf.wake | rst_outbuf | mux.wake | framer.wake | spikes.wake)
         # The chip's memory port: the probe engine's while it works (between the barrier and
         # the end of a step, when the processor never uses it), else the processor's. The
         # probe engine only reads, so the write data is always the processor's.
@@ -242,7 +279,9 @@ class SoC(wiring.Component):
         # registered here: the probe engine's state, its ``wake`` and with it the gate's clock
         # enable then start at a flip-flop (as a comb chain into the enable it limited the
         # ULX3S clock to 45.65 MHz); ``busy`` rises from it, the clock after the end.
-        m.d.sync += probes.start.eq(stepper.end & ~rst_probes)
+        # (a register of the link's gated domain, which the gate opens for: ``stepper.end``
+        # is in its ``wake``)
+        m.d[link] += probes.start.eq(stepper.end & ~rst_probes)
         wiring.connect(m, probes.out, outbuf.probe)
         m.d.comb += [stepper.run.eq(proc.st_run), stepper.run_steps.eq(proc.st_run_steps),
                      stepper.step.eq(proc.st_step), stepper.stop.eq(proc.st_stop),
@@ -266,7 +305,8 @@ class SoC(wiring.Component):
                      chip.inject.payload.eq(stepper.spike_in.payload),
                      stepper.spike_in.ready.eq(chip.inject.ready),
                      chip.link_out.ready.eq(1)]
-        wiring.connect(m, chip.host_out, outbuf.spikes)
+        wiring.connect(m, chip.host_out, spikes.i)
+        wiring.connect(m, spikes.o, outbuf.spikes)
         m.d.comb += [chip.start.eq(stepper.start), stepper.core_busy.eq(chip.busy),
                      stepper.core_done.eq(chip.done), stepper.core_step.eq(chip.step),
                      stepper.room.eq(outbuf.room), outbuf.begin.eq(stepper.begin),
