@@ -97,18 +97,22 @@ class FrameMux(wiring.Component):
 
 
 class StreamRegister(wiring.Component):
-    """A stream through one register stage (``o`` is a register; full rate while ``o`` is
-    taken), with a ``wake`` (``gating``): the link's gated blocks take the chip's output spikes
-    through it, so that no logic of theirs reads the router's (ungated) ``valid``.
+    """A stream through one register stage (``o`` is a register), with a ``wake`` (``gating``):
+    the link's gated blocks take the chip's output spikes through one and send it memory
+    requests through another, so that none of their logic reads the chip's (ungated)
+    handshakes. ``full_rate``: ``i.ready`` while ``o`` is taken (it then follows ``o.ready``);
+    otherwise only while ``o`` is empty (a transfer every other clock, and ``i.ready`` a
+    register's).
     """
 
-    def __init__(self, shape):
+    def __init__(self, shape, *, full_rate=True):
+        self.full_rate = full_rate
         super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape)),
                           "wake": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        m.d.comb += self.i.ready.eq(~self.o.valid | (self.o.ready if self.full_rate else 0))
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(1)]
         with m.Elif(self.o.ready):
@@ -152,13 +156,15 @@ class SoC(wiring.Component):
                                 hello=dict(clock_hz=p.clock_hz, baud=p.baud,
                                            out_timeout=p.resend_clocks, build_id=build_id(p)))
         chip = Chip([c] * p.n_cores, p.limits)
-        stepper = Stepper(inject_layout(self.chipmap).size, input_depth=p.input_depth)
+        stepper = Stepper(inject_layout(self.chipmap).size, input_depth=p.input_depth,
+                          timer_domain="free")
         outbuf = OutputBuffer(c.n_neurons, n_cores=p.n_cores, n_probes=p.n_probes,
                               probe_payload=p.probe_payload,
                               spike_shape=chip.host_out.payload.shape(),
                               out_window=p.out_window, max_payload=p.max_payload,
                               timeout=p.resend_clocks, timer_domain="free")
-        # the clock of what moves on every clock beside gated blocks (the resend timer)
+        # the clock of what moves on every clock beside gated blocks (the resend timer, the
+        # step timer)
         m.domains.free = ClockDomain("free", local=True)
         m.d.comb += [ClockSignal("free").eq(ClockSignal("sync")),
                      ResetSignal("free").eq(ResetSignal("sync"))]
@@ -178,10 +184,8 @@ class SoC(wiring.Component):
             m.d[domain] += copy.eq(proc.soft_reset & ~copy)
             return copy
 
-        rst_stepper = reset_copy("stepper")
+        rst_stepper, rst_outbuf = reset_copy("stepper", link), reset_copy("outbuf", link)
         rst_probes, rst_stats = reset_copy("probes", link), reset_copy("stats", link)
-        rst_outbuf = reset_copy("outbuf", link)
-        m.submodules.stepper = ResetInserter(rst_stepper)(stepper)
         probes = ProbeEngine(self.chipmap, p.n_probes)
         m.submodules.chip = chip
         mux, framer = FrameMux(p.max_payload), Framer(p.max_payload)
@@ -208,9 +212,15 @@ class SoC(wiring.Component):
         m.submodules.rx_sync = FFSynchronizer(self.rx, rx_s, init=1)
         m.d.sync += rx_prev.eq(rx_s)
 
+        # The chip's step counter as the link's blocks see it: a register of their domain, a
+        # clock late (it moves when the cores finish a step, or by a memory write), so that
+        # none of their logic reads the chip's.
+        core_step = Signal(32)
+        m.d[link] += core_step.eq(chip.step)
+
         # the processor's view of the SoC
         m.d.comb += [proc.rx_start.eq(rx_prev & ~rx_s), proc.counter.eq(counter),
-                     proc.out_seq.eq(outbuf.out_seq), proc.core_step.eq(chip.step)]
+                     proc.out_seq.eq(outbuf.out_seq), proc.core_step.eq(core_step)]
 
         # The STATUS counters, in one block RAM; the UART's overruns and the frames the
         # deframer's ring had no room for are both ``overruns``.
@@ -229,9 +239,11 @@ class SoC(wiring.Component):
             gaps=[gaps[name] for name in STATUS_COUNTERS], first_cleared=CLEARED_COUNTERS,
             shared=proc.history_words, shared_stall=proc.history_stall)
         # each event is counted a clock late, from a register (no path from the deframer's
-        # or the UART's logic into the bank's adders)
-        m.d.sync += [getattr(stats, f"inc{k}").eq(events[name])
-                     for k, name in enumerate(STATUS_COUNTERS)]
+        # or the UART's logic into the bank's adders) of the link's gated domain: the gate is
+        # open in every clock with an event (the UART's are in its ``wake``, the others come
+        # from its blocks while they are awake)
+        m.d[link] += [getattr(stats, f"inc{k}").eq(events[name])
+                      for k, name in enumerate(STATUS_COUNTERS)]
         m.d.comb += [stats.clear.eq(rst_stats), stats.rd_req.eq(proc.sb_req),
                      stats.rd_index.eq(proc.sb_index), proc.sb_done.eq(stats.rd_done),
                      proc.sb_value.eq(stats.value),
@@ -239,36 +251,48 @@ class SoC(wiring.Component):
                      stats.sh_addr.eq(proc.hist_addr), stats.sh_en.eq(proc.hist_en),
                      stats.sh_we.eq(proc.hist_we), stats.sh_data.eq(proc.hist_data),
                      proc.hist_q.eq(stats.sh_q)]
-        # The deframer, the processor, the probe engine, the counters and the output path (the
-        # output buffer, the frame multiplexer and the framer) idle through most of a run (but
-        # for an OUT_ACK now and then, the probes at the end of a step, and a spike or a byte
-        # for the line every ~100 clocks): in the virtual board they are clocked only in the
-        # clocks after one that one of them had work in (``gating``). The processor's ``wake``
+        # The chip's memory port: the probe engine's while it works (between the barrier and
+        # the end of a step, when the processor never uses it), else the processor's. The
+        # probe engine only reads, so the write data is always the processor's.
+        # Both directions pass a register of the link's domain (``mem_req``, ``mem_rsp``), so
+        # that none of the processor's or the probe engine's logic reads the chip's ``ready``
+        # or ``valid``: a request every other clock at most (reads wait for their response
+        # anyway), a response a clock later. The chip's handshakes are in the gate's ``wake``.
+        mem_req = StreamRegister(chip.mem_req.payload.shape(), full_rate=False)
+        req = mem_req.i
+        m.d.comb += [req.p.data.eq(proc.mem_req.p.data),
+                     req.p.write.eq(proc.mem_req.p.write & ~probes.busy)]
+        with m.If(probes.busy):
+            m.d.comb += [req.valid.eq(probes.mem_req.valid), req.p.addr.eq(probes.mem_req.p.addr),
+                         probes.mem_req.ready.eq(req.ready)]
+        with m.Else():
+            m.d.comb += [req.valid.eq(proc.mem_req.valid), req.p.addr.eq(proc.mem_req.p.addr),
+                         proc.mem_req.ready.eq(req.ready)]
+        wiring.connect(m, mem_req.o, chip.mem_req)
+        rsp_valid, rsp_data = Signal(), Signal.like(chip.mem_rsp.payload)
+        m.d[link] += [rsp_valid.eq(chip.mem_rsp.valid), rsp_data.eq(chip.mem_rsp.payload)]
+        m.d.comb += [proc.mem_rsp.payload.eq(rsp_data), probes.mem_rsp.payload.eq(rsp_data),
+                     proc.mem_rsp.valid.eq(rsp_valid & ~probes.busy),
+                     probes.mem_rsp.valid.eq(rsp_valid & probes.busy),
+                     chip.mem_rsp.ready.eq(1)]
+        # The deframer, the processor, the probe engine, the counters, the stepper and the
+        # output path (the output buffer, the frame multiplexer and the framer) idle through
+        # most of a run (but for an OUT_ACK now and then, the probes and the stepper's work at
+        # the ends of a step, and a spike or a byte for the line every ~100 clocks): in the
+        # virtual board they are clocked only in the clocks after one that one of them had work
+        # in (``gating``). The processor's ``wake``
         # covers its use of the counters' RAM (the reply history), which theirs leaves out.
         add_gated(m, platform, "link", {
             "deframer": deframer, "proc": ResetInserter(proc.soft_reset)(proc),
             "probes": ResetInserter(rst_probes)(probes), "stats": stats,
             "outbuf": outbuf, "mux": mux, "framer": framer, "spikes": spikes,
+            "mem_req": mem_req,
+            # the step timer (domain ``free``) restarts on RESET too
+            "stepper": ResetInserter({"sync": rst_stepper, "free": rst_stepper})(stepper),
         }, deframer.wake | proc.wake | probes.wake | rst_probes | stats.wake | rst_stats
-           | stepper.end | outbuf.wake | rst_outbuf | mux.wake | framer.wake | spikes.wake)
-        # The chip's memory port: the probe engine's while it works (between the barrier and
-        # the end of a step, when the processor never uses it), else the processor's. The
-        # probe engine only reads, so the write data is always the processor's.
-        m.d.comb += [chip.mem_req.p.data.eq(proc.mem_req.p.data),
-                     chip.mem_req.p.write.eq(proc.mem_req.p.write & ~probes.busy)]
-        with m.If(probes.busy):
-            m.d.comb += [chip.mem_req.valid.eq(probes.mem_req.valid),
-                         chip.mem_req.p.addr.eq(probes.mem_req.p.addr),
-                         probes.mem_req.ready.eq(chip.mem_req.ready)]
-        with m.Else():
-            m.d.comb += [chip.mem_req.valid.eq(proc.mem_req.valid),
-                         chip.mem_req.p.addr.eq(proc.mem_req.p.addr),
-                         proc.mem_req.ready.eq(chip.mem_req.ready)]
-        m.d.comb += [proc.mem_rsp.payload.eq(chip.mem_rsp.payload),
-                     probes.mem_rsp.payload.eq(chip.mem_rsp.payload),
-                     proc.mem_rsp.valid.eq(chip.mem_rsp.valid & ~probes.busy),
-                     probes.mem_rsp.valid.eq(chip.mem_rsp.valid & probes.busy),
-                     chip.mem_rsp.ready.eq(1)]
+           | stepper.wake | rst_stepper | stepper.end | outbuf.wake | rst_outbuf | mux.wake
+           | framer.wake | spikes.wake | urx.error | urx.overrun | (chip.step != core_step)
+           | mem_req.wake | chip.mem_rsp.valid | rsp_valid)
         m.d.comb += [probes.set.eq(proc.pr_set), probes.set_probe.eq(proc.pr_probe),
                      probes.set_core.eq(proc.pr_core), probes.set_region.eq(proc.pr_region),
                      probes.set_period.eq(proc.pr_period), probes.set_index.eq(proc.pr_index),
@@ -308,9 +332,9 @@ class SoC(wiring.Component):
         wiring.connect(m, chip.host_out, spikes.i)
         wiring.connect(m, spikes.o, outbuf.spikes)
         m.d.comb += [chip.start.eq(stepper.start), stepper.core_busy.eq(chip.busy),
-                     stepper.core_done.eq(chip.done), stepper.core_step.eq(chip.step),
+                     stepper.core_done.eq(chip.done), stepper.core_step.eq(core_step),
                      stepper.room.eq(outbuf.room), outbuf.begin.eq(stepper.begin),
-                     outbuf.step.eq(chip.step), outbuf.end.eq(probes.done),
+                     outbuf.step.eq(core_step), outbuf.end.eq(probes.done),
                      stepper.post_busy.eq(probes.busy | outbuf.closing),
                      outbuf.ack.eq(filt.ack), outbuf.ack_next.eq(filt.next),
                      outbuf.clear.eq(rst_outbuf)]

@@ -68,9 +68,14 @@ class Stepper(wiring.Component):
     barrier), ``steps_left``, ``input_floor`` (the earliest step an INPUT may still target),
     ``free`` (entries an INPUT may still push, its STEP included), ``run_step`` (the step under
     way or last run).
+
+    ``wake`` is high in every clock after which a register may change (``spikeforge.hdl.gating``).
+    The clocks since the last start (the step timer, which moves on every clock) count in clock
+    domain ``timer_domain`` (the SoC's ungated clock).
     """
 
-    def __init__(self, event_bits, *, input_depth=512, queue_banks=None, fast=None):
+    def __init__(self, event_bits, *, input_depth=512, queue_banks=None, fast=None,
+                 timer_domain="sync"):
         if input_depth < 4 or input_depth & (input_depth - 1):
             raise ValueError(f"input depth must be a power of two of at least 4, "
                              f"not {input_depth!r}")
@@ -79,6 +84,7 @@ class Stepper(wiring.Component):
         self.input_depth = input_depth
         self.queue_banks = queue_banks
         self.fast = fast
+        self.timer_domain = timer_domain
         super().__init__({
             "run": In(1), "run_steps": In(32), "step": In(1), "stop": In(1),
             "push": In(stream.Signature(Entry)), "commit": In(1), "abort": In(1),
@@ -97,6 +103,7 @@ class Stepper(wiring.Component):
             "run_step": Out(32),
             # the step timer: clocks from start to start (0: back to back)
             "period": In(32), "overrun": Out(1), "paced": Out(1),
+            "wake": Out(1),
         })
 
     def elaborate(self, platform):  # noqa: C901 - one controller, read top to bottom
@@ -249,13 +256,14 @@ class Stepper(wiring.Component):
         # Clocks since the last start; bit 32 sticks (a step of 2^32 clocks or more). It is also
         # the step's busy clocks at the barrier.
         since = Signal(33, init=1 << 32)
+        td = self.timer_domain
         with m.If(~since[32]):
-            m.d.sync += since.eq(since + 1)
+            m.d[td] += since.eq(since + 1)
         # For timing, registered: ``reached`` is ``since >= period`` (from ``since + 1`` the clock
         # before; not valid on the clock after a start, which is in BUSY), ``past`` is
         # ``since > period`` (``reached`` a clock later).
         reached, past = Signal(), Signal()
-        m.d.sync += [reached.eq(since + ~since[32] >= self.period), past.eq(reached)]
+        m.d[td] += [reached.eq(since + ~since[32] >= self.period), past.eq(reached)]
         # ``busy_max`` follows ``busy_last`` a clock later
         with m.If(self.busy_last > self.busy_max):
             m.d.sync += self.busy_max.eq(self.busy_last)
@@ -289,7 +297,7 @@ class Stepper(wiring.Component):
         drained = Signal()
         m.d.sync += drained.eq(f_ptr == c_ptr)
         known = hv | drained
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.stop):
                     m.d.sync += running.eq(0)
@@ -311,7 +319,7 @@ class Stepper(wiring.Component):
                 # With a period, a step starts ``period`` clocks after the previous one.
                 with m.If(settled & known & ~ours & reached):
                     m.d.comb += [self.start.eq(1), self.begin.eq(1)]
-                    m.d.sync += since.eq(1)
+                    m.d[td] += since.eq(1)
                     m.next = "BUSY"
             with m.State("BUSY"):
                 with m.If(self.stop):
@@ -339,4 +347,20 @@ class Stepper(wiring.Component):
         m.d.comb += [self.state.eq(Mux(running, RunState.RUNNING,
                                        Mux(pending, RunState.STEPPING, RunState.IDLE))),
                      self.idle.eq(~running & ~pending & ~in_step)]
+
+        # At rest: no control pulse or push, no word being written or fetched, and waiting: in
+        # IDLE for a run (or for the chip and the output buffer, or, stalled, for an INPUT), in
+        # BUSY for the barrier, in POST for the output. The registered comparisons, ``free``
+        # and ``busy_max`` follow a clock or two late (``SETTLE``); the core's step moves only
+        # before the barrier or by a memory write (the processor is awake), the step timer
+        # counts in its own domain and is read only in FEED.
+        control = Cat(self.run, self.step, self.stop, self.push.valid, self.commit, self.abort)
+        writing = (n_st != 0) | pushed | w_late
+        fetching = fetch | ~loaded
+        m.d.comb += self.wake.eq(
+            control.any() | writing | fetching | fsm.ongoing("FEED")
+            | (fsm.ongoing("IDLE") & want & ~self.core_busy & self.room
+               & ((complete & ~committed) | ~stalled))
+            | (fsm.ongoing("BUSY") & self.core_done)
+            | (fsm.ongoing("POST") & ~self.post_busy))
         return m
