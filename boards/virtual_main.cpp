@@ -243,7 +243,11 @@ int main(int argc, char **argv) {
       }
       bool idle = inq.empty() && bits == 0 && !rbusy && !top.active && out.empty();
       quiet = idle ? quiet + 1 : 0;
-      if ((clk & 1023) == 0 || quiet > 4096) {
+      // The client is served every 4096 clocks (under a millisecond of simulated time at the
+      // model's speed, as a USB serial adapter's latency): each read and write is a system call
+      // and a wake-up of the other side; every 1024 clocks cost the attached run 7-10% of its
+      // speed (bench/virtual_board.py), every 16384 made the host's round trips the steps' limit.
+      if ((clk & 4095) == 0 || quiet > 4096) {
         if (quiet > 4096) {
           pollfd p{cl, POLLIN, 0};
           poll(&p, 1, 20);
