@@ -19,7 +19,7 @@ then a core's ``MemoryMap`` address or a routing-table address. A read to a core
 ``K`` answers 0. Requests and injections are taken only between steps.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, DomainRenamer, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -51,12 +51,16 @@ class Chip(wiring.Component):
     (one clock at the barrier), ``step`` (core 0's step counter), ``core_busy`` (each core) and
     ``routed`` (one bit per core: a routed event enters that core this clock; for performance
     counters).
+
+    ``router_domain``: the clock domain of the router (a gated one in the virtual board, see
+    ``spikeforge.hdl.gating``; ``router_wake`` is its ``wake``).
     """
 
-    def __init__(self, configs, limits=None, fifo_depth=2):
+    def __init__(self, configs, limits=None, fifo_depth=2, router_domain="sync"):
         self.chipmap = cm = ChipMap(configs, limits)
         self.configs = cm.configs
         self.fifo_depth = fifo_depth
+        self.router_domain = router_domain
         lay = cm.routes
         super().__init__({
             "mem_req": In(stream.Signature(chip_request_layout(cm))),
@@ -70,12 +74,15 @@ class Chip(wiring.Component):
             "step": Out(32),
             "core_busy": Out(len(cm.configs)),
             "routed": Out(len(cm.configs)),
+            "router_wake": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         cm, k = self.chipmap, self.chipmap.n_cores
-        m.submodules.router = router = Router(cm.routes, self.fifo_depth)
+        router = Router(cm.routes, self.fifo_depth)
+        m.submodules.router = DomainRenamer({"sync": self.router_domain})(router)
+        m.d.comb += self.router_wake.eq(router.wake)
         cores = []
         for c, config in enumerate(self.configs):
             m.submodules[f"core{c}"] = core = Core(config)

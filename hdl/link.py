@@ -102,6 +102,7 @@ class AckFilter(wiring.Component):
     """Consumes ``OUT_ACK`` frames (pulse ``ack`` with ``next``); passes every other frame on.
 
     The header and payload pass straight through; only the handshakes follow the state.
+    ``wake``: a register may change at the next clock (``spikeforge.hdl.gating``).
     """
 
     i_header: In(stream.Signature(HeaderLayout))
@@ -110,6 +111,7 @@ class AckFilter(wiring.Component):
     o_payload: Out(stream.Signature(8))
     ack: Out(1)
     next: Out(8)
+    wake: Out(1)
 
     def __init__(self, max_payload=protocol.MAX_PAYLOAD):
         self.max_payload = max_payload
@@ -122,7 +124,7 @@ class AckFilter(wiring.Component):
         m.d.comb += [self.o_header.payload.eq(self.i_header.payload),
                      self.o_payload.payload.eq(self.i_payload.payload),
                      self.next.eq(self.i_payload.payload)]
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("PASS"):
                 m.d.comb += [self.o_header.valid.eq(self.i_header.valid & ~is_ack),
                              self.i_header.ready.eq(is_ack | self.o_header.ready),
@@ -144,6 +146,8 @@ class AckFilter(wiring.Component):
                     m.d.sync += left.eq(left - 1)
                     with m.If(left == 1):
                         m.next = "PASS"
+        m.d.comb += self.wake.eq(Mux(fsm.ongoing("PASS"), self.i_header.valid & is_ack,
+                                     self.i_payload.valid))
         return m
 
 

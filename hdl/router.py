@@ -62,7 +62,9 @@ class Router(wiring.Component):
     Ports: ``spikes[s]`` (neuron numbers of core ``s``), ``events[d]`` (axon numbers for core
     ``d``), ``link_out`` (events for cores ``>= K``), ``host_out`` (spikes whose host flag is set,
     tagged with ``step``), ``step`` (the tag: the step being run), ``mem_req`` / ``mem_rsp`` (the
-    tables), ``idle``.
+    tables), ``idle``, ``wake`` (a register may change at the next clock: a FIFO is written,
+    read or refills its output register, an engine moves, the table port works;
+    ``spikeforge.hdl.gating``).
     """
 
     def __init__(self, layout, fifo_depth=2):
@@ -81,6 +83,7 @@ class Router(wiring.Component):
             "mem_req": In(stream.Signature(table_request_layout(layout))),
             "mem_rsp": Out(stream.Signature(layout.data_bits)),
             "idle": Out(1),
+            "wake": Out(1),
         })
 
     def elaborate(self, platform):
@@ -88,6 +91,7 @@ class Router(wiring.Component):
         lay, k, depth = self.layout, self.layout.n_cores, self.fifo_depth
         ab, cb = lay.axon_bits, lay.core_bits
         idle_parts = []
+        self._wake_parts = wake_parts = [self.mem_req.valid]
 
         # -- tables -----------------------------------------------------------------------
         idx_rp, idx_wp, dst_rp, dst_wp = [], [], [], []
@@ -137,6 +141,12 @@ class Router(wiring.Component):
         self._arbiter(m, host_q, self.host_out,
                       lambda s, q: Cat(q.r_data, Const(s, cb), self.step))
         m.d.comb += self.idle.eq(Cat(*idle_parts).all())
+        # every queue: written, read, or its output register refilling from the queue behind it
+        queues = [q for row in voq for q in row] + link_q + host_q + [
+            m.submodules[f"capture{s}"] for s in range(k)]
+        wake_parts += [(q.w_en & q.w_rdy) | (q.r_en & q.r_rdy) | ((q.level != 0) & ~q.r_rdy)
+                       for q in queues]
+        m.d.comb += self.wake.eq(Cat(*wake_parts).any())
         return m
 
     def _engine(self, m, s, cap, idx_rp, dst_rp, cand, ptr, voq, link_q, host_q):
@@ -225,6 +235,9 @@ class Router(wiring.Component):
 
         idle = Signal(name=f"e{s}_idle")
         m.d.comb += idle.eq(~c_full & ~i_full & ~live & ~d_valid)
+        # the engine moves: a word into ``cand``, on to the index stage, an entry loaded, a
+        # destination read or its word pushed (``d_valid`` follows ``issue`` when it advances)
+        self._wake_parts.append(take | pop | load | (advance & (d_valid | live)))
         return idle
 
     @staticmethod
@@ -257,6 +270,7 @@ class Router(wiring.Component):
         rsp_core = Signal(lay.core_bits)
         rsp_which = Signal()
         m.d.comb += req.ready.eq(~t_valid & (~rsp_valid | rsp.ready))
+        self._wake_parts += [t_valid, rsp_valid]
         accept = req.valid & req.ready
         m.d.sync += t_valid.eq(accept & ~req.payload.write)
         with m.If(accept):

@@ -149,13 +149,15 @@ class SoC(wiring.Component):
         # more clocks apart: one byte of buffer, in flip-flops, is all the receiver needs.
         m.submodules.urx = urx = UARTReceiver(cpb, fifo_depth=1)
         deframer = Deframer(max_payload=p.max_payload)
-        m.submodules.filter = filt = AckFilter(p.max_payload)
+        filt = AckFilter(p.max_payload)
         proc = CommandProcessor(self.chipmap, window=p.window, n_probes=p.n_probes,
                                 probe_payload=p.probe_payload,
                                 out_window=p.out_window, max_payload=p.max_payload,
                                 hello=dict(clock_hz=p.clock_hz, baud=p.baud,
                                            out_timeout=p.resend_clocks, build_id=build_id(p)))
-        chip = Chip([c] * p.n_cores, p.limits)
+        # the router runs on the link's gated clock (in the virtual board): it idles but for the
+        # few clocks a spike takes through it
+        chip = Chip([c] * p.n_cores, p.limits, router_domain=gated_domain("link"))
         stepper = Stepper(inject_layout(self.chipmap).size, input_depth=p.input_depth,
                           timer_domain="free")
         outbuf = OutputBuffer(c.n_neurons, n_cores=p.n_cores, n_probes=p.n_probes,
@@ -217,6 +219,9 @@ class SoC(wiring.Component):
         # none of their logic reads the chip's.
         core_step = Signal(32)
         m.d[link] += core_step.eq(chip.step)
+        # the same for the chip's ``busy`` and ``done`` (the barrier), which the stepper waits on
+        core_busy, core_done = Signal(), Signal()
+        m.d[link] += [core_busy.eq(chip.busy), core_done.eq(chip.done)]
 
         # the processor's view of the SoC
         m.d.comb += [proc.rx_start.eq(rx_prev & ~rx_s), proc.counter.eq(counter),
@@ -283,7 +288,7 @@ class SoC(wiring.Component):
         # in (``gating``). The processor's ``wake``
         # covers its use of the counters' RAM (the reply history), which theirs leaves out.
         add_gated(m, platform, "link", {
-            "deframer": deframer, "proc": ResetInserter(proc.soft_reset)(proc),
+            "deframer": deframer, "filter": filt, "proc": ResetInserter(proc.soft_reset)(proc),
             "probes": ResetInserter(rst_probes)(probes), "stats": stats,
             "outbuf": outbuf, "mux": mux, "framer": framer, "spikes": spikes,
             "mem_req": mem_req,
@@ -292,7 +297,8 @@ class SoC(wiring.Component):
         }, deframer.wake | proc.wake | probes.wake | rst_probes | stats.wake | rst_stats
            | stepper.wake | rst_stepper | stepper.end | outbuf.wake | rst_outbuf | mux.wake
            | framer.wake | spikes.wake | urx.error | urx.overrun | (chip.step != core_step)
-           | mem_req.wake | chip.mem_rsp.valid | rsp_valid)
+           | mem_req.wake | chip.mem_rsp.valid | rsp_valid | filt.wake
+           | (chip.busy != core_busy) | chip.done | chip.router_wake)
         m.d.comb += [probes.set.eq(proc.pr_set), probes.set_probe.eq(proc.pr_probe),
                      probes.set_core.eq(proc.pr_core), probes.set_region.eq(proc.pr_region),
                      probes.set_period.eq(proc.pr_period), probes.set_index.eq(proc.pr_index),
@@ -331,8 +337,8 @@ class SoC(wiring.Component):
                      chip.link_out.ready.eq(1)]
         wiring.connect(m, chip.host_out, spikes.i)
         wiring.connect(m, spikes.o, outbuf.spikes)
-        m.d.comb += [chip.start.eq(stepper.start), stepper.core_busy.eq(chip.busy),
-                     stepper.core_done.eq(chip.done), stepper.core_step.eq(core_step),
+        m.d.comb += [chip.start.eq(stepper.start), stepper.core_busy.eq(core_busy),
+                     stepper.core_done.eq(core_done), stepper.core_step.eq(core_step),
                      stepper.room.eq(outbuf.room), outbuf.begin.eq(stepper.begin),
                      outbuf.step.eq(core_step), outbuf.end.eq(probes.done),
                      stepper.post_busy.eq(probes.busy | outbuf.closing),
