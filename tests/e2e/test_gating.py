@@ -14,6 +14,7 @@ from e2e_util import golden_run, needs_verilator, small_network
 from spikeforge.boards.virtual import VirtualBoard, replay
 from spikeforge.host import session
 from spikeforge.host.board import Board
+from spikeforge.host.session import VIRTUAL_LINK_TRIES
 from spikeforge.presets import preset
 from spikeforge.sim.compare import compare_traces
 
@@ -39,6 +40,36 @@ def test_gated_and_ungated_models_send_the_same_bytes(tmp_path):
         vb.session()
     assert compare_traces(golden_trace, trace).identical
     assert np.array_equal(trace.probes, golden_trace.probes)
+
+    gated = replay(p, record)
+    ungated = replay(p, record, clock_gating=False)
+    assert gated["tx"] == ungated["tx"] > 1000
+    assert gated["hash"] == ungated["hash"]
+
+
+def test_gated_and_ungated_agree_through_faults_the_step_timer_and_reset(tmp_path):
+    """The paths the first session leaves out: frames lost and corrupted on the line both ways
+    (NAKs, the host's retries, the output buffer's resend timer), the step timer pacing single
+    STEPs, and RESET."""
+    p = preset("tiny")
+    net = small_network(tmp_path / "net.json", learning=True, seed=5)
+    record = tmp_path / "rx.txt"
+    with VirtualBoard(p, record=str(record), drop=1e-3, flip=1e-3, seed=11) as vb:
+        with Board(vb.url, baud=vb.baud, tries=VIRTUAL_LINK_TRIES) as board:
+            board.hello()
+            compiled = session.compile_for(board, net)
+            trace = session.run(board, compiled, STEPS)
+            board.timer(5000)
+            steps = [board.step()[0] for _ in range(3)]
+            board.timer(0)
+            status = board.status()
+            board.reset()
+            board.status()
+        vb.session()
+    _, golden_trace, _ = golden_run(net, STEPS)
+    assert compare_traces(golden_trace, trace).identical
+    assert steps == [STEPS, STEPS + 1, STEPS + 2]
+    assert status["out_resent"] + trace.meta["retries"] > 0     # the faults were recovered
 
     gated = replay(p, record)
     ungated = replay(p, record, clock_gating=False)
