@@ -54,30 +54,27 @@ def add_gated(m, platform, name, blocks, wake):
     a block clocked in a clock it did not need behaves as it would without the gate, and each
     gate costs Verilator a trigger it checks on every edge.
     """
-    # Two clocks more after any work: registers that follow a block's memory outputs or
-    # inputs a clock or two late (``stale`` flags, output copies) settle before it stops.
-    en, after = Signal(name=f"{name}_wake"), Signal(SETTLE, name=f"{name}_after")
-    m.d.sync += after.eq(Cat(wake, after))
     # The blocks' reset is the system reset as the gate last saw it (a clock late): a register
     # of their own domain, so that no logic of theirs reads a signal of another domain just
     # for the reset (Verilator evaluates such logic on every clock of that domain).
     rst = Signal(init=1, reset_less=True, name=f"{name}_rst")
-    m.d.comb += en.eq(wake | after.any() | ResetSignal("sync") | rst)
     gated = gated_domain(name)
     m.domains += ClockDomain(gated, local=True)
     m.d.comb += ResetSignal(gated).eq(rst)
+    m.d[gated] += rst.eq(ResetSignal("sync"))
+    for sub, block in blocks.items():
+        m.submodules[sub] = DomainRenamer({"sync": gated})(block)
     if not getattr(platform, "clock_gating", False):
         m.d.comb += ClockSignal(gated).eq(ClockSignal("sync"))
-        m.d[gated] += rst.eq(ResetSignal("sync"))
-        for sub, block in blocks.items():
-            m.submodules[sub] = DomainRenamer({"sync": gated})(block)
         return
+    # Two clocks more after any work: registers that follow a block's memory outputs or
+    # inputs a clock or two late (``stale`` flags, output copies) settle before it stops.
+    en, after = Signal(name=f"{name}_wake"), Signal(SETTLE, name=f"{name}_after")
+    m.d.sync += after.eq(Cat(wake, after))
+    m.d.comb += en.eq(wake | after.any() | ResetSignal("sync") | rst)
     latch = f"{name}_latch"
     m.domains += ClockDomain(latch, clk_edge="neg", reset_less=True, local=True)
     en_l = Signal(init=1, name=f"{name}_wake_l")
     m.d[latch] += en_l.eq(en)
-    m.d[gated] += rst.eq(ResetSignal("sync"))
     m.d.comb += [ClockSignal(latch).eq(ClockSignal("sync")),
                  ClockSignal(gated).eq(ClockSignal("sync") & en_l)]
-    for sub, block in blocks.items():
-        m.submodules[sub] = DomainRenamer({"sync": gated})(block)

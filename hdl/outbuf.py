@@ -201,8 +201,9 @@ class OutputBuffer(wiring.Component):
         td = self.timer_domain
         # ``timer`` at its limit, registered when it counts in another domain (or for timing)
         t_full_now = timer == self.timeout
-        t_full = Signal() if fast or td != "sync" else t_full_now
+        t_full = t_full_now
         if fast or td != "sync":
+            t_full = Signal()
             m.d.sync += t_full.eq(t_full_now)
         moved = Signal()        # head, ack, sent or rel is assigned on this clock
         if fast:

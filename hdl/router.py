@@ -91,7 +91,7 @@ class Router(wiring.Component):
         lay, k, depth = self.layout, self.layout.n_cores, self.fifo_depth
         ab, cb = lay.axon_bits, lay.core_bits
         idle_parts = []
-        self._wake_parts = wake_parts = [self.mem_req.valid]
+        wake_parts = [self.mem_req.valid]
 
         # -- tables -----------------------------------------------------------------------
         idx_rp, idx_wp, dst_rp, dst_wp = [], [], [], []
@@ -107,7 +107,7 @@ class Router(wiring.Component):
             idx_wp.append(im.write_port())
             dst_rp.append(dm.read_port())
             dst_wp.append(dm.write_port())
-        self._table_port(m, idx_rp, idx_wp, dst_rp, dst_wp, i_addr, d_addr)
+        wake_parts += self._table_port(m, idx_rp, idx_wp, dst_rp, dst_wp, i_addr, d_addr)
 
         # -- queues -----------------------------------------------------------------------
         voq = [[None] * k for _ in range(k)]
@@ -125,13 +125,17 @@ class Router(wiring.Component):
             idle_parts += [link_q[s].level == 0, host_q[s].level == 0]
 
         # -- capture lists and lookup engines ---------------------------------------------
+        captures = []
         for s, config in enumerate(lay.configs):
             m.submodules[f"capture{s}"] = cap = fifo.SyncFIFOBuffered(
                 width=lay.neuron_bits, depth=max(config.n_neurons, 1))
+            captures.append(cap)
             wiring.connect(m, wiring.flipped(self.spikes[s]), cap.w_stream)
             idle_parts.append(cap.level == 0)
-            idle_parts.append(self._engine(m, s, cap, idx_rp[s], dst_rp[s], i_addr[s],
-                                           d_addr[s], voq[s], link_q[s], host_q[s]))
+            idle, moves = self._engine(m, s, cap, idx_rp[s], dst_rp[s], i_addr[s], d_addr[s],
+                                       voq[s], link_q[s], host_q[s])
+            idle_parts.append(idle)
+            wake_parts.append(moves)
 
         # -- arbiters -----------------------------------------------------------------------
         for d in range(k):
@@ -142,15 +146,15 @@ class Router(wiring.Component):
                       lambda s, q: Cat(q.r_data, Const(s, cb), self.step))
         m.d.comb += self.idle.eq(Cat(*idle_parts).all())
         # every queue: written, read, or its output register refilling from the queue behind it
-        queues = [q for row in voq for q in row] + link_q + host_q + [
-            m.submodules[f"capture{s}"] for s in range(k)]
+        queues = [q for row in voq for q in row] + link_q + host_q + captures
         wake_parts += [(q.w_en & q.w_rdy) | (q.r_en & q.r_rdy) | ((q.level != 0) & ~q.r_rdy)
                        for q in queues]
         m.d.comb += self.wake.eq(Cat(*wake_parts).any())
         return m
 
     def _engine(self, m, s, cap, idx_rp, dst_rp, cand, ptr, voq, link_q, host_q):
-        """The lookup engine of source core ``s``; returns its idle condition.
+        """The lookup engine of source core ``s``; returns its idle condition and its ``wake``
+        term (a register of the engine may change at the next clock).
 
         Three stages: the capture list's next word waits in a register (``cand``), the index
         entry of the spike before it is read, and the destination entries of the one before that
@@ -237,8 +241,7 @@ class Router(wiring.Component):
         m.d.comb += idle.eq(~c_full & ~i_full & ~live & ~d_valid)
         # the engine moves: a word into ``cand``, on to the index stage, an entry loaded, a
         # destination read or its word pushed (``d_valid`` follows ``issue`` when it advances)
-        self._wake_parts.append(take | pop | load | (advance & (d_valid | live)))
-        return idle
+        return idle, take | pop | load | (advance & (d_valid | live))
 
     @staticmethod
     def _arbiter(m, queues, out, payload):
@@ -256,7 +259,7 @@ class Router(wiring.Component):
         accepted (the address goes into the engine's address register ``i_addr`` / ``d_addr``,
         then the memory is read). The read ports and address registers are shared with the
         engines, which are idle whenever the port is used; the engines' assignments come later
-        in ``elaborate`` and take precedence."""
+        in ``elaborate`` and take precedence. Returns the port's ``wake`` terms."""
         lay = self.layout
         eb = lay.entry_bits
         req, rsp = self.mem_req, self.mem_rsp
@@ -270,7 +273,6 @@ class Router(wiring.Component):
         rsp_core = Signal(lay.core_bits)
         rsp_which = Signal()
         m.d.comb += req.ready.eq(~t_valid & (~rsp_valid | rsp.ready))
-        self._wake_parts += [t_valid, rsp_valid]
         accept = req.valid & req.ready
         m.d.sync += t_valid.eq(accept & ~req.payload.write)
         with m.If(accept):
@@ -300,3 +302,4 @@ class Router(wiring.Component):
                     m.d.comb += rsp.payload.eq(dst_rp[s].data)
                 with m.Else():
                     m.d.comb += rsp.payload.eq(idx_rp[s].data)
+        return [t_valid, rsp_valid]

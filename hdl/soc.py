@@ -280,13 +280,16 @@ class SoC(wiring.Component):
                      proc.mem_rsp.valid.eq(rsp_valid & ~probes.busy),
                      probes.mem_rsp.valid.eq(rsp_valid & probes.busy),
                      chip.mem_rsp.ready.eq(1)]
-        # The deframer, the processor, the probe engine, the counters, the stepper and the
-        # output path (the output buffer, the frame multiplexer and the framer) idle through
-        # most of a run (but for an OUT_ACK now and then, the probes and the stepper's work at
-        # the ends of a step, and a spike or a byte for the line every ~100 clocks): in the
-        # virtual board they are clocked only in the clocks after one that one of them had work
-        # in (``gating``). The processor's ``wake``
-        # covers its use of the counters' RAM (the reply history), which theirs leaves out.
+        # The deframer, the ack filter, the processor, the probe engine, the counters, the
+        # stepper, the output path (the output buffer, the frame multiplexer and the framer)
+        # and the chip's router idle through most of a run (but for an OUT_ACK now and then,
+        # the probes and the stepper's work at the ends of a step, and a spike or a byte for the
+        # line every ~100 clocks): in the virtual board they are clocked only in the clocks
+        # after one that one of them had work in (``gating``). Beside the blocks' own ``wake``
+        # terms: the registers of the link's domain above (each is written while the gate is
+        # open for what it copies), the reset copies the blocks' ``wake`` does not see, and the
+        # UART's error pulses. The processor's ``wake`` covers its use of the counters' RAM (the
+        # reply history), which theirs leaves out.
         add_gated(m, platform, "link", {
             "deframer": deframer, "filter": filt, "proc": ResetInserter(proc.soft_reset)(proc),
             "probes": ResetInserter(rst_probes)(probes), "stats": stats,
@@ -294,23 +297,21 @@ class SoC(wiring.Component):
             "mem_req": mem_req,
             # the step timer (domain ``free``) restarts on RESET too
             "stepper": ResetInserter({"sync": rst_stepper, "free": rst_stepper})(stepper),
-        }, deframer.wake | proc.wake | probes.wake | rst_probes | stats.wake | rst_stats
-           | stepper.wake | rst_stepper | stepper.end | outbuf.wake | rst_outbuf | mux.wake
-           | framer.wake | spikes.wake | urx.error | urx.overrun | (chip.step != core_step)
-           | mem_req.wake | chip.mem_rsp.valid | rsp_valid | filt.wake
-           | (chip.busy != core_busy) | chip.done | chip.router_wake)
+        }, deframer.wake | filt.wake | proc.wake | probes.wake | rst_probes | stats.wake
+           | stepper.wake | rst_stepper | outbuf.wake | mux.wake | framer.wake | spikes.wake
+           | mem_req.wake | chip.router_wake | urx.error | urx.overrun
+           | (chip.step != core_step) | (chip.busy != core_busy) | chip.done
+           | chip.mem_rsp.valid | rsp_valid)
         m.d.comb += [probes.set.eq(proc.pr_set), probes.set_probe.eq(proc.pr_probe),
                      probes.set_core.eq(proc.pr_core), probes.set_region.eq(proc.pr_region),
                      probes.set_period.eq(proc.pr_period), probes.set_index.eq(proc.pr_index),
                      probes.set_count.eq(proc.pr_count),
                      probes.step.eq(stepper.run_step),
                      stepper.period.eq(proc.period)]
-        # The step's end (from the chip's barrier through the stepper in the same clock),
-        # registered here: the probe engine's state, its ``wake`` and with it the gate's clock
-        # enable then start at a flip-flop (as a comb chain into the enable it limited the
-        # ULX3S clock to 45.65 MHz); ``busy`` rises from it, the clock after the end.
-        # (a register of the link's gated domain, which the gate opens for: ``stepper.end``
-        # is in its ``wake``)
+        # The step's end (the stepper's, at the chip's barrier), registered here: the probe
+        # engine's state and ``wake`` then start at a flip-flop; ``busy`` rises from it, the
+        # clock after the end. A register of the link's domain: the stepper's ``wake`` holds
+        # on the clock of the end (BUSY with the barrier seen).
         m.d[link] += probes.start.eq(stepper.end & ~rst_probes)
         wiring.connect(m, probes.out, outbuf.probe)
         m.d.comb += [stepper.run.eq(proc.st_run), stepper.run_steps.eq(proc.st_run_steps),
