@@ -361,6 +361,11 @@ class Core(wiring.Component):
         s2_valid, s2_a, s2_ext = Signal(), Signal(range(A)), Signal()
         s3_valid, s3_a, s3_ext = Signal(), Signal(range(A)), Signal()
         s3_gen_prob = Signal.like(axon_f["gen_prob"])
+        # stage 4 acts on stage 3's decisions, registered: the append (``s4_fire``), the list
+        # memory's ports it takes from stage 0, and the pre-trace write-back
+        s4_valid, s4_a, s4_fire = Signal(), Signal(range(A)), Signal()
+        s4_gen_prob = Signal.like(axon_f["gen_prob"])
+        s4_xd = Signal(TRACE_BITS + 1)
         gen_r = Signal(32)
         dw = Signal(range(NW))
         cur_valid, cur_a = Signal(), Signal(range(A))
@@ -417,7 +422,7 @@ class Core(wiring.Component):
         drained = Signal()
         m.d.comb += drained.eq((lr == lw) & ~head & ~pend & ~nxt_valid)
         m.d.comb += lists_rp.en.eq(0)       # the head is held until taken (``en`` is 1 by default)
-        fire = Signal()                     # the scanner's stage 3 appends an event
+        fire = Signal()                     # the scanner's stage 3 decides an event
         fetch_d = Signal()                  # ``fetch`` in DELIVER
         scan = Signal()                     # the scanner's stage 0 (in DELIVER)
 
@@ -512,7 +517,7 @@ class Core(wiring.Component):
                 m.d.comb += issue.eq(cur_valid & read_ok)
                 # scanner, stage 0: read and clear the bitmap bit, draw the generator number;
                 # on clocks where the list memory's ports are free (no entry read or appended)
-                busy_ports = fetch_d | (s3_valid & fire)
+                busy_ports = fetch_d | (s4_valid & s4_fire)
                 if share_mixer:
                     busy_ports |= issue & regs["learn"]
                 m.d.comb += scan.eq((scan_a < A) & ~busy_ports)
@@ -545,7 +550,8 @@ class Core(wiring.Component):
                     for j in range(L):
                         m.d.comb += [y_rp[j].addr.eq(dw if xl else dw_n), y_rp[j].en.eq(1)]
                 m.d.sync += (d0_valid if xl else d1_valid).eq(issue)
-                with m.If((scan_a == A) & ~s1_valid & ~s2_valid & ~s3_valid & drained
+                with m.If((scan_a == A) & ~s1_valid & ~s2_valid & ~s3_valid & ~s4_valid
+                          & drained
                           & ~cur_valid & ~d0_valid & ~d1_valid & ~d2_valid & ~sw_valid
                           & ~wb_valid & ~wd_valid):
                     m.d.sync += [un.eq(0), lw.eq(0), lr.eq(0), emitting.eq(1)]
@@ -700,19 +706,25 @@ class Core(wiring.Component):
                          s3_gen_prob.eq(axon_f["gen_prob"])]
         m.d.sync += s3_valid.eq(s2_valid)
 
-        # -- scanner, stage 3: E_t membership, pre trace, append to the list -----------------
+        # -- scanner, stage 3: E_t membership (the generator's comparison), decayed pre trace -
         gen = gen_r[16:] < s3_gen_prob
         m.d.comb += fire.eq(s3_ext | gen)
         with m.If(s3_valid):
-            with m.If(fire):
-                m.d.comb += [lists_wp.addr.eq(lw), lists_wp.data.eq(s3_a), lists_wp.en.eq(1)]
+            m.d.sync += [s4_a.eq(s3_a), s4_fire.eq(fire), s4_gen_prob.eq(s3_gen_prob)]
+            if plastic:
+                m.d.sync += s4_xd.eq(_round16(xprod_r))
+        m.d.sync += s4_valid.eq(s3_valid)
+
+        # -- scanner, stage 4: append to the list, write the pre trace back -----------------
+        with m.If(s4_valid):
+            with m.If(s4_fire):
+                m.d.comb += [lists_wp.addr.eq(lw), lists_wp.data.eq(s4_a), lists_wp.en.eq(1)]
                 m.d.sync += lw.eq(lw + 1)
             if plastic:
-                xd = _round16(xprod_r)
-                x_new = Mux(fire, Mux(regs["trace_mode"], regs["x_inc"],
-                                      _usat(xd + regs["x_inc"], TRACE_BITS)), xd)
-                m.d.comb += [axon_wp.addr.eq(s3_a), axon_wp.en.eq(1),
-                             axon_wp.data.eq(Cat(x_new[:TRACE_BITS], s3_gen_prob))]
+                x_new = Mux(s4_fire, Mux(regs["trace_mode"], regs["x_inc"],
+                                         _usat(s4_xd + regs["x_inc"], TRACE_BITS)), s4_xd)
+                m.d.comb += [axon_wp.addr.eq(s4_a), axon_wp.en.eq(1),
+                             axon_wp.data.eq(Cat(x_new[:TRACE_BITS], s4_gen_prob))]
 
         # -- deliverer, stage 0 (a two-clock synapse read): the words are on their way --------
         if xl:
