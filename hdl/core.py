@@ -214,13 +214,16 @@ class Core(wiring.Component):
 
         long = (self.update_pipeline or update_pipeline_for(platform)) == "long"
 
-        def mem2(name, width, depth):
+        def mem2(name, width, depth, addr_next):
             """The long pipeline's state and parameter memories: read data two clocks after
             the address (held while ``en`` is low), so that no read path runs from an address
             through a whole memory into its user. In LUT RAM (``small_ram_style``
             ``"distributed"`` or ``"logic"``) the memory is cut in banks of 256 words: a bank's
             read into its port register, then the bank select into ``data``. ``data_next`` is
-            the value ``data`` loads at the next clock edge (when ``en1``)."""
+            the value ``data`` loads at the next clock edge (when ``en1``). ``addr_next``: the
+            read address of the next clock; each bank reads from its own register of it
+            (``rp.addr`` is unused), so that no logic and no net to the other banks lies
+            between the address's source and the hundreds of LUT RAM cells it drives."""
             lut = self.small_ram_style in ("distributed", "logic")
             banks = max(depth // 256, 1) if lut else 1
             bb = _log2(depth // banks) if depth // banks > 1 else 0
@@ -231,18 +234,21 @@ class Core(wiring.Component):
             wp = _Port(addr=Signal(range(max(depth, 2)), name=f"{name}_waddr"),
                        en=Signal(name=f"{name}_wen"), data=Signal(width, name=f"{name}_wdata"))
             attrs = {"ram_style": self.small_ram_style} if self.small_ram_style else None
-            outs = []
+            outs, ras = [], []
             for b in range(banks):
                 m.submodules[f"{name}{b}" if banks > 1 else name] = mo = memory.Memory(
                     shape=unsigned(width), depth=depth // banks, init=[], attrs=attrs)
                 bw, br = mo.write_port(), mo.read_port()
+                ra = Signal(range(max(depth, 2)), name=f"{name}_ra{b}", attrs={"keep": 1})
+                m.d.sync += ra.eq(addr_next)
                 m.d.comb += [bw.addr.eq(wp.addr[:bb]), bw.data.eq(wp.data),
                              bw.en.eq(wp.en & ((wp.addr[bb:] == b) if banks > 1 else 1)),
-                             br.addr.eq(rp.addr[:bb]), br.en.eq(rp.en)]
+                             br.addr.eq(ra[:bb]), br.en.eq(rp.en)]
                 outs.append(br.data)
+                ras.append(ra)
             sel = Signal(range(banks), name=f"{name}_rsel")
             with m.If(rp.en):
-                m.d.sync += sel.eq(rp.addr[bb:] if banks > 1 else 0)
+                m.d.sync += sel.eq(ras[0][bb:] if banks > 1 else 0)
             m.d.sync += rp.en1.eq(rp.en)
             m.d.comb += rp.data_next.eq(Array(outs)[sel] if banks > 1 else outs[0])
             with m.If(rp.en1):
@@ -250,9 +256,12 @@ class Core(wiring.Component):
             return rp, wp
 
         state_w = 2 * STATE_BITS + 4
+        # the long pipeline: the next clock's read address of the state and parameter memories
+        # (below, with the memory port's next request)
+        ra_next = Signal(range(max(N, 2)))
         if long:
-            state_rp, state_wp = mem2("state", state_w, N)
-            param_rp, param_wp = mem2("param", lay[Region.PARAM].width, N)
+            state_rp, state_wp = mem2("state", state_w, N, ra_next)
+            param_rp, param_wp = mem2("param", lay[Region.PARAM].width, N, ra_next)
         else:
             state_rp, state_wp = mem("state", state_w, N, small=True)
             param_rp, param_wp = mem("param", lay[Region.PARAM].width, N, small=True)
@@ -461,20 +470,23 @@ class Core(wiring.Component):
         # them; they hold by default)
         scan_a_n, dw_n, cur_a_n = Signal.like(scan_a), Signal.like(dw), Signal.like(cur_a)
         cur_valid_n, pa_n, cur_w_n = Signal(), Signal.like(pa), Signal.like(cur_w)
+        un_n = Signal.like(un)
         nexts = [(scan_a, scan_a_n), (dw, dw_n), (cur_a, cur_a_n), (cur_valid, cur_valid_n),
-                 (pa, pa_n), (cur_w, cur_w_n)]
+                 (pa, pa_n), (cur_w, cur_w_n), (un, un_n)]
         m.d.comb += [n_.eq(r_) for r_, n_ in nexts]
         m.d.sync += [r_.eq(n_) for r_, n_ in nexts]
 
         # The long pipeline's state and parameter memories (in LUT RAM on the ECP5: hundreds of
-        # cells on each address bit) take their read address from registers only: the update's
-        # ``un``, or the memory port's neuron (``mp_n``) on the clock after the port took a read
-        # (``mp_rd``); the FSM's decisions reach only the read enables
+        # cells on each address bit) read at the update's ``un``, or the memory port's neuron
+        # (``mp_n``) on the clock after the port took a read (``mp_rd``); each bank holds that
+        # address in its own register, loaded with the next clock's choice (``ra_next``), so
+        # the multiplexer lies before the register; the FSM's decisions reach only the read
+        # enables
         mp_rd, mp_n = Signal(), Signal(range(max(N, 2)))
+        mp_rd_n, mp_n_n = Signal(), Signal(range(max(N, 2)))    # their next values
         syn_ra = Signal(range(max(A * NW, 2)), name="syn_ra") if xl else None
         if long:
-            m.d.comb += [state_rp.addr.eq(Mux(mp_rd, mp_n, un)),
-                         param_rp.addr.eq(Mux(mp_rd, mp_n, un))]
+            m.d.comb += ra_next.eq(Mux(mp_rd_n, mp_n_n, un_n))
 
         m.d.sync += (p0_valid if xl else p1_valid).eq(0)
         with m.FSM(name="phase") as fsm:
@@ -554,7 +566,8 @@ class Core(wiring.Component):
                           & drained
                           & ~cur_valid & ~d0_valid & ~d1_valid & ~d2_valid & ~sw_valid
                           & ~wb_valid & ~wd_valid):
-                    m.d.sync += [un.eq(0), lw.eq(0), lr.eq(0), emitting.eq(1)]
+                    m.d.comb += un_n.eq(0)
+                    m.d.sync += [lw.eq(0), lr.eq(0), emitting.eq(1)]
                     m.next = "UPDATE"
             with m.State("UPDATE"):
                 with m.If(un < N):
@@ -566,7 +579,8 @@ class Core(wiring.Component):
                                          slot_rp[j].en.eq(1)]
                             if plastic:
                                 m.d.comb += [y_rp[j].addr.eq(un[lb:lb + wb]), y_rp[j].en.eq(1)]
-                    m.d.sync += [(u0_n if long else u1_n).eq(un), un.eq(un + 1)]
+                    m.d.sync += (u0_n if long else u1_n).eq(un)
+                    m.d.comb += un_n.eq(un + 1)
                 m.d.sync += (u0_valid if long else u1_valid).eq(un < N)
                 # the long pipeline's post traces: read with the state word (ahead of ``y_q``),
                 # on every clock (no ``un < N`` on the path into the trace memories' address)
@@ -960,7 +974,7 @@ class Core(wiring.Component):
         self._memory_port(m, regs, idle, go, rsp_valid, rsp_pend if long else None, state_rp,
                           state_wp, param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn,
                           slot_rp, slot_wp, y_rp, y_wp, y_op, lists_wp, LW, xl,
-                          (mp_rd, mp_n, syn_ra) if long else None)
+                          (mp_rd, mp_n, mp_rd_n, mp_n_n, syn_ra) if long else None)
         return m
 
     def _memory_port(self, m, regs, idle, go, rsp_valid, rsp_pend, state_rp, state_wp,
@@ -970,9 +984,10 @@ class Core(wiring.Component):
         ``y_op``: the post-trace words as the multipliers take them (registered in the long
         pipeline: there the response takes them a clock after the read, at ``p2``). ``xl``:
         the synapse lanes take a clock more to read. ``mp``: the long pipeline's ``(mp_rd,
-        mp_n, syn_ra)``, the state and parameter read a clock after the request (from
-        registers), and the two-clock lanes' address register (``None`` with one-clock lanes);
-        its response comes at ``p3``."""
+        mp_n, mp_rd_n, mp_n_n, syn_ra)``, the state and parameter read a clock after the
+        request (from registers; ``*_n``: their values at the next clock, for the memories'
+        address registers), and the two-clock lanes' address register (``None`` with one-clock
+        lanes); its response comes at ``p3``."""
         c, mm = self.config, self.memmap
         L = mm.lanes
         lb, nb, ab, D = _log2(L), c.neuron_bits, c.axon_bits, c.delay_bits
@@ -987,7 +1002,7 @@ class Core(wiring.Component):
         rd = accept & ~req.payload.write
         wr = accept & req.payload.write
         q_busy = Const(0)
-        mp_rd, mp_n, syn_ra = mp if mp is not None else (None, None, None)
+        mp_rd, mp_n, mp_rd_n, mp_n_n, syn_ra = mp if mp is not None else (None,) * 5
         if syn_ra is not None:
             # the two-clock lanes' address register takes the request's address (read at ``q``)
             with m.If(accept):
@@ -1002,6 +1017,7 @@ class Core(wiring.Component):
             m.d.sync += [q_rd.eq(rd), q_wr.eq(wr)]
             with m.If(accept):
                 m.d.sync += [q_region.eq(region), q_index.eq(index), q_data.eq(wdata)]
+            m.d.comb += [mp_rd_n.eq(rd), mp_n_n.eq(index[:nb])]
             rd, wr, region, index, wdata = q_rd, q_wr, q_region, q_index, q_data
             q_busy = q_rd | q_wr
         n, lane, w = index[:nb], index[:lb], index[lb:nb]
