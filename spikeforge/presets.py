@@ -123,13 +123,13 @@ PRESETS = {
                                                      n_profiles=4),
                             clock_hz=12_000_000, baud=1_000_000, max_payload=512,
                             input_depth=256, route_entries=256, probe_payload=256),
-    # ULX3S-85F: the PLL makes 65.625 MHz from the 25 MHz oscillator (25 x 21 / 8); the full
-    # SoC met timing at 65.625 MHz (Fmax 72.25 MHz; docs/boards.md); 1 Mbaud: 66 clocks per
-    # bit (0.6 % slow, well within a UART's tolerance).
+    # ULX3S-85F: the PLL makes 75 MHz from the 25 MHz oscillator (25 x 3); the full SoC met
+    # timing at 75 MHz (Fmax 76.65 MHz, nextpnr --seed 2; docs/boards.md); 1 Mbaud: 75 clocks
+    # per bit, exact.
     "ulx3s-85f": SocPreset("ulx3s-85f", CoreConfig(n_neurons=1024, n_axons=256, weight_bits=8,
                                                    delay_bits=3, lanes=4, plastic=True,
                                                    n_profiles=16),
-                           clock_hz=65_625_000, baud=1_000_000),
+                           clock_hz=75_000_000, baud=1_000_000),
 }
 
 
