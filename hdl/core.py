@@ -418,6 +418,9 @@ class Core(wiring.Component):
         u3_valid, u3_n = Signal(), Signal(range(N))
         u4_valid, u4_n = Signal(), Signal(range(N))
         acc = Signal(L)
+        # stage 5 appends a lane-wide word's spikes to the post list, a clock after stage 4
+        # decided the last of them
+        u5_valid, u5_mask, u5_w = Signal(), Signal(L), Signal(wb)
         # the list memory's queue: ``lw`` entries written, ``lr`` read (``fetch``). In DELIVER
         # an entry read (``pend``) goes to the register ``nxt_a``, because the scanner reads the
         # bitmap through the same port, and the deliverer takes it (``take_d``); from UPDATE on
@@ -588,7 +591,7 @@ class Core(wiring.Component):
                     for j in range(L):
                         m.d.comb += [y_rp[j].addr.eq(un[lb:lb + wb]), y_rp[j].en.eq(1)]
                 with m.If((un == N) & ~u0_valid & ~u1_valid & ~u2_valid & ~u3_valid
-                          & ~u4_valid):
+                          & ~u4_valid & ~u5_valid):
                     m.d.sync += pe.eq(0)
                     if plastic:
                         # the walk reads the list memory once the spike output has drained it
@@ -919,13 +922,16 @@ class Core(wiring.Component):
                                      y_wp[j].data.eq(y_new[:TRACE_BITS])]
             word_mask = acc | (fires << u4_j)[:L]
             with m.If(u4_j == L - 1):
-                m.d.sync += acc.eq(0)
-                with m.If(word_mask != 0):
-                    m.d.comb += [lists_wp.addr.eq(lw), lists_wp.en.eq(1),
-                                 lists_wp.data.eq(Cat(word_mask, u4_w))]
-                    m.d.sync += lw.eq(lw + 1)
+                m.d.sync += [acc.eq(0), u5_mask.eq(word_mask), u5_w.eq(u4_w)]
             with m.Else():
                 m.d.sync += acc.eq(word_mask)
+        m.d.sync += u5_valid.eq(u4_valid & (u4_j == L - 1))
+
+        # -- update, stage 5: the word's spikes (if any) join the post list ------------------
+        with m.If(u5_valid & (u5_mask != 0)):
+            m.d.comb += [lists_wp.addr.eq(lw), lists_wp.en.eq(1),
+                         lists_wp.data.eq(Cat(u5_mask, u5_w))]
+            m.d.sync += lw.eq(lw + 1)
 
         # -- potentiation, stages 0 (a two-clock synapse read: the axon word's read), 1, 2 ----
         if plastic and xl:
