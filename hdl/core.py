@@ -221,14 +221,13 @@ class Core(wiring.Component):
             ``"distributed"`` or ``"logic"``) the memory is cut in banks of 256 words: a bank's
             read into its port register, then the bank select into ``data``. ``data_next`` is
             the value ``data`` loads at the next clock edge (when ``en1``). ``addr_next``: the
-            read address of the next clock; each bank reads from its own register of it
-            (``rp.addr`` is unused), so that no logic and no net to the other banks lies
+            read address of the next clock (the read port has no ``addr``); each bank reads
+            from its own register of it, so that no logic and no net to the other banks lies
             between the address's source and the hundreds of LUT RAM cells it drives."""
             lut = self.small_ram_style in ("distributed", "logic")
             banks = max(depth // 256, 1) if lut else 1
             bb = _log2(depth // banks) if depth // banks > 1 else 0
-            rp = _Port(addr=Signal(range(max(depth, 2)), name=f"{name}_raddr"),
-                       en=Signal(init=1, name=f"{name}_ren"), en1=Signal(name=f"{name}_ren1"),
+            rp = _Port(en=Signal(init=1, name=f"{name}_ren"), en1=Signal(name=f"{name}_ren1"),
                        data=Signal(width, name=f"{name}_rdata"),
                        data_next=Signal(width, name=f"{name}_rnext"))
             wp = _Port(addr=Signal(range(max(depth, 2)), name=f"{name}_waddr"),
@@ -256,10 +255,10 @@ class Core(wiring.Component):
             return rp, wp
 
         state_w = 2 * STATE_BITS + 4
-        # the long pipeline: the next clock's read address of the state and parameter memories
-        # (below, with the memory port's next request)
-        ra_next = Signal(range(max(N, 2)))
         if long:
+            # the next clock's read address of the state and parameter memories (below, with
+            # the memory port's next request)
+            ra_next = Signal(range(max(N, 2)))
             state_rp, state_wp = mem2("state", state_w, N, ra_next)
             param_rp, param_wp = mem2("param", lay[Region.PARAM].width, N, ra_next)
         else:
