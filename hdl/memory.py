@@ -12,9 +12,15 @@ iCE40 SPRAM, which has one port and so needs a read clock and a write clock per 
 With ``latency=2`` (the core's long pipeline, for the ECP5) the lane is cut in banks of
 ``bank_depth`` words (16,384: one DP16KD per data bit in its 16384 x 1 shape), each bank's read
 word goes into a register of its own, and the bank select follows: a block RAM's slow
-clock-to-out (5.8 ns on the ECP5 without its output register, which Yosys does not infer) then
-ends at a flip-flop beside it, and only the short bank multiplexer is left in front of the
-long route to the word's users.
+clock-to-out (5.8 ns on the ECP5 without its output register, which Yosys does not infer) is
+meant to end at a flip-flop beside it, with only the short bank multiplexer left in front of
+the long route to the word's users. Yosys (0.70, ``memory_libmap``) keeps this read port's
+read-before-write meaning across the DP16KD's two ports by emulation: it delays each write by a
+clock and puts a bypass multiplexer (the delayed write's data when its address is read)
+between the RAM and ``q``, and nextpnr may then place ``q`` far from the RAM (6.8 ns of route
+after the clock-to-out at 80 MHz, 2026-12-02; ``no_rw_check`` does not remove it). The way out
+is a DP16KD instance with its output register (``REGMODE "OUTREG"``) and a simulation model, as
+``hdl/spram.py`` does for the iCE40's SPRAM.
 """
 
 from amaranth.hdl import Array, Module, Signal, unsigned
