@@ -428,8 +428,6 @@ class Core(wiring.Component):
         lw = Signal(range(max(A, NW) + 1))
         lr = Signal(range(max(A, NW) + 1))
         fetch, pend, head, take_d, take_s = Signal(), Signal(), Signal(), Signal(), Signal()
-        queued = Signal()
-        m.d.sync += queued.eq(lr != lw)
         nxt_valid, nxt_a = Signal(), Signal(range(A))
         emitting = Signal()
         drained = Signal()
@@ -686,21 +684,11 @@ class Core(wiring.Component):
 
         # -- the list memory's queue: read the next entry when its place is free or taken ----
         with m.If(emitting):
-            # the next entry is read once the head is taken (a clock later than the spike
-            # output could take it): the output's ``ready`` comes from the router, across the
-            # chip, and must not reach the list memory's read address
-            m.d.comb += fetch.eq(queued & ~head)
+            m.d.comb += fetch.eq((lr != lw) & (~head | take_s))
             m.d.sync += head.eq(fetch | (head & ~take_s))
         with m.Else():
             m.d.comb += fetch.eq(fetch_d)
-        # In DELIVER an entry is read only into an empty ``nxt_a`` (not on the clock the
-        # deliverer takes it: an axon lasts ``NW`` clocks, the refill two). ``queued`` is
-        # ``lr != lw`` of the clock before: the clock after a read has ``pend`` (or ``head``),
-        # and ``lw`` only grows, so the late value never reads an entry not yet written. So
-        # ``fetch`` is one LUT of registers, on the way to the scanner's ``scan`` and the list
-        # memory's read address (the ULX3S's critical path ran from ``dw`` through ``take_d``,
-        # then from the router's ``ready`` through ``take_s``)
-        m.d.comb += fetch_d.eq(queued & ~pend & ~nxt_valid)
+        m.d.comb += fetch_d.eq((lr != lw) & ~pend & (~nxt_valid | take_d))
         m.d.sync += pend.eq(fetch & ~emitting)
         with m.If(fetch):
             m.d.comb += [lists_rp.addr.eq(lr), lists_rp.en.eq(1)]
