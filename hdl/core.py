@@ -905,6 +905,7 @@ class Core(wiring.Component):
             m.d.comb += [v_new.eq(v_int), ref_new.eq(0)]
         i_new = u4_i
         u4_j, u4_w = u4_n[:lb], u4_n[lb:lb + wb]
+        u4_last = u4_j == L - 1             # the word's last lane: its mask is complete
         with m.If(u4_valid):
             m.d.comb += [state_wp.addr.eq(u4_n), state_wp.en.eq(1),
                          state_wp.data.eq(Cat(v_new, i_new, ref_new))]
@@ -920,11 +921,11 @@ class Core(wiring.Component):
                         m.d.comb += [y_wp[j].addr.eq(u4_w), y_wp[j].en.eq(1),
                                      y_wp[j].data.eq(y_new[:TRACE_BITS])]
             word_mask = acc | (fires << u4_j)[:L]
-            with m.If(u4_j == L - 1):
+            with m.If(u4_last):
                 m.d.sync += [acc.eq(0), u5_mask.eq(word_mask), u5_w.eq(u4_w)]
             with m.Else():
                 m.d.sync += acc.eq(word_mask)
-        m.d.sync += u5_valid.eq(u4_valid & (u4_j == L - 1))
+        m.d.sync += u5_valid.eq(u4_valid & u4_last)
 
         # -- update, stage 5: the word's spikes (if any) join the post list ------------------
         with m.If(u5_valid & (u5_mask != 0)):
