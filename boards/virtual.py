@@ -190,10 +190,10 @@ class _Device:
 def soc_platform(preset, clock_gating=True):
     """What the virtual board elaborates ``preset``'s SoC for: the device of the board built with
     that preset, so that the model is the bitstream's micro-architecture (SPRAM synapses, the
-    short update pipeline and single block RAM rings on the iCEBreaker; banked LUT RAM and the
-    long pipeline on the ULX3S); device ``None`` for presets no board uses (the blocks'
-    defaults). ``clock_gating=False``: no gated clocks, as in the bitstream (the reference the
-    tests compare the gated model with)."""
+    short update pipeline and single block RAM rings on the iCEBreaker; DP16KD synapses, banked
+    LUT RAM and the long pipeline on the ULX3S); device ``None`` for presets no board uses (the
+    blocks' defaults). ``clock_gating=False``: no gated clocks, as in the bitstream (the
+    reference the tests compare the gated model with)."""
     from spikeforge.boards import BOARDS
 
     for b in BOARDS.values():
@@ -213,6 +213,7 @@ def build_vboard(preset, trace=False, info=None, clock_gating=True):
     """
     from amaranth.back import verilog
 
+    from spikeforge.hdl.dp16kd import DP16KD_MODEL
     from spikeforge.hdl.soc import SoC
     from spikeforge.hdl.spram import SPRAM_MODEL
 
@@ -225,6 +226,8 @@ def build_vboard(preset, trace=False, info=None, clock_gating=True):
                "soc.v": _wrapper(soc), "main.cpp": main_source()}
     if str(platform.device or "").upper().startswith("ICE40UP"):
         sources["spram.v"] = SPRAM_MODEL         # the synapse lanes' SB_SPRAM256KA blocks
+    if str(platform.device or "").upper().startswith("LFE5U"):
+        sources["dp16kd.v"] = DP16KD_MODEL       # the synapse lanes' DP16KD blocks
     if not trace and _gcc():
         return _profiled_build(sources, vboard_args(), preset, info)
     if info is not None:

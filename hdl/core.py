@@ -20,8 +20,9 @@ One timestep (``start`` .. ``done``) runs these phases (see ``docs/architecture.
 ``EMIT``     wait until the spike output has drained the post list, then ``step <- t + 1`` and
              ``done``.
 
-The synapse lanes are ``LaneMemory`` (block RAM) or ``SpramLaneMemory`` (iCE40 SPRAM, single
-port: with learning on, reads and write-backs take turns, see ``read_ok``). All memories sit
+The synapse lanes are ``LaneMemory`` (block RAM), ``Dp16kdLaneMemory`` (ECP5 block RAM with
+its output register) or ``SpramLaneMemory`` (iCE40 SPRAM, single port: with learning on, reads
+and write-backs take turns, see ``read_ok``). All memories sit
 behind ports that the memory access port (``mem_req`` / ``mem_rsp``, declared in
 ``spikeforge.memmap``) drives while the core is idle.
 """
@@ -34,6 +35,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..image import REGISTER_FIELDS, STATE_BITS, TRACE_BITS, CoreConfig
 from ..memmap import MemoryMap, Region
+from .dp16kd import Dp16kdLaneMemory
 from .memory import LaneMemory
 from .prng import MIX_LATENCY, mix32_pipelined, rand_word
 from .spram import SPRAM_BLOCKS_UP5K, SpramLaneMemory, spram_blocks
@@ -41,15 +43,17 @@ from .spram import SPRAM_BLOCKS_UP5K, SpramLaneMemory, spram_blocks
 __all__ = ["Core", "SYNAPSE_MEMORIES", "UPDATE_PIPELINES", "mem_request_layout",
            "synapse_memory_for", "update_pipeline_for"]
 
-SYNAPSE_MEMORIES = (None, "block", "spram")
+SYNAPSE_MEMORIES = (None, "block", "spram", "dp16kd")
 UPDATE_PIPELINES = (None, "long", "short")
 
 
 def synapse_memory_for(config, platform):
     """The synapse memory ``Core(config, synapse_memory=None)`` builds on ``platform``:
-    ``"spram"`` on an iCE40 UltraPlus when every lane fits its four SPRAM blocks, else
-    ``"block"``."""
+    ``"spram"`` on an iCE40 UltraPlus when every lane fits its four SPRAM blocks, ``"dp16kd"``
+    on an ECP5, else ``"block"``."""
     device = str(getattr(platform, "device", "") or "")
+    if device.upper().startswith("LFE5U"):
+        return "dp16kd"
     if not device.upper().startswith("ICE40UP"):
         return "block"
     mm = MemoryMap(config)
@@ -138,8 +142,10 @@ class Core(wiring.Component):
     ``synapse_memory`` picks the synapse lane memory: ``"block"`` (``LaneMemory``, block RAM,
     dual port), ``"spram"`` (``SpramLaneMemory``, iCE40 UltraPlus SPRAM, single port: with
     ``learn`` set, delivery and potentiation read on two clocks of four and write back on the
-    other two) or ``None``: ``"spram"`` when the platform given to ``elaborate`` is an iCE40
-    UltraPlus and the lanes fit its four SPRAM blocks, else ``"block"``.
+    other two), ``"dp16kd"`` (``Dp16kdLaneMemory``, ECP5 block RAM instances with their output
+    register; the long pipeline only) or ``None``: ``"spram"`` when the platform given to
+    ``elaborate`` is an iCE40 UltraPlus and the lanes fit its four SPRAM blocks, ``"dp16kd"``
+    on an ECP5 with the long pipeline, else ``"block"``.
 
     ``update_pipeline``: both have at most one carry chain of the neuron arithmetic between
     registers. ``"long"``: the state and parameter words take two clocks from the address (in
@@ -165,6 +171,9 @@ class Core(wiring.Component):
         if update_pipeline not in UPDATE_PIPELINES:
             raise ValueError(f"update_pipeline must be one of {UPDATE_PIPELINES}, not "
                              f"{update_pipeline!r}")
+        if synapse_memory == "dp16kd" and update_pipeline == "short":
+            raise ValueError("synapse_memory 'dp16kd' reads in two clocks: it needs "
+                             "update_pipeline 'long', not 'short'")
         self.small_ram_style = small_ram_style
         self.synapse_memory = synapse_memory
         self.update_pipeline = update_pipeline
@@ -278,10 +287,15 @@ class Core(wiring.Component):
         LW = max(c.axon_bits, wb + L, 1)
         lists_rp, lists_wp = mem("lists", LW + 1, max(A, NW), small=True)
         kind = self.synapse_memory or synapse_memory_for(c, platform)
-        lane_memory = SpramLaneMemory if kind == "spram" else LaneMemory
+        if kind == "dp16kd" and not long:
+            kind = "block"      # an ECP5 core with the short pipeline: one-clock reads
+        lane_memory = {"spram": SpramLaneMemory, "dp16kd": Dp16kdLaneMemory}.get(kind,
+                                                                                 LaneMemory)
         syn = []
         for j in range(L):
-            if lane_memory is LaneMemory and long:
+            if lane_memory is Dp16kdLaneMemory:
+                lm = Dp16kdLaneMemory(lay[Region.SYNAPSE].width, A * NW)
+            elif lane_memory is LaneMemory and long:
                 lm = LaneMemory(lay[Region.SYNAPSE].width, A * NW, latency=2)
             else:
                 lm = lane_memory(lay[Region.SYNAPSE].width, A * NW)
@@ -428,6 +442,8 @@ class Core(wiring.Component):
         lw = Signal(range(max(A, NW) + 1))
         lr = Signal(range(max(A, NW) + 1))
         fetch, pend, head, take_d, take_s = Signal(), Signal(), Signal(), Signal(), Signal()
+        queued = Signal()
+        m.d.sync += queued.eq(lr != lw)
         nxt_valid, nxt_a = Signal(), Signal(range(A))
         emitting = Signal()
         drained = Signal()
@@ -684,11 +700,21 @@ class Core(wiring.Component):
 
         # -- the list memory's queue: read the next entry when its place is free or taken ----
         with m.If(emitting):
-            m.d.comb += fetch.eq((lr != lw) & (~head | take_s))
+            # the next entry is read once the head is taken (a clock later than the spike
+            # output could take it): the output's ``ready`` comes from the router, across the
+            # chip, and must not reach the list memory's read address
+            m.d.comb += fetch.eq(queued & ~head)
             m.d.sync += head.eq(fetch | (head & ~take_s))
         with m.Else():
             m.d.comb += fetch.eq(fetch_d)
-        m.d.comb += fetch_d.eq((lr != lw) & ~pend & (~nxt_valid | take_d))
+        # In DELIVER an entry is read only into an empty ``nxt_a`` (not on the clock the
+        # deliverer takes it: an axon lasts ``NW`` clocks, the refill two). ``queued`` is
+        # ``lr != lw`` of the clock before: the clock after a read has ``pend`` (or ``head``),
+        # and ``lw`` only grows, so the late value never reads an entry not yet written. So
+        # ``fetch`` is one LUT of registers, on the way to the scanner's ``scan`` and the list
+        # memory's read address (the ULX3S's critical path ran from ``dw`` through ``take_d``,
+        # then from the router's ``ready`` through ``take_s``)
+        m.d.comb += fetch_d.eq(queued & ~pend & ~nxt_valid)
         m.d.sync += pend.eq(fetch & ~emitting)
         with m.If(fetch):
             m.d.comb += [lists_rp.addr.eq(lr), lists_rp.en.eq(1)]

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from spikeforge.hdl.core import Core
+from spikeforge.hdl.dp16kd import DP16KD_MODEL
 from spikeforge.hdl.spram import SPRAM_MODEL
 from spikeforge.memmap import MemoryMap
 from spikeforge.toolchain import (
@@ -176,15 +177,16 @@ def core_verilog(config, synapse_memory="block", update_pipeline="long", small_r
     cached under the
     build folder by configuration and by the text of every module it is generated from
     (conversion of a 1024-neuron core takes ~15 s). With ``"spram"`` the SPRAM blocks are
-    instances of ``SB_SPRAM256KA``: add ``SPRAM_MODEL`` to simulate them."""
+    instances of ``SB_SPRAM256KA``: add ``SPRAM_MODEL`` to simulate them; with ``"dp16kd"``
+    instances of ``DP16KD``: add ``DP16KD_MODEL``."""
     import amaranth
 
     from spikeforge import image, memmap
-    from spikeforge.hdl import core, memory, prng, spram
+    from spikeforge.hdl import core, dp16kd, memory, prng, spram
 
     digest = hashlib.sha256(repr((config, synapse_memory, update_pipeline, small_ram_style,
                                   amaranth.__version__)).encode())
-    for module in (core, memory, prng, spram, image, memmap):
+    for module in (core, dp16kd, memory, prng, spram, image, memmap):
         digest.update(Path(module.__file__).read_bytes())
     path = build_root() / "verilog" / f"core-{digest.hexdigest()[:16]}.v"
     if not path.exists():
@@ -297,10 +299,11 @@ class Result:
 class CoreSim:
     """A core configuration built once under Verilator; ``run`` plays programs on it.
 
-    ``synapse_memory`` is given to ``Core`` (``"block"`` or ``"spram"``, simulated with the
-    behavioural ``SB_SPRAM256KA`` model). ``engine``: ``"binary"`` (a stand-alone executable
-    whose C++ main drives the clock: no Python and no VPI during a run, several times faster)
-    or ``"cocotb"`` (the same player under cocotb's Verilator runner, ``tb_player.py``).
+    ``synapse_memory`` is given to ``Core`` (``"block"``, ``"spram"`` or ``"dp16kd"``, the
+    last two simulated with the behavioural models of ``SB_SPRAM256KA`` and ``DP16KD``).
+    ``engine``: ``"binary"`` (a stand-alone executable whose C++ main drives the clock: no
+    Python and no VPI during a run, several times faster) or ``"cocotb"`` (the same player
+    under cocotb's Verilator runner, ``tb_player.py``).
     ``update_pipeline`` and ``small_ram_style`` are given to ``Core``."""
 
     def __init__(self, config, synapse_memory="block", engine="binary", update_pipeline="long",
@@ -321,6 +324,8 @@ class CoreSim:
         sources = {"core.v": core_v, "player.sv": player}
         if synapse_memory == "spram":
             sources["sb_spram256ka.v"] = SPRAM_MODEL
+        elif synapse_memory == "dp16kd":
+            sources["dp16kd.v"] = DP16KD_MODEL
         if engine == "binary":
             sources["main.cpp"] = _MAIN
             self.exe = build_binary(sources, "player",

@@ -36,7 +36,8 @@ STATIC_W16 = CoreConfig(n_neurons=32, n_axons=32, weight_bits=16, delay_bits=3, 
 CONFIGS = {
     # the iCEBreaker core as the board builds it: synapses in SPRAM (single port)
     "icebreaker": (PRESETS["icebreaker"].core, 0, 50, 200, "spram"),
-    "ulx3s": (PRESETS["ulx3s-85f"].core, 0, 50, 200, "block"),
+    # the ULX3S core as the board builds it: synapses in DP16KD instances (output register)
+    "ulx3s": (PRESETS["ulx3s-85f"].core, 0, 50, 200, "dp16kd"),
     # one neuron, one axon, 2-bit weights, no delay: every width at its minimum
     "tiny": (CoreConfig(n_neurons=1, n_axons=1, weight_bits=2, delay_bits=0, lanes=1,
                         plastic=True, n_profiles=1), 0, 50, 200, "block"),

@@ -43,7 +43,7 @@ def test_choice_follows_the_platform():
 
     assert synapse_memory_for(ICEBREAKER, ICEBreakerPlatform()) == "spram"
     assert synapse_memory_for(ICEBREAKER, None) == "block"
-    assert synapse_memory_for(ICEBREAKER, ULX3S_85F_Platform()) == "block"
+    assert synapse_memory_for(ICEBREAKER, ULX3S_85F_Platform()) == "dp16kd"
     # more than the UP5K's four blocks: block RAM
     big = CoreConfig(n_neurons=1024, n_axons=256, weight_bits=8, delay_bits=3, lanes=4)
     assert synapse_memory_for(big, _Platform("iCE40UP5K")) == "block"

