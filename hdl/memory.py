@@ -18,9 +18,9 @@ the long route to the word's users. Yosys (0.70, ``memory_libmap``) keeps this r
 read-before-write meaning across the DP16KD's two ports by emulation: it delays each write by a
 clock and puts a bypass multiplexer (the delayed write's data when its address is read)
 between the RAM and ``q``, and nextpnr may then place ``q`` far from the RAM (6.8 ns of route
-after the clock-to-out at 80 MHz, 2026-12-02; ``no_rw_check`` does not remove it). The way out
-is a DP16KD instance with its output register (``REGMODE "OUTREG"``) and a simulation model, as
-``hdl/spram.py`` does for the iCE40's SPRAM.
+after the clock-to-out at 80 MHz, 2026-12-02; ``no_rw_check`` does not remove it). On the
+ECP5 the core uses ``hdl/dp16kd.py`` instead: DP16KD instances with their output register
+(``REGMODE "OUTREG"``) and a simulation model, as ``hdl/spram.py`` does for the iCE40's SPRAM.
 """
 
 from amaranth.hdl import Array, Module, Signal, unsigned
