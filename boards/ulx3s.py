@@ -2,7 +2,8 @@
 
 25 MHz oscillator, an ``EHXPLLL`` makes the preset's clock (``clock_hz`` of the ``ulx3s-85f``
 preset; the board top refuses a clock the PLL cannot make exactly). The FTDI chip is the UART.
-Memory split: synapse words (weight, delay, mask packed) in DP16KD block RAM; neuron state,
+Memory split: synapse words (weight, delay, mask packed) in DP16KD block RAM (instantiated by
+``hdl/dp16kd.py`` with the output register, one 16384 x 1 block per bit); neuron state,
 parameters, profiles, axon table and the core's list memory (input bitmap, events, post list)
 in LUT RAM (``ram_style`` "distributed", set by the Yosys commands below), and so are the
 routing tables, the output rings and the input queue; delay slots, post traces and the link's
@@ -34,7 +35,7 @@ BOARD = Board(
         [f"top.soc.*/m:{name}" for name in ("state", "param", "profile", "axon", "lists")]
         + [f"top.soc.{block}/m:*" for block in ("chip.router", "outbuf", "stepper")]),),
     memory={
-        "synapses (weight, delay, mask)": "block RAM (DP16KD)",
+        "synapses (weight, delay, mask)": "block RAM (DP16KD instances, output register)",
         "neuron state, parameters, profiles, axon table": "LUT RAM (TRELLIS_DPR16X4)",
         "delay slots, post traces": "block RAM (DP16KD)",
         "link buffers, input queue, output buffer": "block RAM (DP16KD) / LUT RAM",
