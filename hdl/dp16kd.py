@@ -46,10 +46,6 @@ class Dp16kdLaneMemory(LaneMemory):
         super().__init__(width, depth, latency=2)
         self.columns, self.banks = dp16kd_blocks(width, depth)
 
-    @property
-    def blocks(self):
-        return self.columns * self.banks
-
     def elaborate(self, platform):
         m = Module()
         ab = len(self.r_addr)

@@ -45,10 +45,6 @@ class SpramLaneMemory(LaneMemory):
         super().__init__(width, depth)
         self.columns, self.banks = spram_blocks(width, depth)
 
-    @property
-    def blocks(self):
-        return self.columns * self.banks
-
     def elaborate(self, platform):
         m = Module()
         ab = len(self.r_addr)

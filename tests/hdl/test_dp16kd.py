@@ -33,8 +33,9 @@ def test_block_counts():
     assert dp16kd_blocks(12, 65536) == (12, 4)
     assert dp16kd_blocks(5, 40000) == (5, 3)
     assert dp16kd_blocks(1, 1) == (1, 1)
-    assert Dp16kdLaneMemory(12, 65536).blocks == 48
-    assert Dp16kdLaneMemory(12, 65536).latency == 2 and not Dp16kdLaneMemory.single_port
+    lane = Dp16kdLaneMemory(12, 65536)
+    assert (lane.columns, lane.banks) == (12, 4)
+    assert lane.latency == 2 and not lane.single_port
 
 
 def test_choice_follows_the_platform():
