@@ -3,11 +3,12 @@
 25 MHz oscillator, an ``EHXPLLL`` makes the preset's clock (``clock_hz`` of the ``ulx3s-85f``
 preset; the board top refuses a clock the PLL cannot make exactly). The FTDI chip is the UART.
 Memory split: synapse words (weight, delay, mask packed) in DP16KD block RAM (instantiated by
-``hdl/dp16kd.py`` with the output register, one 16384 x 1 block per bit); neuron state,
-parameters, profiles, axon table and the core's list memory (input bitmap, events, post list)
-in LUT RAM (``ram_style`` "distributed", set by the Yosys commands below), and so are the
-routing tables, the output rings and the input queue; delay slots, post traces and the link's
-frame buffers in block RAM.
+``hdl/dp16kd.py`` with the output register, one 16384 x 1 block per bit) and the neuron
+state and parameter words (1024 x 18 blocks, also with the output register) in DP16KD block
+RAM; post traces, profiles, axon table and the core's list memory (input bitmap, events,
+post list) in LUT RAM (``ram_style`` "distributed", set by the Yosys commands below), and
+so are the routing tables, the output rings and the input queue; delay slots and the link's
+frame buffers in block RAM: 208 of the 208 DP16KD.
 """
 
 from . import Board
@@ -28,16 +29,19 @@ BOARD = Board(
     uart=("uart", 0),
     leds={"heartbeat": ("led", 0), "link": ("led", 1), "running": ("led", 2)},
     pll=True,
-    # The per-neuron and per-axon memories of the cores, the routing tables, the output rings
-    # and the input queue go to LUT RAM so that the synapses get the block RAM (with the link's
-    # and router's buffers in block RAM too, Yosys asks for 213 of the 208 DP16KD).
+    # The post traces and the per-axon memories of the cores, the routing tables, the output
+    # rings and the input queue go to LUT RAM so that the synapses, the neuron state and the
+    # parameters get the block RAM (the post traces in block RAM would ask for 212 of the 208
+    # DP16KD).
     yosys_commands=('setattr -set ram_style "distributed" ' + " ".join(
-        [f"top.soc.*/m:{name}" for name in ("state", "param", "profile", "axon", "lists")]
+        [f"top.soc.*/m:{name}" for name in ("y*", "profile", "axon", "lists")]
         + [f"top.soc.{block}/m:*" for block in ("chip.router", "outbuf", "stepper")]),),
     memory={
         "synapses (weight, delay, mask)": "block RAM (DP16KD instances, output register)",
-        "neuron state, parameters, profiles, axon table": "LUT RAM (TRELLIS_DPR16X4)",
-        "delay slots, post traces": "block RAM (DP16KD)",
+        "neuron state and parameters": "block RAM (DP16KD instances, 1024 x 18, output "
+                                       "register)",
+        "post traces, profiles, axon table": "LUT RAM (TRELLIS_DPR16X4)",
+        "delay slots": "block RAM (DP16KD)",
         "link buffers, input queue, output buffer": "block RAM (DP16KD) / LUT RAM",
     },
     loader_board="ulx3s",

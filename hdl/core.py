@@ -35,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..image import REGISTER_FIELDS, STATE_BITS, TRACE_BITS, CoreConfig
 from ..memmap import MemoryMap, Region
-from .dp16kd import Dp16kdLaneMemory
+from .dp16kd import Dp16kdLaneMemory, Dp16kdWordMemory
 from .memory import LaneMemory
 from .prng import MIX_LATENCY, mix32_pipelined, rand_word
 from .spram import SPRAM_BLOCKS_UP5K, SpramLaneMemory, spram_blocks
@@ -135,9 +135,10 @@ class Core(wiring.Component):
 
     ``small_ram_style`` (``None``, ``"block"``, ``"distributed"`` or ``"logic"``) is given to
     synthesis as the ``ram_style`` of the per-neuron and per-axon memories (state, params,
-    post traces, axons, input bitmap, post list): on the ECP5-85F preset they must go to LUT
-    RAM for the synapses to have 192 of the 208 block RAMs (and LUT RAM read data comes from a
-    flip-flop, not from a block RAM's slow output, on the paths into the multipliers).
+    post traces, axons, input bitmap, post list; with ``synapse_memory`` ``"dp16kd"`` the state
+    and parameter words are ``DP16KD`` instances instead): on the ECP5-85F preset they must go
+    to LUT RAM for the synapses to have 192 of the 208 block RAMs (and LUT RAM read data comes
+    from a flip-flop, not from a block RAM's slow output, on the paths into the multipliers).
 
     ``synapse_memory`` picks the synapse lane memory: ``"block"`` (``LaneMemory``, block RAM,
     dual port), ``"spram"`` (``SpramLaneMemory``, iCE40 UltraPlus SPRAM, single port: with
@@ -149,7 +150,8 @@ class Core(wiring.Component):
 
     ``update_pipeline``: both have at most one carry chain of the neuron arithmetic between
     registers. ``"long"``: the state and parameter words take two clocks from the address (in
-    LUT RAM: banks of 256 words, then the bank select), the profile fields and the post traces
+    LUT RAM: banks of 256 words, then the bank select; with ``"dp16kd"``: ``Dp16kdWordMemory``,
+    block RAM with its output register), the profile fields and the post traces
     are registered before the multipliers, the deliverer reads the delay slots a clock after the
     synapse words (from their registered delays), and memory-port read responses come two
     clocks after the request: for the ECP5's clock speed. ``"short"``: one-clock reads, about
@@ -222,23 +224,39 @@ class Core(wiring.Component):
             return rp, wp
 
         long = (self.update_pipeline or update_pipeline_for(platform)) == "long"
+        kind = self.synapse_memory or synapse_memory_for(c, platform)
+        if kind == "dp16kd" and not long:
+            kind = "block"      # an ECP5 core with the short pipeline: one-clock reads
 
         def mem2(name, width, depth, addr_next):
             """The long pipeline's state and parameter memories: read data two clocks after
             the address (held while ``en`` is low), so that no read path runs from an address
-            through a whole memory into its user. In LUT RAM (``small_ram_style``
+            through a whole memory into its user. With ``"dp16kd"`` lanes: ECP5 block RAM
+            (``Dp16kdWordMemory``, 1024 x 18 blocks with their output register: the block
+            registers ``addr_next`` itself). In LUT RAM (``small_ram_style``
             ``"distributed"`` or ``"logic"``) the memory is cut in banks of 256 words: a bank's
             read into its port register, then the bank select into ``data``. ``data_next`` is
             the value ``data`` loads at the next clock edge (when ``en1``). ``addr_next``: the
             read address of the next clock (the read port has no ``addr``); each bank reads
             from its own register of it, so that no logic and no net to the other banks lies
             between the address's source and the hundreds of LUT RAM cells it drives."""
-            lut = self.small_ram_style in ("distributed", "logic")
-            banks = max(depth // 256, 1) if lut else 1
-            bb = _log2(depth // banks) if depth // banks > 1 else 0
             rp = _Port(en=Signal(init=1, name=f"{name}_ren"), en1=Signal(name=f"{name}_ren1"),
                        data=Signal(width, name=f"{name}_rdata"),
                        data_next=Signal(width, name=f"{name}_rnext"))
+            m.d.sync += rp.en1.eq(rp.en)
+            with m.If(rp.en1):
+                m.d.sync += rp.data.eq(rp.data_next)
+            if kind == "dp16kd":
+                # ECP5 block RAM with its output register (``Dp16kdWordMemory``): no LUT RAM
+                # cells, no read multiplexer, no address register's net across the chip
+                m.submodules[name] = mo = Dp16kdWordMemory(width, depth)
+                wp = _Port(addr=mo.w_addr, en=mo.w_en, data=mo.w_data)
+                m.d.comb += [mo.addr_next.eq(addr_next), mo.en.eq(rp.en),
+                             rp.data_next.eq(mo.q)]
+                return rp, wp
+            lut = self.small_ram_style in ("distributed", "logic")
+            banks = max(depth // 256, 1) if lut else 1
+            bb = _log2(depth // banks) if depth // banks > 1 else 0
             wp = _Port(addr=Signal(range(max(depth, 2)), name=f"{name}_waddr"),
                        en=Signal(name=f"{name}_wen"), data=Signal(width, name=f"{name}_wdata"))
             attrs = {"ram_style": self.small_ram_style} if self.small_ram_style else None
@@ -257,10 +275,7 @@ class Core(wiring.Component):
             sel = Signal(range(banks), name=f"{name}_rsel")
             with m.If(rp.en):
                 m.d.sync += sel.eq(ras[0][bb:] if banks > 1 else 0)
-            m.d.sync += rp.en1.eq(rp.en)
             m.d.comb += rp.data_next.eq(Array(outs)[sel] if banks > 1 else outs[0])
-            with m.If(rp.en1):
-                m.d.sync += rp.data.eq(rp.data_next)
             return rp, wp
 
         state_w = 2 * STATE_BITS + 4
@@ -286,9 +301,6 @@ class Core(wiring.Component):
         # appended below the scanner, where the bitmap has been read already.
         LW = max(c.axon_bits, wb + L, 1)
         lists_rp, lists_wp = mem("lists", LW + 1, max(A, NW), small=True)
-        kind = self.synapse_memory or synapse_memory_for(c, platform)
-        if kind == "dp16kd" and not long:
-            kind = "block"      # an ECP5 core with the short pipeline: one-clock reads
         lane_memory = {"spram": SpramLaneMemory, "dp16kd": Dp16kdLaneMemory}.get(kind,
                                                                                  LaneMemory)
         syn = []
@@ -428,6 +440,7 @@ class Core(wiring.Component):
         u0_valid, u0_n = Signal(), Signal(range(N))     # the long pipeline's read stage
         u1_valid, u1_n = Signal(), Signal(range(N))
         u2_valid, u2_n = Signal(), Signal(range(N))
+        u2b_valid = Signal()                            # the long pipeline's stage 2b
         u3_valid, u3_n = Signal(), Signal(range(N))
         u4_valid, u4_n = Signal(), Signal(range(N))
         acc = Signal(L)
@@ -494,7 +507,7 @@ class Core(wiring.Component):
         m.d.comb += [n_.eq(r_) for r_, n_ in nexts]
         m.d.sync += [r_.eq(n_) for r_, n_ in nexts]
 
-        # The long pipeline's state and parameter memories (in LUT RAM on the ECP5: hundreds of
+        # The long pipeline's state and parameter memories (block RAM or LUT RAM: hundreds of
         # cells on each address bit) read at the update's ``un``, or the memory port's neuron
         # (``mp_n``) on the clock after the port took a read (``mp_rd``); each bank holds that
         # address in its own register, loaded with the next clock's choice (``ra_next``), so
@@ -551,8 +564,11 @@ class Core(wiring.Component):
                 if share_mixer:
                     busy_ports |= issue & regs["learn"]
                 m.d.comb += scan.eq((scan_a < A) & ~busy_ports)
+                # the read address does not wait for ``scan`` (which waits for stage 4's
+                # append): ``scan_a`` unless ``fetch`` (below), only the enable is ``scan``'s
+                m.d.comb += lists_rp.addr.eq(scan_a)
                 with m.If(scan):
-                    m.d.comb += [lists_rp.addr.eq(scan_a), lists_rp.en.eq(1),
+                    m.d.comb += [lists_rp.en.eq(1),
                                  lists_wp.addr.eq(scan_a), lists_wp.data.eq(0), lists_wp.en.eq(1)]
                     m.d.comb += scan_a_n.eq(scan_a + 1)
                     m.d.sync += s1_a.eq(scan_a)
@@ -605,7 +621,8 @@ class Core(wiring.Component):
                 if plastic and long:
                     for j in range(L):
                         m.d.comb += [y_rp[j].addr.eq(un[lb:lb + wb]), y_rp[j].en.eq(1)]
-                with m.If((un == N) & ~u0_valid & ~u1_valid & ~u2_valid & ~u3_valid
+                with m.If((un == N) & ~u0_valid & ~u1_valid & ~u2_valid & ~u2b_valid
+                          & ~u3_valid
                           & ~u4_valid & ~u5_valid):
                     m.d.sync += pe.eq(0)
                     if plastic:
@@ -881,16 +898,40 @@ class Core(wiring.Component):
         u3_vb = Signal(signed(STATE_BITS + 1))      # |decay(v)| < 2^23, |bias| <= 2^23
         u3_vbt = Signal(signed(STATE_BITS + 2))
         u3_yd = Signal(TRACE_BITS)
-        with m.If(u2_valid):
-            m.d.sync += [u3[k].eq(u2[k]) for k in u3]
-            slot_s = u2["slot"] << regs["weight_exp"]
-            m.d.sync += [u3_i.eq(_sat(_high16(u2_pi) + slot_s + u2_pi[15], STATE_BITS)),
-                         u3_vb.eq(_high16(u2_pv) + u2["bias"] + u2_pv[15]),
-                         u3_vbt.eq(_high16(u2_pv) + u2_bt + u2_pv[15]),
-                         u3_n.eq(u2_n)]
+        slot_s = u2["slot"] << regs["weight_exp"]
+        pi_r = _high16(u2_pi) + u2_pi[15]
+        fwd2 = {"vb": _high16(u2_pv) + u2["bias"] + u2_pv[15],
+                "vbt": _high16(u2_pv) + u2_bt + u2_pv[15], "n": u2_n,
+                **{k: u2[k] for k in u3}}
+        if plastic:
+            fwd2["yd"] = _high16(u2_py) + u2_py[15]
+        if long:
+            # the long pipeline splits the current's sum (the slot's shift, then the adder and
+            # the saturation: the ULX3S's critical path at 80 MHz, 12.89 ns): stage 2a shifts
+            # the slot and rounds the decay product, stage 2b adds and saturates
+            u2b = {k: Signal(v.shape(), name=f"u2b_{k}") for k, v in fwd2.items()}
+            u2b_slot, u2b_pi = Signal(slot_s.shape()), Signal(pi_r.shape())
+            with m.If(u2_valid):
+                m.d.sync += [u2b[k].eq(v) for k, v in fwd2.items()]
+                m.d.sync += [u2b_slot.eq(slot_s), u2b_pi.eq(pi_r)]
+            m.d.sync += u2b_valid.eq(u2_valid)
+            i_sum = u2b_pi + u2b_slot
+            # saturation from the sum's top bits (no comparator's carry chain)
+            i_top = i_sum[STATE_BITS - 1:-1]
+            i_sat = Mux(~i_sum[-1] & i_top.any(), (1 << (STATE_BITS - 1)) - 1,
+                        Mux(i_sum[-1] & ~i_top.all(), -(1 << (STATE_BITS - 1)),
+                            i_sum))[:STATE_BITS].as_signed()
+            s3_valid_in, fwd3 = u2b_valid, u2b
+        else:
+            i_sat = _sat(pi_r + slot_s, STATE_BITS)
+            s3_valid_in, fwd3 = u2_valid, fwd2
+        with m.If(s3_valid_in):
+            m.d.sync += [u3[k].eq(fwd3[k]) for k in u3]
+            m.d.sync += [u3_i.eq(i_sat), u3_vb.eq(fwd3["vb"]), u3_vbt.eq(fwd3["vbt"]),
+                         u3_n.eq(fwd3["n"])]
             if plastic:
-                m.d.sync += u3_yd.eq(_high16(u2_py) + u2_py[15])
-        m.d.sync += u3_valid.eq(u2_valid)
+                m.d.sync += u3_yd.eq(fwd3["yd"])
+        m.d.sync += u3_valid.eq(s3_valid_in)
 
         # -- update, stage 3: x = v + i and x - threshold, side by side ------------------------
         d34 = m.d.sync

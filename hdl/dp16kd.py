@@ -23,11 +23,12 @@ chip selects decoded to 0, resets held inactive) for simulators without the vend
 ``DP16KD`` to the hard block.
 """
 
-from amaranth.hdl import Array, ClockSignal, Const, Instance, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, ClockSignal, Const, Elaboratable, Instance, Module, Mux, Signal
 
 from .memory import LaneMemory
 
-__all__ = ["DP16KD_DEPTH", "DP16KD_MODEL", "Dp16kdLaneMemory", "dp16kd_blocks"]
+__all__ = ["DP16KD_DEPTH", "DP16KD_MODEL", "Dp16kdLaneMemory", "Dp16kdWordMemory", "WORD_DEPTH",
+           "dp16kd_blocks", "dp16kd_word_blocks"]
 
 DP16KD_DEPTH = 16384    # words of the 16384 x 1 shape
 _AB = 14                # its address bits
@@ -113,18 +114,116 @@ class Dp16kdLaneMemory(LaneMemory):
         return m
 
 
+WORD_DEPTH = 1024       # words of the 1024 x 18 shape
+_WW = 18                # its data bits
+
+
+def dp16kd_word_blocks(width, depth):
+    """``(columns, banks)`` of a ``Dp16kdWordMemory``: 18 bits a column, 1,024 words a bank."""
+    return -(-width // _WW), -(-depth // WORD_DEPTH)
+
+
+class Dp16kdWordMemory(Elaboratable):
+    """``depth`` words of ``width`` bits in ``DP16KD`` blocks of 1024 x 18 with the output
+    register: the core's per-neuron state and parameter words on an ECP5 (the long update
+    pipeline's two-clock reads, ``Core``'s ``mem2``), where LUT RAM would take about 1,300
+    ``DPR16X4`` cells and a read multiplexer 64 deep per bit behind one address register.
+
+    Read: ``addr_next`` is the address of the next clock (the block registers it itself);
+    ``q`` holds the word of the ``addr_next`` of two clocks before once ``en`` was high on
+    the clock after it (the output register's enable, ``OCEB``), and keeps it while ``en`` is
+    low: the meaning of a read port register loaded from a registered address, including
+    the words written up to the clock of that address (``w_*``). The write is registered
+    (from flip-flops beside the writer) and lands a clock late; a read of a word written on
+    the two clocks before the block's read takes the word from a bypass, as in
+    ``Dp16kdLaneMemory``.
+    """
+
+    def __init__(self, width, depth):
+        self.width, self.depth = width, depth
+        self.columns, self.banks = dp16kd_word_blocks(width, depth)
+        self.addr_next = Signal(range(max(depth, 2)))
+        self.en = Signal()
+        self.q = Signal(width)
+        self.w_addr = Signal(range(max(depth, 2)))
+        self.w_en = Signal()
+        self.w_data = Signal(width)
+
+    def elaborate(self, platform):
+        m = Module()
+        ab = 10
+        w_addr1, w_data1, w_en1 = Signal.like(self.w_addr), Signal.like(self.w_data), Signal()
+        m.d.sync += [w_addr1.eq(self.w_addr), w_data1.eq(self.w_data), w_en1.eq(self.w_en)]
+        # the bypass: the blocks read ``addr_next`` at this clock's edge, before a write that
+        # lands at it (``w_*1``, undefined on the chip) and the one being registered (``w_*``)
+        hit1, hit2 = Signal(), Signal()
+        byp1, byp2 = Signal(self.width), Signal(self.width)
+        new = self.w_en & (self.w_addr == self.addr_next)
+        old = w_en1 & (w_addr1 == self.addr_next)
+        m.d.sync += [hit1.eq(new | old), byp1.eq(Mux(new, self.w_data, w_data1))]
+        with m.If(self.en):
+            m.d.sync += [hit2.eq(hit1), byp2.eq(byp1)]
+
+        def addr14(addr):       # the word address in bits 13..4; byte enables 1..0 set
+            return [Const(1, 1), Const(1, 1), Const(0, 1), Const(0, 1)] + \
+                [addr[k] if k < min(len(addr), ab) else Const(0, 1) for k in range(ab)]
+
+        wd = Cat(w_data1, Const(0, self.columns * _WW - self.width))
+        outs = []
+        for b in range(self.banks):
+            here = (self.w_addr[ab:] == b) if self.banks > 1 else Const(1, 1)
+            we = Signal(name=f"we{b}")
+            m.d.sync += we.eq(self.w_en & here)
+            q = Signal(self.columns * _WW, name=f"q{b}")
+            wa, ra = addr14(w_addr1), addr14(self.addr_next)
+            for k in range(self.columns):
+                ports = {f"i_ADA{i}": wa[i] for i in range(_AB)}
+                ports.update({f"i_ADB{i}": ra[i] for i in range(_AB)})
+                ports.update({f"i_DIA{i}": wd[_WW * k + i] for i in range(_WW)})
+                ports.update({f"o_DOB{i}": q[_WW * k + i] for i in range(_WW)})
+                m.submodules[f"bram_b{b}c{k}"] = Instance(
+                    "DP16KD",
+                    p_DATA_WIDTH_A=_WW, p_DATA_WIDTH_B=_WW,
+                    p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
+                    p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
+                    p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
+                    p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="AUTO",
+                    i_CLKA=ClockSignal(), i_CEA=we, i_WEA=we, i_OCEA=Const(0, 1),
+                    i_RSTA=Const(0, 1), i_CSA0=Const(0, 1), i_CSA1=Const(0, 1),
+                    i_CSA2=Const(0, 1),
+                    i_CLKB=ClockSignal(), i_CEB=Const(1, 1), i_WEB=Const(0, 1), i_OCEB=self.en,
+                    i_RSTB=Const(0, 1), i_CSB0=Const(0, 1), i_CSB1=Const(0, 1),
+                    i_CSB2=Const(0, 1), i_DIB0=Const(0, 1),
+                    **ports)
+            outs.append(q[:self.width])
+        if self.banks == 1:
+            word = outs[0]
+        else:
+            sel0, sel = Signal(range(self.banks)), Signal(range(self.banks))
+            m.d.sync += sel0.eq(self.addr_next[ab:])
+            with m.If(self.en):
+                m.d.sync += sel.eq(sel0)
+            word = Array(outs)[sel]
+        m.d.comb += self.q.eq(Mux(hit2, byp2, word))
+        return m
+
+
 _A = ", ".join(f"ADA{k}" for k in reversed(range(_AB)))
 _B = ", ".join(f"ADB{k}" for k in reversed(range(_AB)))
+_DIA = ", ".join(f"DIA{k}" for k in reversed(range(18)))
+_DOB = ", ".join(f"DOB{k}" for k in range(18))
 
 DP16KD_MODEL = f"""\
-// Behavioural model of the ECP5 DP16KD in the shape spikeforge.hdl.dp16kd uses (16384 x 1,
-// port A writes, port B reads; REGMODE_B "OUTREG" or "NOREG"), for simulation only.
+// Behavioural model of the ECP5 DP16KD in the shapes spikeforge.hdl.dp16kd uses (16384 x 1 and
+// 1024 x 18 with both byte enables; port A writes, port B reads; REGMODE_B "OUTREG" or "NOREG"),
+// for simulation only.
 module DP16KD(
-  input CLKA, CEA, WEA, OCEA, RSTA, CSA0, CSA1, CSA2, DIA0,
+  input CLKA, CEA, WEA, OCEA, RSTA, CSA0, CSA1, CSA2,
+  input {_DIA},
   input {_A},
   input CLKB, CEB, WEB, OCEB, RSTB, CSB0, CSB1, CSB2, DIB0,
   input {_B},
-  output DOB0);
+  output {_DOB});
   parameter DATA_WIDTH_A = 1;
   parameter DATA_WIDTH_B = 1;
   parameter REGMODE_A = "NOREG";
@@ -136,19 +235,33 @@ module DP16KD(
   parameter WRITEMODE_A = "NORMAL";
   parameter WRITEMODE_B = "NORMAL";
   parameter GSR = "AUTO";
-  reg mem [0:16383];
-  reg latch_b, reg_b;
   wire [13:0] ada = {{{_A}}};
   wire [13:0] adb = {{{_B}}};
-  always @(posedge CLKA)
-    if (CEA && WEA) mem[ada] <= DIA0;
-  always @(posedge CLKB) begin
-    // a read of the word port A writes on the same clock is undefined on the chip: the model
-    // returns the complement of the word before the write (never what a read-before-write
-    // user may expect), so that a core which used such a read would differ from the golden model
-    if (CEB) latch_b <= (CEA && WEA && ada == adb) ? !mem[adb] : mem[adb];
+  wire [17:0] dia = {{{_DIA}}};
+  reg [17:0] latch_b, reg_b;
+  wire [17:0] dob = REGMODE_B == "OUTREG" ? reg_b : latch_b;
+  assign {{{", ".join(f"DOB{k}" for k in reversed(range(18)))}}} = dob;
+  // a read of the word port A writes on the same clock is undefined on the chip: the model
+  // returns the complement of the word before the write (never what a read-before-write
+  // user may expect), so that a core which used such a read would differ from the golden model
+  generate if (DATA_WIDTH_A == 18) begin : w18
+    reg [17:0] mem [0:1023];
+    always @(posedge CLKA)
+      if (CEA && WEA) begin
+        if (ADA0) mem[ada[13:4]][8:0] <= dia[8:0];
+        if (ADA1) mem[ada[13:4]][17:9] <= dia[17:9];
+      end
+    always @(posedge CLKB)
+      if (CEB) latch_b <= (CEA && WEA && ada[13:4] == adb[13:4]) ? ~mem[adb[13:4]]
+                                                                 : mem[adb[13:4]];
+  end else begin : w1
+    reg mem [0:16383];
+    always @(posedge CLKA)
+      if (CEA && WEA) mem[ada] <= dia[0];
+    always @(posedge CLKB)
+      if (CEB) latch_b <= {{17'b0, (CEA && WEA && ada == adb) ? !mem[adb] : mem[adb]}};
+  end endgenerate
+  always @(posedge CLKB)
     if (OCEB) reg_b <= latch_b;
-  end
-  assign DOB0 = REGMODE_B == "OUTREG" ? reg_b : latch_b;
 endmodule
 """

