@@ -22,7 +22,8 @@ BOARD = Board(
     device="LFE5U-85F",
     family="ecp5",
     # --seed 2: with the default seed, router1 stalls on this design (near 57k overused arcs
-    # at 75 MHz, 43k at 71.875 MHz, 2026-12-02); seed 2 routed it at 71.875 and 75 MHz
+    # at 75 MHz, 43k at 71.875 MHz, 2026-12-02); seed 2 routed it at 71.875 and 75 MHz, and
+    # the block RAM design of 2026-12-03 at 80 MHz (in 20 minutes)
     nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6", "--seed", "2"),
     osc_hz=25_000_000,
     preset="ulx3s-85f",

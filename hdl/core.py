@@ -152,8 +152,11 @@ class Core(wiring.Component):
     registers. ``"long"``: the state and parameter words take two clocks from the address (in
     LUT RAM: banks of 256 words, then the bank select; with ``"dp16kd"``: ``Dp16kdWordMemory``,
     block RAM with its output register), the profile fields and the post traces
-    are registered before the multipliers, the deliverer reads the delay slots a clock after the
-    synapse words (from their registered delays), and memory-port read responses come two
+    are registered before the multipliers (with two-clock synapse lanes the post traces read
+    from an address register, ``y_ra``), the deliverer reads the delay slots a clock after the
+    synapse words (from their registered delays; with ``"dp16kd"`` and at least 4 words per
+    row the slots are ``Dp16kdLaneMemory`` blocks of 1024 x 18 read in two clocks, and the
+    update reads them with the state's address), and memory-port read responses come two
     clocks after the request: for the ECP5's clock speed. ``"short"``: one-clock reads, about
     150 flip-flops fewer: for the iCE40's few logic cells (its block RAM has a registered output
     anyway). ``None``: ``"short"`` on an iCE40 platform, else ``"long"``. Both compute the same
@@ -330,11 +333,22 @@ class Core(wiring.Component):
         else:
             m.d.comb += read_ok.eq(1)
         slot_rp, slot_wp, y_rp, y_wp = [], [], [], []
+        # With the ECP5's block RAM instances the delay slots are ``DP16KD`` of 1024 x 18 with
+        # the output register too (``slot2``): a two-clock read, so that the slot adder starts
+        # from a register, not from the block's 5.8 ns read latch. The deliverer then writes a
+        # slot word back three clocks after reading it; the next read of that word comes at
+        # least ``NW`` reads later (the next event, same word), hence ``NW >= 4``.
+        slot2 = kind == "dp16kd" and NW >= 4
         for j in range(L):
-            # transparent only with one word per row: only then can the deliverer read a slot
-            # word the clock it is written (the next event's hit on the same word); the bypass
-            # logic would sit on the address path of every slot read
-            rp, wp = mem(f"slot{j}", c.slot_bits, S * NW, transparent=NW == 1)
+            if slot2:
+                m.submodules[f"slot{j}"] = sm = Dp16kdLaneMemory(c.slot_bits, S * NW, shape=18)
+                rp = _Port(addr=sm.r_addr, en=sm.r_en, data=sm.r_data)
+                wp = _Port(addr=sm.w_addr, en=sm.w_en, data=sm.w_data)
+            else:
+                # transparent only with one word per row: only then can the deliverer read a
+                # slot word the clock it is written (the next event's hit on the same word);
+                # the bypass logic would sit on the address path of every slot read
+                rp, wp = mem(f"slot{j}", c.slot_bits, S * NW, transparent=NW == 1)
             slot_rp.append(rp)
             slot_wp.append(wp)
             if plastic:
@@ -420,6 +434,10 @@ class Core(wiring.Component):
             sw_weight = [Signal(signed(W), name=f"sw_w{j}") for j in range(L)]
         else:
             sw_valid, sw_weight = d2_valid, d2_weight
+        # ``slot2``: the clock between the read and ``sw`` (the block's output register)
+        sv_valid = Signal(name="sv_valid")
+        sv_addr = [Signal(range(S * NW), name=f"sv_sa{j}") for j in range(L)]
+        sv_weight = [Signal(signed(W), name=f"sv_w{j}") for j in range(L)]
         # the learning write-back stage, shared by the deliverer (depression) and the column
         # walk (potentiation), which never run together
         wb_valid, wb_addr, wb_neg = Signal(), Signal(range(A * NW)), Signal()
@@ -518,6 +536,17 @@ class Core(wiring.Component):
         syn_ra = Signal(range(max(A * NW, 2)), name="syn_ra") if xl else None
         if long:
             m.d.comb += ra_next.eq(Mux(mp_rd_n, mp_n_n, un_n))
+        # The post traces (LUT RAM on the ECP5, spread over the die) read from an address
+        # register too, with two-clock lanes: ``y_ra`` is ``dw`` in DELIVER, ``un``'s word in
+        # UPDATE (from the clock that enters it) and the memory port's word after it took a
+        # read, so that no FSM decision lies between a register and the cells
+        y_reg = plastic and long and bool(xl)
+        y_ra, y_an = Signal.like(dw, name="y_ra"), Signal.like(dw, name="y_an")
+        if y_reg:
+            m.d.sync += y_ra.eq(y_an)
+            m.d.comb += y_an.eq(Mux(mp_rd_n, mp_n_n[lb:lb + wb], dw_n))
+            for j in range(L):
+                m.d.comb += y_rp[j].addr.eq(y_ra)
 
         m.d.sync += (p0_valid if xl else p1_valid).eq(0)
         with m.FSM(name="phase") as fsm:
@@ -594,18 +623,27 @@ class Core(wiring.Component):
                 # synapse read; the first clock of DELIVER never issues: ``cur_valid`` is clear)
                 if plastic and long:
                     for j in range(L):
-                        m.d.comb += [y_rp[j].addr.eq(dw if xl else dw_n), y_rp[j].en.eq(1)]
+                        m.d.comb += y_rp[j].en.eq(1)
+                        if not y_reg:
+                            m.d.comb += y_rp[j].addr.eq(dw_n)
                 m.d.sync += (d0_valid if xl else d1_valid).eq(issue)
                 with m.If((scan_a == A) & ~s1_valid & ~s2_valid & ~s3_valid & ~s4_valid
                           & drained
-                          & ~cur_valid & ~d0_valid & ~d1_valid & ~d2_valid & ~sw_valid
+                          & ~cur_valid & ~d0_valid & ~d1_valid & ~d2_valid & ~sv_valid
+                          & ~sw_valid
                           & ~wb_valid & ~wd_valid):
                     m.d.comb += un_n.eq(0)
+                    if y_reg:
+                        m.d.comb += y_an.eq(0)      # ``un``'s word at UPDATE's first clock
                     m.d.sync += [lw.eq(0), lr.eq(0), emitting.eq(1)]
                     m.next = "UPDATE"
             with m.State("UPDATE"):
                 with m.If(un < N):
                     m.d.comb += [state_rp.en.eq(1), param_rp.en.eq(1)]
+                    if slot2:       # two clocks ahead of ``u1``, with the state's address
+                        for j in range(L):
+                            m.d.comb += [slot_rp[j].addr.eq(Cat(un[lb:lb + wb], t_slot)),
+                                         slot_rp[j].en.eq(1)]
                     if not long:
                         m.d.comb += [state_rp.addr.eq(un), param_rp.addr.eq(un)]
                         for j in range(L):
@@ -620,7 +658,11 @@ class Core(wiring.Component):
                 # on every clock (no ``un < N`` on the path into the trace memories' address)
                 if plastic and long:
                     for j in range(L):
-                        m.d.comb += [y_rp[j].addr.eq(un[lb:lb + wb]), y_rp[j].en.eq(1)]
+                        m.d.comb += y_rp[j].en.eq(1)
+                        if not y_reg:
+                            m.d.comb += y_rp[j].addr.eq(un[lb:lb + wb])
+                    if y_reg:
+                        m.d.comb += y_an.eq(un_n[lb:lb + wb])
                 with m.If((un == N) & ~u0_valid & ~u1_valid & ~u2_valid & ~u2b_valid
                           & ~u3_valid
                           & ~u4_valid & ~u5_valid):
@@ -814,10 +856,16 @@ class Core(wiring.Component):
                 s = (t_slot + sr_delay[j])[:D] if D else Const(0, 0)
                 addr = Cat(sr_w, s)
                 m.d.comb += [slot_rp[j].addr.eq(addr), slot_rp[j].en.eq(1)]
-                m.d.sync += sw_addr[j].eq(addr)
+                m.d.sync += (sv_addr if slot2 else sw_addr)[j].eq(addr)
                 if long:
-                    m.d.sync += sw_weight[j].eq(d2_weight[j])
-        if long:
+                    m.d.sync += (sv_weight if slot2 else sw_weight)[j].eq(d2_weight[j])
+        if slot2:
+            m.d.sync += sv_valid.eq(sr_valid)
+            with m.If(sv_valid):
+                m.d.sync += [sw_addr[j].eq(sv_addr[j]) for j in range(L)]
+                m.d.sync += [sw_weight[j].eq(sv_weight[j]) for j in range(L)]
+            m.d.sync += sw_valid.eq(sv_valid)
+        elif long:
             m.d.sync += sw_valid.eq(sr_valid)
 
         # -- deliverer, slot write-back (``sw``, the clock after the read): the slot plus the
@@ -843,9 +891,10 @@ class Core(wiring.Component):
         # profile of the parameter word that arrives, registered ----------------------------
         if long:
             with m.If(u0_valid):
-                for j in range(L):
-                    m.d.comb += [slot_rp[j].addr.eq(Cat(u0_n[lb:lb + wb], t_slot)),
-                                 slot_rp[j].en.eq(1)]
+                if not slot2:
+                    for j in range(L):
+                        m.d.comb += [slot_rp[j].addr.eq(Cat(u0_n[lb:lb + wb], t_slot)),
+                                     slot_rp[j].en.eq(1)]
                 m.d.sync += u1_n.eq(u0_n)
             m.d.sync += u1_valid.eq(u0_valid)
             prof_r = Signal(lay[Region.PROFILE].width)
@@ -1047,12 +1096,12 @@ class Core(wiring.Component):
         self._memory_port(m, regs, idle, go, rsp_valid, rsp_pend if long else None, state_rp,
                           state_wp, param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn,
                           slot_rp, slot_wp, y_rp, y_wp, y_op, lists_wp, LW, xl,
-                          (mp_rd, mp_n, mp_rd_n, mp_n_n, syn_ra) if long else None)
+                          (mp_rd, mp_n, mp_rd_n, mp_n_n, syn_ra) if long else None, y_reg, slot2)
         return m
 
     def _memory_port(self, m, regs, idle, go, rsp_valid, rsp_pend, state_rp, state_wp,
                      param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn, slot_rp,
-                     slot_wp, y_rp, y_wp, y_op, lists_wp, ext_bit, xl, mp):
+                     slot_wp, y_rp, y_wp, y_op, lists_wp, ext_bit, xl, mp, y_reg, slot2):
         """The memory access port and the input events: both act only while the core is idle.
         ``y_op``: the post-trace words as the multipliers take them (registered in the long
         pipeline: there the response takes them a clock after the read, at ``p2``). ``xl``:
@@ -1060,7 +1109,9 @@ class Core(wiring.Component):
         mp_n, mp_rd_n, mp_n_n, syn_ra)``, the state and parameter read a clock after the
         request (from registers; ``*_n``: their values at the next clock, for the memories'
         address registers), and the two-clock lanes' address register (``None`` with one-clock
-        lanes); its response comes at ``p3``."""
+        lanes); its response comes at ``p3``. ``y_reg``: the post traces read from their
+        address register (``y_ra``), which took the request's word with ``mp_n_n``. ``slot2``:
+        the delay slots take two clocks to read (their word is out at ``p2``)."""
         c, mm = self.config, self.memmap
         L = mm.lanes
         lb, nb, ab, D = _log2(L), c.neuron_bits, c.axon_bits, c.delay_bits
@@ -1142,7 +1193,7 @@ class Core(wiring.Component):
             syn_q, slot_q = Signal.like(syn_word), Signal.like(slot_word)
             with m.If(p2 if xl else p1):
                 m.d.sync += syn_q.eq(syn_word)
-            with m.If(p1):
+            with m.If(p2 if slot2 else p1):
                 m.d.sync += slot_q.eq(slot_word)
             syn_word, slot_word = syn_q, slot_q
             m.d.comb += [rsp_pend.eq(q_busy | p1 | p2 | p3), rsp.payload.eq(rsp_q)]
@@ -1192,7 +1243,9 @@ class Core(wiring.Component):
                     m.d.comb += [syn[j].r_addr.eq(Cat(w, hi[:ab])), syn[j].r_en.eq(rd)]
                 m.d.comb += [slot_rp[j].addr.eq(Cat(w, hi[:D])), slot_rp[j].en.eq(rd)]
                 if y_rp:
-                    m.d.comb += [y_rp[j].addr.eq(w), y_rp[j].en.eq(rd)]
+                    m.d.comb += y_rp[j].en.eq(rd)
+                    if not y_reg:       # else ``y_ra``, loaded with ``w`` as the port took it
+                        m.d.comb += y_rp[j].addr.eq(w)
             with m.If(wr):
                 with m.Switch(region):
                     with m.Case(Region.REGISTERS):

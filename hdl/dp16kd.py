@@ -39,18 +39,35 @@ def dp16kd_blocks(width, depth):
     return width, -(-depth // DP16KD_DEPTH)
 
 
-class Dp16kdLaneMemory(LaneMemory):
-    """``depth`` words of ``width`` bits in ``DP16KD`` blocks (16384 x 1, output register);
-    read latency two clocks. The ports and their checks are ``LaneMemory``'s."""
+WORD_DEPTH = 1024       # words of the 1024 x 18 shape
+_WW = 18                # its data bits
 
-    def __init__(self, width, depth):
+
+def dp16kd_word_blocks(width, depth):
+    """``(columns, banks)`` in the 1024 x 18 shape: 18 bits a column, 1,024 words a bank."""
+    return -(-width // _WW), -(-depth // WORD_DEPTH)
+
+
+class Dp16kdLaneMemory(LaneMemory):
+    """``depth`` words of ``width`` bits in ``DP16KD`` blocks with the output register; read
+    latency two clocks. The ports and their checks are ``LaneMemory``'s. ``shape``: 1 for
+    16384 x 1 blocks (one per data bit: the synapse lanes, whose 12-bit words would waste a
+    third of an 18-bit block), 18 for 1024 x 18 (the core's delay slots, 16-bit words)."""
+
+    def __init__(self, width, depth, shape=1):
+        if shape not in (1, _WW):
+            raise ValueError(f"shape must be 1 or {_WW}, not {shape!r}")
         super().__init__(width, depth, latency=2)
-        self.columns, self.banks = dp16kd_blocks(width, depth)
+        self.shape = shape
+        self.columns, self.banks = (dp16kd_blocks(width, depth) if shape == 1
+                                    else dp16kd_word_blocks(width, depth))
 
     def elaborate(self, platform):
         m = Module()
         ab = len(self.r_addr)
-        low = min(ab, _AB)
+        wide = self.shape == _WW
+        bank_bits = 10 if wide else _AB     # the word address bits of one block
+        low = min(ab, bank_bits)
         r_en1 = Signal()
         m.d.sync += r_en1.eq(self.r_en)
 
@@ -70,22 +87,29 @@ class Dp16kdLaneMemory(LaneMemory):
         with m.If(r_en1):
             m.d.sync += [hit2.eq(hit1), byp2.eq(byp1)]
 
-        def addr14(addr):       # the block's 14 address bits (the lane's low ones)
-            return [addr[k] if k < low else Const(0, 1) for k in range(_AB)]
+        def addr14(addr):
+            # the block's 14 address pins: the lane's low address bits; in the 1024 x 18 shape
+            # in pins 13..4, with the byte enables (pins 1..0) set
+            bits = [addr[k] if k < low else Const(0, 1) for k in range(bank_bits)]
+            return [Const(1, 1), Const(1, 1), Const(0, 1), Const(0, 1)] + bits if wide else bits
 
+        cw = _WW if wide else 1                 # data bits of one block
         outs = []
         for b in range(self.banks):
-            here = (self.w_addr[_AB:] == b) if self.banks > 1 else Const(1, 1)
+            here = (self.w_addr[bank_bits:] == b) if self.banks > 1 else Const(1, 1)
             we = Signal(name=f"we{b}")
             m.d.sync += we.eq(self.w_en & here)
-            q = Signal(self.width, name=f"q{b}")
+            q = Signal(self.columns * cw, name=f"q{b}")
             wa, ra = addr14(w_addr1), addr14(self.r_addr)
-            for k in range(self.width):
+            wd = Cat(w_data1, Const(0, self.columns * cw - self.width))
+            for k in range(self.columns):
                 ports = {f"i_ADA{i}": wa[i] for i in range(_AB)}
                 ports.update({f"i_ADB{i}": ra[i] for i in range(_AB)})
+                ports.update({f"i_DIA{i}": wd[cw * k + i] for i in range(cw)})
+                ports.update({f"o_DOB{i}": q[cw * k + i] for i in range(cw)})
                 m.submodules[f"bram_b{b}d{k}"] = Instance(
                     "DP16KD",
-                    p_DATA_WIDTH_A=1, p_DATA_WIDTH_B=1,
+                    p_DATA_WIDTH_A=cw, p_DATA_WIDTH_B=cw,
                     p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
                     p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
                     p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
@@ -93,34 +117,25 @@ class Dp16kdLaneMemory(LaneMemory):
                     # port A: writes only
                     i_CLKA=ClockSignal(), i_CEA=we, i_WEA=we, i_OCEA=Const(0, 1),
                     i_RSTA=Const(0, 1), i_CSA0=Const(0, 1), i_CSA1=Const(0, 1),
-                    i_CSA2=Const(0, 1), i_DIA0=w_data1[k],
+                    i_CSA2=Const(0, 1),
                     # port B: reads only, the word into the output register a clock later
                     i_CLKB=ClockSignal(), i_CEB=self.r_en, i_WEB=Const(0, 1), i_OCEB=r_en1,
                     i_RSTB=Const(0, 1), i_CSB0=Const(0, 1), i_CSB1=Const(0, 1),
-                    i_CSB2=Const(0, 1), i_DIB0=Const(0, 1), o_DOB0=q[k],
+                    i_CSB2=Const(0, 1), i_DIB0=Const(0, 1),
                     **ports)
-            outs.append(q)
+            outs.append(q[:self.width])
         if self.banks == 1:
             word = outs[0]
         else:
             # the bank of the read whose word is in the output registers selects it
             sel0, sel = Signal(range(self.banks)), Signal(range(self.banks))
             with m.If(self.r_en):
-                m.d.sync += sel0.eq(self.r_addr[_AB:])
+                m.d.sync += sel0.eq(self.r_addr[bank_bits:])
             with m.If(r_en1):
                 m.d.sync += sel.eq(sel0)
             word = Array(outs)[sel]
         m.d.comb += self.r_data.eq(Mux(hit2, byp2, word))
         return m
-
-
-WORD_DEPTH = 1024       # words of the 1024 x 18 shape
-_WW = 18                # its data bits
-
-
-def dp16kd_word_blocks(width, depth):
-    """``(columns, banks)`` of a ``Dp16kdWordMemory``: 18 bits a column, 1,024 words a bank."""
-    return -(-width // _WW), -(-depth // WORD_DEPTH)
 
 
 class Dp16kdWordMemory(Elaboratable):
@@ -153,16 +168,20 @@ class Dp16kdWordMemory(Elaboratable):
         m = Module()
         ab = 10
         w_addr1, w_data1, w_en1 = Signal.like(self.w_addr), Signal.like(self.w_data), Signal()
-        m.d.sync += [w_addr1.eq(self.w_addr), w_data1.eq(self.w_data), w_en1.eq(self.w_en)]
-        # the bypass: the blocks read ``addr_next`` at this clock's edge, before a write that
-        # lands at it (``w_*1``, undefined on the chip) and the one being registered (``w_*``)
-        hit1, hit2 = Signal(), Signal()
-        byp1, byp2 = Signal(self.width), Signal(self.width)
-        new = self.w_en & (self.w_addr == self.addr_next)
-        old = w_en1 & (w_addr1 == self.addr_next)
-        m.d.sync += [hit1.eq(new | old), byp1.eq(Mux(new, self.w_data, w_data1))]
+        w_addr2, w_data2, w_en2 = Signal.like(self.w_addr), Signal.like(self.w_data), Signal()
+        m.d.sync += [w_addr1.eq(self.w_addr), w_data1.eq(self.w_data), w_en1.eq(self.w_en),
+                     w_addr2.eq(w_addr1), w_data2.eq(w_data1), w_en2.eq(w_en1)]
+        # the bypass: the blocks read ``addr_next`` at a clock's edge, before the write that
+        # lands at it (undefined on the chip) and the one being registered then; both are
+        # compared a clock later, from registers (``ra_q``, ``w_*1``, ``w_*2``), so that no
+        # comparator sits on ``addr_next`` (the core's next-clock logic)
+        ra_q = Signal.like(self.addr_next)
+        m.d.sync += ra_q.eq(self.addr_next)
+        hit2, byp2 = Signal(), Signal(self.width)
+        new = w_en1 & (w_addr1 == ra_q)
+        old = w_en2 & (w_addr2 == ra_q)
         with m.If(self.en):
-            m.d.sync += [hit2.eq(hit1), byp2.eq(byp1)]
+            m.d.sync += [hit2.eq(new | old), byp2.eq(Mux(new, w_data1, w_data2))]
 
         def addr14(addr):       # the word address in bits 13..4; byte enables 1..0 set
             return [Const(1, 1), Const(1, 1), Const(0, 1), Const(0, 1)] + \
@@ -199,10 +218,9 @@ class Dp16kdWordMemory(Elaboratable):
         if self.banks == 1:
             word = outs[0]
         else:
-            sel0, sel = Signal(range(self.banks)), Signal(range(self.banks))
-            m.d.sync += sel0.eq(self.addr_next[ab:])
+            sel = Signal(range(self.banks))
             with m.If(self.en):
-                m.d.sync += sel.eq(sel0)
+                m.d.sync += sel.eq(ra_q[ab:])
             word = Array(outs)[sel]
         m.d.comb += self.q.eq(Mux(hit2, byp2, word))
         return m

