@@ -48,6 +48,53 @@ def dp16kd_word_blocks(width, depth):
     return -(-width // _WW), -(-depth // WORD_DEPTH)
 
 
+def _banks(m, shape, width, columns, banks, w_addr, w_addr1, w_data1, w_en, r_addr, ceb, oceb):
+    """The ``DP16KD`` instances of a memory, bank by bank: port A writes the registered write
+    (``w_*1``; each bank's enable registered from ``w_en`` and ``w_addr``'s bank bits), port B
+    reads ``r_addr`` (latched on ``ceb``) into its output register (loaded on ``oceb``).
+    ``shape`` 1: 16384 x 1 blocks, one per data bit; 18: 1024 x 18 blocks (the address in
+    pins 13..4, both byte enables set). Returns each bank's word."""
+    wide = shape == _WW
+    bank_bits = 10 if wide else _AB         # the word address bits of one block
+
+    def addr14(addr):       # the block's 14 address pins
+        low = min(len(addr), bank_bits)
+        bits = [addr[k] if k < low else Const(0, 1) for k in range(bank_bits)]
+        return [Const(1, 1), Const(1, 1), Const(0, 1), Const(0, 1)] + bits if wide else bits
+
+    wd = Cat(w_data1, Const(0, columns * shape - width))
+    wa, ra = addr14(w_addr1), addr14(r_addr)
+    outs = []
+    for b in range(banks):
+        here = (w_addr[bank_bits:] == b) if banks > 1 else Const(1, 1)
+        we = Signal(name=f"we{b}")
+        m.d.sync += we.eq(w_en & here)
+        q = Signal(columns * shape, name=f"q{b}")
+        for k in range(columns):
+            ports = {f"i_ADA{i}": wa[i] for i in range(_AB)}
+            ports.update({f"i_ADB{i}": ra[i] for i in range(_AB)})
+            ports.update({f"i_DIA{i}": wd[shape * k + i] for i in range(shape)})
+            ports.update({f"o_DOB{i}": q[shape * k + i] for i in range(shape)})
+            m.submodules[f"bram_b{b}d{k}"] = Instance(
+                "DP16KD",
+                p_DATA_WIDTH_A=shape, p_DATA_WIDTH_B=shape,
+                p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
+                p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
+                p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
+                p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="AUTO",
+                # port A: writes only
+                i_CLKA=ClockSignal(), i_CEA=we, i_WEA=we, i_OCEA=Const(0, 1),
+                i_RSTA=Const(0, 1), i_CSA0=Const(0, 1), i_CSA1=Const(0, 1),
+                i_CSA2=Const(0, 1),
+                # port B: reads only, the word into the output register a clock later
+                i_CLKB=ClockSignal(), i_CEB=ceb, i_WEB=Const(0, 1), i_OCEB=oceb,
+                i_RSTB=Const(0, 1), i_CSB0=Const(0, 1), i_CSB1=Const(0, 1),
+                i_CSB2=Const(0, 1), i_DIB0=Const(0, 1),
+                **ports)
+        outs.append(q[:width])
+    return outs
+
+
 class Dp16kdLaneMemory(LaneMemory):
     """``depth`` words of ``width`` bits in ``DP16KD`` blocks with the output register; read
     latency two clocks. The ports and their checks are ``LaneMemory``'s. ``shape``: 1 for
@@ -64,10 +111,7 @@ class Dp16kdLaneMemory(LaneMemory):
 
     def elaborate(self, platform):
         m = Module()
-        ab = len(self.r_addr)
-        wide = self.shape == _WW
-        bank_bits = 10 if wide else _AB     # the word address bits of one block
-        low = min(ab, bank_bits)
+        bank_bits = 10 if self.shape == _WW else _AB   # the word address bits of one block
         r_en1 = Signal()
         m.d.sync += r_en1.eq(self.r_en)
 
@@ -87,43 +131,8 @@ class Dp16kdLaneMemory(LaneMemory):
         with m.If(r_en1):
             m.d.sync += [hit2.eq(hit1), byp2.eq(byp1)]
 
-        def addr14(addr):
-            # the block's 14 address pins: the lane's low address bits; in the 1024 x 18 shape
-            # in pins 13..4, with the byte enables (pins 1..0) set
-            bits = [addr[k] if k < low else Const(0, 1) for k in range(bank_bits)]
-            return [Const(1, 1), Const(1, 1), Const(0, 1), Const(0, 1)] + bits if wide else bits
-
-        cw = _WW if wide else 1                 # data bits of one block
-        outs = []
-        for b in range(self.banks):
-            here = (self.w_addr[bank_bits:] == b) if self.banks > 1 else Const(1, 1)
-            we = Signal(name=f"we{b}")
-            m.d.sync += we.eq(self.w_en & here)
-            q = Signal(self.columns * cw, name=f"q{b}")
-            wa, ra = addr14(w_addr1), addr14(self.r_addr)
-            wd = Cat(w_data1, Const(0, self.columns * cw - self.width))
-            for k in range(self.columns):
-                ports = {f"i_ADA{i}": wa[i] for i in range(_AB)}
-                ports.update({f"i_ADB{i}": ra[i] for i in range(_AB)})
-                ports.update({f"i_DIA{i}": wd[cw * k + i] for i in range(cw)})
-                ports.update({f"o_DOB{i}": q[cw * k + i] for i in range(cw)})
-                m.submodules[f"bram_b{b}d{k}"] = Instance(
-                    "DP16KD",
-                    p_DATA_WIDTH_A=cw, p_DATA_WIDTH_B=cw,
-                    p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
-                    p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
-                    p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
-                    p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="AUTO",
-                    # port A: writes only
-                    i_CLKA=ClockSignal(), i_CEA=we, i_WEA=we, i_OCEA=Const(0, 1),
-                    i_RSTA=Const(0, 1), i_CSA0=Const(0, 1), i_CSA1=Const(0, 1),
-                    i_CSA2=Const(0, 1),
-                    # port B: reads only, the word into the output register a clock later
-                    i_CLKB=ClockSignal(), i_CEB=self.r_en, i_WEB=Const(0, 1), i_OCEB=r_en1,
-                    i_RSTB=Const(0, 1), i_CSB0=Const(0, 1), i_CSB1=Const(0, 1),
-                    i_CSB2=Const(0, 1), i_DIB0=Const(0, 1),
-                    **ports)
-            outs.append(q[:self.width])
+        outs = _banks(m, self.shape, self.width, self.columns, self.banks, self.w_addr,
+                      w_addr1, w_data1, self.w_en, self.r_addr, self.r_en, r_en1)
         if self.banks == 1:
             word = outs[0]
         else:
@@ -183,38 +192,10 @@ class Dp16kdWordMemory(Elaboratable):
         with m.If(self.en):
             m.d.sync += [hit2.eq(new | old), byp2.eq(Mux(new, w_data1, w_data2))]
 
-        def addr14(addr):       # the word address in bits 13..4; byte enables 1..0 set
-            return [Const(1, 1), Const(1, 1), Const(0, 1), Const(0, 1)] + \
-                [addr[k] if k < min(len(addr), ab) else Const(0, 1) for k in range(ab)]
-
-        wd = Cat(w_data1, Const(0, self.columns * _WW - self.width))
-        outs = []
-        for b in range(self.banks):
-            here = (self.w_addr[ab:] == b) if self.banks > 1 else Const(1, 1)
-            we = Signal(name=f"we{b}")
-            m.d.sync += we.eq(self.w_en & here)
-            q = Signal(self.columns * _WW, name=f"q{b}")
-            wa, ra = addr14(w_addr1), addr14(self.addr_next)
-            for k in range(self.columns):
-                ports = {f"i_ADA{i}": wa[i] for i in range(_AB)}
-                ports.update({f"i_ADB{i}": ra[i] for i in range(_AB)})
-                ports.update({f"i_DIA{i}": wd[_WW * k + i] for i in range(_WW)})
-                ports.update({f"o_DOB{i}": q[_WW * k + i] for i in range(_WW)})
-                m.submodules[f"bram_b{b}c{k}"] = Instance(
-                    "DP16KD",
-                    p_DATA_WIDTH_A=_WW, p_DATA_WIDTH_B=_WW,
-                    p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
-                    p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
-                    p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
-                    p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="AUTO",
-                    i_CLKA=ClockSignal(), i_CEA=we, i_WEA=we, i_OCEA=Const(0, 1),
-                    i_RSTA=Const(0, 1), i_CSA0=Const(0, 1), i_CSA1=Const(0, 1),
-                    i_CSA2=Const(0, 1),
-                    i_CLKB=ClockSignal(), i_CEB=Const(1, 1), i_WEB=Const(0, 1), i_OCEB=self.en,
-                    i_RSTB=Const(0, 1), i_CSB0=Const(0, 1), i_CSB1=Const(0, 1),
-                    i_CSB2=Const(0, 1), i_DIB0=Const(0, 1),
-                    **ports)
-            outs.append(q[:self.width])
+        # the block latches ``addr_next`` on every clock (``CEB``); ``en`` loads the output
+        # register
+        outs = _banks(m, _WW, self.width, self.columns, self.banks, self.w_addr, w_addr1,
+                      w_data1, self.w_en, self.addr_next, Const(1, 1), self.en)
         if self.banks == 1:
             word = outs[0]
         else:

