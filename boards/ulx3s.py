@@ -23,7 +23,7 @@ BOARD = Board(
     family="ecp5",
     # --seed 2: with the default seed, router1 stalls on this design (near 57k overused arcs
     # at 75 MHz, 43k at 71.875 MHz, 2026-12-02); seed 2 routed it at 71.875 and 75 MHz, and
-    # the block RAM design of 2026-12-03 at 80 MHz (in 20 minutes)
+    # the block RAM design of 2026-12-03 at 80 and 85 MHz (in 12-20 minutes)
     nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6", "--seed", "2"),
     osc_hz=25_000_000,
     preset="ulx3s-85f",

@@ -124,6 +124,18 @@ def _mul_alpha(z, alpha):
     return z * alpha
 
 
+_SPLIT = 12     # ``_mul_alpha_split``: the low part's bits
+
+
+def _mul_alpha_split(z, alpha):
+    """The two partial products of ``_mul_alpha(z, alpha)`` for a signed ``z``: ``(hi, lo)``
+    with ``(hi << _SPLIT) + lo`` the exact product. Each is one 18 x 18 multiplier, so that a
+    register can follow the multipliers before the adder that joins them (on the ECP5 Yosys
+    splits a wider product itself and puts that adder straight after the multipliers)."""
+    a = Cat(alpha, Const(0, 1)).as_signed()
+    return z[_SPLIT:].as_signed() * a, Cat(z[:_SPLIT], Const(0, 1)).as_signed() * a
+
+
 class Core(wiring.Component):
     """One neuromorphic core, elaborated for a ``CoreConfig``.
 
@@ -535,7 +547,12 @@ class Core(wiring.Component):
         mp_rd_n, mp_n_n = Signal(), Signal(range(max(N, 2)))    # their next values
         syn_ra = Signal(range(max(A * NW, 2)), name="syn_ra") if xl else None
         if long:
-            m.d.comb += ra_next.eq(Mux(mp_rd_n, mp_n_n, un_n))
+            # the port's request address while IDLE (taken or not: the read enable decides),
+            # ``un_n`` (0 outside UPDATE) otherwise: the request's handshake (across the chip)
+            # stays off the path into the memories' address (the ULX3S's critical path at
+            # 100 MHz once ``un`` was 0 outside UPDATE, 12.03 ns: the chip's ``outstanding``
+            # -> ``ready`` -> ``mp_rd_n`` -> ``ra_next`` -> a 3.5 ns route to a DP16KD)
+            m.d.comb += ra_next.eq(Mux(idle, mp_n_n, un_n))
         # The post traces (LUT RAM on the ECP5, spread over the die) read from an address
         # register too, with two-clock lanes: ``y_ra`` is ``dw`` in DELIVER, ``un``'s word in
         # UPDATE (from the clock that enters it) and the memory port's word after it took a
@@ -549,6 +566,10 @@ class Core(wiring.Component):
                 m.d.comb += y_rp[j].addr.eq(y_ra)
 
         m.d.sync += (p0_valid if xl else p1_valid).eq(0)
+        # ``un`` is 0 outside UPDATE: the update's first read address is there before it
+        # starts, and no decision to start it lies on the path into the state and parameter
+        # memories' address (the ULX3S's critical path at 100 MHz, 13.18 ns: the deliverer's
+        # drain conditions -> ``un_n`` -> ``ra_next`` -> a 4.2 ns route to a DP16KD)
         with m.FSM(name="phase") as fsm:
             with m.State("IDLE"):
                 m.d.comb += idle.eq(1)
@@ -632,7 +653,6 @@ class Core(wiring.Component):
                           & ~cur_valid & ~d0_valid & ~d1_valid & ~d2_valid & ~sv_valid
                           & ~sw_valid
                           & ~wb_valid & ~wd_valid):
-                    m.d.comb += un_n.eq(0)
                     if y_reg:
                         m.d.comb += y_an.eq(0)      # ``un``'s word at UPDATE's first clock
                     m.d.sync += [lw.eq(0), lr.eq(0), emitting.eq(1)]
@@ -712,6 +732,8 @@ class Core(wiring.Component):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
         m.d.comb += self.busy.eq(~idle)
+        with m.If(~fsm.ongoing("UPDATE")):
+            m.d.comb += un_n.eq(0)
 
         # -- the mixers' inputs of the next clock, registered ---------------------------------
         # the scanner's draw (DELIVER, on the clocks ``scan``: the axon ``scan_a`` or, after a
@@ -928,15 +950,23 @@ class Core(wiring.Component):
         fwd1 = {"v": st["v"], "ref": st["ref"], "bias": par["bias"], "slot": u1_slot,
                 "pidx": pidx, "can_fire": ~prof["threshold"].all()}
         u2 = {name: Signal.like(value, name=f"u2_{name}") for name, value in fwd1.items()}
-        pv = _mul_alpha(st["v"], prof["alpha_v"])
-        pi = _mul_alpha(st["i"], prof["alpha_i"])
+        # the long pipeline registers the decay's partial products (the ULX3S's critical
+        # path at 80 MHz: the profile register -> the multiplier -> the adder that joins the
+        # partial products, 11.71 ns) and joins them at stage 2a
+        if long:
+            pvh, pvl = _mul_alpha_split(st["v"], prof["alpha_v"])
+            pih, pil = _mul_alpha_split(st["i"], prof["alpha_i"])
+            prods = {"pvh": pvh, "pvl": pvl, "pih": pih, "pil": pil}
+        else:
+            prods = {"pv": _mul_alpha(st["v"], prof["alpha_v"]),
+                     "pi": _mul_alpha(st["i"], prof["alpha_i"])}
+        u2p = {k: Signal.like(v, name=f"u2_{k}") for k, v in prods.items()}
         bt = par["bias"] - prof["threshold"]
-        u2_pv, u2_pi, u2_py = Signal.like(pv), Signal.like(pi), Signal.like(u1_py)
-        u2_bt = Signal.like(bt)
+        u2_py, u2_bt = Signal.like(u1_py), Signal.like(bt)
         with m.If(u1_valid):
             m.d.sync += [u2[k].eq(v) for k, v in fwd1.items()]
-            m.d.sync += [u2_pv.eq(pv), u2_pi.eq(pi), u2_py.eq(u1_py), u2_bt.eq(bt),
-                         u2_n.eq(u1_n)]
+            m.d.sync += [u2p[k].eq(v) for k, v in prods.items()]
+            m.d.sync += [u2_py.eq(u1_py), u2_bt.eq(bt), u2_n.eq(u1_n)]
         m.d.sync += u2_valid.eq(u1_valid)
 
         # -- update, stage 2: round the products (``_round16`` as the carry in of the adder
@@ -948,32 +978,41 @@ class Core(wiring.Component):
         u3_vbt = Signal(signed(STATE_BITS + 2))
         u3_yd = Signal(TRACE_BITS)
         slot_s = u2["slot"] << regs["weight_exp"]
-        pi_r = _high16(u2_pi) + u2_pi[15]
-        fwd2 = {"vb": _high16(u2_pv) + u2["bias"] + u2_pv[15],
-                "vbt": _high16(u2_pv) + u2_bt + u2_pv[15], "n": u2_n,
-                **{k: u2[k] for k in u3}}
-        if plastic:
-            fwd2["yd"] = _high16(u2_py) + u2_py[15]
+        yd = {"yd": _high16(u2_py) + u2_py[15]} if plastic else {}
         if long:
-            # the long pipeline splits the current's sum (the slot's shift, then the adder and
-            # the saturation: the ULX3S's critical path at 80 MHz, 12.89 ns): stage 2a shifts
-            # the slot and rounds the decay product, stage 2b adds and saturates
-            u2b = {k: Signal(v.shape(), name=f"u2b_{k}") for k, v in fwd2.items()}
-            u2b_slot, u2b_pi = Signal(slot_s.shape()), Signal(pi_r.shape())
+            # The long pipeline splits the current's sum (the slot's shift, then the adder and
+            # the saturation: the ULX3S's critical path at 80 MHz before, 12.89 ns). Stage 2a
+            # joins the decay's partial products and shifts the slot; stage 2b rounds the
+            # products (``_round16`` as the carry in), adds and saturates.
+            fwd2 = {"pv": (u2p["pvh"] << _SPLIT) + u2p["pvl"],
+                    "pi": (u2p["pih"] << _SPLIT) + u2p["pil"], "slot": slot_s,
+                    "bias": u2["bias"], "bt": u2_bt, "n": u2_n, **yd,
+                    **{k: u2[k] for k in u3}}
+            # the products' exact widths (the sums of the parts are a bit wider)
+            width = {"pv": len(st["v"]) + 17, "pi": len(st["i"]) + 17}
+            u2b = {k: Signal(signed(width[k]) if k in width else v.shape(), name=f"u2b_{k}")
+                   for k, v in fwd2.items()}
             with m.If(u2_valid):
                 m.d.sync += [u2b[k].eq(v) for k, v in fwd2.items()]
-                m.d.sync += [u2b_slot.eq(slot_s), u2b_pi.eq(pi_r)]
             m.d.sync += u2b_valid.eq(u2_valid)
-            i_sum = u2b_pi + u2b_slot
+            pv, pi = u2b["pv"], u2b["pi"]
+            i_sum = _high16(pi) + u2b["slot"] + pi[15]
             # saturation from the sum's top bits (no comparator's carry chain)
             i_top = i_sum[STATE_BITS - 1:-1]
             i_sat = Mux(~i_sum[-1] & i_top.any(), (1 << (STATE_BITS - 1)) - 1,
                         Mux(i_sum[-1] & ~i_top.all(), -(1 << (STATE_BITS - 1)),
                             i_sum))[:STATE_BITS].as_signed()
-            s3_valid_in, fwd3 = u2b_valid, u2b
+            s3_valid_in = u2b_valid
+            fwd3 = {"vb": _high16(pv) + u2b["bias"] + pv[15],
+                    "vbt": _high16(pv) + u2b["bt"] + pv[15], "n": u2b["n"],
+                    **{k: u2b[k] for k in (*u3, *yd)}}
         else:
-            i_sat = _sat(pi_r + slot_s, STATE_BITS)
-            s3_valid_in, fwd3 = u2_valid, fwd2
+            pv, pi = u2p["pv"], u2p["pi"]
+            i_sat = _sat(_high16(pi) + pi[15] + slot_s, STATE_BITS)
+            s3_valid_in = u2_valid
+            fwd3 = {"vb": _high16(pv) + u2["bias"] + pv[15],
+                    "vbt": _high16(pv) + u2_bt + pv[15], "n": u2_n, **yd,
+                    **{k: u2[k] for k in u3}}
         with m.If(s3_valid_in):
             m.d.sync += [u3[k].eq(fwd3[k]) for k in u3]
             m.d.sync += [u3_i.eq(i_sat), u3_vb.eq(fwd3["vb"]), u3_vbt.eq(fwd3["vbt"]),

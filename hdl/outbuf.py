@@ -246,8 +246,21 @@ class OutputBuffer(wiring.Component):
         p_w = Signal(prb)
         fits.append((p_w - p_tail)[:prb] <= pr - self.n_probes * self.probe_payload)
         same_hi = (rel == head) | (self.step[_STEP_LO:] == cur_step[_STEP_LO:])
-        m.d.comb += self.room.eq(((head - rel)[:8] <= ow - self.frames_per_step) & ~closing
-                                 & Cat(*fits).all() & same_hi)
+        room_now = (((head - rel)[:8] <= ow - self.frames_per_step) & ~closing
+                    & Cat(*fits).all() & same_hi)
+        # Off an iCE40, ``room`` is registered (for timing: the comparisons' carry chains and
+        # the stepper's start decision after them do not fit one fast clock). It is never
+        # more than the room there is: on a clock that may lessen it (a spike or probe byte
+        # written, a frame closed, a step begun or ended) the register takes 0, and the step
+        # input, which moves from outside, must be the one it was computed with. Releases and
+        # a clear only add room; the register follows them a clock late.
+        shrinks = Signal()
+        if fast:
+            room_q, step_q = Signal(), Signal(32 - _STEP_LO)
+            m.d.sync += [room_q.eq(room_now & ~shrinks), step_q.eq(self.step[_STEP_LO:])]
+            m.d.comb += self.room.eq(room_q & (self.step[_STEP_LO:] == step_q))
+        else:
+            m.d.comb += self.room.eq(room_now)
 
         # Closing a frame: one source for every descriptor field, so that each slot's registers
         # only take an enable (a per-call assignment would put a multiplexer before every bit).
@@ -291,6 +304,8 @@ class OutputBuffer(wiring.Component):
                 m.d.sync += cur_count[sp_core].eq(cur_count[sp_core] + 1)
         with m.If(self.end & collecting):
             m.d.sync += [closing.eq(1), close_core.eq(0)]
+        m.d.comb += shrinks.eq(c_en | mem.w_en | pmem.w_en | self.begin
+                               | (self.end & collecting))
         with m.If(closing):
             # One core per clock: its partial frame, and always the last core's (END_OF_STEP).
             last = close_core == K - 1
