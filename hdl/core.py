@@ -566,10 +566,6 @@ class Core(wiring.Component):
                 m.d.comb += y_rp[j].addr.eq(y_ra)
 
         m.d.sync += (p0_valid if xl else p1_valid).eq(0)
-        # ``un`` is 0 outside UPDATE: the update's first read address is there before it
-        # starts, and no decision to start it lies on the path into the state and parameter
-        # memories' address (the ULX3S's critical path at 100 MHz, 13.18 ns: the deliverer's
-        # drain conditions -> ``un_n`` -> ``ra_next`` -> a 4.2 ns route to a DP16KD)
         with m.FSM(name="phase") as fsm:
             with m.State("IDLE"):
                 m.d.comb += idle.eq(1)
@@ -732,6 +728,10 @@ class Core(wiring.Component):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
         m.d.comb += self.busy.eq(~idle)
+        # ``un`` is 0 outside UPDATE: the update's first read address is there before it
+        # starts, and no decision to start it lies on the path into the state and parameter
+        # memories' address (the ULX3S's critical path at 100 MHz, 13.18 ns: the deliverer's
+        # drain conditions -> ``un_n`` -> ``ra_next`` -> a 4.2 ns route to a DP16KD)
         with m.If(~fsm.ongoing("UPDATE")):
             m.d.comb += un_n.eq(0)
 
@@ -979,15 +979,15 @@ class Core(wiring.Component):
         u3_yd = Signal(TRACE_BITS)
         slot_s = u2["slot"] << regs["weight_exp"]
         yd = {"yd": _high16(u2_py) + u2_py[15]} if plastic else {}
+        # what stage 3 takes besides the sums, from stage 2 (or 2b)
+        late = {"bias": u2["bias"], "bt": u2_bt, "n": u2_n, **yd, **{k: u2[k] for k in u3}}
         if long:
             # The long pipeline splits the current's sum (the slot's shift, then the adder and
             # the saturation: the ULX3S's critical path at 80 MHz before, 12.89 ns). Stage 2a
             # joins the decay's partial products and shifts the slot; stage 2b rounds the
             # products (``_round16`` as the carry in), adds and saturates.
             fwd2 = {"pv": (u2p["pvh"] << _SPLIT) + u2p["pvl"],
-                    "pi": (u2p["pih"] << _SPLIT) + u2p["pil"], "slot": slot_s,
-                    "bias": u2["bias"], "bt": u2_bt, "n": u2_n, **yd,
-                    **{k: u2[k] for k in u3}}
+                    "pi": (u2p["pih"] << _SPLIT) + u2p["pil"], "slot": slot_s, **late}
             # the products' exact widths (the sums of the parts are a bit wider)
             width = {"pv": len(st["v"]) + 17, "pi": len(st["i"]) + 17}
             u2b = {k: Signal(signed(width[k]) if k in width else v.shape(), name=f"u2b_{k}")
@@ -995,7 +995,7 @@ class Core(wiring.Component):
             with m.If(u2_valid):
                 m.d.sync += [u2b[k].eq(v) for k, v in fwd2.items()]
             m.d.sync += u2b_valid.eq(u2_valid)
-            pv, pi = u2b["pv"], u2b["pi"]
+            pv, pi, late = u2b["pv"], u2b["pi"], u2b
             i_sum = _high16(pi) + u2b["slot"] + pi[15]
             # saturation from the sum's top bits (no comparator's carry chain)
             i_top = i_sum[STATE_BITS - 1:-1]
@@ -1003,16 +1003,13 @@ class Core(wiring.Component):
                         Mux(i_sum[-1] & ~i_top.all(), -(1 << (STATE_BITS - 1)),
                             i_sum))[:STATE_BITS].as_signed()
             s3_valid_in = u2b_valid
-            fwd3 = {"vb": _high16(pv) + u2b["bias"] + pv[15],
-                    "vbt": _high16(pv) + u2b["bt"] + pv[15], "n": u2b["n"],
-                    **{k: u2b[k] for k in (*u3, *yd)}}
         else:
             pv, pi = u2p["pv"], u2p["pi"]
             i_sat = _sat(_high16(pi) + pi[15] + slot_s, STATE_BITS)
             s3_valid_in = u2_valid
-            fwd3 = {"vb": _high16(pv) + u2["bias"] + pv[15],
-                    "vbt": _high16(pv) + u2_bt + pv[15], "n": u2_n, **yd,
-                    **{k: u2[k] for k in u3}}
+        fwd3 = {"vb": _high16(pv) + late["bias"] + pv[15],
+                "vbt": _high16(pv) + late["bt"] + pv[15],
+                **{k: late[k] for k in ("n", *u3, *yd)}}
         with m.If(s3_valid_in):
             m.d.sync += [u3[k].eq(fwd3[k]) for k in u3]
             m.d.sync += [u3_i.eq(i_sat), u3_vb.eq(fwd3["vb"]), u3_vbt.eq(fwd3["vbt"]),
