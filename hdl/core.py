@@ -39,6 +39,7 @@ from .dp16kd import Dp16kdLaneMemory, Dp16kdWordMemory
 from .memory import LaneMemory
 from .prng import MIX_LATENCY, mix32_pipelined, rand_word
 from .spram import SPRAM_BLOCKS_UP5K, SpramLaneMemory, spram_blocks
+from .target import is_ice40
 
 __all__ = ["Core", "SYNAPSE_MEMORIES", "UPDATE_PIPELINES", "mem_request_layout",
            "synapse_memory_for", "update_pipeline_for"]
@@ -71,8 +72,7 @@ _WB = MIX_LATENCY + 2
 
 def update_pipeline_for(platform):
     """The update pipeline ``Core(..., update_pipeline=None)`` builds on ``platform``."""
-    device = str(getattr(platform, "device", "") or "")
-    return "short" if device.upper().startswith("ICE40") else "long"
+    return "short" if is_ice40(platform) else "long"
 
 
 def _log2(value):
@@ -406,7 +406,10 @@ class Core(wiring.Component):
         key_gen = Signal(32)
 
         # -- control -----------------------------------------------------------------------
-        idle = Signal()
+        # ``idle``: the phase FSM is in IDLE, as a flip-flop of its own (set and cleared with
+        # the FSM's two transitions) rather than a decode of the state: it gates the input
+        # events, the memory port and the state address, and reaches the router and the chip
+        idle = Signal(init=1)
         start_latch = Signal()
         go = Signal()
         rsp_valid = Signal()
@@ -568,9 +571,8 @@ class Core(wiring.Component):
         m.d.sync += (p0_valid if xl else p1_valid).eq(0)
         with m.FSM(name="phase") as fsm:
             with m.State("IDLE"):
-                m.d.comb += idle.eq(1)
                 with m.If(go & ~rsp_valid & ~rsp_pend):
-                    m.d.sync += start_latch.eq(0)
+                    m.d.sync += [start_latch.eq(0), idle.eq(0)]
                     m.d.comb += [key_n.eq(t), key_sel_n.eq(1)]
                     m.next = "KEY0"
             # ``mix_r0`` holds the ``key_n`` of the clock before; the mixer's output belongs to
@@ -726,6 +728,7 @@ class Core(wiring.Component):
                 with m.If(drained):
                     m.d.sync += [t.eq(t + 1), lw.eq(0), lr.eq(0), emitting.eq(0)]
                     m.d.comb += self.done.eq(1)
+                    m.d.sync += idle.eq(1)
                     m.next = "IDLE"
         m.d.comb += self.busy.eq(~idle)
         # ``un`` is 0 outside UPDATE: the update's first read address is there before it

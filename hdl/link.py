@@ -43,6 +43,7 @@ from spikeforge.protocol import REPLY, REQUEST, Command, HelloFlags, NakCode
 from .chip import chip_request_layout
 from .framing import HeaderLayout, SerialCRC
 from .stepper import Entry, EntryKind
+from .target import is_ice40
 
 __all__ = ["AckFilter", "CommandProcessor", "STATUS_COUNTERS", "CLEARED_COUNTERS",
            "chip_address"]
@@ -177,7 +178,8 @@ class CommandProcessor(wiring.Component):
         self.max_payload = max_payload
         self.hello = dict(hello or {})
         self.history_words = 8 * max(window, 2)     # a record in 8 half-words (5 used)
-        self.history_stall = 2 * _REC_WORDS + 1     # its clocks on the RAM per command, at most
+        # its clocks on the RAM per command, at most (a recall of two clocks' read latency)
+        self.history_stall = 2 * _REC_WORDS + 2
         c = memmap.config
         super().__init__({
             "header": In(stream.Signature(HeaderLayout)), "payload": In(stream.Signature(8)),
@@ -206,7 +208,9 @@ class CommandProcessor(wiring.Component):
             "nak_made": Out(1), "duplicate": Out(1),
             "sb_req": Out(1), "sb_index": Out(range(len(STATUS_COUNTERS))), "sb_done": In(1),
             "sb_value": In(32),
-            # the reply history's RAM: ``history_words`` half-words, one clock of read latency
+            # the reply history's RAM: ``history_words`` half-words; off an iCE40 the four
+            # outputs are registers and a read's word comes two clocks after the processor
+            # asks, else one
             "hist_addr": Out(range(self.history_words)), "hist_en": Out(1), "hist_we": Out(1),
             "hist_data": Out(16), "hist_q": In(16),
         })
@@ -261,10 +265,20 @@ class CommandProcessor(wiring.Component):
 
         # The history: ``window`` records of 5 half-words in a block RAM (16 bits wide: the
         # iCE40's 256 x 16 shape), written and recalled one half-word a clock.
-        hk = Signal(range(_REC_WORDS + 1))
+        # Off an iCE40 the RAM's address, enables and data leave from registers (their logic
+        # from the FSM ran through the bank's port multiplexer into a LUT RAM's read address:
+        # the ULX3S's critical path at 90 MHz, 11.18 ns), a clock later: ``hist_lat`` clocks
+        # from asking to the word.
+        hist_lat = 1 if is_ice40(platform) else 2
+        hk = Signal(range(_REC_WORDS + hist_lat))
         slot = hdr.seq[:wb_bits] if wb_bits else Const(0, 1)
-        m.d.comb += [self.hist_addr.eq(Cat(hk[:3], slot)),
-                     self.hist_data.eq(rec.as_value().word_select(hk[:3], 16))]
+        h_addr, h_en, h_we = Signal.like(self.hist_addr), Signal(), Signal()
+        h_data = Signal.like(self.hist_data)
+        m.d.comb += [h_addr.eq(Cat(hk[:3], slot)),
+                     h_data.eq(rec.as_value().word_select(hk[:3], 16))]
+        hist = [self.hist_addr.eq(h_addr), self.hist_en.eq(h_en), self.hist_we.eq(h_we),
+                self.hist_data.eq(h_data)]
+        m.d["comb" if hist_lat == 1 else "sync"] += hist
 
         # -- request fields ----------------------------------------------------------------------
         f = {cmd: _fields(REQUEST[cmd], req) for cmd in _KNOWN}
@@ -693,12 +707,13 @@ class CommandProcessor(wiring.Component):
                 with m.Else():
                     nak(NakCode.SEQUENCE, False)
             with m.State("RECALL"):
-                # half-word hk is read; the one before it arrives (one clock of latency)
-                m.d.comb += self.hist_en.eq(1)
+                # half-word hk is asked for; the one asked for ``hist_lat`` clocks before
+                # arrives
+                m.d.comb += h_en.eq(1)
                 m.d.sync += hk.eq(hk + 1)
-                with m.If(hk != 0):
+                with m.If(hk >= hist_lat):
                     m.d.sync += rec.eq(Cat(rec.as_value()[16:], self.hist_q))
-                with m.If(hk == _REC_WORDS):
+                with m.If(hk == _REC_WORDS + hist_lat - 1):
                     m.d.sync += rlive.eq(0)
                     m.next = "RECALLED"
             with m.State("RECALLED"):
@@ -855,7 +870,7 @@ class CommandProcessor(wiring.Component):
                 with m.If(replay):
                     m.next = "DRAIN"
                 with m.Else():
-                    m.d.comb += self.hist_we.eq(1)
+                    m.d.comb += h_we.eq(1)
                     m.d.sync += hk.eq(hk + 1)
                     with m.If(hk == _REC_WORDS - 1):
                         m.d.sync += [expected.eq(hdr.seq + 1),

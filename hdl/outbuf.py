@@ -35,6 +35,7 @@ from spikeforge import protocol
 from spikeforge.protocol import OUTPUT, Command, StepFlags
 
 from .framing import HeaderLayout
+from .target import is_ice40
 
 __all__ = ["OutputBuffer", "ProbeByte", "RingMemory"]
 
@@ -61,9 +62,8 @@ class RingMemory:
     """
 
     def __init__(self, m, name, width, depth, platform=None, *, banks=None):
-        device = str(getattr(platform, "device", "") or "").upper()
         if banks is None:
-            banks = 1 if device.startswith("ICE40") or depth <= _BANK else depth // _BANK
+            banks = 1 if is_ice40(platform) or depth <= _BANK else depth // _BANK
         bd = depth // banks
         if depth % banks or bd & (bd - 1):
             raise ValueError(f"{depth} words do not split into {banks} equal banks")
@@ -94,7 +94,8 @@ class OutputBuffer(wiring.Component):
 
     ``spikes`` carries ``neuron`` and ``core`` (``spikeforge.hdl.router.host_spike_layout``;
     other fields are ignored). ``begin`` opens a step, ``end`` closes it; ``step`` is the step
-    about to start, already while ``room`` is looked at (``room`` depends on it); ``ack`` (with
+    about to start, already while ``room`` is looked at (``room`` depends on it), and
+    ``step_moves`` is high on each clock after which ``step`` changes; ``ack`` (with
     ``ack_next``) is an OUT_ACK; ``clear`` forgets everything once the frame being sent is out.
     ``out_seq`` is the oldest unacknowledged number (HELLO's ``out_seq``); ``resent`` is, for one
     clock, the number of frames about to be sent again (at most the window; the SoC's
@@ -135,6 +136,7 @@ class OutputBuffer(wiring.Component):
                                              "core": self.core_bits})
         super().__init__({
             "spikes": In(stream.Signature(spike_shape)), "begin": In(1), "step": In(32),
+            "step_moves": In(1),
             "end": In(1), "room": Out(1), "ack": In(1), "ack_next": In(8), "clear": In(1),
             "probe": In(stream.Signature(ProbeByte)), "closing": Out(1),
             "tx_header": Out(stream.Signature(HeaderLayout)),
@@ -145,7 +147,7 @@ class OutputBuffer(wiring.Component):
 
     def elaborate(self, platform):  # noqa: C901 - one buffer, read top to bottom
         m = Module()
-        fast = not str(getattr(platform, "device", "") or "").upper().startswith("ICE40")
+        fast = not is_ice40(platform)
         ow, ring, spf, K = self.out_window, self.ring, self.per_frame, self.n_cores
         owb = max(ow.bit_length() - 1, 0)
         rb = ring.bit_length()               # ring pointers with one extra bit
@@ -251,14 +253,14 @@ class OutputBuffer(wiring.Component):
         # Off an iCE40, ``room`` is registered (for timing: the comparisons' carry chains and
         # the stepper's start decision after them do not fit one fast clock). It is never
         # more than the room there is: on a clock that may lessen it (a spike or probe byte
-        # written, a frame closed, a step begun or ended) the register takes 0, and the step
-        # input, which moves from outside, must be the one it was computed with. Releases and
-        # a clear only add room; the register follows them a clock late.
+        # written, a frame closed, a step begun or ended, the step input about to move) the
+        # register takes 0. Releases and a clear only add room; the register follows them a
+        # clock late.
         shrinks = Signal()
         if fast:
-            room_q, step_q = Signal(), Signal(32 - _STEP_LO)
-            m.d.sync += [room_q.eq(room_now & ~shrinks), step_q.eq(self.step[_STEP_LO:])]
-            m.d.comb += self.room.eq(room_q & (self.step[_STEP_LO:] == step_q))
+            room_q = Signal()
+            m.d.sync += room_q.eq(room_now & ~shrinks & ~self.step_moves)
+            m.d.comb += self.room.eq(room_q)
         else:
             m.d.comb += self.room.eq(room_now)
 

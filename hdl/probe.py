@@ -96,7 +96,11 @@ class ProbeEngine(wiring.Component):
                 with m.Case(int(r)):
                     m.d.comb += wb.eq((layout.width + 7) // 8)
         addr = chip_address(m, cm, core[cur], region[cur], addr_i)
-        last_word = left == 1
+        # What marks a frame's last byte, in registers set with the fields they follow (for
+        # timing: ``last`` reaches the output buffer's frame closing): the probe's bytes per word
+        # less one (from its region), ``left == 1`` and ``left == 0``.
+        wb_last = Signal.like(wb)
+        last_word, no_words = Signal(), Signal()
         m.d.comb += self.mem_rsp.ready.eq(1)
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -121,7 +125,8 @@ class ProbeEngine(wiring.Component):
                     m.d.sync += countdown[cur].eq(Mux(due, per_dec, cd_dec))
                 with m.If(on & due):
                     m.d.sync += [k.eq(0), addr_i.eq(index[cur]), left.eq(count[cur]),
-                                 head_ok.eq(0)]
+                                 head_ok.eq(0), wb_last.eq(wb - 1),
+                                 last_word.eq(count[cur] == 1), no_words.eq(count[cur] == 0)]
                     m.next = "HEAD"
                 with m.Else():
                     m.d.sync += p.eq(p + 1)
@@ -130,11 +135,11 @@ class ProbeEngine(wiring.Component):
                 m.d.sync += [head_byte.eq(fixed[k]), head_ok.eq(1)]
                 m.d.comb += [self.busy.eq(1), self.out.valid.eq(head_ok),
                              self.out.payload.data.eq(head_byte),
-                             self.out.payload.last.eq((k == _FIXED - 1) & (left == 0))]
+                             self.out.payload.last.eq((k == _FIXED - 1) & no_words)]
                 with m.If(self.out.ready & head_ok):
                     m.d.sync += [k.eq(k + 1), head_ok.eq(0)]
                     with m.If(k == _FIXED - 1):
-                        with m.If(left == 0):
+                        with m.If(no_words):
                             m.d.sync += p.eq(p + 1)
                             m.next = "SCAN"
                         with m.Else():
@@ -152,11 +157,12 @@ class ProbeEngine(wiring.Component):
             with m.State("BYTES"):
                 m.d.comb += [self.busy.eq(1), self.out.valid.eq(1),
                              self.out.payload.data.eq(word.word_select(bk, 8)),
-                             self.out.payload.last.eq((bk == wb - 1) & last_word)]
+                             self.out.payload.last.eq((bk == wb_last) & last_word)]
                 with m.If(self.out.ready):
                     m.d.sync += bk.eq(bk + 1)
-                    with m.If(bk == wb - 1):
-                        m.d.sync += [addr_i.eq(addr_i + 1), left.eq(left - 1)]
+                    with m.If(bk == wb_last):
+                        m.d.sync += [addr_i.eq(addr_i + 1), left.eq(left - 1),
+                                     last_word.eq(left == 2)]
                         with m.If(last_word):
                             m.d.sync += p.eq(p + 1)
                             m.next = "SCAN"

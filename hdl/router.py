@@ -33,6 +33,7 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..routing import DEST, INDEX, RouteLayout
+from .target import is_ice40
 
 __all__ = ["Router", "host_spike_layout", "link_event_layout", "table_request_layout"]
 
@@ -125,6 +126,11 @@ class Router(wiring.Component):
             idle_parts += [link_q[s].level == 0, host_q[s].level == 0]
 
         # -- capture lists and lookup engines ---------------------------------------------
+        # Off an iCE40 a capture list (block RAM, read without its output register: a slow
+        # clock-to-out) feeds a three-word FIFO of flip-flops or LUT RAM that the placer can put
+        # beside it (``stage``), and the engine reads that: the block RAM's output reaches a
+        # register without the engine's logic or a long route to the index memory's address
+        # register. It moves a word a clock; a burst of spikes waits one clock more.
         captures = []
         for s, config in enumerate(lay.configs):
             m.submodules[f"capture{s}"] = cap = fifo.SyncFIFOBuffered(
@@ -132,6 +138,13 @@ class Router(wiring.Component):
             captures.append(cap)
             wiring.connect(m, wiring.flipped(self.spikes[s]), cap.w_stream)
             idle_parts.append(cap.level == 0)
+            if not is_ice40(platform):
+                m.submodules[f"stage{s}"] = stage = fifo.SyncFIFOBuffered(
+                    width=lay.neuron_bits, depth=3)
+                wiring.connect(m, cap.r_stream, stage.w_stream)
+                captures.append(stage)
+                idle_parts.append(stage.level == 0)
+                cap = stage
             idle, moves = self._engine(m, s, cap, idx_rp[s], dst_rp[s], i_addr[s], d_addr[s],
                                        voq[s], link_q[s], host_q[s])
             idle_parts.append(idle)
@@ -216,11 +229,11 @@ class Router(wiring.Component):
         with m.Elif(issue):
             m.d.sync += [ptr.eq(ptr + 1), rem.eq(rem - 1), live.eq(~last), last.eq(rem == 2)]
 
-        # candidate stage: the capture list's word, registered. The capture list is a block RAM
-        # read straight from its port; the index memory (LUT RAM at large sizes) is addressed
-        # by ``cand``, a flip-flop, so the block RAM's clock-to-out and the index read are on
-        # different clocks. ``cand`` refills on the clock it empties: one clock of latency per
-        # burst of spikes, none per spike.
+        # candidate stage: the capture list's word, registered. The capture list (or its stage
+        # FIFO) is read straight from its port; the index memory (LUT RAM at large sizes) is
+        # addressed by ``cand``, a flip-flop, so the block RAM's clock-to-out and the index read
+        # are on different clocks. ``cand`` refills on the clock it empties: one clock of
+        # latency per burst of spikes, none per spike.
         c_full = Signal(name=f"e{s}_cfull")
         pop = Signal(name=f"e{s}_pop")
         take = Signal(name=f"e{s}_take")

@@ -341,7 +341,8 @@ class SoC(wiring.Component):
         m.d.comb += [chip.start.eq(stepper.start), stepper.core_busy.eq(core_busy),
                      stepper.core_done.eq(core_done), stepper.core_step.eq(core_step),
                      stepper.room.eq(outbuf.room), outbuf.begin.eq(stepper.begin),
-                     outbuf.step.eq(core_step), outbuf.end.eq(probes.done),
+                     outbuf.step.eq(core_step), outbuf.step_moves.eq(chip.step != core_step),
+                     outbuf.end.eq(probes.done),
                      stepper.post_busy.eq(probes.busy | outbuf.closing),
                      outbuf.ack.eq(filt.ack), outbuf.ack_next.eq(filt.next),
                      outbuf.clear.eq(rst_outbuf)]

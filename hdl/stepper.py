@@ -34,6 +34,7 @@ from amaranth.lib.wiring import In, Out
 from spikeforge.protocol import RunState
 
 from .outbuf import RingMemory
+from .target import is_ice40
 
 __all__ = ["EntryKind", "Entry", "Stepper"]
 
@@ -122,8 +123,7 @@ class Stepper(wiring.Component):
         st0, st1 = Signal(_WORD), Signal(_WORD)
         n_st = Signal(range(3))
         c_step, c_end = Signal(32), Signal()
-        device = str(getattr(platform, "device", "") or "").upper()
-        fast = (not device.startswith("ICE40")) if self.fast is None else self.fast
+        fast = (not is_ice40(platform)) if self.fast is None else self.fast
         value = self.push.payload.value
         is_step = self.push.payload.kind == EntryKind.STEP
         pushed = self.push.valid
