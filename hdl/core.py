@@ -39,7 +39,7 @@ from .dp16kd import Dp16kdLaneMemory, Dp16kdWordMemory
 from .memory import LaneMemory
 from .prng import MIX_LATENCY, mix32_pipelined, rand_word
 from .spram import SPRAM_BLOCKS_UP5K, SpramLaneMemory, spram_blocks
-from .target import is_ice40
+from .target import device_of, is_ice40
 
 __all__ = ["Core", "SYNAPSE_MEMORIES", "UPDATE_PIPELINES", "mem_request_layout",
            "synapse_memory_for", "update_pipeline_for"]
@@ -52,10 +52,10 @@ def synapse_memory_for(config, platform):
     """The synapse memory ``Core(config, synapse_memory=None)`` builds on ``platform``:
     ``"spram"`` on an iCE40 UltraPlus when every lane fits its four SPRAM blocks, ``"dp16kd"``
     on an ECP5, else ``"block"``."""
-    device = str(getattr(platform, "device", "") or "")
-    if device.upper().startswith("LFE5U"):
+    device = device_of(platform)
+    if device.startswith("LFE5U"):
         return "dp16kd"
-    if not device.upper().startswith("ICE40UP"):
+    if not device.startswith("ICE40UP"):
         return "block"
     mm = MemoryMap(config)
     cols, banks = spram_blocks(mm[Region.SYNAPSE].width, config.n_axons * config.n_neurons

@@ -219,6 +219,9 @@ class SoC(wiring.Component):
         # none of their logic reads the chip's.
         core_step = Signal(32)
         m.d[link] += core_step.eq(chip.step)
+        # high on a clock after which ``core_step`` moves
+        step_moves = Signal()
+        m.d.comb += step_moves.eq(chip.step != core_step)
         # the same for the chip's ``busy`` and ``done`` (the barrier), which the stepper waits on
         core_busy, core_done = Signal(), Signal()
         m.d[link] += [core_busy.eq(chip.busy), core_done.eq(chip.done)]
@@ -300,7 +303,7 @@ class SoC(wiring.Component):
         }, deframer.wake | filt.wake | proc.wake | probes.wake | rst_probes | stats.wake
            | stepper.wake | rst_stepper | outbuf.wake | mux.wake | framer.wake | spikes.wake
            | mem_req.wake | chip.router_wake | urx.error | urx.overrun
-           | (chip.step != core_step) | (chip.busy != core_busy) | chip.done
+           | step_moves | (chip.busy != core_busy) | chip.done
            | chip.mem_rsp.valid | rsp_valid)
         m.d.comb += [probes.set.eq(proc.pr_set), probes.set_probe.eq(proc.pr_probe),
                      probes.set_core.eq(proc.pr_core), probes.set_region.eq(proc.pr_region),
@@ -341,7 +344,7 @@ class SoC(wiring.Component):
         m.d.comb += [chip.start.eq(stepper.start), stepper.core_busy.eq(core_busy),
                      stepper.core_done.eq(core_done), stepper.core_step.eq(core_step),
                      stepper.room.eq(outbuf.room), outbuf.begin.eq(stepper.begin),
-                     outbuf.step.eq(core_step), outbuf.step_moves.eq(chip.step != core_step),
+                     outbuf.step.eq(core_step), outbuf.step_moves.eq(step_moves),
                      outbuf.end.eq(probes.done),
                      stepper.post_busy.eq(probes.busy | outbuf.closing),
                      outbuf.ack.eq(filt.ack), outbuf.ack_next.eq(filt.next),

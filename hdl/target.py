@@ -6,9 +6,15 @@ registers that a fast clock needs (``spikeforge.hdl.core``'s long update pipelin
 buffer's registered ``room``, the router's staging register after its capture lists, ...).
 """
 
-__all__ = ["is_ice40"]
+__all__ = ["device_of", "is_ice40"]
+
+
+def device_of(platform):
+    """The device name of ``platform`` (an Amaranth platform, or ``None`` in simulation), upper
+    case: ``""`` without one."""
+    return str(getattr(platform, "device", "") or "").upper()
 
 
 def is_ice40(platform):
-    """True when ``platform`` (an Amaranth platform, or ``None`` in simulation) is an iCE40."""
-    return str(getattr(platform, "device", "") or "").upper().startswith("ICE40")
+    """True when ``platform`` is an iCE40."""
+    return device_of(platform).startswith("ICE40")

@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 from amaranth.back import rtlil
+from platforms import DevicePlatform
 
 from spikeforge.hdl.core import Core, synapse_memory_for
 from spikeforge.hdl.dp16kd import (
@@ -28,13 +29,6 @@ from spikeforge.presets import PRESETS
 from spikeforge.toolchain import VERILATOR_ARGS, build_binary, verilator_available
 
 ULX3S = PRESETS["ulx3s-85f"].core
-
-
-class _Platform:
-    """The one attribute the core reads from a platform."""
-
-    def __init__(self, device):
-        self.device = device
 
 
 def test_block_counts():
@@ -56,10 +50,10 @@ def test_choice_follows_the_platform():
 @pytest.mark.parametrize("choice, platform, pipeline, blocks", [
     # auto: 4 lanes x 4 banks x 12 bits, the state (52 bits) and parameter (28) words, and
     # 4 lanes x 2 banks of delay slots (2,048 x 16 bits each)
-    (None, _Platform("LFE5U-85F"), None, 4 * 48 + 3 + 2 + 4 * 2),
+    (None, DevicePlatform("LFE5U-85F"), None, 4 * 48 + 3 + 2 + 4 * 2),
     ("dp16kd", None, None, 4 * 48 + 3 + 2 + 4 * 2),
-    (None, _Platform("LFE5U-85F"), "short", 0),     # one-clock reads: inferred block RAM
-    ("block", _Platform("LFE5U-85F"), None, 0),
+    (None, DevicePlatform("LFE5U-85F"), "short", 0),     # one-clock reads: inferred block RAM
+    ("block", DevicePlatform("LFE5U-85F"), None, 0),
 ])
 def test_elaborated_core_instantiates_the_blocks(choice, platform, pipeline, blocks):
     text = rtlil.convert(Core(ULX3S, synapse_memory=choice, update_pipeline=pipeline,

@@ -20,6 +20,7 @@ So is the lookup engines' throughput: a spike, or a destination, per clock.
 
 import numpy as np
 import pytest
+from platforms import DevicePlatform
 
 from spikeforge.image import ChipImage, CoreConfig, CoreImage
 from spikeforge.routing import DEST, INDEX, ChipMap, RouterLimits, pack_routes, unpack_routes
@@ -244,13 +245,6 @@ def test_router_never_holds_back_a_core():
                                for n in np.flatnonzero(chip.host_out[c]))
 
 
-class _Device:
-    """A platform as far as the router asks: its ``device``."""
-
-    def __init__(self, device):
-        self.device = device
-
-
 def _router_clocks(count, k, n=32, device=None):
     """Clocks from a step's first spike to ``idle``: core 0's ``n`` neurons fire on ``n``
     consecutive clocks, each with ``count`` destinations taken in turn by the ``k`` cores (host
@@ -291,7 +285,7 @@ def _router_clocks(count, k, n=32, device=None):
 
     class OnDevice(Elaboratable):
         def elaborate(self, platform):
-            return Fragment.get(dut, _Device(device) if device else None)
+            return Fragment.get(dut, DevicePlatform(device) if device else None)
 
     sim = Simulator(OnDevice())
     sim.add_clock(1e-6)

@@ -9,6 +9,7 @@ blocks side by side per word).
 
 import pytest
 from amaranth.back import rtlil
+from platforms import DevicePlatform
 
 from spikeforge.hdl.core import Core, synapse_memory_for
 from spikeforge.hdl.memory import LaneMemory
@@ -17,13 +18,6 @@ from spikeforge.image import CoreConfig
 from spikeforge.presets import PRESETS
 
 ICEBREAKER = PRESETS["icebreaker"].core
-
-
-class _Platform:
-    """The one attribute the core reads from a platform."""
-
-    def __init__(self, device):
-        self.device = device
 
 
 def test_block_counts():
@@ -46,14 +40,14 @@ def test_choice_follows_the_platform():
     assert synapse_memory_for(ICEBREAKER, ULX3S_85F_Platform()) == "dp16kd"
     # more than the UP5K's four blocks: block RAM
     big = CoreConfig(n_neurons=1024, n_axons=256, weight_bits=8, delay_bits=3, lanes=4)
-    assert synapse_memory_for(big, _Platform("iCE40UP5K")) == "block"
+    assert synapse_memory_for(big, DevicePlatform("iCE40UP5K")) == "block"
 
 
 @pytest.mark.parametrize("choice, platform, blocks", [
-    (None, _Platform("iCE40UP5K"), 4),      # auto: 1 lane x 4 banks
+    (None, DevicePlatform("iCE40UP5K"), 4),      # auto: 1 lane x 4 banks
     ("spram", None, 4),
     (None, None, 0),
-    ("block", _Platform("iCE40UP5K"), 0),
+    ("block", DevicePlatform("iCE40UP5K"), 0),
 ])
 def test_elaborated_core_instantiates_the_blocks(choice, platform, blocks):
     text = rtlil.convert(Core(ICEBREAKER, synapse_memory=choice), platform=platform)
