@@ -5,8 +5,9 @@
   implementation of the same interface, so code above cannot tell them apart.
 - ``encode_frame`` / ``FrameDecoder`` turn frames into wire bytes and back (``docs/protocol.md``).
 - ``LinkClient`` numbers commands, keeps up to ``window`` of them in flight, retries lost ones a
-  bounded number of times with timeouts derived from the baud rate, and acknowledges output
-  frames (spikes, probes), keeping them in ``outputs`` in order and without duplicates.
+  bounded number of times with timeouts derived from the baud rate (doubling with each resend),
+  and acknowledges output frames (spikes, probes), keeping them in ``outputs`` in order and
+  without duplicates.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 MAX_WIRE_FRAME = (HEADER.size + protocol.MAX_PAYLOAD + protocol.CRC_BYTES) * 255 // 254 + 2
 # USB-serial bridges hold bytes up to their latency timer (16 ms by default on FTDI parts).
 LATENCY = 0.05
+# A command's wait for its answer doubles with each resend, up to this many timeouts.
+BACKOFF_MAX = 8
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,8 @@ class LinkClient:
 
     Timeouts follow from ``baud``: a reply may wait behind a window of largest frames both ways,
     plus the bridge latency (``timeout`` overrides). Each command is sent at most ``tries``
-    times; then ``LinkError`` names the transport and the command.
+    times, the wait doubling with each send (up to ``BACKOFF_MAX`` timeouts: 1, 2, 4, 8, 8...);
+    then ``LinkError`` names the transport and the command.
     """
 
     def __init__(self, transport, *, baud=None, window=8, tries=3, timeout=None):
@@ -290,7 +294,7 @@ class LinkClient:
                 flight.append(_Pending(self._seq, cmd, wire))
                 self._seq = (self._seq + 1) % protocol.SEQ_MODULO
                 self._send(flight[-1])
-            for frame in self._receive(flight[0].sent_at + self.timeout - time.monotonic()):
+            for frame in self._receive(self._deadline(flight[0]) - time.monotonic()):
                 p = next((q for q in flight if q.seq == frame.seq and q.reply is None), None)
                 if p is None:
                     continue                  # a duplicate answer to a retry already answered
@@ -314,7 +318,7 @@ class LinkClient:
                 p.reply = reply
             while flight and flight[0].reply is not None:
                 results.append(flight.popleft().reply)
-            if flight and time.monotonic() >= flight[0].sent_at + self.timeout:
+            if flight and time.monotonic() >= self._deadline(flight[0]):
                 if flight[0].tries >= self.tries:
                     raise LinkError(f"no answer from {self.transport.url} after "
                                     f"{flight[0].tries} tries ({flight[0].cmd.name} "
@@ -361,6 +365,12 @@ class LinkClient:
         pending.tries += 1
         pending.sent_at = time.monotonic()
         self.transport.write(prefix + pending.wire)
+
+    def _deadline(self, pending):
+        # Exponential backoff: the wait for an answer doubles with each send of the command (up
+        # to BACKOFF_MAX timeouts), so a peer slower than its line (a virtual board on a busy
+        # machine) gets the time it needs, while a lost frame still costs one timeout.
+        return pending.sent_at + self.timeout * min(2 ** (pending.tries - 1), BACKOFF_MAX)
 
     def _go_back(self, flight, seq):
         resend = False

@@ -131,10 +131,10 @@ def on_board(board, compiled):
 
 def push(board, compiled, verify=True):
     """Upload ``compiled``'s image (verified by CRC unless ``verify`` is False); returns the
-    bytes uploaded."""
+    image's bytes and the bytes written (the rest the board held already: ``Board.upload``)."""
     image = _image(board, compiled)
-    board.upload(image, verify=verify)
-    return sum(len(d) for d in board.image_bytes(image).values())
+    written = board.upload(image, verify=verify)
+    return sum(len(d) for d in board.image_bytes(image).values()), written
 
 
 def pull_image(board, compiled):

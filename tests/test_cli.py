@@ -67,18 +67,31 @@ def test_demo_golden_only_runs_and_writes_a_raster(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
 
+def test_board_names_and_aliases_choose_the_boards_preset():
+    from spikeforge.boards import BOARDS
+    from spikeforge.cli.common import board_preset
+
+    assert board_preset("tiny") == "tiny"
+    for b in BOARDS.values():
+        for name in (b.name, *b.aliases):
+            assert board_preset(name) == b.preset
+    assert board_preset("ulx3s") == "ulx3s-85f"
+    with pytest.raises(ValueError, match=r"^no SoC preset or board named 'ulx3s-12f'; presets"):
+        board_preset("ulx3s-12f")
+
+
 def test_bad_values_are_one_line_errors(tmp_path):
     from spikeforge import examples
 
     cases = [
         (["run", examples.path("feedforward"), "--steps", "0", "--out", str(tmp_path / "t.npz")],
          "--steps must be a positive integer, not 0"),
-        (["emulate", "--board", "nosuch"], "no SoC preset named 'nosuch'"),
+        (["emulate", "--board", "nosuch"], "no SoC preset or board named 'nosuch'"),
         (["emulate", "--board", "tiny", "--clocks-per-bit", "2"], "below the minimum 4"),
         (["run", examples.path("feedforward"), "--steps", "5", "--out",
           str(tmp_path / "no" / "t.npz")], "of --out does not exist"),
         (["push", examples.path("feedforward"), "--board", "nosuch"],
-         "no SoC preset named 'nosuch'"),
+         "no SoC preset or board named 'nosuch'"),
     ]
     for argv, message in cases:
         r = run_cli(*argv)

@@ -8,7 +8,23 @@ import sys
 import time
 
 __all__ = ["load_compiled", "load_net", "progress", "spinner", "add_board_arguments",
-           "board_session", "device_errors", "link_summary"]
+           "board_preset", "board_session", "device_errors", "link_summary"]
+
+
+def board_preset(name):
+    """``--board NAME``: a SoC preset's name, or a board's (or one of its aliases) for the preset
+    that board is built with, so ``--board ulx3s`` means what it means to ``spikeforge build``."""
+    from spikeforge.boards import BOARDS, board
+    from spikeforge.presets import PRESETS
+
+    if name in PRESETS:
+        return name
+    try:
+        return board(name).preset
+    except ValueError:
+        aliases = sorted(a for b in BOARDS.values() for a in b.aliases)
+        raise ValueError(f"no SoC preset or board named {name!r}; presets are "
+                         f"{sorted(PRESETS)}, board aliases {aliases}") from None
 
 
 def load_net(path):
@@ -67,8 +83,8 @@ def add_board_arguments(p, faults=True):
                         "private virtual board)")
     p.add_argument("--board", metavar="NAME",
                    help="configuration of the private virtual board (a preset: tiny, "
-                        "icebreaker, ulx3s-85f; default: the first of icebreaker, ulx3s-85f "
-                        "the network fits)")
+                        "icebreaker, ulx3s-85f, or a board name such as ulx3s; default: the "
+                        "first of icebreaker, ulx3s-85f the network fits)")
     p.add_argument("--baud", type=int, help="line rate of --port (default 1000000)")
     if faults:
         p.add_argument("--drop", type=float, default=0.0, metavar="RATE",
@@ -113,7 +129,7 @@ def board_session(args, net=None):
             with open_board(args.port, baud=args.baud) as s:
                 yield s
             return
-        name = args.board
+        name = args.board and board_preset(args.board)
         if net is not None:
             name = fit_preset(net, name)[0].name
         name = name or DEFAULT_PRESET

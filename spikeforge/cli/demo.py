@@ -89,7 +89,14 @@ def _demo_probes(compiled, n_probes):
 
 def run(args):
     from spikeforge import examples
-    from spikeforge.cli.common import board_session, link_summary, load_net, progress, spinner
+    from spikeforge.cli.common import (
+        board_preset,
+        board_session,
+        link_summary,
+        load_net,
+        progress,
+        spinner,
+    )
     from spikeforge.host import session
     from spikeforge.host.plot import comparison_png, raster_png
     from spikeforge.sim.compare import compare_traces
@@ -103,7 +110,7 @@ def run(args):
     name = os.path.basename(path)
 
     if args.golden_only:
-        _, compiled = session.fit_preset(net, args.board)
+        _, compiled = session.fit_preset(net, args.board and board_preset(args.board))
         golden, gtrace = _golden(compiled, args.steps)
         ref = simulate_reference(compiled.float_chip, args.steps, compiled.inputs)
         _summary(path, net, compiled, args.steps, gtrace, ref, golden)
@@ -122,7 +129,7 @@ def run(args):
                  else s.url)
         t0 = time.monotonic()
         with spinner(f"pushing {name} to {where}"):
-            nbytes = session.push(s.board, compiled)
+            nbytes, written = session.push(s.board, compiled)
         push_s = time.monotonic() - t0
         probes = _demo_probes(compiled, s.board.info.get("n_probes", 0))
         with progress(args.steps, "board", sys.stderr.isatty()) as update:
@@ -143,7 +150,8 @@ def run(args):
                 if s.virtual.build_cached else "cold Verilator build")
         print(f"board        {where}: {kind} {s.virtual.build_seconds:.1f} s, started in "
               f"{started:.1f} s")
-    print(f"board        push {nbytes} bytes in {push_s:.1f} s, {args.steps} steps in "
+    print(f"board        push {nbytes} bytes ({written} written, the rest held) in "
+          f"{push_s:.1f} s, {args.steps} steps in "
           f"{btrace.meta['seconds']:.1f} s ({args.steps / btrace.meta['seconds']:.0f} steps/s)")
     print(f"board        {btrace.spike_count()} spikes; {link}")
     gtrace.save(os.path.join(args.out, "golden_trace.npz"))

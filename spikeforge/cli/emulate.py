@@ -15,7 +15,8 @@ def add_arguments(p):
     which = p.add_mutually_exclusive_group()
     which.add_argument("--preset", metavar="NAME", help="SoC preset (default icebreaker)")
     which.add_argument("--board", metavar="NAME",
-                       help="match a real board's configuration (icebreaker, ulx3s-85f)")
+                       help="match a real board's configuration (icebreaker, ulx3s-85f or "
+                            "its alias ulx3s)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--tcp", type=int, metavar="PORT", default=0,
                        help="TCP port on 127.0.0.1 (default: any free port)")
@@ -37,9 +38,10 @@ def add_arguments(p):
 
 
 def _check(args):
+    from spikeforge.cli.common import board_preset
     from spikeforge.presets import preset
 
-    name = args.preset or args.board or "icebreaker"
+    name = args.preset or (args.board and board_preset(args.board)) or "icebreaker"
     p = preset(name)
     n = args.clocks_per_bit
     if n is not None and n != p.clocks_per_bit:

@@ -26,10 +26,11 @@ def run(args):
         compiled = session.compile_for(s.board, net)
         t0 = time.monotonic()
         with spinner(f"uploading to {s.url}"):
-            nbytes = session.push(s.board, compiled, verify=not args.no_verify)
+            nbytes, written = session.push(s.board, compiled, verify=not args.no_verify)
         seconds = time.monotonic() - t0
         where = "private virtual board" if s.virtual is not None else s.url
-        print(f"pushed {os.path.basename(args.network)} to {where}: {nbytes} bytes in "
-              f"{seconds:.2f} s, {'not verified' if args.no_verify else 'verified'}")
+        print(f"pushed {os.path.basename(args.network)} to {where}: {nbytes} bytes "
+              f"({written} written, the rest already on the board) in {seconds:.2f} s, "
+              f"{'not verified' if args.no_verify else 'verified'}")
         print(link_summary(s.board))
     return 0

@@ -2,6 +2,8 @@
 
 import random
 import socket
+import time
+from collections import deque
 
 import pytest
 from cobs import cobs
@@ -200,6 +202,42 @@ def test_no_answer_names_the_transport_and_tries():
     with pytest.raises(LinkError, match=r"^no answer from loopback://fake after 3 tries "
                                         r"\(HELLO seq \d+\)$"):
         client.hello()
+
+
+class SlowTransport(LoopbackTransport):
+    """A peer slower than its line: every answer arrives ``delay`` seconds after the request."""
+
+    def __init__(self, board, delay):
+        super().__init__(board)
+        self.delay = delay
+        self.held = deque()
+        self.sends = 0
+
+    def write(self, data):
+        self.sends += 1
+        self.held.append((time.monotonic() + self.delay, bytes(data)))
+
+    def read(self, timeout):
+        while self.held and self.held[0][0] <= time.monotonic():
+            super().write(self.held.popleft()[1])
+        return super().read(timeout)
+
+
+def test_the_wait_doubles_with_each_resend():
+    # An answer four timeouts late: a constant timeout gives up after three (3 tries), the
+    # backoff waits 1 + 2 + 4 timeouts for it.
+    timeout = 0.05
+    client = LinkClient(SlowTransport(FakeBoard(CONFIG), 4 * timeout), timeout=timeout, tries=3)
+    t0 = time.monotonic()
+    assert client.hello()["version"] == protocol.VERSION
+    assert 4 * timeout <= time.monotonic() - t0 < 7 * timeout + 1.0
+    assert 2 <= client.transport.sends <= 3     # the first send and its copies after 1 and 3
+    # With nothing answering at all, the three sends still give up after 1 + 2 + 4 timeouts.
+    client = LinkClient(LoopbackTransport(FakeBoard(CONFIG), drop=1.0), timeout=timeout, tries=3)
+    t0 = time.monotonic()
+    with pytest.raises(LinkError, match="after 3 tries"):
+        client.hello()
+    assert time.monotonic() - t0 >= 7 * timeout
 
 
 def test_board_reset_is_detected_and_hello_resynchronises():
