@@ -28,16 +28,15 @@ from spikeforge.sim.trace import PROBE_VARS, Trace
 
 from .link import BoardResetError, LinkClient, LinkError, SerialTransport
 
-__all__ = ["Board", "UploadError", "CHECK_FRAMES"]
+__all__ = ["Board", "UploadError"]
 
 # Registers last: the step counter and the seeds land after the memories they describe.
-# ``upload(skip_held=True)`` asks for the CRC of this many frames' span of a region at a time:
-# one (a query of about 20 wire bytes per frame of about 1 kB, 2 % of the line). A sparse image
-# has a few non-zero words in many frames (a 64-neuron network on the ULX3S preset: 64 of the
-# 516 synapse frames), so coarser spans rewrite more than they save: with 4 frames a span, that
-# push sent 142 kB to the virtual board against 84 kB with one (bench/link.py, docs/protocol.md).
-CHECK_FRAMES = 1
 _UPLOAD_ORDER = [*list(Region)[1:], Region.REGISTERS]
+
+
+def _whole(sent):
+    """``{(core, region): bytes}`` as ``(core, region, 0, bytes)`` spans (whole regions)."""
+    return [(core, region, 0, data) for (core, region), data in sent.items()]
 
 
 class UploadError(LinkError):
@@ -177,11 +176,11 @@ class Board:
         a ``CoreImage`` on a one-core board), all frames in one pipeline; with ``verify``,
         check each region by CRC. Returns the bytes of words written.
 
-        With ``skip_held`` the host first asks the board for the CRC of each span of
-        ``CHECK_FRAMES`` frames (``REGION_CRC``, a few bytes each way) and writes only the
-        spans whose CRC differs: a board fresh from configuration holds zeros, most of a sparse
-        network's image, and a network pushed again after a run differs in the words the run
-        changed (weights, traces, state). The registers are always written (they hold
+        With ``skip_held`` the host first asks the board for the CRC of each WRITE frame's
+        span (``REGION_CRC``, a few bytes each way) and writes only the frames whose CRC
+        differs: a board fresh from configuration holds zeros, most of a sparse network's
+        image, and a network pushed again after a run differs in the words the run changed
+        (weights, traces, state). The registers are always written (they hold
         counters). The check after the writes is the same either way.
 
         Events routed in the last step of an earlier run wait in the cores' input bitmaps,
@@ -193,34 +192,31 @@ class Board:
         sent = self.image_bytes(image)
         if flush and self.chipmap is not None:
             self._flush()
-        # Each region's frames, in runs of up to CHECK_FRAMES for the check.
-        runs = []
+        frames = []                  # (core, region, index, data) of each WRITE
         per_frame = self.link.max_payload - protocol.REQUEST[Command.WRITE].size
         for (core, region), data in sent.items():
             wb = protocol.word_bytes(self._wire_map(), region)
             per = per_frame // wb * wb
-            frames = [(core, region, k // wb, data[k:k + per]) for k in range(0, len(data), per)]
-            runs += [frames[k:k + CHECK_FRAMES] for k in range(0, len(frames), CHECK_FRAMES)]
+            frames += [(core, region, k // wb, data[k:k + per]) for k in range(0, len(data), per)]
         if skip_held:
-            # One REGION_CRC per run; the registers are always written.
-            check = [r for r in runs if r[0][1] != Region.REGISTERS]
-            replies = self.link.pipeline(
-                [(Command.REGION_CRC, b"",
-                  dict(core=r[0][0], region=int(r[0][1]), index=r[0][2],
-                       count=sum(len(f[3]) for f in r)
-                       // protocol.word_bytes(self._wire_map(), r[0][1]))) for r in check])
-            held = {id(r) for r, reply in zip(check, replies, strict=True)
-                    if reply["crc"] == protocol.crc32(b"".join(f[3] for f in r))}
-            runs = [r for r in runs if id(r) not in held]
-        spans = [f for r in runs for f in r]
+            # A REGION_CRC per frame (about 20 wire bytes against 1 kB: 2 % of the line). Spans
+            # of several frames cost fewer queries but rewrite more: a sparse image has a few
+            # non-zero words in many frames (a 64-neuron network on the ULX3S preset: 64 of the
+            # 516 synapse frames), and with 4 frames a span that push sent 142 kB to the
+            # virtual board against 84 kB with one. The registers are always written.
+            check = [f for f in frames if f[1] != Region.REGISTERS]
+            replies = self.link.pipeline(self._crc_commands(check))
+            held = {f[:3] for f, reply in zip(check, replies, strict=True)
+                    if reply["crc"] == protocol.crc32(f[3])}
+            frames = [f for f in frames if f[:3] not in held]
         cmds = [(Command.WRITE, data, dict(core=core, region=int(region), index=index))
-                for core, region, index, data in spans]
+                for core, region, index, data in frames]
         if verify:
-            replies = self.link.pipeline(cmds + self._crc_commands(sent))
+            replies = self.link.pipeline(cmds + self._crc_commands(_whole(sent)))
             self._check_crcs(sent, replies[len(cmds):])
         else:
             self.link.pipeline(cmds)
-        return sum(len(s[3]) for s in spans)
+        return sum(len(f[3]) for f in frames)
 
     def _flush(self):
         wb = protocol.word_bytes(self.chipmap, TableRegion.ROUTE_INDEX)
@@ -229,11 +225,12 @@ class Board:
             self.link.write_region(core, TableRegion.ROUTE_INDEX, 0, empty, wb)
         self.step()
 
-    def _crc_commands(self, sent):
+    def _crc_commands(self, spans):
+        """REGION_CRC of each ``(core, region, index, data)``: ``data``'s words from ``index``."""
         return [(Command.REGION_CRC, b"",
-                 dict(core=core, region=int(region), index=0,
+                 dict(core=core, region=int(region), index=index,
                       count=len(data) // protocol.word_bytes(self._wire_map(), region)))
-                for (core, region), data in sent.items()]
+                for core, region, index, data in spans]
 
     def _check_crcs(self, sent, replies):
         for ((core, region), data), reply in zip(sent.items(), replies, strict=True):
@@ -248,7 +245,7 @@ class Board:
         ``(core, region)`` (or a region of core 0) to the bytes uploaded."""
         self._need_hello()
         sent = {(k if isinstance(k, tuple) else (0, k)): v for k, v in sent.items()}
-        self._check_crcs(sent, self.link.pipeline(self._crc_commands(sent)))
+        self._check_crcs(sent, self.link.pipeline(self._crc_commands(_whole(sent))))
 
     def region_crc(self, region, core=0):
         """The board's CRC-32 of the wire bytes of a whole region of ``core``."""

@@ -15,7 +15,7 @@ from vboard import VirtualBoard
 
 from spikeforge import protocol
 from spikeforge.hdl.link import STATUS_COUNTERS
-from spikeforge.host.board import CHECK_FRAMES, Board
+from spikeforge.host.board import Board
 from spikeforge.host.link import BoardResetError, Frame, NakError, encode_frame
 from spikeforge.memmap import Region
 from spikeforge.presets import preset
@@ -97,11 +97,11 @@ def test_upload_writes_only_what_the_board_does_not_hold():
         registers = len(sent[0, Region.REGISTERS])
         assert board.upload(im, flush=False) > registers            # a fresh board: zeros
         assert board.upload(im, flush=False) == registers           # held: registers only
-        # One weight changed: the span of CHECK_FRAMES frames around it goes again.
+        # One weight changed: the frame that holds it goes again.
         im.weight[3, 5] ^= 1
         per = board.link.max_payload - REQUEST[Command.WRITE].size
         written = board.upload(im, flush=False)
-        assert registers < written <= registers + CHECK_FRAMES * per
+        assert registers < written <= registers + per
         assert first_difference(board.read_image(), im) is None
         assert board.upload(im, flush=False, skip_held=False) == sum(map(len, sent.values()))
 
