@@ -73,11 +73,13 @@ class Board:
         return preset(self.preset)
 
     def capacity(self):
-        """``dict(neurons, synapses, cores, clock_mhz)`` of the preset."""
+        """``dict(neurons, synapses, cores, clock_mhz, link_clock_mhz)`` of the preset: the
+        cores' clock and the link's."""
         p = self.soc_preset()
         return dict(neurons=p.core.n_neurons * p.n_cores,
                     synapses=p.core.n_synapses * p.n_cores,
-                    cores=p.n_cores, clock_mhz=p.clock_hz / 1e6)
+                    cores=p.n_cores, clock_mhz=p.core_clock_hz / 1e6,
+                    link_clock_mhz=p.clock_hz / 1e6)
 
 
 def _load():

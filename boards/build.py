@@ -170,10 +170,12 @@ def _budget(stat, family):
 
 
 def _timing(report):
+    """``(Fmax, met, clocks)``: Fmax of the fastest clock (the cores'), whether every clock met
+    its constraint, and each clock's constraint and Fmax."""
     fmax = {name: v for name, v in report.get("fmax", {}).items()}
     if not fmax:
         raise BuildError("nextpnr reported no clock (is the clock constrained?)")
-    achieved = min(v["achieved"] for v in fmax.values())
+    achieved = max(fmax.values(), key=lambda v: v["constraint"])["achieved"]
     met = all(v["achieved"] >= v["constraint"] for v in fmax.values())
     return round(achieved, 2), met, {k: {kk: round(vv, 2) for kk, vv in v.items()}
                                      for k, v in fmax.items()}
@@ -299,7 +301,8 @@ def _build_locked(b, out, preset, force):
             for k, v in pnr_report.get("utilization", {}).items() if v.get("used")}
     p = preset
     report = {
-        "board": b.name, **totals, "fmax_mhz": fmax, "clock_mhz": p.clock_hz / 1e6,
+        "board": b.name, **totals, "fmax_mhz": fmax, "clock_mhz": p.core_clock_hz / 1e6,
+        "link_clock_mhz": p.clock_hz / 1e6,
         "timing_met": met, "neurons": p.core.n_neurons * p.n_cores,
         "synapses": p.core.n_synapses * p.n_cores, "cores": p.n_cores, "lanes": p.core.lanes,
         "preset": p.name, "baud": p.baud, "clocks": clocks, "utilization": util,
@@ -314,5 +317,7 @@ def _build_locked(b, out, preset, force):
 
 def _check_timing(report, path):
     if not report["timing_met"]:
-        raise TimingError(f"timing not met on {report['board']}: Fmax {report['fmax_mhz']:g} MHz "
-                          f"is below the {report['clock_mhz']:g} MHz clock (report: {path})")
+        missed = "; ".join(f"Fmax {v['achieved']:g} MHz below the {v['constraint']:g} MHz clock "
+                           f"({name})" for name, v in report["clocks"].items()
+                           if v["achieved"] < v["constraint"])
+        raise TimingError(f"timing not met on {report['board']}: {missed} (report: {path})")

@@ -113,14 +113,27 @@ class _ICE40PLL(Elaboratable):
         return m
 
 
-class _ECP5PLL(Elaboratable):
-    """``EHXPLLL`` from ``clk_in`` to ``clk_out``; ``locked`` once the output is stable."""
+def _ecp5_pll_divided(fin_hz, fout_hz, divider):
+    """``ecp5_pll_params``, checked for a second output ``divider`` times slower (if any)."""
+    ref, fb, op = ecp5_pll_params(fin_hz, fout_hz)
+    if divider is not None and not 1 <= op * divider <= 128:
+        raise ValueError(f"PLL clock {fout_hz / divider / 1e6:g} MHz (the {fout_hz / 1e6:g} MHz "
+                         f"clock / {divider}) needs an output divider of {op * divider}, above "
+                         f"128")
+    return ref, fb, op
 
-    def __init__(self, fin_hz, fout_hz):
-        self.fin_hz, self.fout_hz = fin_hz, fout_hz
-        self.ref, self.fb, self.op = ecp5_pll_params(fin_hz, fout_hz)
+
+class _ECP5PLL(Elaboratable):
+    """``EHXPLLL`` from ``clk_in`` to ``clk_out``; ``locked`` once the output is stable. With a
+    ``divider``, also ``clk_div`` at ``fout_hz / divider`` (the secondary output ``CLKOS``, from
+    the same VCO)."""
+
+    def __init__(self, fin_hz, fout_hz, divider=None):
+        self.fin_hz, self.fout_hz, self.divider = fin_hz, fout_hz, divider
+        self.ref, self.fb, self.op = _ecp5_pll_divided(fin_hz, fout_hz, divider)
         self.clk_in = Signal()
         self.clk_out, self.locked = Signal(name="clk_pll"), Signal(name="pll_locked")
+        self.clk_div = Signal(name="clk_pll_div")
 
     def elaborate(self, platform):
         m = Module()
@@ -139,9 +152,16 @@ class _ECP5PLL(Elaboratable):
             p_CLKFB_DIV=self.fb,
             i_RST=0, i_STDBY=0, i_CLKI=self.clk_in, o_CLKOP=clk_out, i_CLKFB=clk_out,
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
-            i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
+            i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked,
+            **({} if self.divider is None else dict(
+                a_FREQUENCY_PIN_CLKOS=f"{self.fout_hz / self.divider / 1e6:g}",
+                p_CLKOS_ENABLE="ENABLED", p_CLKOS_DIV=self.op * self.divider,
+                p_CLKOS_CPHASE=self.op * self.divider - 1, p_CLKOS_FPHASE=0,
+                o_CLKOS=self.clk_div)))
         if platform is not None:
             platform.add_clock_constraint(clk_out, self.fout_hz)
+            if self.divider is not None:
+                platform.add_clock_constraint(self.clk_div, self.fout_hz / self.divider)
         return m
 
 
@@ -160,15 +180,23 @@ class BoardTop(Elaboratable):
 
     ``preset`` overrides the board's SoC preset (its ``clock_hz`` must still be what the board
     makes: the oscillator, or a clock the PLL makes exactly; at the oscillator's frequency the
-    PLL is left out).
+    PLL is left out). A preset with a ``chip_clock_hz`` (ECP5 boards) gets it from the PLL's
+    main output and the link's ``clock_hz`` from its second output (``chip_ratio`` times
+    slower, from the same VCO).
     """
 
     def __init__(self, board, preset=None):
         self.board = board
         self.preset = preset if preset is not None else board.soc_preset()
         clock = self.preset.clock_hz
-        self.use_pll = board.pll and clock != board.osc_hz
-        if self.use_pll:                             # fails early on an impossible clock
+        self.separate = self.preset.chip_clock_hz is not None
+        if self.separate and not (board.pll and board.family == "ecp5"):
+            raise ValueError(f"preset {self.preset.name!r} has a chip clock of its own: the "
+                             f"{board.title} top makes one only with an ECP5 PLL")
+        self.use_pll = board.pll and (clock != board.osc_hz or self.separate)
+        if self.separate:                            # fails early on an impossible clock
+            _ecp5_pll_divided(board.osc_hz, self.preset.chip_clock_hz, self.preset.chip_ratio)
+        elif self.use_pll:
             (ecp5_pll_params if board.family == "ecp5" else ice40_pll_params)(
                 board.osc_hz, clock)
         elif clock != board.osc_hz:
@@ -182,15 +210,21 @@ class BoardTop(Elaboratable):
         b, p = self.board, self.preset
         if self.use_pll:
             clk = platform.request(platform.default_clk, dir="-")
-            if b.family == "ecp5":
+            if self.separate:
+                m.submodules.pll = pll = _ECP5PLL(b.osc_hz, p.chip_clock_hz, p.chip_ratio)
+            elif b.family == "ecp5":
                 m.submodules.pll = pll = _ECP5PLL(b.osc_hz, p.clock_hz)
-                m.submodules.clk_buf = clk_buf = io.Buffer("i", clk)
-                m.d.comb += pll.clk_in.eq(clk_buf.i)
             else:                  # the iCE40 PLL takes the pad itself
                 m.submodules.pll = pll = _ICE40PLL(clk, b.osc_hz, p.clock_hz)
-            # the SoC's clock domain, held in reset until the PLL locks
+            if b.family == "ecp5":
+                m.submodules.clk_buf = clk_buf = io.Buffer("i", clk)
+                m.d.comb += pll.clk_in.eq(clk_buf.i)
+            # the SoC's clock domain, held in reset until the PLL locks (the chip's reset follows
+            # it, synchronised inside the SoC)
             m.domains.sync = ClockDomain("sync")
-            m.d.comb += ClockSignal("sync").eq(pll.clk_out)
+            m.d.comb += ClockSignal("sync").eq(pll.clk_div if self.separate else pll.clk_out)
+            if self.separate:
+                m.d.comb += self.soc.chip_clk.eq(pll.clk_out)
             m.submodules.reset_sync = ResetSynchronizer(~pll.locked, domain="sync")
         m.submodules.soc = soc = self.soc
 

@@ -9,6 +9,10 @@ RAM; post traces, profiles, axon table and the core's list memory (input bitmap,
 post list) in LUT RAM (``ram_style`` "distributed", set by the Yosys commands below), and
 so are the routing tables, the output rings and the input queue; delay slots and the link's
 frame buffers in block RAM: 208 of the 208 DP16KD.
+
+The board top can give the chip a clock of its own from the PLL's second output (a preset's
+``chip_clock_hz``, the link at a whole fraction of it); the preset keeps one clock, since the
+split builds did not run the chip faster (``docs/boards.md``, item 8).
 """
 
 from . import Board

@@ -60,21 +60,36 @@ def _wrapper(soc):
     per clock; Amaranth's synchronous reset reaches most of the next-state logic, so a raw
     ``rst`` input puts a third of the model there. Registered, it moves to the clock edge. One
     clock of latency on ``rx`` is invisible to the asynchronous line.
+
+    A SoC with a chip clock of its own (``chip_clk``) gets ``clk`` there and, as its link
+    clock, every ``chip_ratio``-th edge of it (``clk`` gated by a register of the falling edge),
+    so the two run at the board's ratio and the line model counts chip clocks.
     """
     from amaranth.hdl import Shape
     from amaranth.lib.wiring import In
 
-    decl, conn = ["input wire clk", "input wire rst"], [".clk(clk)", ".rst(rst_q)"]
+    ratio = soc.preset.chip_ratio
+    link_clk = "clk"
+    divider = ""
+    if "chip_clk" in soc.signature.members and ratio > 1:
+        link_clk = "link_clk"
+        divider = (f"  reg [7:0] div = 8'd0;\n"
+                   f"  always @(negedge clk) div <= (div == 8'd{ratio - 1}) ? 8'd0 : div + 8'd1;\n"
+                   f"  wire link_clk = clk & (div == 8'd0);\n")
+    decl, conn = ["input wire clk", "input wire rst"], [f".clk({link_clk})", ".rst(rst_q)"]
     for name, member in soc.signature.members.items():
         if member.is_signature:
             raise ValueError(f"SoC port {name} is an interface; the wrapper takes plain ports")
+        if name == "chip_clk":
+            conn.append(".chip_clk(clk)")
+            continue
         width = Shape.cast(member.shape).width
         rng = f"[{width - 1}:0] " if width > 1 else ""
         decl.append(f"{'input' if member.flow is In else 'output'} wire {rng}{name}")
         conn.append(f".{name}(rx_q)" if name == "rx" else f".{name}({name})")
     return ("module soc(" + ", ".join(decl) + ");\n"
             "  reg rst_q = 1'b1, rx_q = 1'b1;\n"
-            "  always @(posedge clk) begin rst_q <= rst; rx_q <= rx; end\n"
+            "  always @(posedge clk) begin rst_q <= rst; rx_q <= rx; end\n" + divider +
             "  soc_core core(" + ", ".join(conn) + ");\nendmodule\n")
 
 
@@ -258,7 +273,9 @@ class VirtualBoard:
         for name, value in (("drop", drop), ("flip", flip)):
             if not 0.0 <= float(value) < 1.0:
                 raise ValueError(f"{name} rate {value!r} is out of range [0, 1)")
-        cpb = preset.clocks_per_bit if clocks_per_bit is None else int(clocks_per_bit)
+        # the line model counts the model's clock: the chip's, when it has one of its own
+        cpb = (preset.clocks_per_bit * preset.chip_ratio if clocks_per_bit is None
+               else int(clocks_per_bit))
         if cpb < 4:
             raise ValueError(f"clocks per bit {cpb} is below the minimum 4")
         self.clocks_per_bit = cpb
@@ -330,7 +347,7 @@ def replay(preset, record, *, start=0, clock_gating=True):
     ``clock_gating``: of the model (``build_vboard``).
     """
     exe = build_vboard(preset, clock_gating=clock_gating)
-    out = subprocess.run([str(exe), f"+cpb={preset.clocks_per_bit}",
+    out = subprocess.run([str(exe), f"+cpb={preset.clocks_per_bit * preset.chip_ratio}",
                           f"+replay={os.path.abspath(record)}", f"+from={start}"],
                          capture_output=True, text=True, check=True)
     words = out.stdout.split()

@@ -965,11 +965,14 @@ class Core(wiring.Component):
                      "pi": _mul_alpha(st["i"], prof["alpha_i"])}
         u2p = {k: Signal.like(v, name=f"u2_{k}") for k, v in prods.items()}
         bt = par["bias"] - prof["threshold"]
-        u2_py, u2_bt = Signal.like(u1_py), Signal.like(bt)
+        # bias - threshold - 1 (~t is -t - 1): stage 4 reads "x - threshold > 0" as the
+        # sign of x - threshold - 1, the end of stage 3's carry chain, not a 26-bit OR after it
+        bt1 = par["bias"] + ~Cat(prof["threshold"], Const(0, 1)).as_signed()
+        u2_py, u2_bt, u2_bt1 = Signal.like(u1_py), Signal.like(bt), Signal.like(bt1)
         with m.If(u1_valid):
             m.d.sync += [u2[k].eq(v) for k, v in fwd1.items()]
             m.d.sync += [u2p[k].eq(v) for k, v in prods.items()]
-            m.d.sync += [u2_py.eq(u1_py), u2_bt.eq(bt), u2_n.eq(u1_n)]
+            m.d.sync += [u2_py.eq(u1_py), u2_bt.eq(bt), u2_bt1.eq(bt1), u2_n.eq(u1_n)]
         m.d.sync += u2_valid.eq(u1_valid)
 
         # -- update, stage 2: round the products (``_round16`` as the carry in of the adder
@@ -979,11 +982,13 @@ class Core(wiring.Component):
         u3_i = Signal(signed(STATE_BITS))
         u3_vb = Signal(signed(STATE_BITS + 1))      # |decay(v)| < 2^23, |bias| <= 2^23
         u3_vbt = Signal(signed(STATE_BITS + 2))
+        u3_vbt1 = Signal(signed(STATE_BITS + 2))
         u3_yd = Signal(TRACE_BITS)
         slot_s = u2["slot"] << regs["weight_exp"]
         yd = {"yd": _high16(u2_py) + u2_py[15]} if plastic else {}
         # what stage 3 takes besides the sums, from stage 2 (or 2b)
-        late = {"bias": u2["bias"], "bt": u2_bt, "n": u2_n, **yd, **{k: u2[k] for k in u3}}
+        late = {"bias": u2["bias"], "bt": u2_bt, "bt1": u2_bt1, "n": u2_n, **yd,
+                **{k: u2[k] for k in u3}}
         if long:
             # The long pipeline splits the current's sum (the slot's shift, then the adder and
             # the saturation: the ULX3S's critical path at 80 MHz before, 12.89 ns). Stage 2a
@@ -1012,11 +1017,12 @@ class Core(wiring.Component):
             s3_valid_in = u2_valid
         fwd3 = {"vb": _high16(pv) + late["bias"] + pv[15],
                 "vbt": _high16(pv) + late["bt"] + pv[15],
+                "vbt1": _high16(pv) + late["bt1"] + pv[15],
                 **{k: late[k] for k in ("n", *u3, *yd)}}
         with m.If(s3_valid_in):
             m.d.sync += [u3[k].eq(fwd3[k]) for k in u3]
             m.d.sync += [u3_i.eq(i_sat), u3_vb.eq(fwd3["vb"]), u3_vbt.eq(fwd3["vbt"]),
-                         u3_n.eq(fwd3["n"])]
+                         u3_vbt1.eq(fwd3["vbt1"]), u3_n.eq(fwd3["n"])]
             if plastic:
                 m.d.sync += u3_yd.eq(fwd3["yd"])
         m.d.sync += u3_valid.eq(s3_valid_in)
@@ -1028,10 +1034,17 @@ class Core(wiring.Component):
         u4_x = Signal(signed(STATE_BITS + 2))
         u4_dt = Signal(signed(STATE_BITS + 2))
         u4_yd = Signal(TRACE_BITS)
+        u4_over = Signal()          # x - threshold > 0
+        u4_may = Signal()           # not refractory, and allowed to fire
+        u4_yinc = Signal(TRACE_BITS)    # the additive trace's value if the neuron fires
         with m.If(u3_valid):
             d34 += [u4[k].eq(u3[k]) for k in u4]
             d34 += [u4_x.eq(u3_vb + u3_i), u4_dt.eq(u3_vbt + u3_i), u4_i.eq(u3_i),
+                    u4_over.eq(~(u3_vbt1 + u3_i)[-1]),
+                    u4_may.eq((u3["ref"] == 0) & u3["can_fire"]),
                     u4_yd.eq(u3_yd), u4_n.eq(u3_n)]
+            if plastic:
+                d34 += u4_yinc.eq(_usat(u3_yd + regs["y_inc"], TRACE_BITS))
         d34 += u4_valid.eq(u3_valid)
 
         # -- update, stage 4: threshold, reset, refractory; write back ----------------------
@@ -1048,7 +1061,7 @@ class Core(wiring.Component):
         fires = Signal()
         v_new = Signal(signed(STATE_BITS))
         ref_new = Signal(4)
-        m.d.comb += fires.eq((u4["ref"] == 0) & ~u4_dt[-1] & u4_dt.any() & u4["can_fire"])
+        m.d.comb += fires.eq(u4_may & u4_over)
         with m.If(u4["ref"] != 0):
             m.d.comb += [v_new.eq(u4["v"]), ref_new.eq(u4["ref"] - 1)]
         with m.Elif(fires):
@@ -1066,8 +1079,7 @@ class Core(wiring.Component):
                          state_wp.data.eq(Cat(v_new, i_new, ref_new))]
             if plastic:
                 yd = u4_yd
-                y_new = Mux(fires, Mux(regs["trace_mode"], regs["y_inc"],
-                                       _usat(yd + regs["y_inc"], TRACE_BITS)), yd)
+                y_new = Mux(fires, Mux(regs["trace_mode"], regs["y_inc"], u4_yinc), yd)
             for j in range(L):
                 with m.If(u4_j == j):
                     m.d.comb += [slot_wp[j].addr.eq(Cat(u4_w, t_slot)), slot_wp[j].en.eq(1),

@@ -15,10 +15,20 @@ registers (the image) are kept.
 """
 
 import zlib
+from types import SimpleNamespace
 
-from amaranth.hdl import ClockDomain, ClockSignal, Module, Mux, ResetInserter, ResetSignal, Signal
+from amaranth.hdl import (
+    ClockDomain,
+    ClockSignal,
+    DomainRenamer,
+    Module,
+    Mux,
+    ResetInserter,
+    ResetSignal,
+    Signal,
+)
 from amaranth.lib import stream, wiring
-from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from spikeforge import protocol
@@ -26,6 +36,7 @@ from spikeforge.memmap import MemoryMap
 from spikeforge.presets import SocPreset
 
 from .chip import Chip, inject_layout
+from .crossing import ChipCrossing
 from .framing import Deframer, Framer, HeaderLayout
 from .gating import add_gated, gated_domain
 from .link import CLEARED_COUNTERS, STATUS_COUNTERS, AckFilter, CommandProcessor
@@ -126,12 +137,9 @@ class SoC(wiring.Component):
 
     ``active`` is high while anything is under way besides the line (a step, output frames not
     yet acknowledged, a command being executed): a simulation may stop clocking when it is low
-    and the line is quiet.
+    and the line is quiet. A preset with a ``chip_clock_hz`` adds the input ``chip_clk``, the
+    chip's clock (its reset is ``sync``'s, synchronised).
     """
-
-    rx: In(1, init=1)
-    tx: Out(1, init=1)
-    active: Out(1)
 
     def __init__(self, preset):
         if not isinstance(preset, SocPreset):
@@ -139,7 +147,10 @@ class SoC(wiring.Component):
         self.preset = preset
         self.memmap = MemoryMap(preset.core)
         self.chipmap = preset.chipmap
-        super().__init__()
+        members = {"rx": In(1, init=1), "tx": Out(1, init=1), "active": Out(1)}
+        if preset.chip_clock_hz is not None:
+            members["chip_clk"] = In(1)
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -156,8 +167,10 @@ class SoC(wiring.Component):
                                 hello=dict(clock_hz=p.clock_hz, baud=p.baud,
                                            out_timeout=p.resend_clocks, build_id=build_id(p)))
         # the router runs on the link's gated clock (in the virtual board): it idles but for the
-        # few clocks a spike takes through it
-        chip = Chip([c] * p.n_cores, p.limits, router_domain=gated_domain("link"))
+        # few clocks a spike takes through it; with a chip clock of its own, on the chip's
+        separate = p.chip_clock_hz is not None
+        chip = Chip([c] * p.n_cores, p.limits,
+                    router_domain="sync" if separate else gated_domain("link"))
         stepper = Stepper(inject_layout(self.chipmap).size, input_depth=p.input_depth,
                           timer_domain="free")
         outbuf = OutputBuffer(c.n_neurons, n_cores=p.n_cores, n_probes=p.n_probes,
@@ -189,9 +202,8 @@ class SoC(wiring.Component):
         rst_stepper, rst_outbuf = reset_copy("stepper", link), reset_copy("outbuf", link)
         rst_probes, rst_stats = reset_copy("probes", link), reset_copy("stats", link)
         probes = ProbeEngine(self.chipmap, p.n_probes)
-        m.submodules.chip = chip
+        port = self._chip_port(m, chip, separate)
         mux, framer = FrameMux(p.max_payload), Framer(p.max_payload)
-        spikes = StreamRegister(chip.host_out.payload.shape())
         m.submodules.utx = utx = UARTTransmitter(cpb)
 
         # receive path
@@ -214,18 +226,7 @@ class SoC(wiring.Component):
         m.submodules.rx_sync = FFSynchronizer(self.rx, rx_s, init=1)
         m.d.sync += rx_prev.eq(rx_s)
 
-        # The chip's step counter as the link's blocks see it: a register of their domain, a
-        # clock late (it moves when the cores finish a step, or by a memory write), so that
-        # none of their logic reads the chip's.
-        core_step = Signal(32)
-        m.d[link] += core_step.eq(chip.step)
-        # high on a clock after which ``core_step`` moves
-        step_moves = Signal()
-        m.d.comb += step_moves.eq(chip.step != core_step)
-        # the same for the chip's ``busy`` and ``done`` (the barrier), which the stepper waits on
-        core_busy, core_done = Signal(), Signal()
-        m.d[link] += [core_busy.eq(chip.busy), core_done.eq(chip.done)]
-
+        core_step = port.step
         # the processor's view of the SoC
         m.d.comb += [proc.rx_start.eq(rx_prev & ~rx_s), proc.counter.eq(counter),
                      proc.out_seq.eq(outbuf.out_seq), proc.core_step.eq(core_step)]
@@ -262,12 +263,7 @@ class SoC(wiring.Component):
         # The chip's memory port: the probe engine's while it works (between the barrier and
         # the end of a step, when the processor never uses it), else the processor's. The
         # probe engine only reads, so the write data is always the processor's.
-        # Both directions pass a register of the link's domain (``mem_req``, ``mem_rsp``), so
-        # that none of the processor's or the probe engine's logic reads the chip's ``ready``
-        # or ``valid``: a request every other clock at most (reads wait for their response
-        # anyway), a response a clock later. The chip's handshakes are in the gate's ``wake``.
-        mem_req = StreamRegister(chip.mem_req.payload.shape(), full_rate=False)
-        req = mem_req.i
+        req = port.mem_req
         m.d.comb += [req.p.data.eq(proc.mem_req.p.data),
                      req.p.write.eq(proc.mem_req.p.write & ~probes.busy)]
         with m.If(probes.busy):
@@ -276,13 +272,10 @@ class SoC(wiring.Component):
         with m.Else():
             m.d.comb += [req.valid.eq(proc.mem_req.valid), req.p.addr.eq(proc.mem_req.p.addr),
                          proc.mem_req.ready.eq(req.ready)]
-        wiring.connect(m, mem_req.o, chip.mem_req)
-        rsp_valid, rsp_data = Signal(), Signal.like(chip.mem_rsp.payload)
-        m.d[link] += [rsp_valid.eq(chip.mem_rsp.valid), rsp_data.eq(chip.mem_rsp.payload)]
+        rsp_valid, rsp_data = port.rsp_valid, port.rsp_data
         m.d.comb += [proc.mem_rsp.payload.eq(rsp_data), probes.mem_rsp.payload.eq(rsp_data),
                      proc.mem_rsp.valid.eq(rsp_valid & ~probes.busy),
-                     probes.mem_rsp.valid.eq(rsp_valid & probes.busy),
-                     chip.mem_rsp.ready.eq(1)]
+                     probes.mem_rsp.valid.eq(rsp_valid & probes.busy)]
         # The deframer, the ack filter, the processor, the probe engine, the counters, the
         # stepper, the output path (the output buffer, the frame multiplexer and the framer)
         # and the chip's router idle through most of a run (but for an OUT_ACK now and then,
@@ -296,15 +289,12 @@ class SoC(wiring.Component):
         add_gated(m, platform, "link", {
             "deframer": deframer, "filter": filt, "proc": ResetInserter(proc.soft_reset)(proc),
             "probes": ResetInserter(rst_probes)(probes), "stats": stats,
-            "outbuf": outbuf, "mux": mux, "framer": framer, "spikes": spikes,
-            "mem_req": mem_req,
+            "outbuf": outbuf, "mux": mux, "framer": framer, **port.blocks,
             # the step timer (domain ``free``) restarts on RESET too
             "stepper": ResetInserter({"sync": rst_stepper, "free": rst_stepper})(stepper),
         }, deframer.wake | filt.wake | proc.wake | probes.wake | rst_probes | stats.wake
-           | stepper.wake | rst_stepper | outbuf.wake | mux.wake | framer.wake | spikes.wake
-           | mem_req.wake | chip.router_wake | urx.error | urx.overrun
-           | step_moves | (chip.busy != core_busy) | chip.done
-           | chip.mem_rsp.valid | rsp_valid)
+           | stepper.wake | rst_stepper | outbuf.wake | mux.wake | framer.wake | port.wake
+           | urx.error | urx.overrun)
         m.d.comb += [probes.set.eq(proc.pr_set), probes.set_probe.eq(proc.pr_probe),
                      probes.set_core.eq(proc.pr_core), probes.set_region.eq(proc.pr_region),
                      probes.set_period.eq(proc.pr_period), probes.set_index.eq(proc.pr_index),
@@ -335,16 +325,14 @@ class SoC(wiring.Component):
         wiring.connect(m, proc.st_push, stepper.push)
 
         # stepper, chip and output buffer; events for cores beyond the chip are dropped
-        m.d.comb += [chip.inject.valid.eq(stepper.spike_in.valid),
-                     chip.inject.payload.eq(stepper.spike_in.payload),
-                     stepper.spike_in.ready.eq(chip.inject.ready),
-                     chip.link_out.ready.eq(1)]
-        wiring.connect(m, chip.host_out, spikes.i)
-        wiring.connect(m, spikes.o, outbuf.spikes)
-        m.d.comb += [chip.start.eq(stepper.start), stepper.core_busy.eq(core_busy),
-                     stepper.core_done.eq(core_done), stepper.core_step.eq(core_step),
+        m.d.comb += [port.inject.valid.eq(stepper.spike_in.valid),
+                     port.inject.payload.eq(stepper.spike_in.payload),
+                     stepper.spike_in.ready.eq(port.inject.ready)]
+        wiring.connect(m, port.spikes, outbuf.spikes)
+        m.d.comb += [port.start.eq(stepper.start), stepper.core_busy.eq(port.busy),
+                     stepper.core_done.eq(port.done), stepper.core_step.eq(core_step),
                      stepper.room.eq(outbuf.room), outbuf.begin.eq(stepper.begin),
-                     outbuf.step.eq(core_step), outbuf.step_moves.eq(step_moves),
+                     outbuf.step.eq(core_step), outbuf.step_moves.eq(port.step_moves),
                      outbuf.end.eq(probes.done),
                      stepper.post_busy.eq(probes.busy | outbuf.closing),
                      outbuf.ack.eq(filt.ack), outbuf.ack_next.eq(filt.next),
@@ -359,6 +347,62 @@ class SoC(wiring.Component):
         wiring.connect(m, mux.payload, framer.payload)
         wiring.connect(m, framer.o, utx.i)
         m.d.comb += [self.tx.eq(utx.tx),
-                     self.active.eq(~proc.idle | ~stepper.idle | outbuf.pending | chip.busy
+                     self.active.eq(~proc.idle | ~stepper.idle | outbuf.pending | port.active
                                     | utx.busy | deframer.header.valid)]
         return m
+
+    def _chip_port(self, m, chip, separate):
+        """Add ``chip`` to ``m`` and return the link's side of it: ``mem_req`` and ``inject``
+        (streams to drive), ``rsp_valid``/``rsp_data``, ``spikes`` (a stream to take), ``start``
+        (to drive), ``busy``, ``done``, ``step``, ``step_moves``, the ``blocks`` to clock on the
+        link's gate, and the ``wake`` and ``active`` terms.
+
+        On one clock the link's blocks meet the chip through registers of their domain, so that
+        none of their logic reads the chip's handshakes: the memory requests and the output
+        spikes through a ``StreamRegister`` each (a request every other clock at most: reads
+        wait for their response anyway), the responses, the step counter, ``busy`` and ``done``
+        a clock late (the chip's step moves when its cores finish a step, or by a memory
+        write). With a chip clock of its own (``separate``: the preset's ``chip_clock_hz``, the
+        clock domain ``chip`` on the ``chip_clk`` input) everything crosses in a
+        ``ChipCrossing``.
+        """
+        link = gated_domain("link")
+        m.d.comb += chip.link_out.ready.eq(1)
+        if separate:
+            m.domains.chip = ClockDomain("chip", local=True)
+            m.d.comb += ClockSignal("chip").eq(self.chip_clk)
+            m.submodules.chip_reset = ResetSynchronizer(ResetSignal("sync"), domain="chip")
+            m.submodules.chip = DomainRenamer({"sync": "chip"})(chip)
+            x = ChipCrossing(request=chip.mem_req.payload.shape(),
+                             inject=chip.inject.payload.shape(),
+                             spike=chip.host_out.payload.shape(),
+                             data=chip.mem_rsp.payload.shape())
+            wiring.connect(m, x.chip_mem_req, chip.mem_req)
+            wiring.connect(m, chip.mem_rsp, x.chip_mem_rsp)
+            wiring.connect(m, x.chip_inject, chip.inject)
+            wiring.connect(m, chip.host_out, x.chip_host_out)
+            m.d.comb += [chip.start.eq(x.chip_start), x.chip_done.eq(chip.done),
+                         x.chip_step.eq(chip.step)]
+            return SimpleNamespace(
+                mem_req=x.mem_req, inject=x.inject, rsp_valid=x.mem_rsp.valid,
+                rsp_data=x.mem_rsp.payload, spikes=x.host_out, start=x.start, busy=x.busy,
+                done=x.done, step=x.step, step_moves=x.step_moves, blocks={"crossing": x},
+                wake=x.wake, active=x.active)
+        m.submodules.chip = chip
+        mem_req = StreamRegister(chip.mem_req.payload.shape(), full_rate=False)
+        spikes = StreamRegister(chip.host_out.payload.shape())
+        wiring.connect(m, mem_req.o, chip.mem_req)
+        wiring.connect(m, chip.host_out, spikes.i)
+        rsp_valid, rsp_data = Signal(), Signal.like(chip.mem_rsp.payload)
+        step, busy, done = Signal(32), Signal(), Signal()
+        m.d[link] += [rsp_valid.eq(chip.mem_rsp.valid), rsp_data.eq(chip.mem_rsp.payload),
+                      step.eq(chip.step), busy.eq(chip.busy), done.eq(chip.done)]
+        step_moves = Signal()            # high on a clock after which ``step`` moves
+        m.d.comb += [step_moves.eq(chip.step != step), chip.mem_rsp.ready.eq(1)]
+        return SimpleNamespace(
+            mem_req=mem_req.i, inject=chip.inject, rsp_valid=rsp_valid, rsp_data=rsp_data,
+            spikes=spikes.o, start=chip.start, busy=busy, done=done, step=step,
+            step_moves=step_moves, blocks={"spikes": spikes, "mem_req": mem_req},
+            wake=(spikes.wake | mem_req.wake | chip.router_wake | step_moves
+                  | (chip.busy != busy) | chip.done | chip.mem_rsp.valid | rsp_valid),
+            active=chip.busy)

@@ -49,6 +49,7 @@ class SocPreset:
     fan_out: int = 16
     n_probes: int = 2
     probe_payload: int = 256
+    chip_clock_hz: int | None = None
 
     def __post_init__(self):
         for name in ("window", "out_window"):
@@ -69,6 +70,22 @@ class SocPreset:
             raise ValueError(f"probe payload {self.probe_payload!r} is out of range "
                              f"[16, {self.max_payload}] (the max payload)")
         self.clocks_per_bit  # noqa: B018 - validates clock and baud
+        if self.chip_clock_hz is not None and (
+                isinstance(self.chip_clock_hz, bool) or not isinstance(self.chip_clock_hz, int)
+                or self.chip_clock_hz < self.clock_hz or self.chip_clock_hz % self.clock_hz):
+            raise ValueError(f"chip clock {self.chip_clock_hz!r} Hz must be a whole multiple of "
+                             f"the link clock {self.clock_hz} Hz")
+
+    @property
+    def core_clock_hz(self):
+        """The cores' clock: ``chip_clock_hz`` when the chip has a clock of its own, else the
+        link's ``clock_hz``."""
+        return self.chip_clock_hz or self.clock_hz
+
+    @property
+    def chip_ratio(self):
+        """Chip clocks per link clock (1 when the chip runs on the link's clock)."""
+        return self.core_clock_hz // self.clock_hz
 
     @property
     def limits(self):
@@ -108,6 +125,14 @@ PRESETS = {
                                          lanes=2, plastic=True, n_profiles=4),
                       clock_hz=4_000_000, baud=1_000_000, max_payload=256, input_depth=256,
                       route_entries=64, fan_out=8),
+    # The tiny core on a clock of its own, twice the link's (the chip crossing's tests).
+    "tiny-chipclock": SocPreset("tiny-chipclock", CoreConfig(n_neurons=16, n_axons=16,
+                                                             weight_bits=8, delay_bits=2,
+                                                             lanes=2, plastic=True,
+                                                             n_profiles=4),
+                                clock_hz=4_000_000, baud=1_000_000, max_payload=256,
+                                input_depth=256, route_entries=64, fan_out=8,
+                                chip_clock_hz=8_000_000),
     # Two tiny cores joined by the router (multi-core tests).
     "tiny2": SocPreset("tiny2", CoreConfig(n_neurons=16, n_axons=16, weight_bits=8,
                                            delay_bits=2, lanes=2, plastic=True, n_profiles=4),

@@ -27,10 +27,11 @@ def run(args):
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{'board':<12} {'device':<24} {'neurons':>7} {'synapses':>9} {'cores':>5} "
-          f"{'clock':>9} {'delay':>6}")
+          f"{'clock':>9} {'link':>10} {'delay':>6}")
     for r in rows:
         print(f"{r['board']:<12} {r['title']:<24} {r['neurons']:>7} {r['synapses']:>9} "
-              f"{r['cores']:>5} {r['clock_mhz']:>5g} MHz {'0-' + str(r['max_delay']):>6}")
+              f"{r['cores']:>5} {r['clock_mhz']:>5g} MHz {r['link_clock_mhz']:>6g} MHz "
+              f"{'0-' + str(r['max_delay']):>6}")
         for name, where in r["memory"].items():
             print(f"    {name}: {where}")
     return 0

@@ -54,7 +54,7 @@ def test_boards_command_lists_capacity(capsys):
     assert main(["boards", "--json"]) == 0
     rows = {r["board"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["icebreaker"]["neurons"] == BOARDS["icebreaker"].capacity()["neurons"]
-    assert rows["ulx3s-85f"]["clock_mhz"] == preset("ulx3s-85f").clock_hz / 1e6
+    assert rows["ulx3s-85f"]["clock_mhz"] == preset("ulx3s-85f").core_clock_hz / 1e6
     assert main(["boards"]) == 0
     text = capsys.readouterr().out
     assert "icebreaker" in text and "65536" in text and "SPRAM" in text
@@ -96,17 +96,32 @@ def test_board_top_refuses_a_clock_the_board_cannot_make():
     nopll = dataclasses.replace(board("icebreaker"), pll=False)
     with pytest.raises(ValueError, match="not the iCEBreaker .* 12 MHz"):
         BoardTop(nopll, dataclasses.replace(p, clock_hz=30_000_000))
-    p = dataclasses.replace(preset("ulx3s-85f"), clock_hz=48_000_000)
+    p = dataclasses.replace(preset("ulx3s-85f"), clock_hz=48_000_000, chip_clock_hz=None)
     with pytest.raises(ValueError, match="cannot be made exactly"):
+        BoardTop(board("ulx3s-85f"), p)
+    # a chip clock of its own: a whole multiple of the link's, from an ECP5 PLL
+    with pytest.raises(ValueError, match=r"chip clock 75000000 Hz must be a whole multiple of "
+                                         r"the link clock 50000000 Hz"):
+        dataclasses.replace(p, clock_hz=50_000_000, chip_clock_hz=75_000_000)
+    p = dataclasses.replace(preset("icebreaker"), clock_hz=12_000_000, chip_clock_hz=24_000_000)
+    with pytest.raises(ValueError, match="has a chip clock of its own: the iCEBreaker .* top "
+                                         "makes one only with an ECP5 PLL"):
+        BoardTop(board("icebreaker"), p)
+    p = dataclasses.replace(preset("ulx3s-85f"), clock_hz=1_000_000, chip_clock_hz=100_000_000,
+                            baud=200_000)
+    with pytest.raises(ValueError, match=r"PLL clock 1 MHz \(the 100 MHz clock / 100\) needs an "
+                                         r"output divider of 600, above 128"):
         BoardTop(board("ulx3s-85f"), p)
 
 
-@pytest.mark.parametrize("name, clock_hz", [("icebreaker", 30_000_000),
-                                            ("ulx3s-85f", 50_000_000)])
-def test_board_top_elaborates_with_pins_and_pll(name, clock_hz):
+@pytest.mark.parametrize("name, clock_hz, chip_clock_hz", [("icebreaker", 30_000_000, None),
+                                                           ("ulx3s-85f", 50_000_000, None),
+                                                           ("ulx3s-85f", 50_000_000, 100_000_000)])
+def test_board_top_elaborates_with_pins_and_pll(name, clock_hz, chip_clock_hz):
     """The board top elaborates on its platform (no tools run): UART and LED pins in the
     constraints, and at a clock other than the oscillator's the PLL with its settings and the
-    constraint on its output."""
+    constraint on its output; with a chip clock of its own, the PLL's main output is the
+    chip's and its second output (the same VCO, divided further) the link's."""
     pytest.importorskip("amaranth_boards")
     import dataclasses
 
@@ -114,7 +129,7 @@ def test_board_top_elaborates_with_pins_and_pll(name, clock_hz):
     b = board(name)
     p = b.soc_preset()
     p = dataclasses.replace(p, core=dataclasses.replace(p.core, n_neurons=16, n_axons=16),
-                            clock_hz=clock_hz)
+                            clock_hz=clock_hz, chip_clock_hz=chip_clock_hz)
     plan, _ = _prepare(b, p)
     rtlil = plan.files["top.il"]
     if b.family == "ice40":
@@ -127,5 +142,12 @@ def test_board_top_elaborates_with_pins_and_pll(name, clock_hz):
         lpf = plan.files["top.lpf"]
         assert 'LOCATE COMP "uart_0__rx__io" SITE "M1"' in lpf and 'SITE "L4"' in lpf
         assert 'LOCATE COMP "led_0__io" SITE "B2"' in lpf
-        assert "cell \\EHXPLLL" in rtlil and "parameter \\CLKFB_DIV 2" in rtlil
-        assert 'FREQUENCY NET "pll.clk_pll" 50000000.0 HZ' in lpf
+        assert "cell \\EHXPLLL" in rtlil
+        if chip_clock_hz is None:
+            assert "parameter \\CLKFB_DIV 2" in rtlil and "CLKOS_DIV" not in rtlil
+            assert 'FREQUENCY NET "pll.clk_pll" 50000000.0 HZ' in lpf
+        else:       # 25 MHz x 4 = 100 MHz (VCO 600 MHz: CLKOP / 6), the link's CLKOS / 12
+            assert "parameter \\CLKFB_DIV 4" in rtlil and "parameter \\CLKOP_DIV 6" in rtlil
+            assert "parameter \\CLKOS_DIV 12" in rtlil
+            assert 'FREQUENCY NET "pll.clk_pll" 100000000.0 HZ' in lpf
+            assert 'FREQUENCY NET "pll.clk_pll_div" 50000000.0 HZ' in lpf

@@ -5,6 +5,7 @@ it over ``socket://`` and the C++ loop moves the bytes to and from the pins at t
 per bit, losing or corrupting bytes when asked.
 """
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -106,22 +107,45 @@ def test_upload_writes_only_what_the_board_does_not_hold():
         assert board.upload(im, flush=False, skip_held=False) == sum(map(len, sent.values()))
 
 
+def _runs_match_golden(board, seeds, steps):
+    """Upload a random image per seed, run it with random inputs: every spike, and every
+    memory read back after, equal the golden model's. Returns the last image after its run."""
+    for seed in seeds:
+        im, rng = _image(seed)
+        inputs = random_inputs(TINY.core, rng, "random", steps)
+        want, after = _golden_trace(im, inputs)
+        board.upload(im)
+        trace = board.run(steps, inputs=inputs)
+        assert trace.first_step == im.step
+        np.testing.assert_array_equal(trace.spikes, want)
+        assert first_difference(board.read_image(), after) is None
+    return after
+
+
 def test_run_matches_golden():
     with VirtualBoard(TINY) as vb, _board(vb) as board:
-        for seed in (2, 3):
-            im, rng = _image(seed)
-            inputs = random_inputs(TINY.core, rng, "random", 40)
-            want, after = _golden_trace(im, inputs)
-            board.upload(im)
-            trace = board.run(40, inputs=inputs)
-            assert trace.first_step == im.step
-            np.testing.assert_array_equal(trace.spikes, want)
-            assert first_difference(board.read_image(), after) is None
+        after = _runs_match_golden(board, (2, 3), 40)
         step, busy, fired = board.step()
         assert step == after.step and busy > 0
         status = board.status()
         assert status["state"] == 0 and status["step"] == step + 1
         assert status["busy_last"] == busy
+
+
+@pytest.mark.parametrize("ratio", [2, 3])
+def test_a_chip_clock_of_its_own_matches_golden(ratio):
+    """The chip on a clock of its own, ``ratio`` times the link's (``ChipCrossing``; the virtual
+    board derives the link's clock from the chip's): uploads, runs with inputs and readbacks
+    agree with the golden model bit for bit, and a STEP reports its step and busy clocks."""
+    p = dataclasses.replace(preset("tiny-chipclock"), chip_clock_hz=ratio * TINY.clock_hz)
+    assert p.core == TINY.core and p.chip_ratio == ratio
+    with VirtualBoard(p) as vb, _board(vb) as board:
+        assert vb.clocks_per_bit == ratio * TINY.clocks_per_bit
+        assert board.hello()["clock_hz"] == TINY.clock_hz       # the link's clock
+        after = _runs_match_golden(board, (4, 5), 30)
+        step, busy, _ = board.step()
+        assert step == after.step and busy > 0
+        assert board.status()["step"] == step + 1
 
 
 def test_faults_never_act_twice():
