@@ -389,14 +389,16 @@ class Core(wiring.Component):
         # Every mixer's input is a register (``lane_r``), or one of two (``mix_r0``, ``mix_r1``)
         # chosen by a third (``use_r1``): loaded with the input of the next clock, selected and
         # computed from the next values of the counters (``*_n`` below) one clock ahead, so
-        # that no more than a 2:1 multiplexer sits in front of the mixer's own two adders (a
-        # draw nobody takes is harmless, so only the clocks that take one need the right input).
+        # that no more than a 2:1 multiplexer lies on the mixer's path, after its first adder
+        # (``alt``: both inputs are added, ``use_r1`` chooses; before, in front of the group's
+        # two adders, it was the ULX3S's critical path at 100 MHz, 11.34 ns). A draw nobody
+        # takes is harmless, so only the clocks that take one need the right input.
         share_mixer = plastic and lane_memory.single_port
         key_n = Signal(32)          # the key phase's input of the next clock (``key_sel_n``)
         key_sel_n = Signal()
         mix_r0, mix_r1, use_r1 = Signal(32), Signal(32), Signal()
         lane_r = [Signal(32, name=f"lane_r{j}") for j in range(L if plastic else 0)]
-        mix_out = mix32_pipelined(m, Mux(use_r1, mix_r1, mix_r0), "mixkey")
+        mix_out = mix32_pipelined(m, mix_r0, "mixkey", alt=mix_r1, use_alt=use_r1)
         if share_mixer:
             lane_out = [mix_out] + [mix32_pipelined(m, lane_r[j], f"mixlane{j}")
                                     for j in range(1, L)]

@@ -10,7 +10,7 @@ intermediate is a named signal: each value is used twice by the next operation, 
 expression tree would double in size at every one of the twelve operations.
 """
 
-from amaranth.hdl import Cat, Const, Signal, Value
+from amaranth.hdl import Cat, Const, Mux, Signal, Value
 
 __all__ = ["MIX_LATENCY", "mix32", "mix32_first", "mix32_second", "mix32_pipelined", "rand_word"]
 
@@ -51,14 +51,25 @@ def mix32(m, x, name="mix"):
 MIX_LATENCY = 2
 
 
-def mix32_pipelined(m, x, name="mixp"):
+def mix32_pipelined(m, x, name="mixp", *, alt=None, use_alt=None):
     """``mix32(x)`` in three groups of four operations (at most two adders each) with a register
     after each of the first two: the returned (combinational) value is ``mix32`` of the ``x``
-    of ``MIX_LATENCY`` clocks earlier. The registers load every clock."""
+    of ``MIX_LATENCY`` clocks earlier. The registers load every clock.
+
+    With ``alt`` and ``use_alt`` the input is ``alt`` where ``use_alt`` is 1: the first
+    addition is made on both and chosen after it, so that the choice (a late signal) runs
+    beside an adder rather than in front of the group's two."""
     ops = (*_FIRST, *_SECOND)
     r1 = Signal(32, name=f"{name}_r1")
     r2 = Signal(32, name=f"{name}_r2")
-    m.d.sync += r1.eq(_chain(m, x, ops[0:4], f"{name}_g1"))
+    if alt is None:
+        g1 = _chain(m, x, ops[0:4], f"{name}_g1")
+    else:
+        first = Signal(32, name=f"{name}_g1_0")
+        m.d.comb += first.eq(Mux(use_alt, _chain(m, alt, ops[0:1], f"{name}_alt"),
+                                 _chain(m, x, ops[0:1], f"{name}_g1_x")))
+        g1 = _chain(m, first, ops[1:4], f"{name}_g1")
+    m.d.sync += r1.eq(g1)
     m.d.sync += r2.eq(_chain(m, r1, ops[4:8], f"{name}_g2"))
     return _chain(m, r2, ops[8:12], f"{name}_g3")
 

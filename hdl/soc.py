@@ -358,9 +358,11 @@ class SoC(wiring.Component):
         link's gate, and the ``wake`` and ``active`` terms.
 
         On one clock the link's blocks meet the chip through registers of their domain, so that
-        none of their logic reads the chip's handshakes: the memory requests and the output
-        spikes through a ``StreamRegister`` each (a request every other clock at most: reads
-        wait for their response anyway), the responses, the step counter, ``busy`` and ``done``
+        none of their logic reads the chip's handshakes: the memory requests, the injected
+        events and the output spikes through a ``StreamRegister`` each (a request or an event
+        every other clock at most: reads wait for their response anyway, and the stepper feeds
+        an event every other clock at best; the step's start waits for the last event to leave
+        its register), the responses, the step counter, ``busy`` and ``done``
         a clock late (the chip's step moves when its cores finish a step, or by a memory
         write). With a chip clock of its own (``separate``: the preset's ``chip_clock_hz``, the
         clock domain ``chip`` on the ``chip_clk`` input) everything crosses in a
@@ -390,9 +392,18 @@ class SoC(wiring.Component):
                 wake=x.wake, active=x.active)
         m.submodules.chip = chip
         mem_req = StreamRegister(chip.mem_req.payload.shape(), full_rate=False)
+        inject = StreamRegister(chip.inject.payload.shape(), full_rate=False)
         spikes = StreamRegister(chip.host_out.payload.shape())
         wiring.connect(m, mem_req.o, chip.mem_req)
+        wiring.connect(m, inject.o, chip.inject)
         wiring.connect(m, chip.host_out, spikes.i)
+        # the step's start waits for its last event to leave the inject register
+        start, start_pend = Signal(), Signal()
+        m.d.comb += chip.start.eq((start | start_pend) & ~inject.o.valid)
+        with m.If(chip.start):
+            m.d[link] += start_pend.eq(0)
+        with m.Elif(start):
+            m.d[link] += start_pend.eq(1)
         rsp_valid, rsp_data = Signal(), Signal.like(chip.mem_rsp.payload)
         step, busy, done = Signal(32), Signal(), Signal()
         m.d[link] += [rsp_valid.eq(chip.mem_rsp.valid), rsp_data.eq(chip.mem_rsp.payload),
@@ -400,9 +411,11 @@ class SoC(wiring.Component):
         step_moves = Signal()            # high on a clock after which ``step`` moves
         m.d.comb += [step_moves.eq(chip.step != step), chip.mem_rsp.ready.eq(1)]
         return SimpleNamespace(
-            mem_req=mem_req.i, inject=chip.inject, rsp_valid=rsp_valid, rsp_data=rsp_data,
-            spikes=spikes.o, start=chip.start, busy=busy, done=done, step=step,
-            step_moves=step_moves, blocks={"spikes": spikes, "mem_req": mem_req},
-            wake=(spikes.wake | mem_req.wake | chip.router_wake | step_moves
-                  | (chip.busy != busy) | chip.done | chip.mem_rsp.valid | rsp_valid),
-            active=chip.busy)
+            mem_req=mem_req.i, inject=inject.i, rsp_valid=rsp_valid, rsp_data=rsp_data,
+            spikes=spikes.o, start=start, busy=busy, done=done, step=step,
+            step_moves=step_moves,
+            blocks={"spikes": spikes, "mem_req": mem_req, "inject": inject},
+            wake=(spikes.wake | mem_req.wake | inject.wake | start_pend | chip.router_wake
+                  | step_moves | (chip.busy != busy) | chip.done | chip.mem_rsp.valid
+                  | rsp_valid),
+            active=chip.busy | start_pend)

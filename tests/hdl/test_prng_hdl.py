@@ -1,6 +1,7 @@
 """The PRNG logic of ``hdl/prng.py`` against ``sim/prng.py`` in Amaranth's simulator."""
 
 import numpy as np
+import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
@@ -60,21 +61,31 @@ def test_rand_matches_reference_for_every_kind():
     assert got == [int(rand(s, t, k, a, n)) for s, t, k, a, n in rows]
 
 
-def test_pipelined_mix32_matches_reference_two_clocks_later():
+@pytest.mark.parametrize("choice", [False, True])
+def test_pipelined_mix32_matches_reference_two_clocks_later(choice):
     """``mix32_pipelined`` takes a new input every clock; its output is the mix of the input of
-    ``MIX_LATENCY`` clocks earlier."""
+    ``MIX_LATENCY`` clocks earlier. With a choice of two inputs (``alt``, ``use_alt``), the
+    mix of the chosen one, whichever is chosen on each clock."""
     from spikeforge.hdl.prng import MIX_LATENCY, mix32_pipelined
 
     rng = np.random.default_rng(3)
     xs = [0, 0xFFFFFFFF, 0x9E3779B9, *rng.integers(0, 1 << 32, 100).tolist()]
+    decoys = rng.integers(0, 1 << 32, len(xs)).tolist()
+    picks = rng.integers(0, 2, len(xs)).tolist() if choice else [0] * len(xs)
     m = Module()
-    x = Signal(32)
-    out = mix32_pipelined(m, x)
+    x, alt, use_alt = Signal(32), Signal(32), Signal()
+    out = (mix32_pipelined(m, x, alt=alt, use_alt=use_alt) if choice
+           else mix32_pipelined(m, x))
     got = []
 
     async def bench(ctx):
         for k in range(len(xs) + MIX_LATENCY):
-            ctx.set(x, xs[k] if k < len(xs) else 0)
+            pick = picks[k] if k < len(xs) else 0
+            value = xs[k] if k < len(xs) else 0
+            ctx.set(use_alt, pick)
+            decoy = decoys[k] if k < len(xs) else 0
+            ctx.set(x, decoy if pick else value)
+            ctx.set(alt, value if pick else decoy)
             if k >= MIX_LATENCY:
                 got.append(ctx.get(out))
             await ctx.tick()
