@@ -53,6 +53,12 @@ def vboard_args(trace=False):
     return ["-j", "2", *VERILATOR_ARGS, *_FLAGS, *(["--trace-fst"] if trace else [])]
 
 
+def _line_cpb(preset):
+    """The preset's clocks per bit in the model's clock, which the line model counts: the
+    chip's, when it has one of its own (``chip_ratio`` of them per link clock)."""
+    return preset.clocks_per_bit * preset.chip_ratio
+
+
 def _wrapper(soc):
     """Verilog of module ``soc`` around ``soc_core`` with ``rst`` and ``rx`` registered.
 
@@ -273,9 +279,7 @@ class VirtualBoard:
         for name, value in (("drop", drop), ("flip", flip)):
             if not 0.0 <= float(value) < 1.0:
                 raise ValueError(f"{name} rate {value!r} is out of range [0, 1)")
-        # the line model counts the model's clock: the chip's, when it has one of its own
-        cpb = (preset.clocks_per_bit * preset.chip_ratio if clocks_per_bit is None
-               else int(clocks_per_bit))
+        cpb = _line_cpb(preset) if clocks_per_bit is None else int(clocks_per_bit)
         if cpb < 4:
             raise ValueError(f"clocks per bit {cpb} is below the minimum 4")
         self.clocks_per_bit = cpb
@@ -347,7 +351,7 @@ def replay(preset, record, *, start=0, clock_gating=True):
     ``clock_gating``: of the model (``build_vboard``).
     """
     exe = build_vboard(preset, clock_gating=clock_gating)
-    out = subprocess.run([str(exe), f"+cpb={preset.clocks_per_bit * preset.chip_ratio}",
+    out = subprocess.run([str(exe), f"+cpb={_line_cpb(preset)}",
                           f"+replay={os.path.abspath(record)}", f"+from={start}"],
                          capture_output=True, text=True, check=True)
     words = out.stdout.split()

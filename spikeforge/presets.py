@@ -8,7 +8,7 @@ agrees on it without importing the hardware.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from spikeforge import protocol
 from spikeforge.image import CoreConfig
@@ -125,14 +125,6 @@ PRESETS = {
                                          lanes=2, plastic=True, n_profiles=4),
                       clock_hz=4_000_000, baud=1_000_000, max_payload=256, input_depth=256,
                       route_entries=64, fan_out=8),
-    # The tiny core on a clock of its own, twice the link's (the chip crossing's tests).
-    "tiny-chipclock": SocPreset("tiny-chipclock", CoreConfig(n_neurons=16, n_axons=16,
-                                                             weight_bits=8, delay_bits=2,
-                                                             lanes=2, plastic=True,
-                                                             n_profiles=4),
-                                clock_hz=4_000_000, baud=1_000_000, max_payload=256,
-                                input_depth=256, route_entries=64, fan_out=8,
-                                chip_clock_hz=8_000_000),
     # Two tiny cores joined by the router (multi-core tests).
     "tiny2": SocPreset("tiny2", CoreConfig(n_neurons=16, n_axons=16, weight_bits=8,
                                            delay_bits=2, lanes=2, plastic=True, n_profiles=4),
@@ -156,6 +148,9 @@ PRESETS = {
                                                    n_profiles=16),
                            clock_hz=90_000_000, baud=1_000_000),
 }
+# ``tiny`` with the chip on a clock of its own, twice the link's (the chip crossing's tests)
+PRESETS["tiny-chipclock"] = replace(PRESETS["tiny"], name="tiny-chipclock",
+                                    chip_clock_hz=2 * PRESETS["tiny"].clock_hz)
 
 
 def preset(name):
