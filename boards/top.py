@@ -166,9 +166,15 @@ class _ECP5PLL(Elaboratable):
 
 
 def _stretch(m, trigger, clocks, name):
-    """A signal high for ``clocks`` clocks after each cycle ``trigger`` is high."""
+    """A signal high for ``clocks`` clocks from the clock after each cycle ``trigger`` is high.
+
+    ``trigger`` is registered first: an LED does not mind a clock, and the SoC's ``active`` (an
+    OR of the link's and the chip's states) would otherwise end at the counter's reset across
+    the chip (the ULX3S's critical path at 93.75 MHz, 2026-12-04)."""
+    seen = Signal(name=f"{name}_seen")
+    m.d.sync += seen.eq(trigger)
     count = Signal(range(clocks + 1), name=f"{name}_count")
-    with m.If(trigger):
+    with m.If(seen):
         m.d.sync += count.eq(clocks)
     with m.Elif(count != 0):
         m.d.sync += count.eq(count - 1)

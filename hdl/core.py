@@ -316,6 +316,13 @@ class Core(wiring.Component):
         # appended below the scanner, where the bitmap has been read already.
         LW = max(c.axon_bits, wb + L, 1)
         lists_rp, lists_wp = mem("lists", LW + 1, max(A, NW), small=True)
+        # The long pipeline's scanner reads the bitmap through a read port of its own (a copy
+        # of the LUT RAM on the ECP5), at ``scan_a`` on every clock, and the queue's port reads
+        # at ``lr`` (``pe`` in POT_FETCH): no decision lies between a register and either
+        # port's address (the ULX3S's critical path at 93.75 MHz, 10.69 ns: ``phase_state`` ->
+        # ``fetch`` -> the address choice -> the LUT RAM -> its read register). The iCE40's
+        # list memory stays one block RAM with one read port.
+        scan_rp = m.submodules.lists.read_port() if long else lists_rp
         lane_memory = {"spram": SpramLaneMemory, "dp16kd": Dp16kdLaneMemory}.get(kind,
                                                                                  LaneMemory)
         syn = []
@@ -550,6 +557,7 @@ class Core(wiring.Component):
         # enables
         mp_rd, mp_n = Signal(), Signal(range(max(N, 2)))
         mp_rd_n, mp_n_n = Signal(), Signal(range(max(N, 2)))    # their next values
+        mp_a_n = Signal(range(max(A, 2)))       # the axon of the port's request, as taken
         syn_ra = Signal(range(max(A * NW, 2)), name="syn_ra") if xl else None
         if long:
             # the port's request address while IDLE (taken or not: the read enable decides),
@@ -616,9 +624,9 @@ class Core(wiring.Component):
                 m.d.comb += scan.eq((scan_a < A) & ~busy_ports)
                 # the read address does not wait for ``scan`` (which waits for stage 4's
                 # append): ``scan_a`` unless ``fetch`` (below), only the enable is ``scan``'s
-                m.d.comb += lists_rp.addr.eq(scan_a)
+                m.d.comb += scan_rp.addr.eq(scan_a)
                 with m.If(scan):
-                    m.d.comb += [lists_rp.en.eq(1),
+                    m.d.comb += [scan_rp.en.eq(1),
                                  lists_wp.addr.eq(scan_a), lists_wp.data.eq(0), lists_wp.en.eq(1)]
                     m.d.comb += scan_a_n.eq(scan_a + 1)
                     m.d.sync += s1_a.eq(scan_a)
@@ -653,8 +661,11 @@ class Core(wiring.Component):
                           & ~cur_valid & ~d0_valid & ~d1_valid & ~d2_valid & ~sv_valid
                           & ~sw_valid
                           & ~wb_valid & ~wd_valid):
-                    if y_reg:
-                        m.d.comb += y_an.eq(0)      # ``un``'s word at UPDATE's first clock
+                    # ``y_an`` is ``dw_n`` here, 0 (``un``'s word at UPDATE's first clock):
+                    # ``dw`` returns to 0 with an axon's last word, ``cur_valid`` is clear, and
+                    # the port takes no read outside IDLE; so this decision (the drain
+                    # conditions, ``lw``) does not reach ``y_ra`` (the ULX3S's critical path
+                    # at 90 MHz, 11.05 ns: ``lw`` -> ``drained`` -> here -> ``y_ra``)
                     m.d.sync += [lw.eq(0), lr.eq(0), emitting.eq(1)]
                     m.next = "UPDATE"
             with m.State("UPDATE"):
@@ -733,6 +744,20 @@ class Core(wiring.Component):
                     m.d.sync += idle.eq(1)
                     m.next = "IDLE"
         m.d.comb += self.busy.eq(~idle)
+        # The axon table (LUT RAM on the ECP5) reads from an address register too, loaded with
+        # the next clock's reader's address, chosen by the phase alone: the scanner's next
+        # stage-1 axon in DELIVER (``scan_a``: read if ``scan``), the walk's next stage-0 axon
+        # in POT_WALK (``pa``: read if ``read_ok``), the port's request in IDLE (read the
+        # clock after it is taken); so no register's net runs through the address multiplexer
+        # into the cells (the ULX3S's critical path at 90 MHz, seed 2, 11.47 ns). Below, after
+        # the memory port, the address is ``axon_ra`` whoever reads.
+        ax_reg = long and bool(xl)
+        if ax_reg:
+            axon_ra = Signal(range(max(A, 2)), name="axon_ra")
+            axon_an = Mux(fsm.ongoing("DELIVER"), scan_a[:c.axon_bits], mp_a_n)
+            if plastic:
+                axon_an = Mux(fsm.ongoing("POT_WALK"), pa[:c.axon_bits], axon_an)
+            m.d.sync += axon_ra.eq(axon_an)
         # ``un`` is 0 outside UPDATE: the update's first read address is there before it
         # starts, and no decision to start it lies on the path into the state and parameter
         # memories' address (the ULX3S's critical path at 100 MHz, 13.18 ns: the deliverer's
@@ -805,6 +830,11 @@ class Core(wiring.Component):
         with m.If(fetch):
             m.d.comb += [lists_rp.addr.eq(lr), lists_rp.en.eq(1)]
             m.d.sync += lr.eq(lr + 1)
+        if long:
+            # the queue's port reads at ``lr`` but in POT_FETCH (the walk's ``pe``; the queue
+            # is drained then): ``fetch`` is only its read enable
+            m.d.comb += lists_rp.addr.eq(Mux(fsm.ongoing("POT_FETCH"), pe, lr) if plastic
+                                         else lr)
         with m.If(pend):
             m.d.sync += nxt_a.eq(lists_rp.data[:c.axon_bits])
         m.d.sync += nxt_valid.eq(pend | (nxt_valid & ~take_d))
@@ -826,7 +856,7 @@ class Core(wiring.Component):
         # -- scanner, stage 1: second part of the generator draw; read the axon word ----------
         with m.If(s1_valid):
             m.d.comb += [axon_rp.addr.eq(s1_a), axon_rp.en.eq(1)]
-            m.d.sync += [s2_a.eq(s1_a), s2_ext.eq(lists_rp.data[LW])]
+            m.d.sync += [s2_a.eq(s1_a), s2_ext.eq(scan_rp.data[LW])]
         m.d.sync += s2_valid.eq(s1_valid)
         # -- scanner, stage 2: third part of the draw; the pre-trace decay product -----------
         with m.If(s2_valid):
@@ -1149,7 +1179,10 @@ class Core(wiring.Component):
         self._memory_port(m, regs, idle, go, rsp_valid, rsp_pend if long else None, state_rp,
                           state_wp, param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn,
                           slot_rp, slot_wp, y_rp, y_wp, y_op, lists_wp, LW, xl,
-                          (mp_rd, mp_n, mp_rd_n, mp_n_n, syn_ra) if long else None, y_reg, slot2)
+                          (mp_rd, mp_n, mp_rd_n, mp_n_n, mp_a_n, syn_ra) if long else None, y_reg,
+                          slot2)
+        if ax_reg:
+            m.d.comb += axon_rp.addr.eq(axon_ra)
         return m
 
     def _memory_port(self, m, regs, idle, go, rsp_valid, rsp_pend, state_rp, state_wp,
@@ -1179,7 +1212,7 @@ class Core(wiring.Component):
         rd = accept & ~req.payload.write
         wr = accept & req.payload.write
         q_busy = Const(0)
-        mp_rd, mp_n, mp_rd_n, mp_n_n, syn_ra = mp if mp is not None else (None,) * 5
+        mp_rd, mp_n, mp_rd_n, mp_n_n, mp_a_n, syn_ra = mp if mp is not None else (None,) * 6
         if syn_ra is not None:
             # the two-clock lanes' address register takes the request's address (read at ``q``)
             with m.If(accept):
@@ -1194,9 +1227,30 @@ class Core(wiring.Component):
             m.d.sync += [q_rd.eq(rd), q_wr.eq(wr)]
             with m.If(accept):
                 m.d.sync += [q_region.eq(region), q_index.eq(index), q_data.eq(wdata)]
-            m.d.comb += [mp_rd_n.eq(rd), mp_n_n.eq(index[:nb])]
+            m.d.comb += [mp_rd_n.eq(rd), mp_n_n.eq(index[:nb]), mp_a_n.eq(index[:ab])]
+            # a write's region and lane are decoded as it is taken, so that each memory's
+            # write enable comes from a flip-flop (the ULX3S's critical path at 93.75 MHz,
+            # 10.97 ns: ``mq_region`` -> the NEURON decode -> a post-trace LUT RAM's write
+            # enable decode)
+            q_wsel = {r: Signal(name=f"mq_w_{r.name.lower()}") for r in Region}
+            q_lane = Signal(L, name="mq_lane")
+            m.d.sync += [q_wsel[r].eq(wr & (region == r)) for r in Region]
+            with m.If(accept):
+                m.d.sync += q_lane.eq(Const(1, L) << index[:lb])
             rd, wr, region, index, wdata = q_rd, q_wr, q_region, q_index, q_data
             q_busy = q_rd | q_wr
+
+            def writes(r):
+                return q_wsel[r]
+
+            def lane_is(j):
+                return q_lane[j]
+        else:
+            def writes(r):
+                return wr & (region == r)
+
+            def lane_is(j):
+                return lane == j
         n, lane, w = index[:nb], index[:lb], index[lb:nb]
         hi = index[nb:]
         reg_list = list(regs.values())
@@ -1299,33 +1353,28 @@ class Core(wiring.Component):
                     m.d.comb += y_rp[j].en.eq(rd)
                     if not y_reg:       # else ``y_ra``, loaded with ``w`` as the port took it
                         m.d.comb += y_rp[j].addr.eq(w)
-            with m.If(wr):
-                with m.Switch(region):
-                    with m.Case(Region.REGISTERS):
-                        for k, r in enumerate(reg_list):
-                            with m.If(index == k):
-                                m.d.sync += r.eq(wdata[:len(r)])
-                    with m.Case(Region.NEURON):
-                        m.d.comb += [state_wp.addr.eq(n), state_wp.data.eq(wdata[:52]),
-                                     state_wp.en.eq(1)]
-                        for j in range(len(y_wp)):
-                            m.d.comb += [y_wp[j].addr.eq(w), y_wp[j].data.eq(wdata[52:68]),
-                                         y_wp[j].en.eq(lane == j)]
-                    with m.Case(Region.PARAM):
-                        m.d.comb += [param_wp.addr.eq(n), param_wp.data.eq(wdata),
-                                     param_wp.en.eq(1)]
-                    with m.Case(Region.PROFILE):
-                        m.d.comb += [prof_wp.addr.eq(index), prof_wp.data.eq(wdata),
-                                     prof_wp.en.eq(1)]
-                    with m.Case(Region.AXON):
-                        m.d.comb += [axon_wp.addr.eq(index[:ab]), axon_wp.data.eq(wdata),
-                                     axon_wp.en.eq(1)]
-                    with m.Case(Region.SYNAPSE):
-                        for j in range(L):
-                            m.d.comb += [syn[j].w_addr.eq(Cat(w, hi[:ab])),
-                                         syn[j].w_data.eq(wdata), syn[j].w_en.eq(lane == j)]
-                    with m.Case(Region.SLOT):
-                        for j in range(L):
-                            m.d.comb += [slot_wp[j].addr.eq(Cat(w, hi[:D])),
-                                         slot_wp[j].data.eq(wdata),
-                                         slot_wp[j].en.eq(lane == j)]
+            with m.If(writes(Region.REGISTERS)):
+                for k, r in enumerate(reg_list):
+                    with m.If(index == k):
+                        m.d.sync += r.eq(wdata[:len(r)])
+            with m.If(writes(Region.NEURON)):
+                m.d.comb += [state_wp.addr.eq(n), state_wp.data.eq(wdata[:52]),
+                             state_wp.en.eq(1)]
+                for j in range(len(y_wp)):
+                    m.d.comb += [y_wp[j].addr.eq(w), y_wp[j].data.eq(wdata[52:68]),
+                                 y_wp[j].en.eq(lane_is(j))]
+            with m.If(writes(Region.PARAM)):
+                m.d.comb += [param_wp.addr.eq(n), param_wp.data.eq(wdata), param_wp.en.eq(1)]
+            with m.If(writes(Region.PROFILE)):
+                m.d.comb += [prof_wp.addr.eq(index), prof_wp.data.eq(wdata), prof_wp.en.eq(1)]
+            with m.If(writes(Region.AXON)):
+                m.d.comb += [axon_wp.addr.eq(index[:ab]), axon_wp.data.eq(wdata),
+                             axon_wp.en.eq(1)]
+            with m.If(writes(Region.SYNAPSE)):
+                for j in range(L):
+                    m.d.comb += [syn[j].w_addr.eq(Cat(w, hi[:ab])), syn[j].w_data.eq(wdata),
+                                 syn[j].w_en.eq(lane_is(j))]
+            with m.If(writes(Region.SLOT)):
+                for j in range(L):
+                    m.d.comb += [slot_wp[j].addr.eq(Cat(w, hi[:D])), slot_wp[j].data.eq(wdata),
+                                 slot_wp[j].en.eq(lane_is(j))]

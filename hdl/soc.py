@@ -204,6 +204,11 @@ class SoC(wiring.Component):
         probes = ProbeEngine(self.chipmap, p.n_probes)
         port = self._chip_port(m, chip, separate)
         mux, framer = FrameMux(p.max_payload), Framer(p.max_payload)
+        # the payload bytes reach the framer through a register whose ``ready`` is its own
+        # (a byte every other clock, against a UART byte every ~10 bit times): the framer's
+        # ``ready`` (from its serial CRC) would otherwise run back through the multiplexer into
+        # the output buffer's transmit logic (the ULX3S's critical path at 93.75 MHz, 10.92 ns)
+        tx_reg = StreamRegister(8, full_rate=False)
         m.submodules.utx = utx = UARTTransmitter(cpb)
 
         # receive path
@@ -289,11 +294,12 @@ class SoC(wiring.Component):
         add_gated(m, platform, "link", {
             "deframer": deframer, "filter": filt, "proc": ResetInserter(proc.soft_reset)(proc),
             "probes": ResetInserter(rst_probes)(probes), "stats": stats,
-            "outbuf": outbuf, "mux": mux, "framer": framer, **port.blocks,
+            "outbuf": outbuf, "mux": mux, "tx_reg": tx_reg, "framer": framer, **port.blocks,
             # the step timer (domain ``free``) restarts on RESET too
             "stepper": ResetInserter({"sync": rst_stepper, "free": rst_stepper})(stepper),
         }, deframer.wake | filt.wake | proc.wake | probes.wake | rst_probes | stats.wake
-           | stepper.wake | rst_stepper | outbuf.wake | mux.wake | framer.wake | port.wake
+           | stepper.wake | rst_stepper | outbuf.wake | mux.wake | tx_reg.wake | framer.wake
+           | port.wake
            | urx.error | urx.overrun)
         m.d.comb += [probes.set.eq(proc.pr_set), probes.set_probe.eq(proc.pr_probe),
                      probes.set_core.eq(proc.pr_core), probes.set_region.eq(proc.pr_region),
@@ -344,11 +350,12 @@ class SoC(wiring.Component):
         wiring.connect(m, outbuf.tx_header, mux.b_header)
         wiring.connect(m, outbuf.tx_payload, mux.b_payload)
         wiring.connect(m, mux.header, framer.header)
-        wiring.connect(m, mux.payload, framer.payload)
+        wiring.connect(m, mux.payload, tx_reg.i)
+        wiring.connect(m, tx_reg.o, framer.payload)
         wiring.connect(m, framer.o, utx.i)
         m.d.comb += [self.tx.eq(utx.tx),
                      self.active.eq(~proc.idle | ~stepper.idle | outbuf.pending | port.active
-                                    | utx.busy | deframer.header.valid)]
+                                    | tx_reg.o.valid | utx.busy | deframer.header.valid)]
         return m
 
     def _chip_port(self, m, chip, separate):

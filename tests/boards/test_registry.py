@@ -151,3 +151,30 @@ def test_board_top_elaborates_with_pins_and_pll(name, clock_hz, chip_clock_hz):
             assert "parameter \\CLKOS_DIV 12" in rtlil
             assert 'FREQUENCY NET "pll.clk_pll" 100000000.0 HZ' in lpf
             assert 'FREQUENCY NET "pll.clk_pll_div" 50000000.0 HZ' in lpf
+
+
+def test_led_stretch_lights_the_clock_after_a_trigger_for_its_clocks():
+    # The board top's LED pulses (``running``, ``link``): the trigger is registered first, so
+    # the LED lights one clock late and stays lit for ``clocks`` clocks after the last trigger.
+    from amaranth.hdl import Module, Signal
+    from amaranth.sim import Simulator
+
+    from spikeforge.boards.top import _stretch
+
+    m = Module()
+    trigger = Signal()
+    lit = _stretch(m, trigger, 5, "t")
+    pattern = [1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    seen = []
+
+    async def bench(ctx):
+        for t in pattern:
+            ctx.set(trigger, t)
+            seen.append(ctx.get(lit))
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
