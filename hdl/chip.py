@@ -48,7 +48,8 @@ class Chip(wiring.Component):
     Ports: ``mem_req`` / ``mem_rsp`` (every core memory and routing table), ``inject``
     (external events), ``host_out`` (output spikes tagged with their step), ``link_out`` (events
     for cores beyond this chip), ``start`` (pulse; remembered while busy), ``busy``, ``done``
-    (one clock at the barrier), ``step`` (core 0's step counter), ``core_busy`` (each core) and
+    (one clock at the barrier), ``step`` (core 0's step counter), ``step_moved`` (``step``
+    was written at the last clock edge, a flip-flop of core 0), ``core_busy`` (each core) and
     ``routed`` (one bit per core: a routed event enters that core this clock; for performance
     counters).
 
@@ -72,6 +73,7 @@ class Chip(wiring.Component):
             "busy": Out(1),
             "done": Out(1),
             "step": Out(32),
+            "step_moved": Out(1),
             "core_busy": Out(len(cm.configs)),
             "routed": Out(len(cm.configs)),
             "router_wake": Out(1),
@@ -93,7 +95,7 @@ class Chip(wiring.Component):
                          self.core_busy[c].eq(core.busy)]
         wiring.connect(m, router.host_out, wiring.flipped(self.host_out))
         wiring.connect(m, router.link_out, wiring.flipped(self.link_out))
-        m.d.comb += self.step.eq(cores[0].step)
+        m.d.comb += [self.step.eq(cores[0].step), self.step_moved.eq(cores[0].step_moved)]
 
         # -- the barrier ----------------------------------------------------------------------
         idle = Signal()

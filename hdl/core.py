@@ -142,8 +142,9 @@ class Core(wiring.Component):
     Ports: ``spike_in`` (axon events of the next step, accepted while idle), ``spike_out``
     (neuron numbers of ``S_t``, in order), ``mem_req`` / ``mem_rsp`` (the memory access port,
     accepted while idle; one read response per read request, in order), ``start`` (a pulse,
-    remembered until the core can begin), ``busy``, ``done`` (one clock at the end of a step) and
-    ``step`` (the step counter register).
+    remembered until the core can begin), ``busy``, ``done`` (one clock at the end of a step),
+    ``step`` (the step counter register) and ``step_moved`` (``step`` was written at the last
+    clock edge).
 
     ``small_ram_style`` (``None``, ``"block"``, ``"distributed"`` or ``"logic"``) is given to
     synthesis as the ``ram_style`` of the per-neuron and per-axon memories (state, params,
@@ -205,6 +206,7 @@ class Core(wiring.Component):
             "busy": Out(1),
             "done": Out(1),
             "step": Out(32),
+            "step_moved": Out(1),
         })
 
     def elaborate(self, platform):  # noqa: C901 - one FSM, read top to bottom
@@ -223,6 +225,12 @@ class Core(wiring.Component):
             regs[name] = Signal(signed(f.bits) if f.signed else unsigned(f.bits), name=name)
         t = regs["step"]
         m.d.comb += self.step.eq(t)
+        # ``step_moved``: ``step`` was written at the last clock edge (the step ended, or the memory
+        # port wrote the register), from a flip-flop: what the SoC's copy of ``step``, a clock
+        # behind, is about to do, without a 32-bit comparison across the chip (the ULX3S's
+        # critical path at 93.75 MHz, seed 6, 11.23 ns: the core's ``step`` -> the comparison
+        # -> the output buffer's ``room``)
+        m.d.sync += self.step_moved.eq(0)       # set below where ``t`` is written
         t_slot = t[:D]
 
         # -- memories ----------------------------------------------------------------------
@@ -316,6 +324,21 @@ class Core(wiring.Component):
         # appended below the scanner, where the bitmap has been read already.
         LW = max(c.axon_bits, wb + L, 1)
         lists_rp, lists_wp = mem("lists", LW + 1, max(A, NW), small=True)
+        if long:
+            # The long pipeline's list memory takes its write a clock late, from registers
+            # (``lists_w*``), so that the choice among its writers (an input event, the
+            # scanner's clear, the appends) does not run into the LUT RAM cells' write enables
+            # (the ULX3S's critical path at 93.75 MHz, seed 5, 11.08 ns). No read misses it: the
+            # scanner never reads a word written on the clock before (it clears ``scan_a`` and
+            # reads ``scan_a + 1``; appends go below it; input events come before KEY), and
+            # the queue reads an entry two clocks after its append at the earliest (``queued``
+            # is ``lr != lw`` of the clock before), when the write has landed.
+            lists_w = _Port(addr=Signal.like(lists_wp.addr, name="lists_wa"),
+                            data=Signal.like(lists_wp.data, name="lists_wd"),
+                            en=Signal(name="lists_we"))
+            m.d.sync += [lists_wp.addr.eq(lists_w.addr), lists_wp.data.eq(lists_w.data),
+                         lists_wp.en.eq(lists_w.en)]
+            lists_wp = lists_w
         # The long pipeline's scanner reads the bitmap through a read port of its own (a copy
         # of the LUT RAM on the ECP5), at ``scan_a`` on every clock, and the queue's port reads
         # at ``lr`` (``pe`` in POT_FETCH): no decision lies between a register and either
@@ -328,17 +351,18 @@ class Core(wiring.Component):
         syn = []
         for j in range(L):
             if lane_memory is Dp16kdLaneMemory:
-                lm = Dp16kdLaneMemory(lay[Region.SYNAPSE].width, A * NW)
+                lm = Dp16kdLaneMemory(lay[Region.SYNAPSE].width, A * NW, latency=3)
             elif lane_memory is LaneMemory and long:
                 lm = LaneMemory(lay[Region.SYNAPSE].width, A * NW, latency=2)
             else:
                 lm = lane_memory(lay[Region.SYNAPSE].width, A * NW)
             m.submodules[f"syn{j}"] = lm
             syn.append(lm)
-        # the long pipeline's block RAM lanes take two clocks to read (``LaneMemory``): the
-        # deliverer and the column walk then have one more stage between the read and the
-        # stage that takes the words (``d0``, ``p0``), and the write-back comes ``_WB + xl``
-        # clocks after the read (single-port memories always have ``xl = 0``)
+        # the long pipeline's block RAM lanes take two clocks to read (``LaneMemory``), the
+        # ECP5's ``DP16KD`` lanes three (their bank select registered): the deliverer and the
+        # column walk then have ``xl`` more stages between the read and the stage that takes
+        # the words (``d0``, ``p0``; ``d0b``, ``p0b`` with three), and the write-back comes
+        # ``_WB + xl`` clocks after the read (single-port memories always have ``xl = 0``)
         xl = syn[0].latency - 1
         assert not (xl and lane_memory.single_port)
         # A single-port lane memory never reads and writes in one clock: with learning on,
@@ -442,6 +466,7 @@ class Core(wiring.Component):
         dw = Signal(range(NW))
         cur_valid, cur_a = Signal(), Signal(range(A))
         d0_valid, d0_w, d0_a = Signal(), Signal(range(NW)), Signal(range(A))
+        d0b_valid, d0b_w, d0b_a = Signal(), Signal(range(NW)), Signal(range(A))   # xl == 2
         d1_valid, d1_w, d1_a = Signal(), Signal(range(NW)), Signal(range(A))
         d2_valid, d2_synaddr = Signal(), Signal(range(A * NW))
         d2_weight = [Signal(signed(W), name=f"d2_w{j}") for j in range(L)]
@@ -477,6 +502,10 @@ class Core(wiring.Component):
         wd_delay = [Signal(max(D, 1), name=f"wd_d{j}") for j in range(L)]
         wd_mask = [Signal(name=f"wd_m{j}") for j in range(L)]
         wd_en = [Signal(name=f"wd_en{j}") for j in range(L)]
+        # the long pipeline's clamp bounds against the update, from the weight and the bounds
+        # alone (see the write-back stage)
+        wd_clo = [Signal(signed(W + 2), name=f"wd_clo{j}") for j in range(L)]
+        wd_chi = [Signal(signed(W + 2), name=f"wd_chi{j}") for j in range(L)]
 
         un = Signal(range(N + 1))
         u0_valid, u0_n = Signal(), Signal(range(N))     # the long pipeline's read stage
@@ -513,6 +542,8 @@ class Core(wiring.Component):
         cur_w, cur_mask = Signal(range(NW)), Signal(L)
         p0_valid, p0_addr, p0_mask = Signal(), Signal(range(A * NW)), Signal(L)
         p0_pa = Signal(range(A))
+        p0b_valid, p0b_addr, p0b_mask = Signal(), Signal(range(A * NW)), Signal(L)   # xl == 2
+        p0b_pa = Signal(range(A))
         p1_valid, p1_addr, p1_mask = Signal(), Signal(range(A * NW)), Signal(L)
         p2_valid, p2_addr, p2_mask = Signal(), Signal(range(A * NW)), Signal(L)
         p2_weight = [Signal(signed(W), name=f"p2_w{j}") for j in range(L)]
@@ -558,6 +589,7 @@ class Core(wiring.Component):
         mp_rd, mp_n = Signal(), Signal(range(max(N, 2)))
         mp_rd_n, mp_n_n = Signal(), Signal(range(max(N, 2)))    # their next values
         mp_a_n = Signal(range(max(A, 2)))       # the axon of the port's request, as taken
+        mp_s_n = Signal(range(max(S * NW, 2)))  # its slot word, as taken
         syn_ra = Signal(range(max(A * NW, 2)), name="syn_ra") if xl else None
         if long:
             # the port's request address while IDLE (taken or not: the read enable decides),
@@ -574,7 +606,8 @@ class Core(wiring.Component):
         y_ra, y_an = Signal.like(dw, name="y_ra"), Signal.like(dw, name="y_an")
         if y_reg:
             m.d.sync += y_ra.eq(y_an)
-            m.d.comb += y_an.eq(Mux(mp_rd_n, mp_n_n[lb:lb + wb], dw_n))
+            # a three-clock synapse read takes the traces a clock later: this clock's ``dw``
+            m.d.comb += y_an.eq(Mux(mp_rd_n, mp_n_n[lb:lb + wb], dw if xl == 2 else dw_n))
             for j in range(L):
                 m.d.comb += y_rp[j].addr.eq(y_ra)
 
@@ -658,7 +691,8 @@ class Core(wiring.Component):
                 m.d.sync += (d0_valid if xl else d1_valid).eq(issue)
                 with m.If((scan_a == A) & ~s1_valid & ~s2_valid & ~s3_valid & ~s4_valid
                           & drained
-                          & ~cur_valid & ~d0_valid & ~d1_valid & ~d2_valid & ~sv_valid
+                          & ~cur_valid & ~d0_valid & ~d0b_valid & ~d1_valid & ~d2_valid
+                          & ~sv_valid
                           & ~sw_valid
                           & ~wb_valid & ~wd_valid):
                     # ``y_an`` is ``dw_n`` here, 0 (``un``'s word at UPDATE's first clock):
@@ -735,11 +769,13 @@ class Core(wiring.Component):
                             with m.Else():
                                 m.next = "POT_FETCH"
                 with m.State("POT_DRAIN"):
-                    with m.If(~p0_valid & ~p1_valid & ~p2_valid & ~wb_valid & ~wd_valid):
+                    with m.If(~p0_valid & ~p0b_valid & ~p1_valid & ~p2_valid & ~wb_valid
+                              & ~wd_valid):
                         m.next = "EMIT"
             with m.State("EMIT"):
                 with m.If(drained):
-                    m.d.sync += [t.eq(t + 1), lw.eq(0), lr.eq(0), emitting.eq(0)]
+                    m.d.sync += [t.eq(t + 1), self.step_moved.eq(1), lw.eq(0), lr.eq(0),
+                                 emitting.eq(0)]
                     m.d.comb += self.done.eq(1)
                     m.d.sync += idle.eq(1)
                     m.next = "IDLE"
@@ -755,7 +791,9 @@ class Core(wiring.Component):
         if ax_reg:
             axon_ra = Signal(range(max(A, 2)), name="axon_ra")
             axon_an = Mux(fsm.ongoing("DELIVER"), scan_a[:c.axon_bits], mp_a_n)
-            if plastic:
+            if plastic and xl == 2:     # the walk reads it at stage 0b: ``p0``'s axon
+                axon_an = Mux(p0_valid, p0_pa, axon_an)
+            elif plastic:
                 axon_an = Mux(fsm.ongoing("POT_WALK"), pa[:c.axon_bits], axon_an)
             m.d.sync += axon_ra.eq(axon_an)
         # ``un`` is 0 outside UPDATE: the update's first read address is there before it
@@ -779,9 +817,17 @@ class Core(wiring.Component):
         walk_n = Signal()
         # the next clock is one of the walk's (its counters' next values are the walk's)
         walk_next = fsm.ongoing("POT_LATCH") | fsm.ongoing("POT_WALK") if plastic else 0
-        if plastic:
+        # (two clocks later with a three-clock read: the addresses of stage 0, ``p0`` and ``d0``)
+        if plastic and xl == 2:
+            m.d.comb += walk_n.eq(p0_valid)
+        elif plastic:
             m.d.comb += walk_n.eq(fsm.ongoing("POT_WALK") if xl else walk_next)
-        l_pa, l_cw, l_ca, l_dw = (pa, cur_w, cur_a, dw) if xl else (pa_n, cur_w_n, cur_a_n, dw_n)
+        if xl == 2:
+            l_pa, l_cw, l_ca, l_dw = p0_pa, p0_addr[:wb], d0_a, d0_w
+        elif xl:
+            l_pa, l_cw, l_ca, l_dw = pa, cur_w, cur_a, dw
+        else:
+            l_pa, l_cw, l_ca, l_dw = pa_n, cur_w_n, cur_a_n, dw_n
         if xl:
             # the two-clock lanes' read address is a register too (``syn_ra``: 192 block RAMs
             # on the ULX3S take it), loaded with the next clock's address, the deliverer's or
@@ -884,8 +930,16 @@ class Core(wiring.Component):
                 m.d.comb += [axon_wp.addr.eq(s4_a), axon_wp.en.eq(1),
                              axon_wp.data.eq(Cat(x_new[:TRACE_BITS], s4_gen_prob))]
 
-        # -- deliverer, stage 0 (a two-clock synapse read): the words are on their way --------
-        if xl:
+        # -- deliverer, stage 0 (a two-clock synapse read; 0 and 0b with three): the words are
+        # on their way ---------------------------------------------------------------------
+        if xl == 2:
+            with m.If(d0_valid):
+                m.d.sync += [d0b_w.eq(d0_w), d0b_a.eq(d0_a)]
+            m.d.sync += d0b_valid.eq(d0_valid)
+            with m.If(d0b_valid):
+                m.d.sync += [d1_w.eq(d0b_w), d1_a.eq(d0b_a)]
+            m.d.sync += d1_valid.eq(d0b_valid)
+        elif xl:
             with m.If(d0_valid):
                 m.d.sync += [d1_w.eq(d0_w), d1_a.eq(d0_a)]
             m.d.sync += d1_valid.eq(d0_valid)
@@ -1133,7 +1187,15 @@ class Core(wiring.Component):
             m.d.sync += lw.eq(lw + 1)
 
         # -- potentiation, stages 0 (a two-clock synapse read: the axon word's read), 1, 2 ----
-        if plastic and xl:
+        if plastic and xl == 2:     # stage 0b reads the axon word
+            with m.If(p0_valid):
+                m.d.sync += [p0b_addr.eq(p0_addr), p0b_mask.eq(p0_mask), p0b_pa.eq(p0_pa)]
+            m.d.sync += p0b_valid.eq(p0_valid)
+            with m.If(p0b_valid):
+                m.d.comb += [axon_rp.addr.eq(p0b_pa), axon_rp.en.eq(1)]
+                m.d.sync += [p1_addr.eq(p0b_addr), p1_mask.eq(p0b_mask)]
+            m.d.sync += p1_valid.eq(p0b_valid)
+        elif plastic and xl:
             with m.If(p0_valid):
                 m.d.comb += [axon_rp.addr.eq(p0_pa), axon_rp.en.eq(1)]
                 m.d.sync += [p1_addr.eq(p0_addr), p1_mask.eq(p0_mask)]
@@ -1164,14 +1226,28 @@ class Core(wiring.Component):
                     m.d.sync += [wd_delta[j].eq((wb_prod[j] + wb_r[j]) >> 22),
                                  wd_weight[j].eq(wb_weight[j]), wd_delay[j].eq(wb_delay[j]),
                                  wd_mask[j].eq(wb_mask[j]), wd_en[j].eq(wb_en[j])]
+                    if long:
+                        w, lo, hi = wb_weight[j], regs["w_min"], regs["w_max"]
+                        m.d.sync += [wd_clo[j].eq(Mux(wb_neg, w - lo + 1, lo - w)),
+                                     wd_chi[j].eq(Mux(wb_neg, w - hi, hi - w + 1))]
             m.d.sync += wd_valid.eq(wb_valid)
             # the write-back stage (deliverer and walk stage 4): _WB clocks after the read,
-            # w - dep (depression) or w + pot (potentiation), clamped
+            # w - dep (depression) or w + pot (potentiation), clamped to [w_min, w_max]. The
+            # long pipeline compares the update with bounds taken from the weight a clock
+            # before (``w + d < lo`` as ``d < lo - w``, ``w - d < lo`` as ``d >= w - lo + 1``,
+            # ``> hi`` alike), so that the comparisons run beside the adder instead of after
+            # it (the ULX3S's critical path at 93.75 MHz, seed 3, 11.23 ns: ``wd_delta`` -> the
+            # adder -> the clamp's comparisons -> the lane's write register)
             with m.If(wd_valid):
                 for j in range(L):
-                    w_new = _clamp(Mux(wd_neg, wd_weight[j] - wd_delta[j],
-                                       wd_weight[j] + wd_delta[j]),
-                                   regs["w_min"], regs["w_max"], W)
+                    value = Mux(wd_neg, wd_weight[j] - wd_delta[j], wd_weight[j] + wd_delta[j])
+                    if long:
+                        under = (wd_delta[j] < wd_clo[j]) ^ wd_neg
+                        over = (wd_delta[j] < wd_chi[j]) ^ ~wd_neg
+                        w_new = Mux(under, regs["w_min"],
+                                    Mux(over, regs["w_max"], value))[:W].as_signed()
+                    else:
+                        w_new = _clamp(value, regs["w_min"], regs["w_max"], W)
                     m.d.comb += [syn[j].w_addr.eq(wd_addr),
                                  syn[j].w_data.eq(syn_word(w_new, wd_delay[j], wd_mask[j])),
                                  syn[j].w_en.eq(wd_en[j])]
@@ -1179,10 +1255,25 @@ class Core(wiring.Component):
         self._memory_port(m, regs, idle, go, rsp_valid, rsp_pend if long else None, state_rp,
                           state_wp, param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn,
                           slot_rp, slot_wp, y_rp, y_wp, y_op, lists_wp, LW, xl,
-                          (mp_rd, mp_n, mp_rd_n, mp_n_n, mp_a_n, syn_ra) if long else None, y_reg,
+                          (mp_rd, mp_n, mp_rd_n, mp_n_n, mp_a_n, mp_s_n, syn_ra) if long else None,
+                          y_reg,
                           slot2)
         if ax_reg:
             m.d.comb += axon_rp.addr.eq(axon_ra)
+        if slot2:
+            # The delay slots' blocks read from an address register per lane too, loaded with
+            # the next clock's reader's address: the memory port's slot word in IDLE, the
+            # deliverer's slot at its stage 1 (read at stage 2), the update's ``un_n`` in
+            # UPDATE; the read enables stay where they are. So no FSM decision lies between a
+            # register and the blocks' address pins (the ULX3S's critical path at 93.75 MHz,
+            # seed 2, 11.06 ns: ``phase_state`` -> ``mq_rd`` -> a slot block's ``ADB``)
+            for j in range(L):
+                slot_ra = Signal.like(slot_rp[j].addr, name=f"slot_ra{j}")
+                d_slot = (t_slot + syn_f[j]["delay"])[:D] if D else Const(0, 0)
+                m.d.sync += slot_ra.eq(Mux(idle, mp_s_n,
+                                           Mux(d1_valid, Cat(d1_w[:wb], d_slot),
+                                               Cat(un_n[lb:lb + wb], t_slot))))
+                m.d.comb += slot_rp[j].addr.eq(slot_ra)
         return m
 
     def _memory_port(self, m, regs, idle, go, rsp_valid, rsp_pend, state_rp, state_wp,
@@ -1212,7 +1303,8 @@ class Core(wiring.Component):
         rd = accept & ~req.payload.write
         wr = accept & req.payload.write
         q_busy = Const(0)
-        mp_rd, mp_n, mp_rd_n, mp_n_n, mp_a_n, syn_ra = mp if mp is not None else (None,) * 6
+        mp_rd, mp_n, mp_rd_n, mp_n_n, mp_a_n, mp_s_n, syn_ra = (mp if mp is not None
+                                                                else (None,) * 7)
         if syn_ra is not None:
             # the two-clock lanes' address register takes the request's address (read at ``q``)
             with m.If(accept):
@@ -1227,7 +1319,8 @@ class Core(wiring.Component):
             m.d.sync += [q_rd.eq(rd), q_wr.eq(wr)]
             with m.If(accept):
                 m.d.sync += [q_region.eq(region), q_index.eq(index), q_data.eq(wdata)]
-            m.d.comb += [mp_rd_n.eq(rd), mp_n_n.eq(index[:nb]), mp_a_n.eq(index[:ab])]
+            m.d.comb += [mp_rd_n.eq(rd), mp_n_n.eq(index[:nb]), mp_a_n.eq(index[:ab]),
+                         mp_s_n.eq(Cat(index[lb:nb], index[nb:][:D]))]
             # a write's region and lane are decoded as it is taken, so that each memory's
             # write enable comes from a flip-flop (the ULX3S's critical path at 93.75 MHz,
             # 10.97 ns: ``mq_region`` -> the NEURON decode -> a post-trace LUT RAM's write
@@ -1297,12 +1390,13 @@ class Core(wiring.Component):
             # the lane memories' own multiplexers, across the chip); a two-clock synapse lane
             # has its word out at ``p2``, the state and parameter words (read at ``p1``) theirs
             # at ``p3``, when the response is taken
+            # (a three-clock lane's word is out, from its own register, at ``p3``: taken as is)
             syn_q, slot_q = Signal.like(syn_word), Signal.like(slot_word)
             with m.If(p2 if xl else p1):
                 m.d.sync += syn_q.eq(syn_word)
             with m.If(p2 if slot2 else p1):
                 m.d.sync += slot_q.eq(slot_word)
-            syn_word, slot_word = syn_q, slot_q
+            syn_word, slot_word = (syn_word if xl == 2 else syn_q), slot_q
             m.d.comb += [rsp_pend.eq(q_busy | p1 | p2 | p3), rsp.payload.eq(rsp_q)]
             with m.If(p3):
                 m.d.sync += [rsp_valid.eq(1), rsp_q.eq(word)]
@@ -1357,6 +1451,8 @@ class Core(wiring.Component):
                 for k, r in enumerate(reg_list):
                     with m.If(index == k):
                         m.d.sync += r.eq(wdata[:len(r)])
+                        if r is regs["step"]:
+                            m.d.sync += self.step_moved.eq(1)
             with m.If(writes(Region.NEURON)):
                 m.d.comb += [state_wp.addr.eq(n), state_wp.data.eq(wdata[:52]),
                              state_wp.en.eq(1)]

@@ -2,9 +2,10 @@
 
 ``Dp16kdLaneMemory`` has the signature and the two-clock read of ``LaneMemory(latency=2)``
 (``r_addr``/``r_en``/``r_data``, ``w_addr``/``w_en``/``w_data``; ``r_data`` holds the word of
-the read issued two clocks before and keeps it while no read is under way) and builds the lane
-from ``DP16KD`` instances in their 16384 x 1 shape: one per data bit and bank of 16,384 words,
-written through port A and read through port B, whose output register (``REGMODE_B
+the read issued two clocks before and keeps it while no read is under way), or a three-clock
+read (``latency=3``: the bank select and the bypass into a register of their own), and builds
+the lane from ``DP16KD`` instances in their 16384 x 1 shape: one per data bit and bank of 16,384
+words, written through port A and read through port B, whose output register (``REGMODE_B
 "OUTREG"``, loaded on the clock after the read: ``OCEB``) is the first of the two clocks. The
 register inside the block has about 1 ns clock-to-out where the block's read latch has 5.8 ns,
 and nothing sits between the two: the inferred ``LaneMemory`` cannot have that, because Yosys
@@ -97,14 +98,19 @@ def _banks(m, shape, width, columns, banks, w_addr, w_addr1, w_data1, w_en, r_ad
 
 class Dp16kdLaneMemory(LaneMemory):
     """``depth`` words of ``width`` bits in ``DP16KD`` blocks with the output register; read
-    latency two clocks. The ports and their checks are ``LaneMemory``'s. ``shape``: 1 for
-    16384 x 1 blocks (one per data bit: the synapse lanes, whose 12-bit words would waste a
-    third of an 18-bit block), 18 for 1024 x 18 (the core's delay slots, 16-bit words)."""
+    latency two clocks, or three with ``latency=3`` (the bank select and the bypass
+    registered: the core's synapse lanes). The ports and their checks are ``LaneMemory``'s.
+    ``shape``: 1 for 16384 x 1 blocks (one per data bit: the synapse lanes, whose 12-bit words
+    would waste a third of an 18-bit block), 18 for 1024 x 18 (the core's delay slots, 16-bit
+    words)."""
 
-    def __init__(self, width, depth, shape=1):
+    def __init__(self, width, depth, shape=1, *, latency=2):
         if shape not in (1, _WW):
             raise ValueError(f"shape must be 1 or {_WW}, not {shape!r}")
+        if latency not in (2, 3):
+            raise ValueError(f"Read latency must be 2 or 3, not {latency!r}")
         super().__init__(width, depth, latency=2)
+        self.latency = latency
         self.shape = shape
         self.columns, self.banks = (dp16kd_blocks(width, depth) if shape == 1
                                     else dp16kd_word_blocks(width, depth))
@@ -143,7 +149,17 @@ class Dp16kdLaneMemory(LaneMemory):
             with m.If(r_en1):
                 m.d.sync += sel.eq(sel0)
             word = Array(outs)[sel]
-        m.d.comb += self.r_data.eq(Mux(hit2, byp2, word))
+        if self.latency == 2:
+            m.d.comb += self.r_data.eq(Mux(hit2, byp2, word))
+        else:
+            # a third clock: the bank select and the bypass into a register (``r_data``), so
+            # that the route from the blocks, spread over the die, ends at a flip-flop and not
+            # at the users' logic (the ULX3S's critical path at 90 MHz, 10.85 ns: a lane's
+            # output register -> the bank select and bypass -> the deliverer's ``d2`` word)
+            r_en2 = Signal()
+            m.d.sync += r_en2.eq(r_en1)
+            with m.If(r_en2):
+                m.d.sync += self.r_data.eq(Mux(hit2, byp2, word))
         return m
 
 

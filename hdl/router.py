@@ -24,8 +24,9 @@ allows it only between steps).
 **Timing.** On a large FPGA board the tables are LUT RAM (``boards/ulx3s.py``), whose read of
 1024 words is a deep multiplexer behind a wide fan-out of the address. Every read address of a
 table is therefore a flip-flop of its own (the index memory's: the capture list's word, taken
-into ``cand``; the destination memory's: ``ptr``), never a multiplexer of several sources nor a
-block RAM's output, and only the read enables wait on the queues.
+into ``cand``; the destination memory's: ``ptr``; each memory reads a copy of it that the placer
+can put beside the memory), never a multiplexer of several sources nor a block RAM's output,
+and only the read enables wait on the queues.
 """
 
 from amaranth.hdl import Cat, Const, Module, Signal
@@ -99,6 +100,19 @@ class Router(wiring.Component):
         # the tables' read addresses: each engine's and the table port's, in one register
         i_addr = [Signal(lay.neuron_bits, name=f"e{s}_cand") for s in range(k)]
         d_addr = [Signal(lay.ptr_bits, name=f"e{s}_ptr") for s in range(k)]
+        # Off an iCE40 each table reads from a copy of its address register (``*_ra``: loaded
+        # with the same values, ``keep`` so that synthesis does not merge the two), which the
+        # placer can put beside the LUT RAM: ``cand`` and ``ptr`` also feed the engine's logic,
+        # and ``cand`` sat 3.5 ns of route away from the index memory (the ULX3S's critical
+        # path at 90 MHz, 10.83 ns: ``e0_cand`` -> the index LUT RAM's read multiplexer -> its
+        # read register)
+        if is_ice40(platform):
+            i_ra, d_ra = i_addr, d_addr
+        else:
+            i_ra = [Signal(lay.neuron_bits, name=f"e{s}_cand_ra", attrs={"keep": 1})
+                    for s in range(k)]
+            d_ra = [Signal(lay.ptr_bits, name=f"e{s}_ptr_ra", attrs={"keep": 1})
+                    for s in range(k)]
         for s, config in enumerate(lay.configs):
             m.submodules[f"index{s}"] = im = memory.Memory(
                 shape=lay.index.width, depth=config.n_neurons, init=[])
@@ -108,7 +122,8 @@ class Router(wiring.Component):
             idx_wp.append(im.write_port())
             dst_rp.append(dm.read_port())
             dst_wp.append(dm.write_port())
-        wake_parts += self._table_port(m, idx_rp, idx_wp, dst_rp, dst_wp, i_addr, d_addr)
+        wake_parts += self._table_port(m, idx_rp, idx_wp, dst_rp, dst_wp, i_addr, d_addr, i_ra,
+                                       d_ra)
 
         # -- queues -----------------------------------------------------------------------
         voq = [[None] * k for _ in range(k)]
@@ -145,7 +160,8 @@ class Router(wiring.Component):
                 captures.append(stage)
                 idle_parts.append(stage.level == 0)
                 cap = stage
-            idle, moves = self._engine(m, s, cap, idx_rp[s], dst_rp[s], i_addr[s], d_addr[s],
+            idle, moves = self._engine(m, s, cap, idx_rp[s], dst_rp[s], (i_addr[s], i_ra[s]),
+                                       (d_addr[s], d_ra[s]),
                                        voq[s], link_q[s], host_q[s])
             idle_parts.append(idle)
             wake_parts.append(moves)
@@ -165,7 +181,7 @@ class Router(wiring.Component):
         m.d.comb += self.wake.eq(Cat(*wake_parts).any())
         return m
 
-    def _engine(self, m, s, cap, idx_rp, dst_rp, cand, ptr, voq, link_q, host_q):
+    def _engine(self, m, s, cap, idx_rp, dst_rp, cands, ptrs, voq, link_q, host_q):
         """The lookup engine of source core ``s``; returns its idle condition and its ``wake``
         term (a register of the engine may change at the next clock).
 
@@ -175,7 +191,9 @@ class Router(wiring.Component):
         clocks; the register adds one clock of latency from the capture list to the index read.
         The index read port holds its entry (read enable low) until the destination stage takes
         it; the destination read port holds its word until its queue accepts it. ``cand`` and
-        ``ptr`` are the two memories' read addresses (shared with the table port)."""
+        ``ptr`` are the two memories' read addresses (shared with the table port); ``cands``
+        and ``ptrs``: each with the copy the memory reads (the same signal on an iCE40)."""
+        (cand, cand_ra), (ptr, ptr_ra) = cands, ptrs
         lay, k = self.layout, self.layout.n_cores
         ab, cb = lay.axon_bits, lay.core_bits
         neuron = Signal(lay.neuron_bits, name=f"e{s}_neuron")
@@ -224,10 +242,11 @@ class Router(wiring.Component):
         m.d.comb += [host_q.w_data.eq(neuron), host_q.w_en.eq(i_full & free & e_host),
                      load.eq(i_full & free & (~e_host | host_q.w_rdy))]
         with m.If(load):
-            m.d.sync += [ptr.eq(e_ptr), rem.eq(e_count), live.eq(e_count != 0),
+            m.d.sync += [ptr.eq(e_ptr), ptr_ra.eq(e_ptr), rem.eq(e_count), live.eq(e_count != 0),
                          last.eq(e_count == 1)]
         with m.Elif(issue):
-            m.d.sync += [ptr.eq(ptr + 1), rem.eq(rem - 1), live.eq(~last), last.eq(rem == 2)]
+            m.d.sync += [ptr.eq(ptr + 1), ptr_ra.eq(ptr_ra + 1), rem.eq(rem - 1),
+                         live.eq(~last), last.eq(rem == 2)]
 
         # candidate stage: the capture list's word, registered. The capture list (or its stage
         # FIFO) is read straight from its port; the index memory (LUT RAM at large sizes) is
@@ -241,7 +260,7 @@ class Router(wiring.Component):
                      take.eq(cap.r_rdy & (~c_full | pop)),
                      cap.r_en.eq(take)]
         with m.If(take):
-            m.d.sync += [cand.eq(cap.r_data), c_full.eq(1)]
+            m.d.sync += [cand.eq(cap.r_data), cand_ra.eq(cap.r_data), c_full.eq(1)]
         with m.Elif(pop):
             m.d.sync += c_full.eq(0)
         with m.If(pop):
@@ -267,7 +286,7 @@ class Router(wiring.Component):
                              q.r_en.eq(out.ready)]
             taken = taken | q.r_rdy
 
-    def _table_port(self, m, idx_rp, idx_wp, dst_rp, dst_wp, i_addr, d_addr):
+    def _table_port(self, m, idx_rp, idx_wp, dst_rp, dst_wp, i_addr, d_addr, i_ra, d_ra):
         """``mem_req`` / ``mem_rsp``: one read at a time, its response two clocks after it is
         accepted (the address goes into the engine's address register ``i_addr`` / ``d_addr``,
         then the memory is read). The read ports and address registers are shared with the
@@ -300,10 +319,10 @@ class Router(wiring.Component):
             here = accept & (core == s)
             with m.If(here & ~req.payload.write):
                 with m.If(which == INDEX):
-                    m.d.sync += i_addr[s].eq(index[:nb])
+                    m.d.sync += [i_addr[s].eq(index[:nb]), i_ra[s].eq(index[:nb])]
                 with m.Else():
-                    m.d.sync += d_addr[s].eq(index)
-            m.d.comb += [idx_rp[s].addr.eq(i_addr[s]), dst_rp[s].addr.eq(d_addr[s]),
+                    m.d.sync += [d_addr[s].eq(index), d_ra[s].eq(index)]
+            m.d.comb += [idx_rp[s].addr.eq(i_ra[s]), dst_rp[s].addr.eq(d_ra[s]),
                          idx_rp[s].en.eq(t_valid & (t_core == s) & (t_which == INDEX)),
                          dst_rp[s].en.eq(t_valid & (t_core == s) & (t_which == DEST)),
                          idx_wp[s].addr.eq(index[:nb]), dst_wp[s].addr.eq(index),

