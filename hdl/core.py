@@ -553,17 +553,23 @@ class Core(wiring.Component):
         # -- shared multipliers (DSP blocks are few on the iCE40): per lane, y * alpha_y serves
         # the deliverer (depression, stage 1) and the update (stage 1), which never overlap;
         # x * (alpha_x or a_plus) serves the scanner (stage 2) and the column walk (stage 1)
-        # The long pipeline registers the post traces before their multipliers (``y_q``: the
-        # word the port gave a clock earlier; the trace memories are block RAM on the ECP5, with
-        # a slow clock-to-out): both users read them a clock ahead instead (the deliverer at
-        # ``dw_n``, the update with the state word), so that neither takes a clock longer.
+        # The long pipeline takes the post traces a clock early and registers their products
+        # (``yprod``: the product of the word the port gave a clock earlier, as ``y_q``, the
+        # memory port's copy of that word; ``alpha_y`` moves only between steps): both users
+        # read the traces a clock ahead (the deliverer at ``dw_n``, the update with the state
+        # word), so that neither takes a clock longer, and no path runs from a register across
+        # a DSP block into the lane multiplexer after it (the ULX3S's critical path at 90 MHz,
+        # 11.04 ns: ``alpha_y`` -> a 2.6 ns route -> the multiplier, 3.9 ns -> the update's
+        # lane choice -> ``u2_py``).
         yprod = [Signal(32, name=f"yprod{j}") for j in range(L if plastic else 0)]
         y_op = [y_rp[j].data for j in range(len(yprod))]
         for j in range(len(yprod)):
             if long:
                 y_op[j] = Signal(TRACE_BITS, name=f"y_q{j}")
-                m.d.sync += y_op[j].eq(y_rp[j].data)
-            m.d.comb += yprod[j].eq(y_op[j] * regs["alpha_y"])
+                m.d.sync += [y_op[j].eq(y_rp[j].data),
+                             yprod[j].eq(y_rp[j].data * regs["alpha_y"])]
+            else:
+                m.d.comb += yprod[j].eq(y_op[j] * regs["alpha_y"])
         xprod = Signal(32)
         xprod_r = Signal(32)      # registered: used by scanner stage 3 and walk stage 2
         if plastic:
@@ -1252,8 +1258,14 @@ class Core(wiring.Component):
                                  syn[j].w_data.eq(syn_word(w_new, wd_delay[j], wd_mask[j])),
                                  syn[j].w_en.eq(wd_en[j])]
 
+        # the long pipeline's memory port reads the profiles through a port of its own (at
+        # ``rsp_index``): the update's port stays at ``pnext``, so no path runs from the
+        # parameter block RAM through the update's profile address into the port's response
+        # register (false in operation, but the ULX3S's critical path at 90 MHz, 11.85 ns)
+        port_prof_rp = m.submodules.profile.read_port(domain="comb") if long else prof_rp
         self._memory_port(m, regs, idle, go, rsp_valid, rsp_pend if long else None, state_rp,
-                          state_wp, param_rp, param_wp, prof_rp, prof_wp, axon_rp, axon_wp, syn,
+                          state_wp, param_rp, param_wp, port_prof_rp, prof_wp, axon_rp, axon_wp,
+                          syn,
                           slot_rp, slot_wp, y_rp, y_wp, y_op, lists_wp, LW, xl,
                           (mp_rd, mp_n, mp_rd_n, mp_n_n, mp_a_n, mp_s_n, syn_ra) if long else None,
                           y_reg,

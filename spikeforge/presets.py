@@ -141,7 +141,7 @@ PRESETS = {
                             clock_hz=12_000_000, baud=1_000_000, max_payload=512,
                             input_depth=256, route_entries=256, probe_payload=256),
     # ULX3S-85F: the PLL makes 90 MHz from the 25 MHz oscillator (25 x 18 / 5); the full SoC met
-    # timing at 90 MHz (Fmax 90.58 MHz, nextpnr --seed 3, 2026-12-04; docs/boards.md); 1 Mbaud:
+    # timing at 90 MHz (Fmax 92.87 MHz, nextpnr --seed 3, 2026-12-04; docs/boards.md); 1 Mbaud:
     # 90 clocks per bit, exact.
     "ulx3s-85f": SocPreset("ulx3s-85f", CoreConfig(n_neurons=1024, n_axons=256, weight_bits=8,
                                                    delay_bits=3, lanes=4, plastic=True,
