@@ -27,8 +27,9 @@ BOARD = Board(
     family="ecp5",
     # --seed 3: with the default seed, router1 stalls on this design (near 57k overused arcs
     # at 75 MHz, 43k at 71.875 MHz, 2026-12-02); seed 2 routed it at 71.875 to 85 MHz, and
-    # seed 3 met 90 MHz where seed 2 missed it by 0.9 MHz (2026-12-03, 18 minutes; placements
-    # differ by a few MHz from seed to seed: docs/boards.md)
+    # seed 3 met 90 MHz where seed 2 missed it by 0.9 MHz (2026-12-03, 18 minutes), and
+    # 93.75 MHz since 2026-12-04 (placements differ by a few MHz from seed to seed:
+    # docs/boards.md)
     nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6", "--seed", "3"),
     osc_hz=25_000_000,
     preset="ulx3s-85f",
