@@ -145,12 +145,13 @@ class Chip(wiring.Component):
             with m.If(inj.payload.core >= k):       # no such core: taken and ignored
                 m.d.comb += inj.ready.eq(open_)
 
-        self._memory_port(m, cores, router, open_, outstanding)
+        self._memory_port(m, cores, router, idle & ~go & ~self.start, outstanding)
         return m
 
-    def _memory_port(self, m, cores, router, open_, outstanding):
+    def _memory_port(self, m, cores, router, stays_open, outstanding):
         """Decode ``mem_req`` by core field and table bit; one read outstanding at a time, so
-        responses come back in order."""
+        responses come back in order. ``stays_open``: the barrier is idle and no step begins
+        at the next clock (``pending`` and ``start`` clear)."""
         cm, k = self.chipmap, self.chipmap.n_cores
         lb = cm.local_bits
         req, rsp = self.mem_req, self.mem_rsp
@@ -161,12 +162,24 @@ class Chip(wiring.Component):
         rsp_table = Signal()
         null_valid = Signal()       # the answer to a read of a core beyond K
         target_ready = Signal()
-        m.d.comb += req.ready.eq(open_ & ~outstanding & target_ready)
+        # ``port_open`` (``open_ & ~outstanding``, the barrier's and the read's state) is a
+        # flip-flop loaded a clock ahead, so that it reaches the cores' request handshakes and
+        # their write decodes from a register (the ULX3S's critical path at 100 MHz, 10.64 ns:
+        # ``outstanding`` -> ``pending``'s logic -> the core's ``mem_req.ready`` / ``valid`` ->
+        # its ``accept`` -> the write decode ``mq_w_neuron``). It opens when the barrier stays
+        # idle and no read is outstanding after this clock: exact, but for a step's end, which
+        # reopens the port a clock late.
+        port_open = Signal(name="port_open")
+        out_next = Signal()
+        m.d.comb += req.ready.eq(port_open & target_ready)
         accept = req.valid & req.ready
+        m.d.comb += out_next.eq(outstanding)
         with m.If(accept & ~req.payload.write):
-            m.d.sync += [outstanding.eq(1), rsp_node.eq(node), rsp_table.eq(table)]
+            m.d.comb += out_next.eq(1)
+            m.d.sync += [rsp_node.eq(node), rsp_table.eq(table)]
         with m.If(rsp.valid & rsp.ready):
-            m.d.sync += outstanding.eq(0)
+            m.d.comb += out_next.eq(0)
+        m.d.sync += [outstanding.eq(out_next), port_open.eq(stays_open & ~out_next)]
 
         rreq = router.mem_req
         m.d.comb += [rreq.payload.addr.eq(Cat(local[:cm.routes.addr_bits], node)),
@@ -179,9 +192,9 @@ class Chip(wiring.Component):
             m.d.comb += [creq.payload.addr.eq(local[:mm.addr_bits]),
                          creq.payload.write.eq(req.payload.write),
                          creq.payload.data.eq(req.payload.data[:mm.data_bits]),
-                         creq.valid.eq(req.valid & open_ & ~outstanding & here & ~table)]
+                         creq.valid.eq(req.valid & port_open & here & ~table)]
             with m.If(here):
-                m.d.comb += [rreq.valid.eq(req.valid & open_ & ~outstanding & table),
+                m.d.comb += [rreq.valid.eq(req.valid & port_open & table),
                              target_ready.eq(Mux(table, rreq.ready, creq.ready))]
             with m.If(outstanding & (rsp_node == c)):
                 with m.If(rsp_table):

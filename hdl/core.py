@@ -396,6 +396,21 @@ class Core(wiring.Component):
             slot_wp.append(wp)
             if plastic:
                 rp, wp = mem(f"y{j}", TRACE_BITS, NW, small=True)
+                if long:
+                    # The long pipeline's post traces take their write a clock late, from
+                    # registers, as the list memory does, so that the update's neuron
+                    # (``u4_n``) and the port's choice do not run into the LUT RAM cells'
+                    # write-enable decode (the ULX3S's critical path at 100 MHz, 10.58 ns:
+                    # ``u4_n`` -> the lane and word decode -> a ``y1`` cell's ``WRE``). No read
+                    # misses it: UPDATE reads each word once, before its write; DELIVER and the
+                    # walk read traces written in an earlier phase; a port read comes two
+                    # clocks after a port write at the earliest (``rsp_pend`` holds ``ready``
+                    # low on the clock after a request is taken).
+                    yw = _Port(addr=Signal.like(wp.addr, name=f"y_wa{j}"),
+                               data=Signal.like(wp.data, name=f"y_wd{j}"),
+                               en=Signal(name=f"y_we{j}"))
+                    m.d.sync += [wp.addr.eq(yw.addr), wp.data.eq(yw.data), wp.en.eq(yw.en)]
+                    wp = yw
                 y_rp.append(rp)
                 y_wp.append(wp)
 
@@ -606,14 +621,16 @@ class Core(wiring.Component):
             m.d.comb += ra_next.eq(Mux(idle, mp_n_n, un_n))
         # The post traces (LUT RAM on the ECP5, spread over the die) read from an address
         # register too, with two-clock lanes: ``y_ra`` is ``dw`` in DELIVER, ``un``'s word in
-        # UPDATE (from the clock that enters it) and the memory port's word after it took a
-        # read, so that no FSM decision lies between a register and the cells
+        # UPDATE (from the clock that enters it) and the memory port's word while IDLE (taken
+        # or not, as ``ra_next``: the request's handshake, ``mp_rd_n``, was the ULX3S's
+        # critical path at 90 MHz, 10.77 ns: ``outstanding`` -> ``ready`` -> ``mp_rd_n`` ->
+        # ``y_an`` -> ``y_ra``), so that no FSM decision lies between a register and the cells
         y_reg = plastic and long and bool(xl)
         y_ra, y_an = Signal.like(dw, name="y_ra"), Signal.like(dw, name="y_an")
         if y_reg:
             m.d.sync += y_ra.eq(y_an)
             # a three-clock synapse read takes the traces a clock later: this clock's ``dw``
-            m.d.comb += y_an.eq(Mux(mp_rd_n, mp_n_n[lb:lb + wb], dw if xl == 2 else dw_n))
+            m.d.comb += y_an.eq(Mux(idle, mp_n_n[lb:lb + wb], dw if xl == 2 else dw_n))
             for j in range(L):
                 m.d.comb += y_rp[j].addr.eq(y_ra)
 

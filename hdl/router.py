@@ -24,9 +24,10 @@ allows it only between steps).
 **Timing.** On a large FPGA board the tables are LUT RAM (``boards/ulx3s.py``), whose read of
 1024 words is a deep multiplexer behind a wide fan-out of the address. Every read address of a
 table is therefore a flip-flop of its own (the index memory's: the capture list's word, taken
-into ``cand``; the destination memory's: ``ptr``; each memory reads a copy of it that the placer
-can put beside the memory), never a multiplexer of several sources nor a block RAM's output,
-and only the read enables wait on the queues.
+into ``cand``; the destination memory's: ``ptr``), never a multiplexer of several sources nor a
+block RAM's output, and only the read enables wait on the queues. The tables are
+``BankedMemory``: banks of 256 words, each read from its own copy of the address into its own
+register, the bank select after those registers.
 """
 
 from amaranth.hdl import Cat, Const, Module, Signal
@@ -34,6 +35,7 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..routing import DEST, INDEX, RouteLayout
+from .banked import BankedMemory
 from .target import is_ice40
 
 __all__ = ["Router", "host_spike_layout", "link_event_layout", "table_request_layout"]
@@ -96,34 +98,20 @@ class Router(wiring.Component):
         wake_parts = [self.mem_req.valid]
 
         # -- tables -----------------------------------------------------------------------
-        idx_rp, idx_wp, dst_rp, dst_wp = [], [], [], []
-        # the tables' read addresses: each engine's and the table port's, in one register
-        i_addr = [Signal(lay.neuron_bits, name=f"e{s}_cand") for s in range(k)]
-        d_addr = [Signal(lay.ptr_bits, name=f"e{s}_ptr") for s in range(k)]
-        # Off an iCE40 each table reads from a copy of its address register (``*_ra``: loaded
-        # with the same values, ``keep`` so that synthesis does not merge the two), which the
-        # placer can put beside the LUT RAM: ``cand`` and ``ptr`` also feed the engine's logic,
-        # and ``cand`` sat 3.5 ns of route away from the index memory (the ULX3S's critical
-        # path at 90 MHz, 10.83 ns: ``e0_cand`` -> the index LUT RAM's read multiplexer -> its
-        # read register)
-        if is_ice40(platform):
-            i_ra, d_ra = i_addr, d_addr
-        else:
-            i_ra = [Signal(lay.neuron_bits, name=f"e{s}_cand_ra", attrs={"keep": 1})
-                    for s in range(k)]
-            d_ra = [Signal(lay.ptr_bits, name=f"e{s}_ptr_ra", attrs={"keep": 1})
-                    for s in range(k)]
+        # Each table holds its read address in a register (``BankedMemory``): the index
+        # memory's, the capture list's word (``cand``); the destination memory's, ``ptr``. Off
+        # an iCE40 the tables are LUT RAM (``boards/ulx3s.py``) in banks of 256 words, each
+        # bank read from a copy of the address of its own into a register of its own.
+        bank_depth = None if is_ice40(platform) else 256
+        index, dest = [], []
         for s, config in enumerate(lay.configs):
-            m.submodules[f"index{s}"] = im = memory.Memory(
-                shape=lay.index.width, depth=config.n_neurons, init=[])
-            m.submodules[f"dest{s}"] = dm = memory.Memory(
-                shape=lay.dest.width, depth=lay.limits.route_entries, init=[])
-            idx_rp.append(im.read_port())
-            idx_wp.append(im.write_port())
-            dst_rp.append(dm.read_port())
-            dst_wp.append(dm.write_port())
-        wake_parts += self._table_port(m, idx_rp, idx_wp, dst_rp, dst_wp, i_addr, d_addr, i_ra,
-                                       d_ra)
+            m.submodules[f"index{s}"] = im = BankedMemory(
+                lay.index.width, config.n_neurons, bank_depth=bank_depth)
+            m.submodules[f"dest{s}"] = dm = BankedMemory(
+                lay.dest.width, lay.limits.route_entries, bank_depth=bank_depth)
+            index.append(im)
+            dest.append(dm)
+        wake_parts += self._table_port(m, index, dest)
 
         # -- queues -----------------------------------------------------------------------
         voq = [[None] * k for _ in range(k)]
@@ -160,9 +148,8 @@ class Router(wiring.Component):
                 captures.append(stage)
                 idle_parts.append(stage.level == 0)
                 cap = stage
-            idle, moves = self._engine(m, s, cap, idx_rp[s], dst_rp[s], (i_addr[s], i_ra[s]),
-                                       (d_addr[s], d_ra[s]),
-                                       voq[s], link_q[s], host_q[s])
+            idle, moves = self._engine(m, s, cap, index[s], dest[s], voq[s], link_q[s],
+                                       host_q[s])
             idle_parts.append(idle)
             wake_parts.append(moves)
 
@@ -181,7 +168,7 @@ class Router(wiring.Component):
         m.d.comb += self.wake.eq(Cat(*wake_parts).any())
         return m
 
-    def _engine(self, m, s, cap, idx_rp, dst_rp, cands, ptrs, voq, link_q, host_q):
+    def _engine(self, m, s, cap, im, dm, voq, link_q, host_q):
         """The lookup engine of source core ``s``; returns its idle condition and its ``wake``
         term (a register of the engine may change at the next clock).
 
@@ -191,9 +178,9 @@ class Router(wiring.Component):
         clocks; the register adds one clock of latency from the capture list to the index read.
         The index read port holds its entry (read enable low) until the destination stage takes
         it; the destination read port holds its word until its queue accepts it. ``cand`` and
-        ``ptr`` are the two memories' read addresses (shared with the table port); ``cands``
-        and ``ptrs``: each with the copy the memory reads (the same signal on an iCE40)."""
-        (cand, cand_ra), (ptr, ptr_ra) = cands, ptrs
+        ``ptr`` are the address registers of the index memory ``im`` and the destination
+        memory ``dm`` (``BankedMemory``, shared with the table port)."""
+        cand, ptr = im.addr, dm.addr
         lay, k = self.layout, self.layout.n_cores
         ab, cb = lay.axon_bits, lay.core_bits
         neuron = Signal(lay.neuron_bits, name=f"e{s}_neuron")
@@ -204,11 +191,11 @@ class Router(wiring.Component):
         p_lo, p_f = entry["ptr"]
         c_lo, c_f = entry["count"]
         h_lo, _ = entry["host"]
-        e_ptr = idx_rp.data[p_lo:p_lo + p_f.bits]
-        e_count = idx_rp.data[c_lo:c_lo + c_f.bits]
-        e_host = idx_rp.data[h_lo]
-        d_axon = dst_rp.data[:ab]
-        d_core = dst_rp.data[ab:ab + cb]
+        e_ptr = im.data[p_lo:p_lo + p_f.bits]
+        e_count = im.data[c_lo:c_lo + c_f.bits]
+        e_host = im.data[h_lo]
+        d_axon = dm.data[:ab]
+        d_core = dm.data[ab:ab + cb]
 
         # the destination word read last clock goes to its queue; ``push_ok``: it was taken
         push_ok = Signal(name=f"e{s}_push_ok")
@@ -231,7 +218,7 @@ class Router(wiring.Component):
         issue = Signal(name=f"e{s}_issue")
         m.d.comb += issue.eq(advance & live)
         with m.If(issue):
-            m.d.comb += dst_rp.en.eq(1)
+            m.d.comb += dm.en.eq(1)
         with m.If(advance):
             m.d.sync += d_valid.eq(issue)
 
@@ -242,10 +229,11 @@ class Router(wiring.Component):
         m.d.comb += [host_q.w_data.eq(neuron), host_q.w_en.eq(i_full & free & e_host),
                      load.eq(i_full & free & (~e_host | host_q.w_rdy))]
         with m.If(load):
-            m.d.sync += [ptr.eq(e_ptr), ptr_ra.eq(e_ptr), rem.eq(e_count), live.eq(e_count != 0),
-                         last.eq(e_count == 1)]
+            m.d.comb += [dm.addr_next.eq(e_ptr), dm.addr_load.eq(1)]
+            m.d.sync += [rem.eq(e_count), live.eq(e_count != 0), last.eq(e_count == 1)]
         with m.Elif(issue):
-            m.d.sync += [ptr.eq(ptr + 1), ptr_ra.eq(ptr_ra + 1), rem.eq(rem - 1),
+            m.d.comb += [dm.addr_next.eq(ptr + 1), dm.addr_load.eq(1)]
+            m.d.sync += [rem.eq(rem - 1),
                          live.eq(~last), last.eq(rem == 2)]
 
         # candidate stage: the capture list's word, registered. The capture list (or its stage
@@ -260,11 +248,12 @@ class Router(wiring.Component):
                      take.eq(cap.r_rdy & (~c_full | pop)),
                      cap.r_en.eq(take)]
         with m.If(take):
-            m.d.sync += [cand.eq(cap.r_data), cand_ra.eq(cap.r_data), c_full.eq(1)]
+            m.d.comb += [im.addr_next.eq(cap.r_data), im.addr_load.eq(1)]
+            m.d.sync += c_full.eq(1)
         with m.Elif(pop):
             m.d.sync += c_full.eq(0)
         with m.If(pop):
-            m.d.comb += idx_rp.en.eq(1)
+            m.d.comb += im.en.eq(1)
             m.d.sync += [neuron.eq(cand), i_full.eq(1)]
         with m.Elif(load):
             m.d.sync += i_full.eq(0)
@@ -286,10 +275,10 @@ class Router(wiring.Component):
                              q.r_en.eq(out.ready)]
             taken = taken | q.r_rdy
 
-    def _table_port(self, m, idx_rp, idx_wp, dst_rp, dst_wp, i_addr, d_addr, i_ra, d_ra):
+    def _table_port(self, m, index_mems, dest_mems):
         """``mem_req`` / ``mem_rsp``: one read at a time, its response two clocks after it is
-        accepted (the address goes into the engine's address register ``i_addr`` / ``d_addr``,
-        then the memory is read). The read ports and address registers are shared with the
+        accepted (the address goes into the memory's address register, then the memory is
+        read). The memories (``BankedMemory``) and their address registers are shared with the
         engines, which are idle whenever the port is used; the engines' assignments come later
         in ``elaborate`` and take precedence. Returns the port's ``wake`` terms."""
         lay = self.layout
@@ -314,24 +303,23 @@ class Router(wiring.Component):
         with m.Elif(rsp.ready):
             m.d.sync += rsp_valid.eq(0)
         m.d.comb += rsp.valid.eq(rsp_valid)
-        for s in range(lay.n_cores):
+        for s, (im, dm) in enumerate(zip(index_mems, dest_mems)):
             nb = lay.configs[s].neuron_bits
             here = accept & (core == s)
             with m.If(here & ~req.payload.write):
                 with m.If(which == INDEX):
-                    m.d.sync += [i_addr[s].eq(index[:nb]), i_ra[s].eq(index[:nb])]
+                    m.d.comb += [im.addr_next.eq(index[:nb]), im.addr_load.eq(1)]
                 with m.Else():
-                    m.d.sync += [d_addr[s].eq(index), d_ra[s].eq(index)]
-            m.d.comb += [idx_rp[s].addr.eq(i_ra[s]), dst_rp[s].addr.eq(d_ra[s]),
-                         idx_rp[s].en.eq(t_valid & (t_core == s) & (t_which == INDEX)),
-                         dst_rp[s].en.eq(t_valid & (t_core == s) & (t_which == DEST)),
-                         idx_wp[s].addr.eq(index[:nb]), dst_wp[s].addr.eq(index),
-                         idx_wp[s].data.eq(req.payload.data), dst_wp[s].data.eq(req.payload.data),
-                         idx_wp[s].en.eq(here & req.payload.write & (which == INDEX)),
-                         dst_wp[s].en.eq(here & req.payload.write & (which == DEST))]
+                    m.d.comb += [dm.addr_next.eq(index), dm.addr_load.eq(1)]
+            m.d.comb += [im.en.eq(t_valid & (t_core == s) & (t_which == INDEX)),
+                         dm.en.eq(t_valid & (t_core == s) & (t_which == DEST)),
+                         im.w_addr.eq(index[:nb]), dm.w_addr.eq(index),
+                         im.w_data.eq(req.payload.data), dm.w_data.eq(req.payload.data),
+                         im.w_en.eq(here & req.payload.write & (which == INDEX)),
+                         dm.w_en.eq(here & req.payload.write & (which == DEST))]
             with m.If(rsp_core == s):
                 with m.If(rsp_which == DEST):
-                    m.d.comb += rsp.payload.eq(dst_rp[s].data)
+                    m.d.comb += rsp.payload.eq(dm.data)
                 with m.Else():
-                    m.d.comb += rsp.payload.eq(idx_rp[s].data)
+                    m.d.comb += rsp.payload.eq(im.data)
         return [t_valid, rsp_valid]

@@ -140,13 +140,13 @@ PRESETS = {
                                                      n_profiles=4),
                             clock_hz=12_000_000, baud=1_000_000, max_payload=512,
                             input_depth=256, route_entries=256, probe_payload=256),
-    # ULX3S-85F: the PLL makes 93.75 MHz from the 25 MHz oscillator (25 x 15 / 4); the full SoC
-    # met timing at 93.75 MHz (Fmax 94.72 MHz, nextpnr --seed 3, 2026-12-04; docs/boards.md);
-    # 1 Mbaud: 94 clocks per bit (0.27% fast, well within a UART's tolerance).
+    # ULX3S-85F: the PLL makes 100 MHz from the 25 MHz oscillator (25 x 4); the full SoC met
+    # timing at 100 MHz (Fmax 100.10 MHz, nextpnr --seed 4, 2026-12-04; docs/boards.md);
+    # 1 Mbaud: 100 clocks per bit, exact.
     "ulx3s-85f": SocPreset("ulx3s-85f", CoreConfig(n_neurons=1024, n_axons=256, weight_bits=8,
                                                    delay_bits=3, lanes=4, plastic=True,
                                                    n_profiles=16),
-                           clock_hz=93_750_000, baud=1_000_000),
+                           clock_hz=100_000_000, baud=1_000_000),
 }
 # ``tiny`` with the chip on a clock of its own, twice the link's (the chip crossing's tests)
 PRESETS["tiny-chipclock"] = replace(PRESETS["tiny"], name="tiny-chipclock",
