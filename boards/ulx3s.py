@@ -28,7 +28,7 @@ BOARD = Board(
     # --seed 4: with the default seed, router1 stalls on this design (near 57k overused arcs
     # at 75 MHz, 43k at 71.875 MHz, 2026-12-02); seed 2 routed it at 71.875 to 85 MHz, seed 3
     # met 90 MHz where seed 2 missed it by 0.9 MHz (2026-12-03, 18 minutes) and 93.75 MHz
-    # (2026-12-04), and seed 4 met 100 MHz where seed 3 gave 96.32 MHz (2026-12-04, 10 minutes;
+    # (2026-12-04), and seed 4 met 100 MHz where seed 3 gave 94.19 MHz (2026-12-04, 17 minutes;
     # placements differ by a few MHz from seed to seed: docs/boards.md)
     nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6", "--seed", "4"),
     osc_hz=25_000_000,
@@ -40,10 +40,15 @@ BOARD = Board(
     # rings and the input queue go to LUT RAM so that the synapses, the neuron state and the
     # parameters get the block RAM (the post traces in block RAM would ask for 212 of the 208
     # DP16KD).
+    # The router's stage FIFOs (three words after each capture list) go to flip-flops: the
+    # capture list's DP16KD output (5.8 ns clock-to-out) then reaches a flip-flop's data input
+    # directly, not a LUT RAM's write port through a LUT (the ULX3S's critical path at 100 MHz
+    # with --seed 3, 10.38 ns).
     yosys_commands=('setattr -set ram_style "distributed" ' + " ".join(
         [f"top.soc.*/m:{name}" for name in ("y*", "profile", "axon", "lists")]
         + [f"top.soc.{block}/m:*" for block in ("chip.router.index*", "chip.router.dest*",
-                                                 "outbuf", "stepper")]),),
+                                                 "outbuf", "stepper")]),
+                    'setattr -set ram_style "logic" top.soc.chip.router.stage*/m:*'),
     memory={
         "synapses (weight, delay, mask)": "block RAM (DP16KD instances, output register)",
         "neuron state and parameters": "block RAM (DP16KD instances, 1024 x 18, output "

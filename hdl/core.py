@@ -553,6 +553,7 @@ class Core(wiring.Component):
         scan = Signal()                     # the scanner's stage 0 (in DELIVER)
 
         pe = Signal(range(NW + 1))
+        walking = Signal(name="walking")    # from POT_FETCH to POT_DRAIN (the column walk)
         pa = Signal(range(A + 1))
         cur_w, cur_mask = Signal(range(NW)), Signal(L)
         p0_valid, p0_addr, p0_mask = Signal(), Signal(range(A * NW)), Signal(L)
@@ -759,6 +760,7 @@ class Core(wiring.Component):
                         # the walk reads the list memory once the spike output has drained it
                         with m.If(regs["learn"] & (lw != 0)):
                             with m.If(drained):
+                                m.d.sync += walking.eq(1)
                                 m.next = "POT_FETCH"
                         with m.Else():
                             m.next = "EMIT"
@@ -794,6 +796,7 @@ class Core(wiring.Component):
                 with m.State("POT_DRAIN"):
                     with m.If(~p0_valid & ~p0b_valid & ~p1_valid & ~p2_valid & ~wb_valid
                               & ~wd_valid):
+                        m.d.sync += walking.eq(0)
                         m.next = "EMIT"
             with m.State("EMIT"):
                 with m.If(drained):
@@ -900,10 +903,12 @@ class Core(wiring.Component):
             m.d.comb += [lists_rp.addr.eq(lr), lists_rp.en.eq(1)]
             m.d.sync += lr.eq(lr + 1)
         if long:
-            # the queue's port reads at ``lr`` but in POT_FETCH (the walk's ``pe``; the queue
-            # is drained then): ``fetch`` is only its read enable
-            m.d.comb += lists_rp.addr.eq(Mux(fsm.ongoing("POT_FETCH"), pe, lr) if plastic
-                                         else lr)
+            # the queue's port reads at ``lr`` but in the walk (at ``pe``, from POT_FETCH to
+            # POT_DRAIN: the queue is drained then), chosen by the flip-flop ``walking``, not
+            # by the FSM's state (the ULX3S's critical path at 100 MHz, 9.99-10.38 ns:
+            # ``phase_state`` -> the address choice -> the LUT RAM -> the port's register):
+            # ``fetch`` is only its read enable
+            m.d.comb += lists_rp.addr.eq(Mux(walking, pe, lr) if plastic else lr)
         with m.If(pend):
             m.d.sync += nxt_a.eq(lists_rp.data[:c.axon_bits])
         m.d.sync += nxt_valid.eq(pend | (nxt_valid & ~take_d))

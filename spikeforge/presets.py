@@ -141,7 +141,7 @@ PRESETS = {
                             clock_hz=12_000_000, baud=1_000_000, max_payload=512,
                             input_depth=256, route_entries=256, probe_payload=256),
     # ULX3S-85F: the PLL makes 100 MHz from the 25 MHz oscillator (25 x 4); the full SoC met
-    # timing at 100 MHz (Fmax 100.10 MHz, nextpnr --seed 4, 2026-12-04; docs/boards.md);
+    # timing at 100 MHz (Fmax 100.83 MHz, nextpnr --seed 4, 2026-12-04; docs/boards.md);
     # 1 Mbaud: 100 clocks per bit, exact.
     "ulx3s-85f": SocPreset("ulx3s-85f", CoreConfig(n_neurons=1024, n_axons=256, weight_bits=8,
                                                    delay_bits=3, lanes=4, plastic=True,
