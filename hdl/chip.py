@@ -145,7 +145,7 @@ class Chip(wiring.Component):
             with m.If(inj.payload.core >= k):       # no such core: taken and ignored
                 m.d.comb += inj.ready.eq(open_)
 
-        self._memory_port(m, cores, router, idle & ~go & ~self.start, outstanding)
+        self._memory_port(m, cores, router, open_ & ~self.start, outstanding)
         return m
 
     def _memory_port(self, m, cores, router, stays_open, outstanding):

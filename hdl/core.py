@@ -341,7 +341,7 @@ class Core(wiring.Component):
             lists_wp = lists_w
         # The long pipeline's scanner reads the bitmap through a read port of its own (a copy
         # of the LUT RAM on the ECP5), at ``scan_a`` on every clock, and the queue's port reads
-        # at ``lr`` (``pe`` in POT_FETCH): no decision lies between a register and either
+        # at ``lr`` (``pe`` in the walk): no decision lies between a register and either
         # port's address (the ULX3S's critical path at 93.75 MHz, 10.69 ns: ``phase_state`` ->
         # ``fetch`` -> the address choice -> the LUT RAM -> its read register). The iCE40's
         # list memory stays one block RAM with one read port.
