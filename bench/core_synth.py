@@ -7,10 +7,12 @@ a wrapper that feeds every input from a shift register and captures every output
     pip install -e '.[synth]'
     python bench/core_synth.py --target ecp5 --preset ulx3s
     python bench/core_synth.py --target ice40 --neurons 64 --axons 64
+    python bench/core_synth.py --target ice40 --preset icebreaker --core small
 
 iCE40: the synapse lanes go to SPRAM (``Core(..., synapse_memory="spram")``, the choice the core
 makes by itself on an iCE40 UltraPlus platform) unless ``--synapse-memory block``; the iCEBreaker
-preset's 1 Mbit of synapses does not fit in the 120 kbit of EBR.
+preset's 1 Mbit of synapses does not fit in the 120 kbit of EBR. ``--core small`` builds the
+core for small FPGAs (``spikeforge.hdl.small_core.SmallCore``, one lane) instead of ``Core``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
 from amaranth.lib.wiring import In
 
 from spikeforge.hdl.core import Core
+from spikeforge.hdl.small_core import SmallCore
 from spikeforge.image import CoreConfig
 from spikeforge.presets import PRESETS as SOC_PRESETS
 from spikeforge.toolchain import build_root
@@ -66,12 +69,16 @@ class ShiftWrapper(Elaboratable):
         return m
 
 
-def synth(config, target, freq, workdir, small_ram_style=None, pnr=True, synapse_memory=None):
+def synth(config, target, freq, workdir, small_ram_style=None, pnr=True, synapse_memory=None,
+          kind="full"):
     workdir.mkdir(parents=True, exist_ok=True)
-    # the update pipeline an iCE40 or an ECP5 platform would get
-    top = ShiftWrapper(Core(config, small_ram_style=small_ram_style,
-                            synapse_memory=synapse_memory,
-                            update_pipeline="short" if target == "ice40" else "long"), "core")
+    if kind == "small":
+        core = SmallCore(config, synapse_memory=synapse_memory)
+    else:
+        # the update pipeline an iCE40 or an ECP5 platform would get
+        core = Core(config, small_ram_style=small_ram_style, synapse_memory=synapse_memory,
+                    update_pipeline="short" if target == "ice40" else "long")
+    top = ShiftWrapper(core, "core")
     (workdir / "top.il").write_text(
         rtlil.convert(top, name="top", ports=[top.sin, top.load, top.sout]))
     t0 = time.time()
@@ -85,7 +92,7 @@ def synth(config, target, freq, workdir, small_ram_style=None, pnr=True, synapse
     cells = {k: int(v) for v, k in re.findall(r"^\s+(\d+)\s+(\S+)$", stat, re.M)
              if k[0].isupper()}
     result = {"target": target, "config": config.to_dict(), "synapse_memory": synapse_memory,
-              "update_pipeline": top.block.update_pipeline,
+              "core": kind, "update_pipeline": getattr(top.block, "update_pipeline", None),
               "yosys_cells": cells,
               "yosys_s": round(t1 - t0, 1)}
     if not pnr:
@@ -123,6 +130,8 @@ def main(argv=None):
     p.add_argument("--plastic", type=int, choices=[0, 1], default=1)
     p.add_argument("--synapse-memory", choices=["block", "spram"],
                    help="synapse lane memory (default: spram on ice40, block on ecp5)")
+    p.add_argument("--core", choices=["full", "small"], default="full",
+                   help="Core, or SmallCore (one lane, for small FPGAs)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     if args.preset:
@@ -137,9 +146,9 @@ def main(argv=None):
             f"n{config.n_neurons}a{config.n_axons}l{config.lanes}"
             f"{'p' if config.plastic else 's'}")
     smem = args.synapse_memory or ("spram" if args.target == "ice40" else "block")
-    workdir = build_root() / "synth" / f"{args.target}-{name}-{smem}"
+    workdir = build_root() / "synth" / f"{args.target}-{name}-{smem}-{args.core}"
     result = synth(config, args.target, args.freq, workdir, args.small_ram, not args.no_pnr,
-                   smem)
+                   smem, args.core)
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

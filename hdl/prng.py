@@ -5,14 +5,19 @@ state. It is split in two halves (``mix32_first``: the first round and the golde
 ``mix32_second``: the second round and the fold) so that the core can put a pipeline register
 between them; ``mix32_pipelined`` cuts it in three (two registers), which the core uses.
 ``rand_word`` builds the counter word ``kind << 30 | a << 15 | n``; a lane computes
-``mix32(key ^ word)`` with the per-step ``key`` computed once per step by the core. Every
+``mix32(key ^ word)`` with the per-step ``key`` computed once per step by the core.
+``SerialMix32`` is the same function one operation a clock (one adder, one XOR), for the small
+core (``spikeforge.hdl.small_core``), which has clocks to spare and few logic cells. Every
 intermediate is a named signal: each value is used twice by the next operation, so an
 expression tree would double in size at every one of the twelve operations.
 """
 
-from amaranth.hdl import Cat, Const, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
-__all__ = ["MIX_LATENCY", "mix32", "mix32_first", "mix32_second", "mix32_pipelined", "rand_word"]
+__all__ = ["MIX_LATENCY", "MIX_SERIAL_CLOCKS", "SerialMix32", "mix32", "mix32_first",
+           "mix32_second", "mix32_pipelined", "rand_word"]
 
 _GOLDEN = 0x9E3779B9
 
@@ -79,3 +84,42 @@ def rand_word(kind, a, n):
     a = Value.cast(a).as_unsigned()
     n = Value.cast(n).as_unsigned()
     return Cat(n, Const(0, 15 - len(n)), a, Const(0, 15 - len(a)), Const(kind, 2))
+
+
+MIX_SERIAL_CLOCKS = 12
+
+
+class SerialMix32(wiring.Component):
+    """``mix32`` one of its twelve operations a clock: ``start`` loads ``x``; ``busy`` is high
+    for the ``MIX_SERIAL_CLOCKS`` clocks after, and then ``out`` holds ``mix32(x)`` until the
+    next ``start``. One 32-bit adder (``v + (v << k)``, ``k`` 10, 3 or 15), one XOR (``v ^ (v >>
+    k)``, ``k`` 6, 11 or 16, or the golden-ratio constant) and the register ``out``."""
+
+    start: In(1)
+    x: In(32)
+    busy: Out(1)
+    out: Out(32)
+
+    def elaborate(self, platform):
+        m = Module()
+        v = self.out
+        j = Signal(range(6))        # the operation within a round (and its XOR after)
+        second = Signal()           # the second round: the fold instead of the constant
+        add = Signal(32)
+        xor = Signal(32)
+        m.d.comb += [
+            add.eq(v + Mux(j == 0, v << 10, Mux(j == 2, v << 3, v << 15))[:32]),
+            xor.eq(v ^ Mux(j == 1, v >> 6, Mux(j == 3, v >> 11,
+                                               Mux(second, v >> 16, Const(_GOLDEN, 32))))),
+        ]
+        with m.If(self.start):
+            m.d.sync += [v.eq(self.x), self.busy.eq(1), j.eq(0), second.eq(0)]
+        with m.Elif(self.busy):
+            m.d.sync += v.eq(Mux(j[0], xor, add))
+            with m.If(j == 5):
+                m.d.sync += [j.eq(0), second.eq(1)]
+                with m.If(second):
+                    m.d.sync += self.busy.eq(0)
+            with m.Else():
+                m.d.sync += j.eq(j + 1)
+        return m

@@ -31,7 +31,7 @@ register, the bank select after those registers.
 """
 
 from amaranth.hdl import Cat, Const, Module, Signal
-from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..routing import DEST, INDEX, RouteLayout
@@ -303,7 +303,7 @@ class Router(wiring.Component):
         with m.Elif(rsp.ready):
             m.d.sync += rsp_valid.eq(0)
         m.d.comb += rsp.valid.eq(rsp_valid)
-        for s, (im, dm) in enumerate(zip(index_mems, dest_mems)):
+        for s, (im, dm) in enumerate(zip(index_mems, dest_mems, strict=True)):
             nb = lay.configs[s].neuron_bits
             here = accept & (core == s)
             with m.If(here & ~req.payload.write):

@@ -24,11 +24,13 @@ _SIMS = {}
 
 
 def core_sim(config, synapse_memory="block", engine="binary", update_pipeline="long",
-             small_ram_style=None):
-    """One build per configuration, synapse memory, engine, pipeline, RAM style and process."""
-    key = (config, synapse_memory, engine, update_pipeline, small_ram_style)
+             small_ram_style=None, kind="full"):
+    """One build per configuration, core kind, synapse memory, engine, pipeline, RAM style and
+    process."""
+    key = (config, synapse_memory, engine, update_pipeline, small_ram_style, kind)
     if key not in _SIMS:
-        _SIMS[key] = CoreSim(config, synapse_memory, engine, update_pipeline, small_ram_style)
+        _SIMS[key] = CoreSim(config, synapse_memory, engine, update_pipeline, small_ram_style,
+                             kind)
     return _SIMS[key]
 
 
@@ -58,7 +60,7 @@ def _plan(config, seed, steps, checkpoints, regions, activity=1.0):
 
 def run_seeds(config, seeds, steps=200, checkpoints=None, regions=None, backpressure=True,
               synapse_memory="block", engine="binary", activity=1.0, update_pipeline="long",
-              max_lines=2_000_000, small_ram_style=None):
+              max_lines=2_000_000, small_ram_style=None, kind="full"):
     """Run ``seeds`` on the RTL and the golden model; return ``(failures, cycles, conflicts)``.
 
     ``failures`` is a list of messages (empty when everything agrees); ``cycles`` lists the
@@ -66,14 +68,15 @@ def run_seeds(config, seeds, steps=200, checkpoints=None, regions=None, backpres
     memory was asked to read and write at once (a failure with ``synapse_memory="spram"``).
     ``regions`` limits the intermediate readbacks (the load check and the last checkpoint
     always read every region). ``engine``: see ``CoreSim``; ``activity``: see
-    ``netgen.random_image``; ``small_ram_style``: see ``Core``.
+    ``netgen.random_image``; ``small_ram_style``: see ``Core``; ``kind``: ``"full"``
+    (``Core``) or ``"small"`` (``SmallCore``).
 
     Seeds go to the simulator in batches of at most about ``max_lines`` commands (one build,
     one process per batch, bounded memory); the first seed is also read back right after
     loading (a check of the memory port itself; every seed's state is compared at the
     checkpoints).
     """
-    sim = core_sim(config, synapse_memory, engine, update_pipeline, small_ram_style)
+    sim = core_sim(config, synapse_memory, engine, update_pipeline, small_ram_style, kind)
     mm = sim.memmap
     checkpoints = checkpoints or [steps // 2, steps]
     seeds = list(seeds)

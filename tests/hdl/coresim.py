@@ -28,6 +28,7 @@ import numpy as np
 
 from spikeforge.hdl.core import Core
 from spikeforge.hdl.dp16kd import DP16KD_MODEL
+from spikeforge.hdl.small_core import SmallCore
 from spikeforge.hdl.spram import SPRAM_MODEL
 from spikeforge.memmap import MemoryMap
 from spikeforge.toolchain import (
@@ -172,9 +173,10 @@ def _strip_zero_init(verilog_text):
     return _ZERO_INIT.sub("\n", verilog_text)
 
 
-def core_verilog(config, synapse_memory="block", update_pipeline="long", small_ram_style=None):
-    """Verilog of ``Core(config, synapse_memory=..., update_pipeline=..., small_ram_style=...)``,
-    cached under the
+def core_verilog(config, synapse_memory="block", update_pipeline="long", small_ram_style=None,
+                 kind="full"):
+    """Verilog of ``Core(config, synapse_memory=..., update_pipeline=..., small_ram_style=...)``
+    (``kind="small"``: ``SmallCore(config, synapse_memory=...)``), cached under the
     build folder by configuration and by the text of every module it is generated from
     (conversion of a 1024-neuron core takes ~15 s). With ``"spram"`` the SPRAM blocks are
     instances of ``SB_SPRAM256KA``: add ``SPRAM_MODEL`` to simulate them; with ``"dp16kd"``
@@ -182,17 +184,20 @@ def core_verilog(config, synapse_memory="block", update_pipeline="long", small_r
     import amaranth
 
     from spikeforge import image, memmap
-    from spikeforge.hdl import core, dp16kd, memory, prng, spram
+    from spikeforge.hdl import core, dp16kd, memory, prng, small_core, spram
 
     digest = hashlib.sha256(repr((config, synapse_memory, update_pipeline, small_ram_style,
-                                  amaranth.__version__)).encode())
-    for module in (core, dp16kd, memory, prng, spram, image, memmap):
+                                  kind, amaranth.__version__)).encode())
+    for module in (core, dp16kd, memory, prng, small_core, spram, image, memmap):
         digest.update(Path(module.__file__).read_bytes())
     path = build_root() / "verilog" / f"core-{digest.hexdigest()[:16]}.v"
     if not path.exists():
         from amaranth.back import verilog
-        core = Core(config, synapse_memory=synapse_memory, update_pipeline=update_pipeline,
-                    small_ram_style=small_ram_style)
+        if kind == "small":
+            core = SmallCore(config, synapse_memory=synapse_memory)
+        else:
+            core = Core(config, synapse_memory=synapse_memory, update_pipeline=update_pipeline,
+                        small_ram_style=small_ram_style)
         text = _strip_zero_init(verilog.convert(core, name="core"))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -304,17 +309,18 @@ class CoreSim:
     ``engine``: ``"binary"`` (a stand-alone executable whose C++ main drives the clock: no
     Python and no VPI during a run, several times faster) or ``"cocotb"`` (the same player
     under cocotb's Verilator runner, ``tb_player.py``).
-    ``update_pipeline`` and ``small_ram_style`` are given to ``Core``."""
+    ``update_pipeline`` and ``small_ram_style`` are given to ``Core``; ``kind="small"`` builds
+    ``SmallCore`` instead."""
 
     def __init__(self, config, synapse_memory="block", engine="binary", update_pipeline="long",
-                 small_ram_style=None):
+                 small_ram_style=None, kind="full"):
         if engine not in ("binary", "cocotb"):
             raise ValueError(f"engine must be 'binary' or 'cocotb', not {engine!r}")
         self.config = config
         self.synapse_memory = synapse_memory
         self.engine = engine
         self.memmap = MemoryMap(config)
-        core_v = core_verilog(config, synapse_memory, update_pipeline, small_ram_style)
+        core_v = core_verilog(config, synapse_memory, update_pipeline, small_ram_style, kind)
         mm = self.memmap
         both = " || ".join(f"(dut.syn{j}.r_en && dut.syn{j}.w_en)" for j in range(mm.lanes))
         head = _HEAD_BINARY if engine == "binary" else _HEAD_COCOTB

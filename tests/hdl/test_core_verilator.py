@@ -5,7 +5,8 @@ Every configuration is built once; all its seeds run in one simulator process (s
 traces, registers, generators) loaded through the memory port and read straight back; 200 steps
 of random external input, with back-pressure on the spike output for odd seeds; the learning
 registers (``learn``, ``a_plus``, ``a_minus``) rewritten half way; every step's spikes compared;
-the whole state read back through the memory port and compared half way and at the end. The seed
+the whole state read back through the memory port and compared half way and at the end (for
+``Core`` and, on the ``sc-*`` configurations, ``SmallCore``). The seed
 picks an edge-case variant (``netgen.VARIANTS``): saturation at both ends, every neuron firing,
 empty steps, maximum delay, weights pinned at ``w_min``/``w_max``, same-slot hazards.
 
@@ -13,6 +14,7 @@ empty steps, maximum delay, weights pinned at ``w_min``/``w_max``, same-slot haz
 board configurations run at a quarter of the input activity to stay within the CI budget).
 """
 
+import dataclasses
 import os
 
 import pytest
@@ -30,6 +32,8 @@ SMALL_L1 = CoreConfig(n_neurons=16, n_axons=8, weight_bits=8, delay_bits=2, lane
                       plastic=True, n_profiles=2)
 STATIC_W16 = CoreConfig(n_neurons=32, n_axons=32, weight_bits=16, delay_bits=3, lanes=2,
                         plastic=False, n_profiles=4)
+TINY = CoreConfig(n_neurons=1, n_axons=1, weight_bits=2, delay_bits=0, lanes=1, plastic=True,
+                  n_profiles=1)
 
 # name: (config, first seed, seeds, steps, synapse memory); the long ones first, so that the
 # parallel workers share the load
@@ -39,8 +43,7 @@ CONFIGS = {
     # the ULX3S core as the board builds it: synapses in DP16KD instances (output register)
     "ulx3s": (PRESETS["ulx3s-85f"].core, 0, 50, 200, "dp16kd"),
     # one neuron, one axon, 2-bit weights, no delay: every width at its minimum
-    "tiny": (CoreConfig(n_neurons=1, n_axons=1, weight_bits=2, delay_bits=0, lanes=1,
-                        plastic=True, n_profiles=1), 0, 50, 200, "block"),
+    "tiny": (TINY, 0, 50, 200, "block"),
     # N = L: one word per row, so consecutive events hit the same (neuron, slot) back to back
     "hazard-l4": (CoreConfig(n_neurons=4, n_axons=16, weight_bits=6, delay_bits=1, lanes=4,
                              plastic=True, n_profiles=2), 0, 50, 200, "block"),
@@ -52,7 +55,17 @@ CONFIGS = {
     "static-l2-w16-spram": (STATIC_W16, 0, 50, 200, "spram"),
     "l8-d4": (CoreConfig(n_neurons=64, n_axons=32, weight_bits=4, delay_bits=4, lanes=8,
                          plastic=True, n_profiles=16), 0, 50, 200, "block"),
+    # ``sc-*``: the core for small FPGAs (``SmallCore``, one lane): the iCEBreaker core (fewer
+    # seeds: a step takes tens of thousands of clocks), every width at its minimum, single-port
+    # learning, 16-bit weights without learning, 16 profiles and 16 delay slots
+    "sc-icebreaker": (PRESETS["icebreaker"].core, 0, 12, 200, "spram"),
+    "sc-tiny": (TINY, 0, 50, 200, "block"),
+    "sc-l1-spram": (SMALL_L1, 0, 50, 200, "spram"),
+    "sc-static-w16": (dataclasses.replace(STATIC_W16, lanes=1), 0, 50, 200, "spram"),
+    "sc-d4-p16": (CoreConfig(n_neurons=64, n_axons=32, weight_bits=4, delay_bits=4, lanes=1,
+                                plastic=True, n_profiles=16), 0, 50, 200, "block"),
 }
+SMALL = {name for name in CONFIGS if name.startswith("sc-")}
 
 
 def _seeds(default):
@@ -62,7 +75,7 @@ def _seeds(default):
 
 # the board configurations run at a quarter of the input activity (netgen.random_image), so
 # that their 50 seeds stay within the CI budget
-ACTIVITY = {"icebreaker": 0.25, "ulx3s": 0.25}
+ACTIVITY = {"icebreaker": 0.25, "ulx3s": 0.25, "sc-icebreaker": 0.25}
 # one configuration runs under cocotb (the same player, clock made in Verilog); the others as a
 # stand-alone Verilator executable (no VPI, several times faster)
 ENGINE = {"tiny": "cocotb"}
@@ -84,7 +97,8 @@ def test_core_matches_golden(name):
                                             activity=ACTIVITY.get(name, 1.0),
                                             update_pipeline="short" if name in SHORT
                                             else "long",
-                                            small_ram_style=SMALL_RAM.get(name))
+                                            small_ram_style=SMALL_RAM.get(name),
+                                            kind="small" if name in SMALL else "full")
     assert not failures, "\n".join(failures[:5])
     assert len(cycles) == _seeds(seeds) * steps
     if synapse_memory == "spram":

@@ -95,3 +95,36 @@ def test_pipelined_mix32_matches_reference_two_clocks_later(choice):
     sim.add_testbench(bench)
     sim.run()
     assert got == [int(mix32_ref(v)) for v in xs]
+
+
+def test_serial_mix32_matches_reference():
+    """``SerialMix32``: ``busy`` for ``MIX_SERIAL_CLOCKS`` clocks after ``start``, then ``out``
+    is ``mix32`` of the input, and stays so until the next ``start``."""
+    from spikeforge.hdl.prng import MIX_SERIAL_CLOCKS, SerialMix32
+
+    rng = np.random.default_rng(4)
+    xs = [0, 1, 0xFFFFFFFF, 0x9E3779B9, *rng.integers(0, 1 << 32, 60).tolist()]
+    dut = SerialMix32()
+    got, clocks = [], []
+
+    async def bench(ctx):
+        for x in xs:
+            ctx.set(dut.x, int(x))
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            ctx.set(dut.x, 0)
+            k = 0
+            while ctx.get(dut.busy):
+                await ctx.tick()
+                k += 1
+            clocks.append(k)
+            await ctx.tick()                    # held while not started again
+            got.append(ctx.get(dut.out))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [int(mix32_ref(x)) for x in xs]
+    assert set(clocks) == {MIX_SERIAL_CLOCKS}
