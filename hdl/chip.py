@@ -26,6 +26,7 @@ from amaranth.lib.wiring import In, Out
 from ..routing import ChipMap
 from .core import Core
 from .router import Router, host_spike_layout, link_event_layout
+from .small_core import SmallCore
 
 __all__ = ["Chip", "chip_request_layout", "inject_layout"]
 
@@ -54,10 +55,15 @@ class Chip(wiring.Component):
     counters).
 
     ``router_domain``: the clock domain of the router (a gated one in the virtual board, see
-    ``spikeforge.hdl.gating``; ``router_wake`` is its ``wake``).
+    ``spikeforge.hdl.gating``; ``router_wake`` is its ``wake``). ``core_kind``: ``"full"``
+    (``Core``) or ``"small"`` (``SmallCore``, one lane: for small FPGAs).
     """
 
-    def __init__(self, configs, limits=None, fifo_depth=2, router_domain="sync"):
+    def __init__(self, configs, limits=None, fifo_depth=2, router_domain="sync",
+                 core_kind="full"):
+        if core_kind not in ("full", "small"):
+            raise ValueError(f"core_kind must be 'full' or 'small', not {core_kind!r}")
+        self.core_kind = core_kind
         self.chipmap = cm = ChipMap(configs, limits)
         self.configs = cm.configs
         self.fifo_depth = fifo_depth
@@ -87,7 +93,8 @@ class Chip(wiring.Component):
         m.d.comb += self.router_wake.eq(router.wake)
         cores = []
         for c, config in enumerate(self.configs):
-            m.submodules[f"core{c}"] = core = Core(config)
+            m.submodules[f"core{c}"] = core = (SmallCore(config) if self.core_kind == "small"
+                                               else Core(config))
             cores.append(core)
             m.d.comb += [router.spikes[c].valid.eq(core.spike_out.valid),
                          router.spikes[c].payload.eq(core.spike_out.payload),

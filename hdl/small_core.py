@@ -32,7 +32,7 @@ profiles are read a word at a time as the update needs them (a profile costs no 
 the memory port reads and writes a profile in seven clocks.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -43,12 +43,18 @@ from .memory import LaneMemory
 from .prng import SerialMix32, rand_word
 from .spram import SpramLaneMemory
 
-__all__ = ["SmallCore", "PROFILE_WORDS"]
+__all__ = ["SmallCore", "PROFILE_WORDS", "MISC_REGISTERS", "PROFILE_BASE"]
 
 # The profile word (``memmap``: threshold 23, v_reset 24, alpha_v 16, alpha_i 16, refractory 4,
 # reset_mode 1 bits, LSB first) as ``misc`` words: (lsb, bits) of each
 PROFILE_WORDS = ((0, 16), (16, 7), (23, 16), (39, 8), (47, 16), (63, 16), (79, 5))
 _THR_LO, _THR_HI, _VR_LO, _VR_HI, _ALPHA_V, _ALPHA_I, _REFR = range(7)
+# The registers kept in ``misc`` (a 16-bit word at ``2 * index``, a seed's high half after it);
+# the others are flip-flops. The profiles follow from ``PROFILE_BASE``, eight words each, then
+# the input bitmap.
+MISC_REGISTERS = ("alpha_x", "alpha_y", "x_inc", "y_inc", "a_plus", "a_minus", "stdp_seed",
+                  "gen_seed")
+PROFILE_BASE = 32
 _ACC = 34           # the adder's and accumulator's width
 _T_MAX = (1 << TRACE_BITS) - 1
 
@@ -105,46 +111,53 @@ class SmallCore(wiring.Component):
         nb, ab, pb = c.neuron_bits, c.axon_bits, _log2(P)
         plastic = c.plastic
         lay = {r: mm[r] for r in Region}
+        fields = REGISTER_FIELDS(c)
+        names = list(fields)
 
-        # -- registers (the REGISTERS region) ----------------------------------------------
-        regs = {}
-        for name, f in REGISTER_FIELDS(c).items():
-            regs[name] = Signal(signed(f.bits) if f.signed else unsigned(f.bits), name=name)
-        reg_list = list(regs.values())
+        # -- registers: those of MISC_REGISTERS in ``misc``, the others flip-flops --------------
+        regs = {name: Signal(signed(f.bits) if f.signed else unsigned(f.bits), name=name)
+                for name, f in fields.items() if name not in MISC_REGISTERS}
         t = regs["step"]
+        learn = regs["learn"] if plastic else Const(0, 1)
+        mode = regs["trace_mode"]
         m.d.comb += self.step.eq(t)
         m.d.sync += self.step_moved.eq(0)
 
+        def reg_word(name, half=0):
+            """The ``misc`` address of (half of) a register kept there."""
+            return 2 * names.index(name) + half
+
         # -- memories ----------------------------------------------------------------------
-        def mem(name, width, depth):
-            m.submodules[name] = mo = memory.Memory(shape=unsigned(width), depth=depth,
-                                                    init=[])
-            wp = mo.write_port()
+        def mem(name, width, depth, granularity=None):
+            m.submodules[name] = mo = memory.Memory(shape=unsigned(width), depth=depth, init=[])
+            wp = mo.write_port(granularity=granularity)
             rp = mo.read_port()
             m.d.comb += rp.en.eq(0)
             return rp, wp
 
-        state_rp, state_wp = mem("state", 2 * STATE_BITS + 4, N)
-        param_rp, param_wp = mem("param", lay[Region.PARAM].width, N)
+        # a neuron's state (v, i, ref, and y if plastic) and parameters (bias, profile) in one
+        # word, written a part at a time (granules of 4 bits)
+        nf = lay[Region.NEURON].width
+        pw = lay[Region.PARAM].width
+        neuron_rp, neuron_wp = mem("neuron", nf + pw, N, granularity=4)
+        n_gran, p_gran = nf // 4, pw // 4
         axon_rp, axon_wp = mem("axon", lay[Region.AXON].width, A)
         slot_rp, slot_wp = mem("slot", c.slot_bits, c.n_slots * N)
-        bitmap_base = 8 * P
+        bitmap_base = PROFILE_BASE + 8 * P
         misc_rp, misc_wp = mem("misc", 16, bitmap_base + -(-A // 16))
-        if plastic:
-            y_rp, y_wp = mem("y", TRACE_BITS, N)
         kind = self.synapse_memory or synapse_memory_for(c, platform)
         syn_cls = SpramLaneMemory if kind == "spram" else LaneMemory
         m.submodules.syn0 = syn = syn_cls(lay[Region.SYNAPSE].width, A * N)
         m.d.comb += [syn.r_en.eq(0), syn.w_en.eq(0)]
 
         # the fields of the words as the memories hold them
-        st = state_rp.data
-        v_old = st[:STATE_BITS].as_signed()
-        i_old = st[STATE_BITS:2 * STATE_BITS].as_signed()
-        ref_old = st[2 * STATE_BITS:]
-        pf = lay[Region.PARAM].offsets()
-        bias = param_rp.data[:STATE_BITS].as_signed()
-        prof = param_rp.data[pf["profile"][0]:][:pb]
+        nd = neuron_rp.data
+        v_old = nd[:STATE_BITS].as_signed()
+        i_old = nd[STATE_BITS:2 * STATE_BITS].as_signed()
+        ref_old = nd[2 * STATE_BITS:2 * STATE_BITS + 4]
+        y_old = nd[2 * STATE_BITS + 4:nf] if plastic else Const(0, TRACE_BITS)
+        bias = nd[nf:nf + STATE_BITS].as_signed()
+        prof = nd[nf + STATE_BITS:][:pb]
         af = lay[Region.AXON].offsets()
         gen_prob = axon_rp.data[af["gen_prob"][0]:][:16]
         x_old = axon_rp.data[:TRACE_BITS] if plastic else Const(0, TRACE_BITS)
@@ -152,49 +165,58 @@ class SmallCore(wiring.Component):
         w_old = syn.r_data[:W].as_signed()
         delay = syn.r_data[sf["delay"][0]:][:D] if D else Const(0, 1)
         mask = syn.r_data[sf["mask"][0]] if plastic else Const(0, 1)
-        y_old = y_rp.data if plastic else Const(0, TRACE_BITS)
-        learn = regs["learn"] if plastic else Const(0, 1)
+        md = misc_rp.data
 
         # -- the shared datapath -----------------------------------------------------------
-        mz = Signal(signed(STATE_BITS + 1))       # multiplicand: a state value or a trace
-        ma = Signal(16)                           # multiplier: a decay factor or an amplitude
-        mul = Signal()                            # load the product register
+        # The multiplier: operands chosen in a state (``mz``, ``ma``, ``mul``) are registered,
+        # multiplied at the next clock: the product is in ``p`` two clocks after the choice,
+        # and held until the next. The adder likewise: ``s`` is ``aa + bb + ci`` of the
+        # operands chosen two clocks before. No path runs from the sequencer's state through
+        # an operand multiplexer into a carry chain or a DSP block.
+        mz, ma, mul = Signal(signed(STATE_BITS + 1)), Signal(16), Signal()
+        mz_r, ma_r, mul_r = Signal.like(mz), Signal.like(ma), Signal()
+        m.d.sync += [mz_r.eq(mz), ma_r.eq(ma), mul_r.eq(mul)]
         p = Signal(signed(STATE_BITS + 1 + 17))
-        with m.If(mul):
-            m.d.sync += p.eq(mz * ma)
+        with m.If(mul_r):
+            m.d.sync += p.eq(mz_r * ma_r)
         p_hi = p[16:].as_signed()                 # with ``p[15]`` as carry in: the rounded decay
-        aa, bb = Signal(signed(_ACC)), Signal(signed(_ACC))
-        ci = Signal()
+        aa, bb, ci = Signal(signed(_ACC)), Signal(signed(_ACC)), Signal()
+        aa_r, bb_r, ci_r = Signal.like(aa), Signal.like(bb), Signal()
+        m.d.sync += [aa_r.eq(aa), bb_r.eq(bb), ci_r.eq(ci)]
         s = Signal(signed(_ACC))
-        m.d.comb += s.eq(aa + bb + ci)
-        acc = Signal(signed(_ACC))
-        q = Signal(STATE_BITS)                    # the threshold, then v_reset or v - threshold
+        m.d.sync += s.eq(aa_r + bb_r + ci_r)
+
+        acc = Signal(signed(_ACC))                # slot << weight_exp; v_reset or v - threshold
+        q = Signal(STATE_BITS)                    # the threshold, then the new v
         inew = Signal(signed(STATE_BITS))         # the new current
-        yq = Signal(TRACE_BITS)                   # a decayed post trace
-        sh = Signal(4)                            # shifts of the slot left to make
         rinfo = Signal(5)                         # refractory, reset_mode of the profile
+        sh = Signal(4)                            # shifts of the slot left to make
         fire = Signal()
         act = Signal()                            # the axon carries an event
-        word_bit = Signal()                       # the SCAN read a bitmap word
+        bm = Signal(16)                           # the bitmap word of the axons being scanned
+        # between steps the port assembles a profile or a register read from ``misc`` here
+        rbuf = Cat(acc[:], q, inew[:], rinfo)
 
         m.submodules.mix = mix = SerialMix32()
         skey, gkey = Signal(32), Signal(32)
 
-        # counters: neuron, axon; the misc word counter of the port's profile access
         n = Signal(max(nb, 1))
         a = Signal(max(ab, 1))
-        pk = Signal(3)
+        pk = Signal(3)                            # a word of the port's ``misc`` access
         n_last = n == N - 1
         a_last = a == A - 1
-        syn_addr = Cat(n[:nb], a[:ab])                # a * N + n
+        syn_addr = Cat(n[:nb], a[:ab])            # a * N + n
         bm_addr = bitmap_base + (a[4:ab] if ab > 4 else 0)
         bm_bit = a[:min(ab, 4)] if ab else Const(0, 1)
 
-        def prof_addr(k):
-            return Cat(Const(k, 3), prof)
+        def misc_read(addr):
+            m.d.comb += [misc_rp.addr.eq(addr), misc_rp.en.eq(1)]
+
+        def prof_word(k):
+            return PROFILE_BASE + Cat(Const(k, 3), prof)
 
         def weight_write(value):
-            """The synapse word with weight ``value`` (clamped to ``w_min``..``w_max``)."""
+            """The synapse word with weight ``value`` clamped to ``w_min``..``w_max``."""
             lo, hi = regs["w_min"], regs["w_max"]
             v18 = value[:18].as_signed()
             clamped = Mux(v18 < lo, lo, Mux(v18 > hi, hi, v18[:W].as_signed()))
@@ -210,17 +232,14 @@ class SmallCore(wiring.Component):
         m.d.comb += self.busy.eq(running)
 
         req, rsp = self.mem_req, self.mem_rsp
-        ib = mm.index_bits
-        region, index = req.payload.addr[ib:], req.payload.addr[:ib]
-        wdata = req.payload.data
         rsp_valid = Signal()
         rsp_region = Signal(3)
-        rsp_index = Signal(range(max(len(reg_list), P) + 1))
-        prsp = Signal(lay[Region.PROFILE].width)
+        m_addr = Signal(8)                        # the port's ``misc`` words: the first
+        m_last = Signal(3)                        # and their number
         m.d.comb += rsp.valid.eq(rsp_valid)
         with m.If(rsp_valid & rsp.ready):
             m.d.sync += rsp_valid.eq(0)
-        free = ~rsp_valid | rsp.ready                 # a new response may be made
+        free = ~rsp_valid | rsp.ready             # a new response may be made
 
         def next_axon():
             with m.If(a_last):
@@ -228,7 +247,7 @@ class SmallCore(wiring.Component):
                 m.next = "UPD0"
             with m.Else():
                 m.d.sync += a.eq(a + 1)
-                m.next = "SCAN"
+                m.next = "SCAN0"
 
         def next_neuron():
             with m.If(n_last):
@@ -237,12 +256,9 @@ class SmallCore(wiring.Component):
                 m.d.sync += n.eq(n + 1)
                 m.next = "UPD0"
 
-        def after_walk_synapse():
-            with m.If(a_last):
-                next_neuron()
-            with m.Else():
-                m.d.sync += a.eq(a + 1)
-                m.next = "WALK0"
+        def nop(name, nxt):
+            with m.State(name):
+                m.next = nxt
 
         with m.FSM(name="seq"):
             # -- between steps: input events, the memory port, the start -------------------
@@ -251,91 +267,100 @@ class SmallCore(wiring.Component):
                 with m.If(self.spike_in.valid):
                     # taken now; its bitmap word read, and written with the bit next clock
                     m.d.comb += self.spike_in.ready.eq(1)
-                    m.d.sync += a.eq(self.spike_in.payload)
                     pa = self.spike_in.payload
-                    m.d.comb += [misc_rp.addr.eq(bitmap_base + (pa[4:ab] if ab > 4 else 0)),
-                                 misc_rp.en.eq(1)]
+                    m.d.sync += a.eq(pa)
+                    misc_read(bitmap_base + (pa[4:ab] if ab > 4 else 0))
                     m.next = "IN_SET"
                 with m.Elif(go & ~rsp_valid):
                     m.d.sync += [start_latch.eq(0), running.eq(1)]
                     m.d.comb += [mix.x.eq(t), mix.start.eq(1)]
+                    misc_read(reg_word("stdp_seed"))
                     m.next = "KEY0"
                 with m.Elif(req.valid & free):
-                    self._port(m, region, index, wdata, regs, reg_list, pk, rsp_valid,
-                               rsp_region, rsp_index, req, state_rp, state_wp, param_rp,
-                               param_wp, axon_rp, axon_wp, slot_rp, slot_wp, misc_wp,
-                               y_rp if plastic else None, y_wp if plastic else None, syn)
+                    self._port(m, regs, names, pk, rsp_valid, rsp_region, m_addr, m_last, rbuf,
+                               neuron_rp, neuron_wp, n_gran, p_gran, nf, axon_rp, axon_wp,
+                               slot_rp, slot_wp, misc_wp, syn)
             with m.State("IN_SET"):
                 m.d.comb += [misc_wp.addr.eq(bm_addr), misc_wp.en.eq(1),
-                             misc_wp.data.eq(misc_rp.data | (1 << bm_bit))]
+                             misc_wp.data.eq(md | (1 << bm_bit))]
                 m.next = "IDLE"
-            with m.State("PROFILE_READ"):
-                # word pk of profile ``rsp_index`` asked for; word pk - 1 is out
-                m.d.comb += [misc_rp.addr.eq(Cat(pk, rsp_index[:pb])), misc_rp.en.eq(1)]
+            with m.State("MREAD"):
+                # word pk of the port's read asked for; word pk - 1 is out
+                misc_read(m_addr + pk)
                 m.d.sync += pk.eq(pk + 1)
-                with m.Switch(pk):
+                with m.Switch(Cat(pk, rsp_region == Region.PROFILE)):
                     for k, (lsb, bits) in enumerate(PROFILE_WORDS):
+                        with m.Case(8 + k + 1):
+                            m.d.sync += rbuf[lsb:lsb + bits].eq(md[:bits])
+                    for k in range(2):
                         with m.Case(k + 1):
-                            m.d.sync += prsp[lsb:lsb + bits].eq(misc_rp.data[:bits])
-                with m.If(pk == len(PROFILE_WORDS)):
+                            m.d.sync += rbuf[16 * k:16 * k + 16].eq(md)
+                with m.If(pk == m_last):
                     m.d.sync += rsp_valid.eq(1)
                     m.next = "IDLE"
 
             # -- KEY: mix32(stdp_seed ^ mix32(t)), mix32(gen_seed ^ mix32(t)) ------------
-            def key_state(name, nxt, mix_with=None, store=None, then_t=False):
-                with m.State(name):
+            # (the seeds' halves read from ``misc`` while the mixer runs: the low one into q)
+            for k, (seed, key, nxt) in enumerate((("stdp_seed", skey, "KEY3"),
+                                                  ("gen_seed", gkey, "SCAN0"))):
+                with m.State(f"KEY{3 * k}"):
+                    m.d.sync += q[:16].eq(md)
+                    misc_read(reg_word(seed, 1))
+                    m.next = f"KEY{3 * k + 1}"
+                with m.State(f"KEY{3 * k + 1}"):
+                    with m.If(~mix.busy):           # mix32(t) is out: mixed with the seed
+                        m.d.comb += [mix.x.eq(mix.out ^ Cat(q[:16], md)), mix.start.eq(1)]
+                        m.next = f"KEY{3 * k + 2}"
+                with m.State(f"KEY{3 * k + 2}"):
                     with m.If(~mix.busy):
-                        if mix_with is not None:
-                            m.d.comb += [mix.x.eq(mix.out ^ mix_with), mix.start.eq(1)]
-                        if store is not None:
-                            m.d.sync += store.eq(mix.out)
-                        if store is gkey:
-                            m.d.sync += a.eq(0)
-                        if then_t:
+                        m.d.sync += key.eq(mix.out)
+                        if k == 0:
                             m.d.comb += [mix.x.eq(t), mix.start.eq(1)]
+                            misc_read(reg_word("gen_seed"))
+                        else:
+                            m.d.sync += a.eq(0)
                         m.next = nxt
-            key_state("KEY0", "KEY1", mix_with=regs["stdp_seed"])
-            key_state("KEY1", "KEY2", store=skey, then_t=True)
-            key_state("KEY2", "KEY3", mix_with=regs["gen_seed"])
-            key_state("KEY3", "SCAN", store=gkey)
 
             # -- SCAN: one axon -----------------------------------------------------------
-            with m.State("SCAN"):
-                first = (a[:4] == 0) if ab else Const(1)
-                m.d.comb += [axon_rp.addr.eq(a), axon_rp.en.eq(1),
-                             misc_rp.addr.eq(bm_addr), misc_rp.en.eq(first)]
-                m.d.sync += word_bit.eq(first)
+            first = (a[:4] == 0) if ab else Const(1)
+            with m.State("SCAN0"):
+                m.d.comb += [axon_rp.addr.eq(a), axon_rp.en.eq(1)]
+                with m.If(first):
+                    misc_read(bm_addr)
                 m.next = "SCAN1"
             with m.State("SCAN1"):
-                # the axon word and the bitmap word are out (the bitmap word stays out while
-                # the 16 axons it holds are scanned: nothing else reads ``misc`` meanwhile)
-                ext = misc_rp.data.bit_select(bm_bit, 1)
-                with m.If(word_bit):
+                # the axon word is out, and the bitmap word if ``first`` (kept in ``bm``)
+                word = Mux(first, md, bm)
+                m.d.sync += [bm.eq(word), act.eq(word.bit_select(bm_bit, 1))]
+                with m.If(first):
                     m.d.comb += [misc_wp.addr.eq(bm_addr), misc_wp.data.eq(0),
                                  misc_wp.en.eq(1)]
-                m.d.sync += act.eq(ext)
+                if plastic:
+                    misc_read(reg_word("alpha_x"))
                 with m.If(gen_prob != 0):
                     m.d.comb += [mix.x.eq(gkey ^ rand_word(2, a, Const(0, 1))),
                                  mix.start.eq(1)]
                     m.next = "SCAN_GEN"
                 with m.Else():
-                    m.next = "SCAN_X" if plastic else "SCAN_ACT"
+                    m.next = "SCAN2" if plastic else "SCAN_ACT"
             with m.State("SCAN_GEN"):
                 with m.If(~mix.busy):
                     with m.If(mix.out[16:] < gen_prob):
                         m.d.sync += act.eq(1)
-                    m.next = "SCAN_X" if plastic else "SCAN_ACT"
+                    m.next = "SCAN2" if plastic else "SCAN_ACT"
             if plastic:
-                with m.State("SCAN_X"):
-                    m.d.comb += [mz.eq(x_old), ma.eq(regs["alpha_x"]), mul.eq(1)]
-                    m.next = "SCAN_X1"
-                with m.State("SCAN_X1"):
-                    # x <- decay(x, alpha_x), then bumped if the axon carries an event
-                    bump = act & ~regs["trace_mode"]
-                    m.d.comb += [aa.eq(p_hi), bb.eq(Mux(bump, regs["x_inc"], 0)),
-                                 ci.eq(p[15])]
-                    x_new = Mux(act & regs["trace_mode"], regs["x_inc"],
-                                Mux(s > _T_MAX, _T_MAX, s[:TRACE_BITS]))
+                # x <- decay(x, alpha_x), then bumped if the axon carries an event
+                with m.State("SCAN2"):
+                    m.d.comb += [mz.eq(x_old), ma.eq(md), mul.eq(1)]
+                    misc_read(reg_word("x_inc"))
+                    m.next = "SCAN3"
+                nop("SCAN3", "SCAN4")
+                with m.State("SCAN4"):
+                    m.d.comb += [aa.eq(p_hi), bb.eq(Mux(act & ~mode, md, 0)), ci.eq(p[15])]
+                    m.next = "SCAN5"
+                nop("SCAN5", "SCAN6")
+                with m.State("SCAN6"):
+                    x_new = Mux(act & mode, md, Mux(s > _T_MAX, _T_MAX, s[:TRACE_BITS]))
                     m.d.comb += [axon_wp.addr.eq(a), axon_wp.en.eq(1),
                                  axon_wp.data.eq(Cat(x_new, gen_prob))]
                     m.next = "SCAN_ACT"
@@ -354,15 +379,15 @@ class SmallCore(wiring.Component):
             with m.State("DEL1"):
                 m.d.comb += [slot_rp.addr.eq(slot_d), slot_rp.en.eq(1)]
                 if plastic:
-                    m.d.comb += [y_rp.addr.eq(n), y_rp.en.eq(1)]
+                    m.d.comb += [neuron_rp.addr.eq(n), neuron_rp.en.eq(1)]
                 m.next = "DEL2"
             with m.State("DEL2"):
                 m.d.comb += [slot_wp.addr.eq(slot_d), slot_wp.en.eq(1),
                              slot_wp.data.eq(slot_rp.data.as_signed() + w_old)]
-                depress = learn & mask if plastic else Const(0)
-                with m.If(depress):
+                with m.If(learn & mask):
                     if plastic:
                         m.d.comb += [mix.x.eq(skey ^ rand_word(0, a, n)), mix.start.eq(1)]
+                        misc_read(reg_word("alpha_y"))
                         m.next = "DEP0"
                 with m.Elif(n_last):
                     next_axon()
@@ -374,23 +399,29 @@ class SmallCore(wiring.Component):
             if plastic:
                 # depression: w <- clamp(w - ((a_minus * decay(y, alpha_y) + rand) >> 22))
                 with m.State("DEP0"):
-                    m.d.comb += [mz.eq(y_old), ma.eq(regs["alpha_y"]), mul.eq(1)]
+                    m.d.comb += [mz.eq(y_old), ma.eq(md), mul.eq(1)]
+                    misc_read(reg_word("a_minus"))
                     m.next = "DEP1"
-                with m.State("DEP1"):
-                    m.d.comb += [aa.eq(p_hi), ci.eq(p[15])]
-                    m.d.sync += yq.eq(s[:TRACE_BITS])
-                    m.next = "DEP2"
+                nop("DEP1", "DEP2")
                 with m.State("DEP2"):
-                    m.d.comb += [mz.eq(yq), ma.eq(regs["a_minus"]), mul.eq(1)]
+                    m.d.comb += [aa.eq(p_hi), ci.eq(p[15])]
                     m.next = "DEP3"
-                with m.State("DEP3"):
+                nop("DEP3", "DEP4")
+                with m.State("DEP4"):
+                    m.d.comb += [mz.eq(s[:TRACE_BITS]), ma.eq(md), mul.eq(1)]
+                    m.next = "DEP5"
+                nop("DEP5", "DEP6")
+                with m.State("DEP6"):
                     with m.If(~mix.busy):
                         m.d.comb += [aa.eq(p[:_ACC]), bb.eq(mix.out[10:])]
-                        m.d.sync += acc.eq(s)
-                        m.next = "DEP4"
-                with m.State("DEP4"):
-                    dep = Cat(acc[22:], Const(0, 22))       # -dep = ~dep + 1
+                        m.next = "DEP7"
+                nop("DEP7", "DEP8")
+                with m.State("DEP8"):
+                    dep = Cat(s[22:], Const(0, 22))     # -dep = ~dep + 1
                     m.d.comb += [aa.eq(w_old), bb.eq(~dep), ci.eq(1)]
+                    m.next = "DEP9"
+                nop("DEP9", "DEP10")
+                with m.State("DEP10"):
                     weight_write(s)
                     with m.If(n_last):
                         next_axon()
@@ -401,20 +432,17 @@ class SmallCore(wiring.Component):
             # -- UPDATE: neuron n ---------------------------------------------------------
             slot_u = Cat(n[:nb], t[:D]) if D else n[:nb]
             with m.State("UPD0"):
-                m.d.comb += [state_rp.addr.eq(n), state_rp.en.eq(1),
-                             param_rp.addr.eq(n), param_rp.en.eq(1),
+                m.d.comb += [neuron_rp.addr.eq(n), neuron_rp.en.eq(1),
                              slot_rp.addr.eq(slot_u), slot_rp.en.eq(1)]
-                if plastic:
-                    m.d.comb += [y_rp.addr.eq(n), y_rp.en.eq(1)]
                 m.next = "UPD1"
             with m.State("UPD1"):
-                m.d.comb += [misc_rp.addr.eq(prof_addr(_ALPHA_I)), misc_rp.en.eq(1),
-                             slot_wp.addr.eq(slot_u), slot_wp.data.eq(0), slot_wp.en.eq(1)]
+                misc_read(prof_word(_ALPHA_I))
+                m.d.comb += [slot_wp.addr.eq(slot_u), slot_wp.data.eq(0), slot_wp.en.eq(1)]
                 m.d.sync += [acc.eq(slot_rp.data.as_signed()), sh.eq(regs["weight_exp"])]
                 m.next = "UPD2"
             with m.State("UPD2"):
-                m.d.comb += [mz.eq(i_old), ma.eq(misc_rp.data), mul.eq(1),
-                             misc_rp.addr.eq(prof_addr(_ALPHA_V)), misc_rp.en.eq(1)]
+                m.d.comb += [mz.eq(i_old), ma.eq(md), mul.eq(1)]
+                misc_read(prof_word(_ALPHA_V))
                 m.next = "UPD_SHIFT"
             with m.State("UPD_SHIFT"):
                 # slot << weight_exp, a bit a clock; a value beyond +-2^25 saturates i
@@ -427,57 +455,65 @@ class SmallCore(wiring.Component):
                 with m.Else():
                     m.next = "UPD3"
             with m.State("UPD3"):
-                # i <- sat(decay(i, alpha_i) + slot << weight_exp); p <- v * alpha_v
-                m.d.comb += [aa.eq(p_hi), bb.eq(acc), ci.eq(p[15])]
-                m.d.sync += inew.eq(_sat(s, STATE_BITS))
-                m.d.comb += [mz.eq(v_old), ma.eq(misc_rp.data), mul.eq(1),
-                             misc_rp.addr.eq(prof_addr(_REFR)), misc_rp.en.eq(1)]
+                # decay(i, alpha_i) + slot << weight_exp; v * alpha_v
+                m.d.comb += [aa.eq(p_hi), bb.eq(acc), ci.eq(p[15]),
+                             mz.eq(v_old), ma.eq(md), mul.eq(1)]
+                misc_read(prof_word(_REFR))
                 m.next = "UPD4"
             with m.State("UPD4"):
-                m.d.comb += [aa.eq(p_hi), bb.eq(inew), ci.eq(p[15])]
-                m.d.sync += [acc.eq(s), rinfo.eq(misc_rp.data[:5])]
-                m.d.comb += [misc_rp.addr.eq(prof_addr(_THR_LO)), misc_rp.en.eq(1)]
-                m.d.comb += [mz.eq(y_old), ma.eq(regs["alpha_y"]), mul.eq(1)]
+                m.d.sync += rinfo.eq(md[:5])
+                misc_read(prof_word(_THR_LO))
                 m.next = "UPD5"
             with m.State("UPD5"):
-                # v <- sat(decay(v, alpha_v) + i + bias)
-                m.d.comb += [aa.eq(acc), bb.eq(bias)]
-                m.d.sync += [acc.eq(_sat(s, STATE_BITS).as_signed()), q[:16].eq(misc_rp.data)]
-                m.d.comb += [misc_rp.addr.eq(prof_addr(_THR_HI)), misc_rp.en.eq(1)]
+                # i <- sat(...); decay(v, alpha_v) + bias
+                m.d.sync += [inew.eq(_sat(s, STATE_BITS)), q[:16].eq(md)]
+                m.d.comb += [aa.eq(p_hi), bb.eq(bias), ci.eq(p[15])]
+                misc_read(prof_word(_THR_HI))
                 m.next = "UPD6"
             with m.State("UPD6"):
-                m.d.sync += q[16:].eq(misc_rp.data[:7])
-                m.d.comb += [misc_rp.addr.eq(prof_addr(_VR_LO)), misc_rp.en.eq(1)]
-                m.d.comb += [aa.eq(p_hi), ci.eq(p[15])]
-                m.d.sync += yq.eq(s[:TRACE_BITS])           # decay(y, alpha_y)
+                m.d.sync += q[16:].eq(md[:7])
+                misc_read(reg_word("alpha_y"))
                 m.next = "UPD7"
             with m.State("UPD7"):
-                # v - threshold: the spike decision, and v after a spike in reset_mode 1
-                m.d.comb += [aa.eq(acc), bb.eq(~Cat(q, Const(0, 1)).as_signed()), ci.eq(1)]
-                spikes = (ref_old == 0) & ~s[-1] & (s != 0)
-                m.d.sync += fire.eq(spikes)
-                with m.If(rinfo[4]):
-                    m.d.sync += q.eq(s[:STATE_BITS])
-                with m.Else():
-                    m.d.sync += q[:16].eq(misc_rp.data)
-                m.d.comb += [misc_rp.addr.eq(prof_addr(_VR_HI)), misc_rp.en.eq(1)]
+                # ... + i; y * alpha_y
+                m.d.comb += [aa.eq(s), bb.eq(inew), mz.eq(y_old), ma.eq(md), mul.eq(1)]
+                misc_read(prof_word(_VR_LO))
                 m.next = "UPD8"
             with m.State("UPD8"):
-                with m.If(~rinfo[4]):
-                    m.d.sync += q[16:].eq(misc_rp.data[:8])
-                bump = fire & ~regs["trace_mode"]
-                m.d.comb += [aa.eq(yq), bb.eq(Mux(bump, regs["y_inc"], 0))]
-                m.d.sync += yq.eq(Mux(fire & regs["trace_mode"], regs["y_inc"],
-                                      Mux(s > _T_MAX, _T_MAX, s[:TRACE_BITS])))
+                m.d.sync += acc[:16].eq(md)
+                misc_read(prof_word(_VR_HI))
                 m.next = "UPD9"
             with m.State("UPD9"):
+                # v <- sat(decay(v, alpha_v) + i + bias); v - threshold
+                v_new = _sat(s, STATE_BITS)
+                m.d.sync += [acc[16:STATE_BITS].eq(md[:8]), q.eq(v_new)]
+                m.d.comb += [aa.eq(v_new), bb.eq(~Cat(q, Const(0, 1)).as_signed()), ci.eq(1)]
+                misc_read(reg_word("y_inc"))
+                m.next = "UPD10"
+            with m.State("UPD10"):
+                m.d.comb += [aa.eq(p_hi), ci.eq(p[15])]          # decay(y, alpha_y)
+                m.next = "UPD11"
+            with m.State("UPD11"):
+                # the spike decision, and v after a spike in reset_mode 1 (else v_reset)
+                m.d.sync += fire.eq((ref_old == 0) & ~s[-1] & (s != 0))
+                with m.If(rinfo[4]):
+                    m.d.sync += acc[:STATE_BITS].eq(s[:STATE_BITS])
+                m.next = "UPD12"
+            with m.State("UPD12"):
+                # the post trace bumped on a spike
+                m.d.comb += [aa.eq(s[:TRACE_BITS]), bb.eq(Mux(fire & ~mode, md, 0))]
+                m.next = "UPD13"
+            nop("UPD13", "UPD14")
+            with m.State("UPD14"):
                 refr = ref_old != 0
-                v_fin = Mux(refr, v_old, Mux(fire, q, acc[:STATE_BITS]))
+                v_fin = Mux(refr, v_old, Mux(fire, acc[:STATE_BITS], q))
                 ref_new = Mux(refr, ref_old - 1, Mux(fire, rinfo[:4], 0))
-                m.d.comb += [state_wp.addr.eq(n), state_wp.en.eq(1),
-                             state_wp.data.eq(Cat(v_fin[:STATE_BITS], inew, ref_new[:4]))]
+                state = Cat(v_fin[:STATE_BITS], inew, ref_new[:4])
                 if plastic:
-                    m.d.comb += [y_wp.addr.eq(n), y_wp.en.eq(1), y_wp.data.eq(yq)]
+                    y_new = Mux(fire & mode, md, Mux(s > _T_MAX, _T_MAX, s[:TRACE_BITS]))
+                    state = Cat(state, y_new)
+                m.d.comb += [neuron_wp.addr.eq(n), neuron_wp.data.eq(state),
+                             neuron_wp.en.eq((1 << n_gran) - 1)]
                 with m.If(fire):
                     m.next = "EMIT"
                 with m.Else():
@@ -501,25 +537,35 @@ class SmallCore(wiring.Component):
                     with m.If(mask):
                         m.d.comb += [axon_rp.addr.eq(a), axon_rp.en.eq(1),
                                      mix.x.eq(skey ^ rand_word(1, a, n)), mix.start.eq(1)]
+                        misc_read(reg_word("a_plus"))
                         m.next = "WALK2"
                     with m.Elif(a_last):
                         next_neuron()
                     with m.Else():
                         # no mask: the next synapse of the column read now
                         m.d.sync += a.eq(a + 1)
-                        m.d.comb += [syn.r_addr.eq(Cat(n[:nb], (a + 1)[:ab])), syn.r_en.eq(1)]
+                        m.d.comb += [syn.r_addr.eq(Cat(n[:nb], (a + 1)[:ab])),
+                                     syn.r_en.eq(1)]
                 with m.State("WALK2"):
-                    m.d.comb += [mz.eq(x_old), ma.eq(regs["a_plus"]), mul.eq(1)]
+                    m.d.comb += [mz.eq(x_old), ma.eq(md), mul.eq(1)]
                     m.next = "WALK3"
-                with m.State("WALK3"):
+                nop("WALK3", "WALK4")
+                with m.State("WALK4"):
                     with m.If(~mix.busy):
                         m.d.comb += [aa.eq(p[:_ACC]), bb.eq(mix.out[10:])]
-                        m.d.sync += acc.eq(s)
-                        m.next = "WALK4"
-                with m.State("WALK4"):
-                    m.d.comb += [aa.eq(w_old), bb.eq(acc[22:])]
+                        m.next = "WALK5"
+                nop("WALK5", "WALK6")
+                with m.State("WALK6"):
+                    m.d.comb += [aa.eq(w_old), bb.eq(s[22:])]
+                    m.next = "WALK7"
+                nop("WALK7", "WALK8")
+                with m.State("WALK8"):
                     weight_write(s)
-                    after_walk_synapse()
+                    with m.If(a_last):
+                        next_neuron()
+                    with m.Else():
+                        m.d.sync += a.eq(a + 1)
+                        m.next = "WALK0"
 
             with m.State("END"):
                 m.d.sync += [t.eq(t + 1), self.step_moved.eq(1), running.eq(0)]
@@ -531,14 +577,13 @@ class SmallCore(wiring.Component):
         m.d.comb += rsp.payload.eq(word)
         with m.Switch(rsp_region):
             with m.Case(Region.REGISTERS):
-                m.d.comb += word.eq(Array(r.as_unsigned() for r in
-                                          [*reg_list, Const(0, 1)])[rsp_index])
-            with m.Case(Region.NEURON):
-                m.d.comb += word.eq(Cat(state_rp.data, y_rp.data) if plastic else state_rp.data)
-            with m.Case(Region.PARAM):
-                m.d.comb += word.eq(param_rp.data)
+                m.d.comb += word.eq(rbuf[:32])
             with m.Case(Region.PROFILE):
-                m.d.comb += word.eq(prsp)
+                m.d.comb += word.eq(rbuf[:lay[Region.PROFILE].width])
+            with m.Case(Region.NEURON):
+                m.d.comb += word.eq(nd[:nf])
+            with m.Case(Region.PARAM):
+                m.d.comb += word.eq(nd[nf:])
             with m.Case(Region.AXON):
                 m.d.comb += word.eq(axon_rp.data)
             with m.Case(Region.SYNAPSE):
@@ -547,56 +592,80 @@ class SmallCore(wiring.Component):
                 m.d.comb += word.eq(slot_rp.data)
         return m
 
-    def _port(self, m, region, index, wdata, regs, reg_list, pk, rsp_valid, rsp_region,
-              rsp_index, req, state_rp, state_wp, param_rp, param_wp, axon_rp, axon_wp,
-              slot_rp, slot_wp, misc_wp, y_rp, y_wp, syn):
-        """One memory-port request, in IDLE: a read's memory read issued (its word is the
-        response from the next clock, held: nothing reads that memory before the response is
-        taken), a write made; a profile takes seven clocks (``PROFILE_READ``, or seven writes
-        with the request held until the last)."""
+    def _port(self, m, regs, names, pk, rsp_valid, rsp_region, m_addr, m_last, rbuf,
+              neuron_rp, neuron_wp, n_gran, p_gran, nf, axon_rp, axon_wp, slot_rp, slot_wp,
+              misc_wp, syn):
+        """One memory-port request, in IDLE. A read of a memory is issued at once (its word is
+        the response from the next clock on, held: nothing reads that memory before the
+        response is taken); a register in flip-flops is copied into ``rbuf``; a profile or a
+        register kept in ``misc`` is read a word a clock into ``rbuf`` (``MREAD``). A write is
+        made at once, or a ``misc`` word a clock with the request held until the last."""
         c = self.config
-        nb = c.neuron_bits
-        pb = _log2(c.n_profiles)
+        nb, pb = c.neuron_bits, _log2(c.n_profiles)
+        req = self.mem_req
+        ib = self.memmap.index_bits
+        region, index = req.payload.addr[ib:], req.payload.addr[:ib]
+        wdata = req.payload.data
         n = index[:nb]
         rd = ~req.payload.write
-        with m.If((region == Region.PROFILE) & ~rd):
-            m.d.comb += [misc_wp.addr.eq(Cat(pk, index[:pb])), misc_wp.en.eq(1)]
-            with m.Switch(pk):
+        # which ``misc`` words the request touches, if any: a profile, or a register kept there
+        in_misc, base, last = Signal(), Signal(8), Signal(3)
+        with m.If(region == Region.PROFILE):
+            m.d.comb += [in_misc.eq(1), base.eq(PROFILE_BASE + Cat(Const(0, 3), index[:pb])),
+                         last.eq(len(PROFILE_WORDS))]
+        with m.If(region == Region.REGISTERS):
+            for k, name in enumerate(names):
+                if name in MISC_REGISTERS:
+                    with m.If(index == k):
+                        bits = REGISTER_FIELDS(c)[name].bits
+                        m.d.comb += [in_misc.eq(1), base.eq(2 * k), last.eq(-(-bits // 16))]
+        with m.If(in_misc & ~rd):
+            # the words one a clock; the request taken with the last
+            m.d.comb += [misc_wp.addr.eq(base + pk), misc_wp.en.eq(1)]
+            with m.Switch(Cat(pk, region == Region.PROFILE)):
                 for k, (lsb, bits) in enumerate(PROFILE_WORDS):
-                    with m.Case(k):
+                    with m.Case(8 + k):
                         m.d.comb += misc_wp.data.eq(wdata[lsb:lsb + bits])
+                for k in range(2):
+                    with m.Case(k):
+                        m.d.comb += misc_wp.data.eq(wdata[16 * k:16 * k + 16])
             m.d.sync += pk.eq(pk + 1)
-            with m.If(pk == len(PROFILE_WORDS) - 1):
+            with m.If(pk == last - 1):
                 m.d.comb += req.ready.eq(1)
                 m.d.sync += pk.eq(0)
         with m.Else():
             m.d.comb += req.ready.eq(1)
         with m.If(rd):
-            m.d.sync += [rsp_region.eq(region), rsp_index.eq(index)]
-            with m.If((region == Region.REGISTERS) & (index >= len(reg_list))):
-                m.d.sync += rsp_index.eq(len(reg_list))     # no register there: reads 0
-            with m.If(region == Region.PROFILE):
-                m.next = "PROFILE_READ"
+            m.d.sync += rsp_region.eq(region)
+            with m.If(in_misc):
+                m.d.sync += [rbuf[:32].eq(0), m_addr.eq(base), m_last.eq(last)]
+                m.next = "MREAD"
             with m.Else():
                 m.d.sync += rsp_valid.eq(1)
+                with m.If(region == Region.REGISTERS):
+                    m.d.sync += rbuf[:32].eq(0)             # no register there: reads 0
+                    for k, name in enumerate(names):
+                        if name in regs:
+                            with m.If(index == k):
+                                m.d.sync += rbuf[:32].eq(regs[name].as_unsigned())
         with m.Switch(region):
             with m.Case(Region.REGISTERS):
                 with m.If(~rd):
-                    for k, r in enumerate(reg_list):
-                        with m.If(index == k):
-                            m.d.sync += r.eq(wdata[:len(r)])
-                            if r is regs["step"]:
-                                m.d.sync += self.step_moved.eq(1)
+                    for k, name in enumerate(names):
+                        if name in regs:
+                            with m.If(index == k):
+                                r = regs[name]
+                                m.d.sync += r.eq(wdata[:len(r)])
+                                if name == "step":
+                                    m.d.sync += self.step_moved.eq(1)
             with m.Case(Region.NEURON):
-                m.d.comb += [state_rp.addr.eq(n), state_rp.en.eq(rd),
-                             state_wp.addr.eq(n), state_wp.data.eq(wdata[:2 * STATE_BITS + 4]),
-                             state_wp.en.eq(~rd)]
-                if y_rp is not None:
-                    m.d.comb += [y_rp.addr.eq(n), y_rp.en.eq(rd), y_wp.addr.eq(n),
-                                 y_wp.data.eq(wdata[2 * STATE_BITS + 4:]), y_wp.en.eq(~rd)]
+                m.d.comb += [neuron_rp.addr.eq(n), neuron_rp.en.eq(rd),
+                             neuron_wp.addr.eq(n), neuron_wp.data.eq(wdata[:nf]),
+                             neuron_wp.en.eq(Mux(rd, 0, (1 << n_gran) - 1))]
             with m.Case(Region.PARAM):
-                m.d.comb += [param_rp.addr.eq(n), param_rp.en.eq(rd), param_wp.addr.eq(n),
-                             param_wp.data.eq(wdata), param_wp.en.eq(~rd)]
+                m.d.comb += [neuron_rp.addr.eq(n), neuron_rp.en.eq(rd),
+                             neuron_wp.addr.eq(n), neuron_wp.data.eq(Cat(Const(0, nf), wdata)),
+                             neuron_wp.en.eq(Mux(rd, 0, ((1 << p_gran) - 1) << n_gran))]
             with m.Case(Region.AXON):
                 m.d.comb += [axon_rp.addr.eq(index), axon_rp.en.eq(rd), axon_wp.addr.eq(index),
                              axon_wp.data.eq(wdata), axon_wp.en.eq(~rd)]

@@ -50,8 +50,12 @@ __all__ = ["FrameMux", "SoC", "StreamRegister", "build_id"]
 
 
 def build_id(preset):
-    """A 32-bit id of the configuration a bitstream was built from (CRC-32 of its text)."""
-    return zlib.crc32(repr(preset).encode()) & 0xFFFFFFFF
+    """A 32-bit id of the configuration a bitstream was built from (CRC-32 of its text; the
+    core kind, left out of the preset's ``repr`` when ``"full"``, added when not)."""
+    text = repr(preset)
+    if preset.core_kind != "full":
+        text += f" core_kind={preset.core_kind}"
+    return zlib.crc32(text.encode()) & 0xFFFFFFFF
 
 
 class FrameMux(wiring.Component):
@@ -170,7 +174,8 @@ class SoC(wiring.Component):
         # few clocks a spike takes through it; with a chip clock of its own, on the chip's
         separate = p.chip_clock_hz is not None
         chip = Chip([c] * p.n_cores, p.limits,
-                    router_domain="sync" if separate else gated_domain("link"))
+                    router_domain="sync" if separate else gated_domain("link"),
+                    core_kind=p.core_kind)
         stepper = Stepper(inject_layout(self.chipmap).size, input_depth=p.input_depth,
                           timer_domain="free")
         outbuf = OutputBuffer(c.n_neurons, n_cores=p.n_cores, n_probes=p.n_probes,

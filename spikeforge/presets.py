@@ -8,18 +8,19 @@ agrees on it without importing the hardware.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from spikeforge import protocol
 from spikeforge.image import CoreConfig
 from spikeforge.routing import ChipMap, RouterLimits
 
-__all__ = ["SocPreset", "PRESETS", "preset"]
+__all__ = ["SocPreset", "PRESETS", "CORE_KINDS", "preset"]
 
 # Mid-bit sampling needs at least 4 clocks per bit (spikeforge.hdl.uart.MIN_CLOCKS_PER_BIT).
 _MIN_CLOCKS_PER_BIT = 4
 _BAUD_TOLERANCE = 0.02
 _MAX_CORES = 64          # the SPIKES/INPUT core byte; the router's core field is far wider
+CORE_KINDS = ("full", "small")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ class SocPreset:
     n_probes: int = 2
     probe_payload: int = 256
     chip_clock_hz: int | None = None
+    # the core design: "full" (``spikeforge.hdl.core.Core``, lanes and pipelines for speed) or
+    # "small" (``spikeforge.hdl.small_core.SmallCore``: one lane, one operation at a time, for
+    # the logic cells of a small FPGA); left out of ``repr`` when "full", so the build id of
+    # the presets that had no such field stays what it was (``spikeforge.hdl.soc.build_id``)
+    core_kind: str = field(default="full", repr=False)
 
     def __post_init__(self):
         for name in ("window", "out_window"):
@@ -70,6 +76,10 @@ class SocPreset:
             raise ValueError(f"probe payload {self.probe_payload!r} is out of range "
                              f"[16, {self.max_payload}] (the max payload)")
         self.clocks_per_bit  # noqa: B018 - validates clock and baud
+        if self.core_kind not in CORE_KINDS:
+            raise ValueError(f"core kind {self.core_kind!r} is not one of {CORE_KINDS}")
+        if self.core_kind == "small" and min(self.core.lanes, self.core.n_neurons) != 1:
+            raise ValueError(f"the small core has one lane, not {self.core.lanes}")
         if self.chip_clock_hz is not None and (
                 isinstance(self.chip_clock_hz, bool) or not isinstance(self.chip_clock_hz, int)
                 or self.chip_clock_hz < self.clock_hz or self.chip_clock_hz % self.clock_hz):
@@ -135,11 +145,13 @@ PRESETS = {
     # frame buffer is one EBR; a one-core chip needs about one route entry per neuron).
     # One lane: the synapses fill the 4 SPRAM blocks; more lanes need more DSPs (9 > 8 at two
     # lanes) and EBR (32 > 30 at four) than the UP5K has (docs/architecture.md, core section).
+    # The small core (``SmallCore``): the full one takes most of the UP5K's logic cells alone.
     "icebreaker": SocPreset("icebreaker", CoreConfig(n_neurons=256, n_axons=256, weight_bits=8,
                                                      delay_bits=4, lanes=1, plastic=True,
                                                      n_profiles=4),
                             clock_hz=12_000_000, baud=1_000_000, max_payload=512,
-                            input_depth=256, route_entries=256, probe_payload=256),
+                            input_depth=256, route_entries=256, probe_payload=256,
+                            core_kind="small"),
     # ULX3S-85F: the PLL makes 100 MHz from the 25 MHz oscillator (25 x 4); the full SoC met
     # timing at 100 MHz (Fmax 100.83 MHz, nextpnr --seed 4, 2026-12-04; docs/boards.md);
     # 1 Mbaud: 100 clocks per bit, exact.
@@ -148,6 +160,9 @@ PRESETS = {
                                                    n_profiles=16),
                            clock_hz=100_000_000, baud=1_000_000),
 }
+# ``tiny2`` with small cores (one lane each): the small core in the SoC's tests
+PRESETS["tiny2-small"] = replace(PRESETS["tiny2"], name="tiny2-small",
+                                 core=replace(PRESETS["tiny2"].core, lanes=1), core_kind="small")
 # ``tiny`` with the chip on a clock of its own, twice the link's (the chip crossing's tests)
 PRESETS["tiny-chipclock"] = replace(PRESETS["tiny"], name="tiny-chipclock",
                                     chip_clock_hz=2 * PRESETS["tiny"].clock_hz)

@@ -1,5 +1,6 @@
 """The SoC with the router: two cores of the ``tiny2`` preset under Verilator, driven by the
-unchanged host (``Board``), against the golden chip model (``GoldenChip``).
+unchanged host (``Board``), against the golden chip model (``GoldenChip``); and the same with
+two small cores (``tiny2-small``: ``SmallCore``, one lane each).
 
 A random network of two cores joined by random routes (several destinations per neuron, on both
 cores, host output on a random subset of neurons) is uploaded with every routing table, read back
@@ -33,20 +34,20 @@ TINY2 = preset("tiny2")
 SIM_BAUD = 200_000
 
 
-def random_chip(seed):
+def random_chip(seed, p=TINY2):
     """Two random cores at one step, up to 3 random destinations per neuron, random host
     output flags."""
     rng = np.random.default_rng(seed)
-    c = TINY2.core
+    c = p.core
     cores = []
-    for k in range(TINY2.n_cores):
+    for k in range(p.n_cores):
         im, _, _ = random_image(c, 100 * seed + k)
         im.step = 11 + seed
         cores.append(im)
-    rows = [(s, n, int(rng.integers(TINY2.n_cores)), int(rng.integers(c.n_axons)))
-            for s in range(TINY2.n_cores) for n in range(c.n_neurons)
+    rows = [(s, n, int(rng.integers(p.n_cores)), int(rng.integers(c.n_axons)))
+            for s in range(p.n_cores) for n in range(c.n_neurons)
             for _ in range(int(rng.integers(0, 4)))]
-    host = [rng.random(c.n_neurons) < 0.7 for _ in range(TINY2.n_cores)]
+    host = [rng.random(c.n_neurons) < 0.7 for _ in range(p.n_cores)]
     return ChipImage(cores, np.array(rows, dtype=np.int64), host).validate(), rng
 
 
@@ -60,10 +61,12 @@ def _route_set(routes):
     return sorted(map(tuple, np.asarray(routes).tolist()))
 
 
-def test_two_cores_with_routing_match_golden_chip():
-    chip, rng = random_chip(9)
+@pytest.mark.parametrize("name", ["tiny2", "tiny2-small"])
+def test_two_cores_with_routing_match_golden_chip(name):
+    p = preset(name)
+    chip, rng = random_chip(9, p)
     assert len(chip.routes) > 20
-    with VirtualBoard(TINY2) as vb, Board(vb.url, baud=SIM_BAUD, timeout=2.0) as board:
+    with VirtualBoard(p) as vb, Board(vb.url, baud=SIM_BAUD, timeout=2.0) as board:
         info = board.hello()
         assert (info["n_cores"], info["route_entries"], info["fan_out"]) == (2, 64, 8)
         board.upload(chip, verify=True)
@@ -78,8 +81,8 @@ def test_two_cores_with_routing_match_golden_chip():
             sent[1, TableRegion.ROUTE_INDEX])
 
         golden = GoldenChip(chip)
-        inputs = [[random_events(TINY2.core, rng, "random") if rng.random() > 0.3
-                   else np.zeros(0, np.int64) for _ in range(TINY2.n_cores)]
+        inputs = [[random_events(p.core, rng, "random") if rng.random() > 0.3
+                   else np.zeros(0, np.int64) for _ in range(p.n_cores)]
                   for _ in range(40)]
         first = chip.cores[0].step
         want = golden.run(40, _rows(first, inputs))
@@ -94,7 +97,7 @@ def test_two_cores_with_routing_match_golden_chip():
         want = golden.run(10)
         np.testing.assert_array_equal(board.run(10).spikes, want.spikes)
         after = golden.image
-        for k in range(TINY2.n_cores):
+        for k in range(p.n_cores):
             assert first_difference(board.read_image(k), after.cores[k]) is None
         status = board.status()
         assert status["step"] == first + 50 and status["busy_max"] >= status["busy_last"] > 0
