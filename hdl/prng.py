@@ -86,13 +86,14 @@ def rand_word(kind, a, n):
     return Cat(n, Const(0, 15 - len(n)), a, Const(0, 15 - len(a)), Const(kind, 2))
 
 
-MIX_SERIAL_CLOCKS = 12
+MIX_SERIAL_CLOCKS = 13
 
 
 class SerialMix32(wiring.Component):
-    """``mix32`` one of its twelve operations a clock: ``start`` loads ``x``; ``busy`` is high
-    for the ``MIX_SERIAL_CLOCKS`` clocks after, and then ``out`` holds ``mix32(x)`` until the
-    next ``start``. One 32-bit adder (``v + (v << k)``, ``k`` 10, 3 or 15), one XOR (``v ^ (v >>
+    """``mix32`` one of its twelve operations a clock: ``start`` takes ``x`` (into a register:
+    no path runs from the caller's logic into the operations); ``busy`` is high for the
+    ``MIX_SERIAL_CLOCKS`` clocks after, and then ``out`` holds ``mix32(x)`` until the next
+    ``start``. One 32-bit adder (``v + (v << k)``, ``k`` 10, 3 or 15), one XOR (``v ^ (v >>
     k)``, ``k`` 6, 11 or 16, or the golden-ratio constant) and the register ``out``."""
 
     start: In(1)
@@ -103,6 +104,9 @@ class SerialMix32(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         v = self.out
+        x = Signal(32)              # the input, taken with ``start``
+        load = Signal()             # ``x`` goes into ``v`` at the next clock edge
+        run = Signal()
         j = Signal(range(6))        # the operation within a round (and its XOR after)
         second = Signal()           # the second round: the fold instead of the constant
         add = Signal(32)
@@ -111,15 +115,19 @@ class SerialMix32(wiring.Component):
             add.eq(v + Mux(j == 0, v << 10, Mux(j == 2, v << 3, v << 15))[:32]),
             xor.eq(v ^ Mux(j == 1, v >> 6, Mux(j == 3, v >> 11,
                                                Mux(second, v >> 16, Const(_GOLDEN, 32))))),
+            self.busy.eq(load | run),
         ]
+        m.d.sync += load.eq(self.start)
         with m.If(self.start):
-            m.d.sync += [v.eq(self.x), self.busy.eq(1), j.eq(0), second.eq(0)]
-        with m.Elif(self.busy):
+            m.d.sync += x.eq(self.x)
+        with m.If(load):
+            m.d.sync += [v.eq(x), run.eq(1), j.eq(0), second.eq(0)]
+        with m.Elif(run):
             m.d.sync += v.eq(Mux(j[0], xor, add))
             with m.If(j == 5):
                 m.d.sync += [j.eq(0), second.eq(1)]
                 with m.If(second):
-                    m.d.sync += self.busy.eq(0)
+                    m.d.sync += run.eq(0)
             with m.Else():
                 m.d.sync += j.eq(j + 1)
         return m

@@ -43,18 +43,18 @@ from .memory import LaneMemory
 from .prng import SerialMix32, rand_word
 from .spram import SpramLaneMemory
 
-__all__ = ["SmallCore", "PROFILE_WORDS", "MISC_REGISTERS", "PROFILE_BASE"]
+__all__ = ["SmallCore", "PROFILE_WORDS", "MISC_REGISTERS"]
 
 # The profile word (``memmap``: threshold 23, v_reset 24, alpha_v 16, alpha_i 16, refractory 4,
 # reset_mode 1 bits, LSB first) as ``misc`` words: (lsb, bits) of each
 PROFILE_WORDS = ((0, 16), (16, 7), (23, 16), (39, 8), (47, 16), (63, 16), (79, 5))
 _THR_LO, _THR_HI, _VR_LO, _VR_HI, _ALPHA_V, _ALPHA_I, _REFR = range(7)
-# The registers kept in ``misc`` (a 16-bit word at ``2 * index``, a seed's high half after it);
-# the others are flip-flops. The profiles follow from ``PROFILE_BASE``, eight words each, then
-# the input bitmap.
+# The registers kept in ``misc`` (a 16-bit word at ``8 * n_profiles + 2 * index``, a seed's high
+# half after it); the others are flip-flops. ``misc`` holds the profiles from 0, eight words
+# each, then the registers (32 words), then the input bitmap: every address the sequencer
+# forms is wiring or an OR, no adder.
 MISC_REGISTERS = ("alpha_x", "alpha_y", "x_inc", "y_inc", "a_plus", "a_minus", "stdp_seed",
                   "gen_seed")
-PROFILE_BASE = 32
 _ACC = 34           # the adder's and accumulator's width
 _T_MAX = (1 << TRACE_BITS) - 1
 
@@ -125,7 +125,7 @@ class SmallCore(wiring.Component):
 
         def reg_word(name, half=0):
             """The ``misc`` address of (half of) a register kept there."""
-            return 2 * names.index(name) + half
+            return 8 * P + 2 * names.index(name) + half
 
         # -- memories ----------------------------------------------------------------------
         def mem(name, width, depth, granularity=None):
@@ -143,8 +143,12 @@ class SmallCore(wiring.Component):
         n_gran, p_gran = nf // 4, pw // 4
         axon_rp, axon_wp = mem("axon", lay[Region.AXON].width, A)
         slot_rp, slot_wp = mem("slot", c.slot_bits, c.n_slots * N)
-        bitmap_base = PROFILE_BASE + 8 * P
-        misc_rp, misc_wp = mem("misc", 16, bitmap_base + -(-A // 16))
+        # the bitmap's words from a multiple of their number's power of two (an address is
+        # the base's bits and the axon's)
+        bw = max(ab - 4, 0)
+        bitmap_base = -(-(8 * P + 32) >> bw) << bw
+        misc_depth = bitmap_base + -(-A // 16)
+        misc_rp, misc_wp = mem("misc", 16, misc_depth)
         kind = self.synapse_memory or synapse_memory_for(c, platform)
         syn_cls = SpramLaneMemory if kind == "spram" else LaneMemory
         m.submodules.syn0 = syn = syn_cls(lay[Region.SYNAPSE].width, A * N)
@@ -162,9 +166,14 @@ class SmallCore(wiring.Component):
         gen_prob = axon_rp.data[af["gen_prob"][0]:][:16]
         x_old = axon_rp.data[:TRACE_BITS] if plastic else Const(0, TRACE_BITS)
         sf = lay[Region.SYNAPSE].offsets()
-        w_old = syn.r_data[:W].as_signed()
-        delay = syn.r_data[sf["delay"][0]:][:D] if D else Const(0, 1)
+        # a synapse word as the lane gives it (the walk), and delivery's copy in a register
+        # (``sw``: the lane's bank select and the SPRAM's slow output are not in front of the
+        # slot's adder and address)
+        sw = Signal(lay[Region.SYNAPSE].width)
+        w_old, w_sw = syn.r_data[:W].as_signed(), sw[:W].as_signed()
+        delay = sw[sf["delay"][0]:][:D] if D else Const(0, 1)
         mask = syn.r_data[sf["mask"][0]] if plastic else Const(0, 1)
+        mask_sw = sw[sf["mask"][0]] if plastic else Const(0, 1)
         md = misc_rp.data
 
         # -- the shared datapath -----------------------------------------------------------
@@ -193,6 +202,9 @@ class SmallCore(wiring.Component):
         sh = Signal(4)                            # shifts of the slot left to make
         fire = Signal()
         act = Signal()                            # the axon carries an event
+        # the synapse word just read is to learn: a register, so that no decision runs from the
+        # SPRAM's slow output through the sequencer
+        learning = Signal()
         bm = Signal(16)                           # the bitmap word of the axons being scanned
         # between steps the port assembles a profile or a register read from ``misc`` here
         rbuf = Cat(acc[:], q, inew[:], rinfo)
@@ -206,22 +218,23 @@ class SmallCore(wiring.Component):
         n_last = n == N - 1
         a_last = a == A - 1
         syn_addr = Cat(n[:nb], a[:ab])            # a * N + n
-        bm_addr = bitmap_base + (a[4:ab] if ab > 4 else 0)
+        bm_addr = Cat(a[4:ab], Const(bitmap_base >> bw, range(misc_depth))) if bw else \
+            Const(bitmap_base)
         bm_bit = a[:min(ab, 4)] if ab else Const(0, 1)
 
         def misc_read(addr):
             m.d.comb += [misc_rp.addr.eq(addr), misc_rp.en.eq(1)]
 
         def prof_word(k):
-            return PROFILE_BASE + Cat(Const(k, 3), prof)
+            return Cat(Const(k, 3), prof)
 
-        def weight_write(value):
-            """The synapse word with weight ``value`` clamped to ``w_min``..``w_max``."""
+        def weight_write(value, word):
+            """Synapse word ``word`` with weight ``value`` clamped to ``w_min``..``w_max``."""
             lo, hi = regs["w_min"], regs["w_max"]
             v18 = value[:18].as_signed()
             clamped = Mux(v18 < lo, lo, Mux(v18 > hi, hi, v18[:W].as_signed()))
             m.d.comb += [syn.w_addr.eq(syn_addr), syn.w_en.eq(1),
-                         syn.w_data.eq(Cat(clamped[:W], syn.r_data[W:]))]
+                         syn.w_data.eq(Cat(clamped[:W], word[W:]))]
 
         # -- control -----------------------------------------------------------------------
         running = Signal()
@@ -234,8 +247,9 @@ class SmallCore(wiring.Component):
         req, rsp = self.mem_req, self.mem_rsp
         rsp_valid = Signal()
         rsp_region = Signal(3)
-        m_addr = Signal(8)                        # the port's ``misc`` words: the first
+        m_addr = Signal(range(misc_depth))        # the port's ``misc`` words: the first
         m_last = Signal(3)                        # and their number
+        p_misc = Signal()                         # the request is for ``misc`` words
         m.d.comb += rsp.valid.eq(rsp_valid)
         with m.If(rsp_valid & rsp.ready):
             m.d.sync += rsp_valid.eq(0)
@@ -260,33 +274,40 @@ class SmallCore(wiring.Component):
             with m.State(name):
                 m.next = nxt
 
-        with m.FSM(name="seq"):
+        with m.FSM(name="seq") as fsm:
             # -- between steps: input events, the memory port, the start -------------------
             with m.State("IDLE"):
                 m.d.sync += pk.eq(0)
                 with m.If(self.spike_in.valid):
-                    # taken now; its bitmap word read, and written with the bit next clock
+                    # taken now; its bitmap word read next clock, and written with the bit
                     m.d.comb += self.spike_in.ready.eq(1)
-                    pa = self.spike_in.payload
-                    m.d.sync += a.eq(pa)
-                    misc_read(bitmap_base + (pa[4:ab] if ab > 4 else 0))
-                    m.next = "IN_SET"
+                    m.d.sync += a.eq(self.spike_in.payload)
+                    m.next = "IN_READ"
                 with m.Elif(go & ~rsp_valid):
                     m.d.sync += [start_latch.eq(0), running.eq(1)]
                     m.d.comb += [mix.x.eq(t), mix.start.eq(1)]
                     misc_read(reg_word("stdp_seed"))
                     m.next = "KEY0"
                 with m.Elif(req.valid & free):
-                    self._port(m, regs, names, pk, rsp_valid, rsp_region, m_addr, m_last, rbuf,
-                               neuron_rp, neuron_wp, n_gran, p_gran, nf, axon_rp, axon_wp,
-                               slot_rp, slot_wp, misc_wp, syn)
+                    self._decode(m, names, rsp_region, m_addr, m_last, p_misc)
+                    m.next = "PORT"
+            with m.State("PORT"):
+                with m.If(~req.valid):
+                    m.next = "IDLE"                 # withdrawn (a step is starting)
+                with m.Else():
+                    self._port(m, regs, names, pk, rsp_valid, rsp_region, m_addr, m_last,
+                               p_misc, rbuf, neuron_rp, neuron_wp, n_gran, p_gran, nf, axon_rp,
+                               axon_wp, slot_rp, slot_wp, misc_wp, syn)
+            with m.State("IN_READ"):
+                misc_read(bm_addr)
+                m.next = "IN_SET"
             with m.State("IN_SET"):
                 m.d.comb += [misc_wp.addr.eq(bm_addr), misc_wp.en.eq(1),
                              misc_wp.data.eq(md | (1 << bm_bit))]
                 m.next = "IDLE"
             with m.State("MREAD"):
                 # word pk of the port's read asked for; word pk - 1 is out
-                misc_read(m_addr + pk)
+                misc_read(m_addr | pk)          # a profile's words from 8p, a register's even
                 m.d.sync += pk.eq(pk + 1)
                 with m.Switch(Cat(pk, rsp_region == Region.PROFILE)):
                     for k, (lsb, bits) in enumerate(PROFILE_WORDS):
@@ -372,19 +393,27 @@ class SmallCore(wiring.Component):
                     next_axon()
 
             # -- DELIVER: the row of axon a, a synapse in two clocks -----------------------
+            # (read into ``sw``; slot read; slot written while the next word comes into ``sw``)
             slot_d = Cat(n[:nb], (t[:D] + delay)[:D]) if D else n[:nb]
             with m.State("DEL0"):
                 m.d.comb += [syn.r_addr.eq(syn_addr), syn.r_en.eq(1)]
                 m.next = "DEL1"
             with m.State("DEL1"):
+                m.d.sync += sw.eq(syn.r_data)
+                m.next = "DEL2"
+            with m.State("DEL2"):
                 m.d.comb += [slot_rp.addr.eq(slot_d), slot_rp.en.eq(1)]
                 if plastic:
                     m.d.comb += [neuron_rp.addr.eq(n), neuron_rp.en.eq(1)]
-                m.next = "DEL2"
-            with m.State("DEL2"):
+                m.d.sync += learning.eq(learn & mask_sw)
+                with m.If(~(learn & mask_sw) & ~n_last):
+                    # the next word read now: this one is not written back
+                    m.d.comb += [syn.r_addr.eq(Cat((n + 1)[:nb], a[:ab])), syn.r_en.eq(1)]
+                m.next = "DEL3"
+            with m.State("DEL3"):
                 m.d.comb += [slot_wp.addr.eq(slot_d), slot_wp.en.eq(1),
-                             slot_wp.data.eq(slot_rp.data.as_signed() + w_old)]
-                with m.If(learn & mask):
+                             slot_wp.data.eq(slot_rp.data.as_signed() + w_sw)]
+                with m.If(learning):
                     if plastic:
                         m.d.comb += [mix.x.eq(skey ^ rand_word(0, a, n)), mix.start.eq(1)]
                         misc_read(reg_word("alpha_y"))
@@ -392,10 +421,8 @@ class SmallCore(wiring.Component):
                 with m.Elif(n_last):
                     next_axon()
                 with m.Else():
-                    # the next synapse's read now: the lane is not written in this clock
-                    m.d.sync += n.eq(n + 1)
-                    m.d.comb += [syn.r_addr.eq(Cat((n + 1)[:nb], a[:ab])), syn.r_en.eq(1)]
-                    m.next = "DEL1"
+                    m.d.sync += [n.eq(n + 1), sw.eq(syn.r_data)]
+                    m.next = "DEL2"
             if plastic:
                 # depression: w <- clamp(w - ((a_minus * decay(y, alpha_y) + rand) >> 22))
                 with m.State("DEP0"):
@@ -418,11 +445,11 @@ class SmallCore(wiring.Component):
                 nop("DEP7", "DEP8")
                 with m.State("DEP8"):
                     dep = Cat(s[22:], Const(0, 22))     # -dep = ~dep + 1
-                    m.d.comb += [aa.eq(w_old), bb.eq(~dep), ci.eq(1)]
+                    m.d.comb += [aa.eq(w_sw), bb.eq(~dep), ci.eq(1)]
                     m.next = "DEP9"
                 nop("DEP9", "DEP10")
                 with m.State("DEP10"):
-                    weight_write(s)
+                    weight_write(s, sw)
                     with m.If(n_last):
                         next_axon()
                     with m.Else():
@@ -534,7 +561,10 @@ class SmallCore(wiring.Component):
                     m.d.comb += [syn.r_addr.eq(syn_addr), syn.r_en.eq(1)]
                     m.next = "WALK1"
                 with m.State("WALK1"):
-                    with m.If(mask):
+                    m.d.sync += learning.eq(mask)
+                    m.next = "WALK1D"
+                with m.State("WALK1D"):
+                    with m.If(learning):
                         m.d.comb += [axon_rp.addr.eq(a), axon_rp.en.eq(1),
                                      mix.x.eq(skey ^ rand_word(1, a, n)), mix.start.eq(1)]
                         misc_read(reg_word("a_plus"))
@@ -546,6 +576,7 @@ class SmallCore(wiring.Component):
                         m.d.sync += a.eq(a + 1)
                         m.d.comb += [syn.r_addr.eq(Cat(n[:nb], (a + 1)[:ab])),
                                      syn.r_en.eq(1)]
+                        m.next = "WALK1"
                 with m.State("WALK2"):
                     m.d.comb += [mz.eq(x_old), ma.eq(md), mul.eq(1)]
                     m.next = "WALK3"
@@ -560,7 +591,7 @@ class SmallCore(wiring.Component):
                     m.next = "WALK7"
                 nop("WALK7", "WALK8")
                 with m.State("WALK8"):
-                    weight_write(s)
+                    weight_write(s, syn.r_data)
                     with m.If(a_last):
                         next_neuron()
                     with m.Else():
@@ -571,6 +602,10 @@ class SmallCore(wiring.Component):
                 m.d.sync += [t.eq(t + 1), self.step_moved.eq(1), running.eq(0)]
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
+
+        # one flip-flop a state: Yosys leaves a state register with an initial value alone
+        # unless told, and the binary state's decoding ran in front of every choice
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
 
         # -- the response word ---------------------------------------------------------------
         word = Signal.like(rsp.payload)
@@ -592,36 +627,48 @@ class SmallCore(wiring.Component):
                 m.d.comb += word.eq(slot_rp.data)
         return m
 
-    def _port(self, m, regs, names, pk, rsp_valid, rsp_region, m_addr, m_last, rbuf,
-              neuron_rp, neuron_wp, n_gran, p_gran, nf, axon_rp, axon_wp, slot_rp, slot_wp,
-              misc_wp, syn):
-        """One memory-port request, in IDLE. A read of a memory is issued at once (its word is
-        the response from the next clock on, held: nothing reads that memory before the
-        response is taken); a register in flip-flops is copied into ``rbuf``; a profile or a
-        register kept in ``misc`` is read a word a clock into ``rbuf`` (``MREAD``). A write is
-        made at once, or a ``misc`` word a clock with the request held until the last."""
+    def _decode(self, m, names, region_r, base_r, last_r, misc_r):
+        """A request's target, registered as the port takes it in hand (``PORT`` acts on it
+        a clock later, from these registers): its region; whether it is for ``misc`` words (a
+        profile, or a register kept there), their first address and their number."""
         c = self.config
-        nb, pb = c.neuron_bits, _log2(c.n_profiles)
+        pb = _log2(c.n_profiles)
         req = self.mem_req
         ib = self.memmap.index_bits
         region, index = req.payload.addr[ib:], req.payload.addr[:ib]
-        wdata = req.payload.data
-        n = index[:nb]
-        rd = ~req.payload.write
-        # which ``misc`` words the request touches, if any: a profile, or a register kept there
-        in_misc, base, last = Signal(), Signal(8), Signal(3)
+        m.d.sync += [region_r.eq(region), misc_r.eq(0)]
         with m.If(region == Region.PROFILE):
-            m.d.comb += [in_misc.eq(1), base.eq(PROFILE_BASE + Cat(Const(0, 3), index[:pb])),
-                         last.eq(len(PROFILE_WORDS))]
+            m.d.sync += [misc_r.eq(1), base_r.eq(Cat(Const(0, 3), index[:pb])),
+                         last_r.eq(len(PROFILE_WORDS))]
         with m.If(region == Region.REGISTERS):
             for k, name in enumerate(names):
                 if name in MISC_REGISTERS:
                     with m.If(index == k):
                         bits = REGISTER_FIELDS(c)[name].bits
-                        m.d.comb += [in_misc.eq(1), base.eq(2 * k), last.eq(-(-bits // 16))]
+                        m.d.sync += [misc_r.eq(1), base_r.eq(8 * c.n_profiles + 2 * k),
+                                     last_r.eq(-(-bits // 16))]
+
+    def _port(self, m, regs, names, pk, rsp_valid, region, base, last, in_misc, rbuf,
+              neuron_rp, neuron_wp, n_gran, p_gran, nf, axon_rp, axon_wp, slot_rp, slot_wp,
+              misc_wp, syn):
+        """One memory-port request, in ``PORT`` (``region``, ``base``, ``last`` and
+        ``in_misc`` from ``_decode``). A read of a memory is issued at once (its word is the
+        response from the next clock on, held: nothing reads that memory before the response
+        is taken); a register in flip-flops is copied into ``rbuf``; a profile or a register
+        kept in ``misc`` is read a word a clock into ``rbuf`` (``MREAD``). A write is made at
+        once, or a ``misc`` word a clock with the request held until the last."""
+        c = self.config
+        nb = c.neuron_bits
+        req = self.mem_req
+        ib = self.memmap.index_bits
+        index = req.payload.addr[:ib]
+        wdata = req.payload.data
+        n = index[:nb]
+        rd = ~req.payload.write
+        m.next = "IDLE"
         with m.If(in_misc & ~rd):
             # the words one a clock; the request taken with the last
-            m.d.comb += [misc_wp.addr.eq(base + pk), misc_wp.en.eq(1)]
+            m.d.comb += [misc_wp.addr.eq(base | pk), misc_wp.en.eq(1)]
             with m.Switch(Cat(pk, region == Region.PROFILE)):
                 for k, (lsb, bits) in enumerate(PROFILE_WORDS):
                     with m.Case(8 + k):
@@ -632,13 +679,13 @@ class SmallCore(wiring.Component):
             m.d.sync += pk.eq(pk + 1)
             with m.If(pk == last - 1):
                 m.d.comb += req.ready.eq(1)
-                m.d.sync += pk.eq(0)
+            with m.Else():
+                m.next = "PORT"
         with m.Else():
             m.d.comb += req.ready.eq(1)
         with m.If(rd):
-            m.d.sync += rsp_region.eq(region)
             with m.If(in_misc):
-                m.d.sync += [rbuf[:32].eq(0), m_addr.eq(base), m_last.eq(last)]
+                m.d.sync += rbuf[:32].eq(0)
                 m.next = "MREAD"
             with m.Else():
                 m.d.sync += rsp_valid.eq(1)
