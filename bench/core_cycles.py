@@ -19,6 +19,11 @@ delivery and ``learn * W_t * A * 2`` for the walk.
     python bench/core_cycles.py                      # the sweep, printed as a table
     python bench/core_cycles.py --quick --json FILE  # only the 1024 x 1024, 4-lane, 10 % points
     python bench/core_cycles.py --neurons 256 --lanes 1 --activity 0.1 --synapse-memory spram
+    python bench/core_cycles.py --neurons 256 --lanes 1 --activity 0.1 --synapse-memory spram \
+        --core both                                  # Core and SmallCore side by side
+
+``--core small`` measures the core for small FPGAs (``SmallCore``: one lane, an operation at a
+time); ``--core both`` both, one lane, with the ratio of their clocks (``small/full``).
 """
 
 from __future__ import annotations
@@ -56,12 +61,12 @@ def dense_image(config, rng):
     return im.validate()
 
 
-def measure(n, lanes, points, steps, seed=1, synapse_memory="block"):
+def measure(n, lanes, points, steps, seed=1, synapse_memory="block", kind="full"):
     """Measure ``points`` = [(activity, learn)] on one build; returns a list of result dicts."""
     config = CoreConfig(n_neurons=n, n_axons=n, weight_bits=8, delay_bits=3, lanes=lanes,
                         plastic=True, n_profiles=1)
     t0 = time.time()
-    sim = CoreSim(config, synapse_memory)
+    sim = CoreSim(config, synapse_memory, kind=kind)
     rw = 2 if synapse_memory == "spram" else 1     # clocks per learning read-modify-write
     build_s = time.time() - t0
     mm = sim.memmap
@@ -84,7 +89,7 @@ def measure(n, lanes, points, steps, seed=1, synapse_memory="block"):
         words = firing.reshape(-1, mm.lanes).any(axis=1).sum()
         plans.append((activity, learn, events, int(firing.sum()), int(words)))
     t1 = time.time()
-    result = sim.run(prog, name=f"bench-n{n}-l{lanes}")
+    result = sim.run(prog, name=f"bench-n{n}-l{lanes}-{kind}")
     sim_s = time.time() - t1
     segments = result.by_mark()
     out = []
@@ -97,7 +102,7 @@ def measure(n, lanes, points, steps, seed=1, synapse_memory="block"):
         bound = n_events * n / mm.lanes * (1 + (rw - 1) * learn) + n + learn * words * n * rw
         out.append({
             "n_neurons": n, "n_axons": n, "lanes": lanes, "activity": activity,
-            "synapse_memory": synapse_memory,
+            "synapse_memory": synapse_memory, "core": kind,
             "learn": bool(learn), "cycles_per_step": float(cycles.mean()),
             "bound_per_step": float(bound.mean()),
             "ratio_to_bound": float(cycles.sum() / bound.sum()),
@@ -114,24 +119,36 @@ def main(argv=None):
     p.add_argument("--activity", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.2, 0.5])
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--synapse-memory", choices=["block", "spram"], default="block")
+    p.add_argument("--core", choices=["full", "small", "both"], default="full")
     p.add_argument("--quick", action="store_true",
                    help="only N = A = 1024, 4 lanes, 10 %% activity, learning off and on")
     p.add_argument("--json", type=Path, help="write the 1024 x 1024, 4-lane, 10 %% points here")
     args = p.parse_args(argv)
     if args.quick:
         args.neurons, args.lanes, args.activity = [1024], [4], [0.1]
+    kinds = ["full", "small"] if args.core == "both" else [args.core]
+    if "small" in kinds:
+        args.lanes = [1]                    # the small core has one lane
     rows = []
     for n in args.neurons:
         for lanes in args.lanes:
             points = [(a, learn) for a in args.activity for learn in (0, 1)]
-            rows.extend(measure(n, lanes, points, args.steps,
-                                synapse_memory=args.synapse_memory))
-    print(f"{'N':>5} {'L':>2} {'act':>5} {'learn':>5} {'cycles':>9} {'bound':>9} "
-          f"{'ratio':>6} {'SOP/cyc':>8}")
+            for kind in kinds:
+                rows.extend(measure(n, lanes, points, args.steps,
+                                    synapse_memory=args.synapse_memory, kind=kind))
+    full = {(r["n_neurons"], r["lanes"], r["activity"], r["learn"]): r["cycles_per_step"]
+            for r in rows if r["core"] == "full"}
     for r in rows:
-        print(f"{r['n_neurons']:>5} {r['lanes']:>2} {r['activity']:>5.2f} {int(r['learn']):>5} "
-              f"{r['cycles_per_step']:>9.0f} {r['bound_per_step']:>9.0f} "
-              f"{r['ratio_to_bound']:>6.3f} {r['sop_per_cycle']:>8.3f}")
+        key = (r["n_neurons"], r["lanes"], r["activity"], r["learn"])
+        if r["core"] == "small" and key in full:
+            r["small_over_full"] = r["cycles_per_step"] / full[key]
+    print(f"{'core':>5} {'N':>5} {'L':>2} {'act':>5} {'learn':>5} {'cycles':>9} {'bound':>9} "
+          f"{'ratio':>6} {'SOP/cyc':>8} {'small/full':>10}")
+    for r in rows:
+        rel = f"{r['small_over_full']:>10.2f}" if "small_over_full" in r else f"{'':>10}"
+        print(f"{r['core']:>5} {r['n_neurons']:>5} {r['lanes']:>2} {r['activity']:>5.2f} "
+              f"{int(r['learn']):>5} {r['cycles_per_step']:>9.0f} {r['bound_per_step']:>9.0f} "
+              f"{r['ratio_to_bound']:>6.3f} {r['sop_per_cycle']:>8.3f}{rel}")
     if args.json:
         key = [r for r in rows if r["n_neurons"] == 1024 and r["lanes"] == 4
                and abs(r["activity"] - 0.1) < 1e-9]
