@@ -51,8 +51,8 @@ PROFILE_WORDS = ((0, 16), (16, 7), (23, 16), (39, 8), (47, 16), (63, 16), (79, 5
 _THR_LO, _THR_HI, _VR_LO, _VR_HI, _ALPHA_V, _ALPHA_I, _REFR = range(7)
 # The registers kept in ``misc`` (a 16-bit word at ``8 * n_profiles + 2 * index``, a seed's high
 # half after it); the others are flip-flops. ``misc`` holds the profiles from 0, eight words
-# each, then the registers (32 words), then the input bitmap: every address the sequencer
-# forms is wiring or an OR, no adder.
+# each, then the registers and the step's two PRNG keys (32 words), then the input bitmap:
+# every address the sequencer forms is wiring or an OR, no adder.
 MISC_REGISTERS = ("alpha_x", "alpha_y", "x_inc", "y_inc", "a_plus", "a_minus", "stdp_seed",
                   "gen_seed")
 _ACC = 34           # the adder's and accumulator's width
@@ -126,6 +126,11 @@ class SmallCore(wiring.Component):
         def reg_word(name, half=0):
             """The ``misc`` address of (half of) a register kept there."""
             return 8 * P + 2 * names.index(name) + half
+
+        def key_word(name, half=0):
+            """The ``misc`` address of (half of) a step's PRNG key: ``skey`` (learning) or
+            ``gkey`` (the generators), after the registers."""
+            return 8 * P + 28 + 2 * ("skey", "gkey").index(name) + half
 
         # -- memories ----------------------------------------------------------------------
         def mem(name, width, depth, granularity=None):
@@ -210,7 +215,6 @@ class SmallCore(wiring.Component):
         rbuf = Cat(acc[:], q, inew[:], rinfo)
 
         m.submodules.mix = mix = SerialMix32()
-        skey, gkey = Signal(32), Signal(32)
 
         n = Signal(max(nb, 1))
         a = Signal(max(ab, 1))
@@ -321,9 +325,10 @@ class SmallCore(wiring.Component):
                     m.next = "IDLE"
 
             # -- KEY: mix32(stdp_seed ^ mix32(t)), mix32(gen_seed ^ mix32(t)) ------------
-            # (the seeds' halves read from ``misc`` while the mixer runs: the low one into q)
-            for k, (seed, key, nxt) in enumerate((("stdp_seed", skey, "KEY3"),
-                                                  ("gen_seed", gkey, "SCAN0"))):
+            # (the seeds' halves read from ``misc`` while the mixer runs, the low one into q;
+            # the keys written to ``misc``, a half a clock)
+            for k, (seed, key, nxt) in enumerate((("stdp_seed", "skey", "KEY3"),
+                                                  ("gen_seed", "gkey", "SCAN0"))):
                 with m.State(f"KEY{3 * k}"):
                     m.d.sync += q[:16].eq(md)
                     misc_read(reg_word(seed, 1))
@@ -334,13 +339,34 @@ class SmallCore(wiring.Component):
                         m.next = f"KEY{3 * k + 2}"
                 with m.State(f"KEY{3 * k + 2}"):
                     with m.If(~mix.busy):
-                        m.d.sync += key.eq(mix.out)
+                        m.d.comb += [misc_wp.addr.eq(key_word(key)), misc_wp.en.eq(1),
+                                     misc_wp.data.eq(mix.out[:16])]
                         if k == 0:
                             m.d.comb += [mix.x.eq(t), mix.start.eq(1)]
                             misc_read(reg_word("gen_seed"))
-                        else:
-                            m.d.sync += a.eq(0)
-                        m.next = nxt
+                        m.next = f"KEY{3 * k + 2}H"
+                with m.State(f"KEY{3 * k + 2}H"):
+                    # ``out`` still holds the key (a start loads the mixer a clock later)
+                    m.d.comb += [misc_wp.addr.eq(key_word(key, 1)), misc_wp.en.eq(1),
+                                 misc_wp.data.eq(mix.out[16:])]
+                    if k == 1:
+                        m.d.sync += a.eq(0)
+                    m.next = nxt
+
+            def keyed_mix(name, key, kind, then, nxt):
+                """States ``name`` and ``name + "X"``, entered with the low half of ``key``
+                asked for: ``mix32(key ^ word(kind, a, n))`` started, then ``misc`` word
+                ``then`` asked for."""
+                with m.State(name):
+                    m.d.sync += q[:16].eq(md)
+                    misc_read(key_word(key, 1))
+                    m.next = name + "X"
+                with m.State(name + "X"):
+                    word = rand_word(kind, a, n if kind != 2 else Const(0, 1))
+                    m.d.comb += [mix.x.eq(Cat(q[:16], md) ^ word), mix.start.eq(1)]
+                    if then is not None:
+                        misc_read(then)
+                    m.next = nxt
 
             # -- SCAN: one axon -----------------------------------------------------------
             first = (a[:4] == 0) if ab else Const(1)
@@ -356,14 +382,15 @@ class SmallCore(wiring.Component):
                 with m.If(first):
                     m.d.comb += [misc_wp.addr.eq(bm_addr), misc_wp.data.eq(0),
                                  misc_wp.en.eq(1)]
-                if plastic:
-                    misc_read(reg_word("alpha_x"))
                 with m.If(gen_prob != 0):
-                    m.d.comb += [mix.x.eq(gkey ^ rand_word(2, a, Const(0, 1))),
-                                 mix.start.eq(1)]
-                    m.next = "SCAN_GEN"
+                    misc_read(key_word("gkey"))
+                    m.next = "SCAN_K"
                 with m.Else():
+                    if plastic:
+                        misc_read(reg_word("alpha_x"))
                     m.next = "SCAN2" if plastic else "SCAN_ACT"
+            keyed_mix("SCAN_K", "gkey", 2, reg_word("alpha_x") if plastic else None,
+                      "SCAN_GEN")
             with m.State("SCAN_GEN"):
                 with m.If(~mix.busy):
                     with m.If(mix.out[16:] < gen_prob):
@@ -415,9 +442,8 @@ class SmallCore(wiring.Component):
                              slot_wp.data.eq(slot_rp.data.as_signed() + w_sw)]
                 with m.If(learning):
                     if plastic:
-                        m.d.comb += [mix.x.eq(skey ^ rand_word(0, a, n)), mix.start.eq(1)]
-                        misc_read(reg_word("alpha_y"))
-                        m.next = "DEP0"
+                        misc_read(key_word("skey"))
+                        m.next = "DEP_K"
                 with m.Elif(n_last):
                     next_axon()
                 with m.Else():
@@ -425,6 +451,7 @@ class SmallCore(wiring.Component):
                     m.next = "DEL2"
             if plastic:
                 # depression: w <- clamp(w - ((a_minus * decay(y, alpha_y) + rand) >> 22))
+                keyed_mix("DEP_K", "skey", 0, reg_word("alpha_y"), "DEP0")
                 with m.State("DEP0"):
                     m.d.comb += [mz.eq(y_old), ma.eq(md), mul.eq(1)]
                     misc_read(reg_word("a_minus"))
@@ -565,10 +592,9 @@ class SmallCore(wiring.Component):
                     m.next = "WALK1D"
                 with m.State("WALK1D"):
                     with m.If(learning):
-                        m.d.comb += [axon_rp.addr.eq(a), axon_rp.en.eq(1),
-                                     mix.x.eq(skey ^ rand_word(1, a, n)), mix.start.eq(1)]
-                        misc_read(reg_word("a_plus"))
-                        m.next = "WALK2"
+                        m.d.comb += [axon_rp.addr.eq(a), axon_rp.en.eq(1)]
+                        misc_read(key_word("skey"))
+                        m.next = "WALK_K"
                     with m.Elif(a_last):
                         next_neuron()
                     with m.Else():
@@ -577,6 +603,7 @@ class SmallCore(wiring.Component):
                         m.d.comb += [syn.r_addr.eq(Cat(n[:nb], (a + 1)[:ab])),
                                      syn.r_en.eq(1)]
                         m.next = "WALK1"
+                keyed_mix("WALK_K", "skey", 1, reg_word("a_plus"), "WALK2")
                 with m.State("WALK2"):
                     m.d.comb += [mz.eq(x_old), ma.eq(md), mul.eq(1)]
                     m.next = "WALK3"
