@@ -41,7 +41,7 @@ from .prng import MIX_LATENCY, mix32_pipelined, rand_word
 from .spram import SPRAM_BLOCKS_UP5K, SpramLaneMemory, spram_blocks
 from .target import device_of, is_ice40
 
-__all__ = ["Core", "SYNAPSE_MEMORIES", "UPDATE_PIPELINES", "mem_request_layout",
+__all__ = ["Core", "SYNAPSE_MEMORIES", "UPDATE_PIPELINES", "core_ports", "mem_request_layout",
            "synapse_memory_for", "update_pipeline_for"]
 
 SYNAPSE_MEMORIES = (None, "block", "spram", "dp16kd")
@@ -82,6 +82,24 @@ def _log2(value):
 def mem_request_layout(memmap):
     """Payload of ``mem_req``: ``addr`` (region, index), ``write`` and ``data``."""
     return data.StructLayout({"addr": memmap.addr_bits, "write": 1, "data": memmap.data_bits})
+
+
+def core_ports(config):
+    """The members of a core's signature (``Core``, ``spikeforge.hdl.small_core.SmallCore``):
+    ``spike_in``, ``spike_out``, ``mem_req`` / ``mem_rsp``, ``start``, ``busy``, ``done``,
+    ``step``, ``step_moved``."""
+    memmap = MemoryMap(config)
+    return {
+        "spike_in": In(stream.Signature(unsigned(max(config.axon_bits, 1)))),
+        "spike_out": Out(stream.Signature(unsigned(max(config.neuron_bits, 1)))),
+        "mem_req": In(stream.Signature(mem_request_layout(memmap))),
+        "mem_rsp": Out(stream.Signature(unsigned(memmap.data_bits))),
+        "start": In(1),
+        "busy": Out(1),
+        "done": Out(1),
+        "step": Out(32),
+        "step_moved": Out(1),
+    }
 
 
 def _fields(layout, word):
@@ -197,17 +215,7 @@ class Core(wiring.Component):
         self.update_pipeline = update_pipeline
         self.config = config
         self.memmap = MemoryMap(config)
-        super().__init__({
-            "spike_in": In(stream.Signature(unsigned(max(config.axon_bits, 1)))),
-            "spike_out": Out(stream.Signature(unsigned(max(config.neuron_bits, 1)))),
-            "mem_req": In(stream.Signature(mem_request_layout(self.memmap))),
-            "mem_rsp": Out(stream.Signature(unsigned(self.memmap.data_bits))),
-            "start": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "step": Out(32),
-            "step_moved": Out(1),
-        })
+        super().__init__(core_ports(config))
 
     def elaborate(self, platform):  # noqa: C901 - one FSM, read top to bottom
         m = Module()

@@ -33,12 +33,11 @@ the memory port reads and writes a profile in seven clocks.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import memory, wiring
 
 from ..image import REGISTER_FIELDS, STATE_BITS, TRACE_BITS, CoreConfig
 from ..memmap import MemoryMap, Region
-from .core import mem_request_layout, synapse_memory_for
+from .core import core_ports, synapse_memory_for
 from .memory import LaneMemory
 from .prng import SerialMix32, rand_word
 from .spram import SpramLaneMemory
@@ -92,17 +91,7 @@ class SmallCore(wiring.Component):
         self.config = config
         self.memmap = mm
         self.synapse_memory = synapse_memory
-        super().__init__({
-            "spike_in": In(stream.Signature(unsigned(max(config.axon_bits, 1)))),
-            "spike_out": Out(stream.Signature(unsigned(max(config.neuron_bits, 1)))),
-            "mem_req": In(stream.Signature(mem_request_layout(mm))),
-            "mem_rsp": Out(stream.Signature(unsigned(mm.data_bits))),
-            "start": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "step": Out(32),
-            "step_moved": Out(1),
-        })
+        super().__init__(core_ports(config))
 
     def elaborate(self, platform):  # noqa: C901 - one sequencer, read top to bottom
         m = Module()
@@ -353,6 +342,39 @@ class SmallCore(wiring.Component):
                         m.d.sync += a.eq(0)
                     m.next = nxt
 
+            def stdp_update(name, w, word, depress, after):
+                """States from ``name``: once the mixer is done, ``delta = (p + (rand >> 10))
+                >> 22`` (``p``: the amplitude times the trace), then ``w - delta`` (``depress``)
+                or ``w + delta`` clamped and written back into synapse word ``word``, then
+                ``after()``."""
+                with m.State(name):
+                    with m.If(~mix.busy):
+                        m.d.comb += [aa.eq(p[:_ACC]), bb.eq(mix.out[10:])]
+                        m.next = name + "_D"
+                nop(name + "_D", name + "_W")
+                with m.State(name + "_W"):
+                    delta = Cat(s[22:], Const(0, 22))
+                    m.d.comb += [aa.eq(w), bb.eq(~delta if depress else delta), ci.eq(depress)]
+                    m.next = name + "_S"
+                nop(name + "_S", name + "_E")
+                with m.State(name + "_E"):
+                    weight_write(s, word)
+                    after()
+
+            def next_synapse():
+                with m.If(n_last):
+                    next_axon()
+                with m.Else():
+                    m.d.sync += n.eq(n + 1)
+                    m.next = "DEL0"
+
+            def next_in_column():
+                with m.If(a_last):
+                    next_neuron()
+                with m.Else():
+                    m.d.sync += a.eq(a + 1)
+                    m.next = "WALK0"
+
             def keyed_mix(name, key, kind, then, nxt):
                 """States ``name`` and ``name + "X"``, entered with the low half of ``key``
                 asked for: ``mix32(key ^ word(kind, a, n))`` started, then ``misc`` word
@@ -465,23 +487,7 @@ class SmallCore(wiring.Component):
                     m.d.comb += [mz.eq(s[:TRACE_BITS]), ma.eq(md), mul.eq(1)]
                     m.next = "DEP5"
                 nop("DEP5", "DEP6")
-                with m.State("DEP6"):
-                    with m.If(~mix.busy):
-                        m.d.comb += [aa.eq(p[:_ACC]), bb.eq(mix.out[10:])]
-                        m.next = "DEP7"
-                nop("DEP7", "DEP8")
-                with m.State("DEP8"):
-                    dep = Cat(s[22:], Const(0, 22))     # -dep = ~dep + 1
-                    m.d.comb += [aa.eq(w_sw), bb.eq(~dep), ci.eq(1)]
-                    m.next = "DEP9"
-                nop("DEP9", "DEP10")
-                with m.State("DEP10"):
-                    weight_write(s, sw)
-                    with m.If(n_last):
-                        next_axon()
-                    with m.Else():
-                        m.d.sync += n.eq(n + 1)
-                        m.next = "DEL0"
+                stdp_update("DEP6", w_sw, sw, True, next_synapse)
 
             # -- UPDATE: neuron n ---------------------------------------------------------
             slot_u = Cat(n[:nb], t[:D]) if D else n[:nb]
@@ -608,22 +614,7 @@ class SmallCore(wiring.Component):
                     m.d.comb += [mz.eq(x_old), ma.eq(md), mul.eq(1)]
                     m.next = "WALK3"
                 nop("WALK3", "WALK4")
-                with m.State("WALK4"):
-                    with m.If(~mix.busy):
-                        m.d.comb += [aa.eq(p[:_ACC]), bb.eq(mix.out[10:])]
-                        m.next = "WALK5"
-                nop("WALK5", "WALK6")
-                with m.State("WALK6"):
-                    m.d.comb += [aa.eq(w_old), bb.eq(s[22:])]
-                    m.next = "WALK7"
-                nop("WALK7", "WALK8")
-                with m.State("WALK8"):
-                    weight_write(s, syn.r_data)
-                    with m.If(a_last):
-                        next_neuron()
-                    with m.Else():
-                        m.d.sync += a.eq(a + 1)
-                        m.next = "WALK0"
+                stdp_update("WALK4", w_old, syn.r_data, False, next_in_column)
 
             with m.State("END"):
                 m.d.sync += [t.eq(t + 1), self.step_moved.eq(1), running.eq(0)]
