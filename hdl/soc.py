@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from amaranth.hdl import (
     ClockDomain,
     ClockSignal,
+    Const,
     DomainRenamer,
     Module,
     Mux,
@@ -44,6 +45,7 @@ from .outbuf import OutputBuffer
 from .probe import ProbeEngine
 from .stats import StatsBank
 from .stepper import Stepper
+from .target import is_ice40
 from .uart import UARTReceiver, UARTTransmitter
 
 __all__ = ["FrameMux", "SoC", "StreamRegister", "build_id"]
@@ -207,7 +209,7 @@ class SoC(wiring.Component):
         rst_stepper, rst_outbuf = reset_copy("stepper", link), reset_copy("outbuf", link)
         rst_probes, rst_stats = reset_copy("probes", link), reset_copy("stats", link)
         probes = ProbeEngine(self.chipmap, p.n_probes)
-        port = self._chip_port(m, chip, separate)
+        port = self._chip_port(m, chip, separate, direct=is_ice40(platform))
         mux, framer = FrameMux(p.max_payload), Framer(p.max_payload)
         # the payload bytes reach the framer through a register whose ``ready`` is its own
         # (a byte every other clock, against a UART byte every ~10 bit times): the framer's
@@ -363,7 +365,7 @@ class SoC(wiring.Component):
                                     | tx_reg.o.valid | utx.busy | deframer.header.valid)]
         return m
 
-    def _chip_port(self, m, chip, separate):
+    def _chip_port(self, m, chip, separate, direct=False):
         """Add ``chip`` to ``m`` and return the link's side of it: ``mem_req`` and ``inject``
         (streams to drive), ``rsp_valid``/``rsp_data``, ``spikes`` (a stream to take), ``start``
         (to drive), ``busy``, ``done``, ``step``, ``step_moves``, the ``blocks`` to clock on the
@@ -378,7 +380,10 @@ class SoC(wiring.Component):
         a clock late (the chip's step moves when its cores finish a step, or by a memory
         write). With a chip clock of its own (``separate``: the preset's ``chip_clock_hz``, the
         clock domain ``chip`` on the ``chip_clk`` input) everything crosses in a
-        ``ChipCrossing``.
+        ``ChipCrossing``. ``direct`` (an iCE40 bitstream: no gated clocks, and logic cells
+        too few for 84-bit copies at a clock speed that does not need them): the memory
+        requests and their responses go straight between the link and the chip, without the
+        request register (107 flip-flops on the iCEBreaker) and the response's (85).
         """
         link = gated_domain("link")
         m.d.comb += chip.link_out.ready.eq(1)
@@ -403,10 +408,17 @@ class SoC(wiring.Component):
                 done=x.done, step=x.step, step_moves=x.step_moves, blocks={"crossing": x},
                 wake=x.wake, active=x.active)
         m.submodules.chip = chip
-        mem_req = StreamRegister(chip.mem_req.payload.shape(), full_rate=False)
+        mem_req = None if direct else StreamRegister(chip.mem_req.payload.shape(),
+                                                     full_rate=False)
         inject = StreamRegister(chip.inject.payload.shape(), full_rate=False)
         spikes = StreamRegister(chip.host_out.payload.shape())
-        wiring.connect(m, mem_req.o, chip.mem_req)
+        if direct:
+            req, req_wake = chip.mem_req, Const(0)
+            blocks = {"spikes": spikes, "inject": inject}
+        else:
+            wiring.connect(m, mem_req.o, chip.mem_req)
+            req, req_wake = mem_req.i, mem_req.wake
+            blocks = {"spikes": spikes, "mem_req": mem_req, "inject": inject}
         wiring.connect(m, inject.o, chip.inject)
         wiring.connect(m, chip.host_out, spikes.i)
         # the step's start waits for its last event to leave the inject register
@@ -416,20 +428,24 @@ class SoC(wiring.Component):
             m.d[link] += start_pend.eq(0)
         with m.Elif(start):
             m.d[link] += start_pend.eq(1)
-        rsp_valid, rsp_data = Signal(), Signal.like(chip.mem_rsp.payload)
+        if direct:
+            rsp_valid, rsp_data = chip.mem_rsp.valid, chip.mem_rsp.payload
+        else:
+            rsp_valid, rsp_data = Signal(), Signal.like(chip.mem_rsp.payload)
         step, busy, done = Signal(32), Signal(), Signal()
-        m.d[link] += [rsp_valid.eq(chip.mem_rsp.valid), rsp_data.eq(chip.mem_rsp.payload),
-                      step.eq(chip.step), busy.eq(chip.busy), done.eq(chip.done)]
+        copies = [step.eq(chip.step), busy.eq(chip.busy), done.eq(chip.done)]
+        if not direct:
+            copies[:0] = [rsp_valid.eq(chip.mem_rsp.valid), rsp_data.eq(chip.mem_rsp.payload)]
+        m.d[link] += copies
         # high on a clock after which ``step`` moves: ``step`` follows the chip's a clock late,
         # and the chip's moved at the last edge (a flip-flop of core 0's, no 32-bit comparison)
         step_moves = Signal()
         m.d.comb += [step_moves.eq(chip.step_moved), chip.mem_rsp.ready.eq(1)]
         return SimpleNamespace(
-            mem_req=mem_req.i, inject=inject.i, rsp_valid=rsp_valid, rsp_data=rsp_data,
+            mem_req=req, inject=inject.i, rsp_valid=rsp_valid, rsp_data=rsp_data,
             spikes=spikes.o, start=start, busy=busy, done=done, step=step,
-            step_moves=step_moves,
-            blocks={"spikes": spikes, "mem_req": mem_req, "inject": inject},
-            wake=(spikes.wake | mem_req.wake | inject.wake | start_pend | chip.router_wake
+            step_moves=step_moves, blocks=blocks,
+            wake=(spikes.wake | req_wake | inject.wake | start_pend | chip.router_wake
                   | step_moves | (chip.busy != busy) | chip.done | chip.mem_rsp.valid
                   | rsp_valid),
             active=chip.busy | start_pend)
