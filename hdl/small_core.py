@@ -248,20 +248,27 @@ class SmallCore(wiring.Component):
             m.d.sync += rsp_valid.eq(0)
         free = ~rsp_valid | rsp.ready             # a new response may be made
 
-        def next_axon():
-            with m.If(a_last):
-                m.d.sync += n.eq(0)
-                m.next = "UPD0"
+        def advance(counter, last, again, done):
+            """``counter`` on to its next value and state ``again``; after its last value,
+            ``done()`` instead."""
+            with m.If(last):
+                done()
             with m.Else():
-                m.d.sync += a.eq(a + 1)
-                m.next = "SCAN0"
+                m.d.sync += counter.eq(counter + 1)
+                m.next = again
+
+        def update_from_0():
+            m.d.sync += n.eq(0)
+            m.next = "UPD0"
+
+        def end():
+            m.next = "END"
+
+        def next_axon():
+            advance(a, a_last, "SCAN0", update_from_0)
 
         def next_neuron():
-            with m.If(n_last):
-                m.next = "END"
-            with m.Else():
-                m.d.sync += n.eq(n + 1)
-                m.next = "UPD0"
+            advance(n, n_last, "UPD0", end)
 
         def nop(name, nxt):
             with m.State(name):
@@ -362,18 +369,10 @@ class SmallCore(wiring.Component):
                     after()
 
             def next_synapse():
-                with m.If(n_last):
-                    next_axon()
-                with m.Else():
-                    m.d.sync += n.eq(n + 1)
-                    m.next = "DEL0"
+                advance(n, n_last, "DEL0", next_axon)
 
             def next_in_column():
-                with m.If(a_last):
-                    next_neuron()
-                with m.Else():
-                    m.d.sync += a.eq(a + 1)
-                    m.next = "WALK0"
+                advance(a, a_last, "WALK0", next_neuron)
 
             def keyed_mix(name, key, kind, then, nxt):
                 """States ``name`` and ``name + "X"``, entered with the low half of ``key``
