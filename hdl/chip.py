@@ -23,10 +23,14 @@ from amaranth.hdl import Cat, Const, DomainRenamer, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..presets import CORE_KINDS
 from ..routing import ChipMap
 from .core import Core
 from .router import Router, host_spike_layout, link_event_layout
 from .small_core import SmallCore
+
+# the core design of each ``SocPreset.core_kind``
+_CORES = dict(zip(CORE_KINDS, (Core, SmallCore), strict=True))
 
 __all__ = ["Chip", "chip_request_layout", "inject_layout"]
 
@@ -61,8 +65,8 @@ class Chip(wiring.Component):
 
     def __init__(self, configs, limits=None, fifo_depth=2, router_domain="sync",
                  core_kind="full"):
-        if core_kind not in ("full", "small"):
-            raise ValueError(f"core_kind must be 'full' or 'small', not {core_kind!r}")
+        if core_kind not in _CORES:
+            raise ValueError(f"core_kind must be one of {CORE_KINDS}, not {core_kind!r}")
         self.core_kind = core_kind
         self.chipmap = cm = ChipMap(configs, limits)
         self.configs = cm.configs
@@ -93,8 +97,7 @@ class Chip(wiring.Component):
         m.d.comb += self.router_wake.eq(router.wake)
         cores = []
         for c, config in enumerate(self.configs):
-            m.submodules[f"core{c}"] = core = (SmallCore(config) if self.core_kind == "small"
-                                               else Core(config))
+            m.submodules[f"core{c}"] = core = _CORES[self.core_kind](config)
             cores.append(core)
             m.d.comb += [router.spikes[c].valid.eq(core.spike_out.valid),
                          router.spikes[c].payload.eq(core.spike_out.payload),

@@ -54,8 +54,16 @@ _THR_LO, _THR_HI, _VR_LO, _VR_HI, _ALPHA_V, _ALPHA_I, _REFR = range(7)
 # every address the sequencer forms is wiring or an OR, no adder.
 MISC_REGISTERS = ("alpha_x", "alpha_y", "x_inc", "y_inc", "a_plus", "a_minus", "stdp_seed",
                   "gen_seed")
+_REG_AREA = 32      # misc words of the registers (2 a register, 14 registers) and the two keys
+_KEYS = ("skey", "gkey")        # the step's PRNG keys: learning, the generators
 _ACC = 34           # the adder's and accumulator's width
 _T_MAX = (1 << TRACE_BITS) - 1
+
+
+def _register_word(n_profiles, index, half=0):
+    """The ``misc`` address of (half of) register ``index`` (``REGISTER_FIELDS`` order) kept
+    there; ``index`` 14 and 15 are the keys' (``_KEYS``)."""
+    return 8 * n_profiles + 2 * index + half
 
 
 def _log2(value):
@@ -114,12 +122,11 @@ class SmallCore(wiring.Component):
 
         def reg_word(name, half=0):
             """The ``misc`` address of (half of) a register kept there."""
-            return 8 * P + 2 * names.index(name) + half
+            return _register_word(P, names.index(name), half)
 
         def key_word(name, half=0):
-            """The ``misc`` address of (half of) a step's PRNG key: ``skey`` (learning) or
-            ``gkey`` (the generators), after the registers."""
-            return 8 * P + 28 + 2 * ("skey", "gkey").index(name) + half
+            """The ``misc`` address of (half of) a step's PRNG key, after the registers."""
+            return _register_word(P, len(names) + _KEYS.index(name), half)
 
         # -- memories ----------------------------------------------------------------------
         def mem(name, width, depth, granularity=None):
@@ -140,7 +147,7 @@ class SmallCore(wiring.Component):
         # the bitmap's words from a multiple of their number's power of two (an address is
         # the base's bits and the axon's)
         bw = max(ab - 4, 0)
-        bitmap_base = -(-(8 * P + 32) >> bw) << bw
+        bitmap_base = -(-(8 * P + _REG_AREA) >> bw) << bw
         misc_depth = bitmap_base + -(-A // 16)
         misc_rp, misc_wp = mem("misc", 16, misc_depth)
         kind = self.synapse_memory or synapse_memory_for(c, platform)
@@ -662,7 +669,7 @@ class SmallCore(wiring.Component):
                 if name in MISC_REGISTERS:
                     with m.If(index == k):
                         bits = REGISTER_FIELDS(c)[name].bits
-                        m.d.sync += [misc_r.eq(1), base_r.eq(8 * c.n_profiles + 2 * k),
+                        m.d.sync += [misc_r.eq(1), base_r.eq(_register_word(c.n_profiles, k)),
                                      last_r.eq(-(-bits // 16))]
 
     def _port(self, m, regs, names, pk, rsp_valid, region, base, last, in_misc, rbuf,
