@@ -12,6 +12,7 @@ length (``D``). ``ChipSim`` builds the model once per (configs, limits, fifo dep
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,5 +263,7 @@ class ChipSim:
         run_cocotb(self.build_dir, "player", "tb_player", HERE, work,
                    plusargs=[f"+cmd={cmd}", f"+out={out}"],
                    extra_env={"PLAYER_MAX_CYCLES": str(limit)})
-        return ChipResult(out.read_text(), self.chipmap)
+        result = ChipResult(out.read_text(), self.chipmap)
+        shutil.rmtree(work)               # read; a rerun makes the same texts again
+        return result
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -362,4 +363,6 @@ class CoreSim:
             run_cocotb(self.build_dir, "player", "tb_player", HERE, work,
                        plusargs=[f"+cmd={cmd}", f"+out={out}"],
                        extra_env={"PLAYER_MAX_CYCLES": str(limit)})
-        return Result(out.read_text())
+        result = Result(out.read_text())
+        shutil.rmtree(work)               # read; a rerun makes the same texts again
+        return result
