@@ -38,7 +38,7 @@ from ..memmap import MemoryMap, Region
 from .dp16kd import Dp16kdLaneMemory, Dp16kdWordMemory
 from .memory import LaneMemory
 from .prng import MIX_LATENCY, mix32_pipelined, rand_word
-from .spram import SPRAM_BLOCKS_UP5K, SpramLaneMemory, spram_blocks
+from .spram import SPRAM_BLOCKS_UP5K, SpramLaneMemory, spram_block_count
 from .target import device_of, is_ice40
 
 __all__ = ["Core", "SYNAPSE_MEMORIES", "UPDATE_PIPELINES", "core_ports", "mem_request_layout",
@@ -58,9 +58,9 @@ def synapse_memory_for(config, platform):
     if not device.startswith("ICE40UP"):
         return "block"
     mm = MemoryMap(config)
-    cols, banks = spram_blocks(mm[Region.SYNAPSE].width, config.n_axons * config.n_neurons
-                               // mm.lanes)
-    return "spram" if cols * banks * mm.lanes <= SPRAM_BLOCKS_UP5K else "block"
+    blocks = spram_block_count(mm[Region.SYNAPSE].width,
+                               config.n_axons * config.n_neurons // mm.lanes)
+    return "spram" if blocks * mm.lanes <= SPRAM_BLOCKS_UP5K else "block"
 
 
 # clocks from a synapse read to its learning write-back (deliverer and column walk): the

@@ -26,11 +26,14 @@ A step (``start`` .. ``done``):
 
 Memories: ``state`` (``v, i, ref``), ``param`` (``bias, profile``), ``y`` (post traces),
 ``axon`` (``x, gen_prob``), ``slot`` (delay slots), the synapse lane (``LaneMemory``, or
-``SpramLaneMemory`` on an iCE40 UltraPlus: one port, so no clock both reads and writes it), and
+``SpramLaneMemory`` on an iCE40 UltraPlus: one port, so no clock both reads and writes it; the
+slots then go in a block the synapses leave, when one is left: ``slots_fit_spram``), and
 ``misc``: 16-bit words, eight per profile (its fields in seven) and then the input bitmap. The
 profiles are read a word at a time as the update needs them (a profile costs no flip-flops);
 the memory port reads and writes a profile in seven clocks.
 """
+
+from collections import namedtuple
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, wiring
@@ -40,9 +43,9 @@ from ..memmap import MemoryMap, Region
 from .core import core_ports, synapse_memory_for
 from .memory import LaneMemory
 from .prng import SerialMix32, rand_word
-from .spram import SpramLaneMemory
+from .spram import SPRAM_BLOCKS_UP5K, SpramLaneMemory, spram_block_count
 
-__all__ = ["SmallCore", "PROFILE_WORDS", "MISC_REGISTERS"]
+__all__ = ["SmallCore", "PROFILE_WORDS", "MISC_REGISTERS", "slots_fit_spram"]
 
 # The profile word (``memmap``: threshold 23, v_reset 24, alpha_v 16, alpha_i 16, refractory 4,
 # reset_mode 1 bits, LSB first) as ``misc`` words: (lsb, bits) of each
@@ -58,6 +61,19 @@ _REG_AREA = 32      # misc words of the registers (2 a register, 14 registers) a
 _KEYS = ("skey", "gkey")        # the step's PRNG keys: learning, the generators
 _ACC = 34           # the adder's and accumulator's width
 _T_MAX = (1 << TRACE_BITS) - 1
+
+
+# a memory port as the sequencer uses it: ``addr``, ``en`` and ``data`` (a read port's or a
+# write port's of ``amaranth.lib.memory``, or the matching ports of a ``LaneMemory``)
+_Port = namedtuple("_Port", "addr en data")
+
+
+def slots_fit_spram(config, synapse_width):
+    """Whether the delay slots of ``config`` fit in the SPRAM blocks the synapse lane (of
+    ``synapse_width``-bit words, in SPRAM) leaves free: ``SmallCore`` then puts them there."""
+    n = config.n_neurons
+    return (spram_block_count(synapse_width, config.n_axons * n)
+            + spram_block_count(config.slot_bits, config.n_slots * n)) <= SPRAM_BLOCKS_UP5K
 
 
 def _register_word(n_profiles, index, half=0):
@@ -143,16 +159,26 @@ class SmallCore(wiring.Component):
         neuron_rp, neuron_wp = mem("neuron", nf + pw, N, granularity=4)
         n_gran, p_gran = nf // 4, pw // 4
         axon_rp, axon_wp = mem("axon", lay[Region.AXON].width, A)
-        slot_rp, slot_wp = mem("slot", c.slot_bits, c.n_slots * N)
+        kind = self.synapse_memory or synapse_memory_for(c, platform)
+        syn_width = lay[Region.SYNAPSE].width
+        if kind == "spram" and slots_fit_spram(c, syn_width):
+            # the delay slots in an SPRAM block the synapses leave (16 EBR fewer on the
+            # iCEBreaker): one port, which suits the sequencer (it reads a slot in one clock
+            # and writes it in a later one; the memory port does one or the other)
+            m.submodules.slot = sm = SpramLaneMemory(c.slot_bits, c.n_slots * N)
+            slot_rp, slot_wp = _Port(sm.r_addr, sm.r_en, sm.r_data), _Port(sm.w_addr, sm.w_en,
+                                                                             sm.w_data)
+            m.d.comb += [sm.r_en.eq(0), sm.w_en.eq(0)]
+        else:
+            slot_rp, slot_wp = mem("slot", c.slot_bits, c.n_slots * N)
         # the bitmap's words from a multiple of their number's power of two (an address is
         # the base's bits and the axon's)
         bw = max(ab - 4, 0)
         bitmap_base = -(-(8 * P + _REG_AREA) >> bw) << bw
         misc_depth = bitmap_base + -(-A // 16)
         misc_rp, misc_wp = mem("misc", 16, misc_depth)
-        kind = self.synapse_memory or synapse_memory_for(c, platform)
         syn_cls = SpramLaneMemory if kind == "spram" else LaneMemory
-        m.submodules.syn0 = syn = syn_cls(lay[Region.SYNAPSE].width, A * N)
+        m.submodules.syn0 = syn = syn_cls(syn_width, A * N)
         m.d.comb += [syn.r_en.eq(0), syn.w_en.eq(0)]
 
         # the fields of the words as the memories hold them

@@ -3,13 +3,18 @@
 The UP5K has four SPRAM blocks of 16384 x 16 bits, which only exist when instantiated
 explicitly. ``SpramLaneMemory`` has the signature of ``LaneMemory`` (``r_addr``/``r_en``/
 ``r_data``, ``w_addr``/``w_en``/``w_data``; read latency one clock; read data held while no
-read is made) and builds the lane from ``columns x banks`` blocks: a word wider than 16 bits
-spans several blocks side by side (columns), a lane deeper than 16384 words is split by the
-high address bits into banks. A block has one port, so a clock can read *or* write a lane:
-``single_port = True`` tells the core, which then never asserts ``r_en`` and ``w_en`` in the
-same clock (a learning read-modify-write costs a read clock and a write clock). If both were
-asserted the write would win and the read data would be stale: the core guarantees they are
-not, and the Verilator tests check it on every clock.
+read is made). A word is cut into *parts* (``spram_parts``): 16-bit columns side by side, or,
+when that takes fewer blocks, 16-bit columns and then an 8-bit and a 4-bit part, of which a
+block row holds two and four words (written alone through the block's ``MASKWREN`` nibble
+enables). A 12-bit synapse word (7-bit weight, 4-bit delay, mask) of 65,536 synapses thus takes
+three blocks (two of bytes, one of nibbles), not four, and leaves the fourth free. A part
+deeper than a block is split by its high row bits into banks.
+
+A block has one port, so a clock can read *or* write a lane: ``single_port = True`` tells the
+core, which then never asserts ``r_en`` and ``w_en`` in the same clock (a learning
+read-modify-write costs a read clock and a write clock). If both were asserted the write would
+win and the read data would be stale: the core guarantees they are not, and the Verilator tests
+check it on every clock.
 
 ``SPRAM_MODEL`` is a behavioural Verilog model of the primitive (the subset used here:
 ``MASKWREN`` nibble masks, ``CHIPSELECT``, data out held except after a read, ``STANDBY``,
@@ -22,16 +27,36 @@ from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Signa
 from .memory import LaneMemory
 
 __all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM_BLOCKS_UP5K", "SPRAM_MODEL", "SpramLaneMemory",
-           "spram_blocks"]
+           "spram_block_count", "spram_parts"]
 
 SPRAM_DEPTH = 16384
 SPRAM_WIDTH = 16
 SPRAM_BLOCKS_UP5K = 4
 
 
-def spram_blocks(width, depth):
-    """``(columns, banks)``: blocks side by side for ``width`` bits, stacked for ``depth``."""
-    return -(-width // SPRAM_WIDTH), -(-depth // SPRAM_DEPTH)
+def _blocks(part, depth):
+    """Blocks of a ``part``-bit part (16, 8 or 4) of ``depth`` words: ``16 // part`` a row."""
+    rows = -(-depth // (SPRAM_WIDTH // part))
+    return -(-rows // SPRAM_DEPTH)
+
+
+def spram_parts(width, depth):
+    """The widths of the parts of a ``width``-bit word, low bits first: 16-bit columns, and
+    the last ``width % 16`` bits as an 8-bit and/or a 4-bit part when that takes fewer blocks
+    for ``depth`` words than one more column (a 12-bit word: ``[8, 4]``)."""
+    plain = [SPRAM_WIDTH] * -(-width // SPRAM_WIDTH)
+    rest = width % SPRAM_WIDTH
+    if not 0 < rest <= 12:
+        return plain
+    tail = ([8] if rest > 4 else []) + ([4] if rest % 8 and rest % 8 <= 4 else [])
+    packed = [SPRAM_WIDTH] * (width // SPRAM_WIDTH) + tail
+    count = sum(_blocks(p, depth) for p in packed)
+    return packed if count < sum(_blocks(p, depth) for p in plain) else plain
+
+
+def spram_block_count(width, depth):
+    """The SPRAM blocks ``SpramLaneMemory(width, depth)`` instantiates."""
+    return sum(_blocks(p, depth) for p in spram_parts(width, depth))
 
 
 class SpramLaneMemory(LaneMemory):
@@ -43,41 +68,51 @@ class SpramLaneMemory(LaneMemory):
 
     def __init__(self, width, depth):
         super().__init__(width, depth)
-        self.columns, self.banks = spram_blocks(width, depth)
+        self.parts = spram_parts(width, depth)
 
     def elaborate(self, platform):
         m = Module()
         ab = len(self.r_addr)
-        low = min(ab, 14)
         addr = Signal(max(ab, 1))
         m.d.comb += addr.eq(self.r_addr)
         with m.If(self.w_en):
             m.d.comb += addr.eq(self.w_addr)
-        bank = addr[14:] if ab > 14 else Const(0, 1)
-        din = Cat(self.w_data, Const(0, self.columns * SPRAM_WIDTH - self.width))
-        outs = []
-        for b in range(self.banks):
-            cs = Signal(name=f"cs{b}")
-            m.d.comb += cs.eq((self.r_en | self.w_en) & (bank == b))
-            dout = Signal(self.columns * SPRAM_WIDTH, name=f"dout{b}")
-            for k in range(self.columns):
-                m.submodules[f"spram_b{b}c{k}"] = Instance(
+        # the address of the last read: its row slot and bank select each part's output
+        # (blocks hold their data out)
+        last = Signal.like(addr)
+        with m.If(self.r_en & ~self.w_en):
+            m.d.sync += last.eq(addr)
+        din = Cat(self.w_data, Const(0, sum(self.parts) - self.width))
+        words, lsb = [], 0
+        for j, part in enumerate(self.parts):
+            sub = (SPRAM_WIDTH // part).bit_length() - 1     # address bits of the row slot
+            row, last_row = addr[sub:], last[sub:]
+            rb = max(len(row), 1)
+            low = min(rb, 14)
+            bank = row[14:] if rb > 14 else Const(0, 1)
+            slot = addr[:sub] if sub else Const(0, 1)
+            # nibble enables of the slot: a part of 4 * n bits covers n nibbles
+            nib = part // 4
+            mask = Signal(4, name=f"mask{j}")
+            m.d.comb += mask.eq(Const((1 << nib) - 1, 4) << (slot * nib) if sub else 0xF)
+            data = din[lsb:lsb + part]
+            outs = []
+            for b in range(_blocks(part, self.depth)):
+                cs = Signal(name=f"cs{j}_{b}")
+                m.d.comb += cs.eq((self.r_en | self.w_en) & (bank == b))
+                dout = Signal(SPRAM_WIDTH, name=f"dout{j}_{b}")
+                m.submodules[f"spram_p{j}b{b}"] = Instance(
                     "SB_SPRAM256KA",
-                    i_ADDRESS=Cat(addr[:low], Const(0, 14 - low)),
-                    i_DATAIN=din[k * SPRAM_WIDTH:(k + 1) * SPRAM_WIDTH],
-                    i_MASKWREN=Const(0xF, 4), i_WREN=self.w_en, i_CHIPSELECT=cs,
+                    i_ADDRESS=Cat(row[:low], Const(0, 14 - low)),
+                    i_DATAIN=Cat(*[data] * (SPRAM_WIDTH // part)),
+                    i_MASKWREN=mask, i_WREN=self.w_en, i_CHIPSELECT=cs,
                     i_CLOCK=ClockSignal(), i_STANDBY=Const(0, 1), i_SLEEP=Const(0, 1),
-                    i_POWEROFF=Const(1, 1),
-                    o_DATAOUT=dout[k * SPRAM_WIDTH:(k + 1) * SPRAM_WIDTH])
-            outs.append(dout)
-        if self.banks == 1:
-            m.d.comb += self.r_data.eq(outs[0][:self.width])
-        else:
-            # the bank of the last read selects the output (blocks hold their data out)
-            sel = Signal(range(self.banks))
-            with m.If(self.r_en & ~self.w_en):
-                m.d.sync += sel.eq(bank)
-            m.d.comb += self.r_data.eq(Array(outs)[sel][:self.width])
+                    i_POWEROFF=Const(1, 1), o_DATAOUT=dout)
+                outs.append(dout)
+            out = outs[0] if len(outs) == 1 else Array(outs)[last_row[14:]]
+            words.append(out.word_select(last[:sub], part) if sub else out)
+            lsb += part
+        m.d.comb += self.r_data.eq(Cat(*words)[:self.width])
         return m
 
 

@@ -143,10 +143,12 @@ PRESETS = {
     # iCEBreaker: 12 MHz oscillator, no PLL; the FTDI bridge takes 1 Mbaud (3 MHz / 3) exactly.
     # The link's buffers are sized to the 30 EBR that the core leaves little of (a 512-byte
     # frame buffer is one EBR; a one-core chip needs about one route entry per neuron).
-    # One lane: the synapses fill the 4 SPRAM blocks; more lanes need more DSPs (9 > 8 at two
-    # lanes) and EBR (32 > 30 at four) than the UP5K has (docs/architecture.md, core section).
+    # One lane: more lanes need more DSPs (9 > 8 at two lanes) and EBR (32 > 30 at four) than
+    # the UP5K has (docs/architecture.md, core section). 7-bit weights: a synapse word (weight,
+    # 4-bit delay, mask) of 12 bits is a byte and a nibble, packed into 3 of the 4 SPRAM blocks
+    # (``hdl/spram.py``): the fourth is left for the link.
     # The small core (``SmallCore``): the full one takes most of the UP5K's logic cells alone.
-    "icebreaker": SocPreset("icebreaker", CoreConfig(n_neurons=256, n_axons=256, weight_bits=8,
+    "icebreaker": SocPreset("icebreaker", CoreConfig(n_neurons=256, n_axons=256, weight_bits=7,
                                                      delay_bits=4, lanes=1, plastic=True,
                                                      n_profiles=4),
                             clock_hz=12_000_000, baud=1_000_000, max_payload=512,

@@ -29,9 +29,9 @@ import numpy as np
 
 from spikeforge.hdl.core import Core
 from spikeforge.hdl.dp16kd import DP16KD_MODEL
-from spikeforge.hdl.small_core import SmallCore
+from spikeforge.hdl.small_core import SmallCore, slots_fit_spram
 from spikeforge.hdl.spram import SPRAM_MODEL
-from spikeforge.memmap import MemoryMap
+from spikeforge.memmap import MemoryMap, Region
 from spikeforge.toolchain import (
     VERILATOR_ARGS,
     build_binary,
@@ -323,7 +323,11 @@ class CoreSim:
         self.memmap = MemoryMap(config)
         core_v = core_verilog(config, synapse_memory, update_pipeline, small_ram_style, kind)
         mm = self.memmap
-        both = " || ".join(f"(dut.syn{j}.r_en && dut.syn{j}.w_en)" for j in range(mm.lanes))
+        single = [f"syn{j}" for j in range(mm.lanes)]
+        if (kind == "small" and synapse_memory == "spram"
+                and slots_fit_spram(config, mm[Region.SYNAPSE].width)):
+            single.append("slot")           # the small core's slots share the SPRAM scheme
+        both = " || ".join(f"(dut.{name}.r_en && dut.{name}.w_en)" for name in single)
         head = _HEAD_BINARY if engine == "binary" else _HEAD_COCOTB
         player = head + _PLAYER.format(aw=mm.addr_bits, dw=mm.data_bits,
                                        ab=max(config.axon_bits, 1),
