@@ -1,0 +1,108 @@
+"""A small control processor: SERV, its RAM, and a window of registers.
+
+``ControlCPU`` is the way proposed for a link that fits the iCE40UP5K (``docs/boards.md``, "What
+blocks each goal"): the control plane of the protocol as firmware, the byte-rate work (UART,
+COBS, CRC) in hardware around it. The processor is SERV (olofk/serv, from PyPI as
+``pythondata-cpu-serv``), the bit-serial RV32I core: about 220 LUT4 and one block RAM (its
+register file) on the UP5K, 36 clocks an instruction for most (``bench/link_cpu.py``).
+
+Memory map (byte addresses, 32-bit words):
+
+* ``0`` .. ``4 * ram_words - 1``: one RAM holding program, data and stack, its initial words the
+  firmware (``spikeforge.hdl.firmware.build_firmware``); bytes written alone (``dbus_sel``).
+* ``0x8000_0000 + 4 * k``: register ``k`` of the window (``k < 2 ** reg_bits``), the ``reg_*``
+  ports: a store pulses ``reg_w_en`` for a clock with ``reg_addr`` and ``reg_w_data``; a load
+  pulses ``reg_r_en`` with ``reg_addr``, and ``reg_r_data`` must hold the word the clock after
+  (a register of the block that answers).
+
+SERV's instruction and data buses take turns (it fetches, then executes), so one port serves
+both: every access is acknowledged the clock after it is asked for, as SERV's own small SoC
+(``servant``) does. No CSRs and no interrupts: the firmware polls.
+"""
+
+from pathlib import Path
+
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, unsigned
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["ControlCPU", "serv_sources", "WINDOW_BASE"]
+
+WINDOW_BASE = 0x8000_0000
+
+
+def serv_sources():
+    """SERV's Verilog as ``{file name: text}`` (the ``pythondata-cpu-serv`` package): what a
+    simulator or a synthesis run of a design with a ``ControlCPU`` needs beside it."""
+    try:
+        import pythondata_cpu_serv
+    except ImportError as e:
+        raise RuntimeError("SERV's Verilog is not installed: pip install "
+                           "'pythondata-cpu-serv>=1.2,<2'") from e
+    rtl = Path(pythondata_cpu_serv.data_location) / "rtl"
+    return {path.name: path.read_text() for path in sorted(rtl.glob("serv_*.v"))
+            if path.name != "serv_synth_wrapper.v"}
+
+
+class ControlCPU(wiring.Component):
+    """SERV running ``firmware`` (32-bit words) from a RAM of ``ram_words`` words; a window of
+    ``2 ** reg_bits`` registers on the ``reg_*`` ports."""
+
+    def __init__(self, firmware, *, ram_words=1024, reg_bits=4):
+        firmware = list(firmware)
+        if len(firmware) > ram_words:
+            raise ValueError(f"firmware of {len(firmware)} words is larger than the RAM of "
+                             f"{ram_words} words")
+        self.firmware = firmware
+        self.ram_words = ram_words
+        self.reg_bits = reg_bits
+        super().__init__({
+            "reg_addr": Out(reg_bits), "reg_w_data": Out(32), "reg_w_en": Out(1),
+            "reg_r_en": Out(1), "reg_r_data": In(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        ibus_adr, ibus_cyc = Signal(32), Signal()
+        dbus_adr, dbus_dat, dbus_sel = Signal(32), Signal(32), Signal(4)
+        dbus_we, dbus_cyc = Signal(), Signal()
+        rdt, ack = Signal(32), Signal()
+        m.submodules.serv = Instance(
+            "serv_rf_top",
+            p_RESET_PC=0, p_WITH_CSR=0, p_RESET_STRATEGY="MINI",
+            i_clk=ClockSignal(), i_i_rst=ResetSignal(),
+            i_i_timer_irq=Const(0, 1),
+            o_o_ibus_adr=ibus_adr, o_o_ibus_cyc=ibus_cyc,
+            i_i_ibus_rdt=rdt, i_i_ibus_ack=ack & ibus_cyc,
+            o_o_dbus_adr=dbus_adr, o_o_dbus_dat=dbus_dat, o_o_dbus_sel=dbus_sel,
+            o_o_dbus_we=dbus_we, o_o_dbus_cyc=dbus_cyc,
+            i_i_dbus_rdt=rdt, i_i_dbus_ack=ack & ~ibus_cyc,
+            i_i_ext_rd=Const(0, 32), i_i_ext_ready=Const(0, 1))
+
+        # one port for both buses (they take turns): an access is acknowledged a clock later
+        cyc = ibus_cyc | dbus_cyc
+        adr = Mux(ibus_cyc, ibus_adr, dbus_adr)
+        we = dbus_we & ~ibus_cyc
+        stb = cyc & ~ack                    # the clock an access is asked for
+        m.d.sync += ack.eq(stb)
+        window = adr[31]
+        from_window = Signal()              # the access being acknowledged is the window's
+        with m.If(stb):
+            m.d.sync += from_window.eq(window)
+
+        ab = max((self.ram_words - 1).bit_length(), 1)
+        m.submodules.ram = ram = memory.Memory(shape=unsigned(32), depth=self.ram_words,
+                                               init=self.firmware)
+        rp = ram.read_port()
+        wp = ram.write_port(granularity=8)
+        m.d.comb += [rp.addr.eq(adr[2:2 + ab]), rp.en.eq(stb),
+                     wp.addr.eq(adr[2:2 + ab]), wp.data.eq(dbus_dat),
+                     wp.en.eq(Mux(stb & we & ~window, dbus_sel, 0))]
+
+        m.d.comb += [self.reg_addr.eq(adr[2:2 + self.reg_bits]),
+                     self.reg_w_data.eq(dbus_dat),
+                     self.reg_w_en.eq(stb & we & window),
+                     self.reg_r_en.eq(stb & ~we & window),
+                     rdt.eq(Mux(from_window, self.reg_r_data, rp.data))]
+        return m
+

@@ -1,0 +1,93 @@
+"""Firmware for the ``ControlCPU``: C compiled to RV32I by Zig's clang (``ziglang``, PyPI).
+
+``build_firmware(sources, ram_words)`` compiles and links ``sources`` (file name -> C text)
+for SERV: freestanding, no C library, ``-Os``; the start code (``_start``) sets the stack
+pointer to the top of the RAM and calls ``main``; text, read-only data, data and bss follow
+each other from address 0, so the image's words are the RAM's initial contents (``.data`` is
+in them, ``.bss`` is the RAM's zeros; a firmware that needs them as they were must not be
+restarted without reloading the RAM). A firmware that does not leave ``stack_bytes`` of the
+RAM free is refused (the linker's memory region), naming the RAM's size and the overflow.
+Images are cached under ``build_root()`` by the digest of their sources and flags: a second
+build of the same firmware runs no compiler.
+"""
+
+import hashlib
+import re
+import subprocess
+import sys
+
+from ..toolchain import build_root
+
+__all__ = ["build_firmware", "FIRMWARE_FLAGS"]
+
+FIRMWARE_FLAGS = ("-target", "riscv32-freestanding-none", "-mcpu=generic_rv32", "-Os",
+                  "-nostdlib", "-ffreestanding", "-fno-builtin", "-fno-unwind-tables",
+                  "-fno-asynchronous-unwind-tables", "-Wall", "-Werror")
+
+_START = """\
+    .section .text.start
+    .globl _start
+_start:
+    li sp, {stack_top}
+    call main
+1:  j 1b
+"""
+
+_LINK = """\
+MEMORY {{ ram (rwx) : ORIGIN = 0, LENGTH = {length} }}
+SECTIONS {{
+  .text : {{ *(.text.start) *(.text*) }} > ram
+  .rodata : {{ *(.rodata*) *(.srodata*) }} > ram
+  .data : {{ *(.data*) *(.sdata*) }} > ram
+  .bss : {{ *(.bss*) *(.sbss*) *(COMMON) }} > ram
+  /DISCARD/ : {{ *(.eh_frame*) *(.comment) *(.riscv.attributes) }}
+}}
+"""
+
+
+def _zig(*args, cwd):
+    try:
+        import ziglang  # noqa: F401 - only whether it is there
+    except ImportError as e:
+        raise RuntimeError("the firmware compiler is not installed: pip install "
+                           "'ziglang>=0.17,<0.18'") from e
+    result = subprocess.run([sys.executable, "-m", "ziglang", *args], cwd=cwd,
+                            capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"firmware build failed (zig {args[0]}): "
+                           f"{result.stderr.strip()[-2000:]}")
+
+
+def build_firmware(sources, ram_words, *, stack_bytes=512):
+    """The RAM image (32-bit words, little-endian) of the C ``sources`` for a ``ControlCPU`` of
+    ``ram_words`` words."""
+    ram_bytes = 4 * ram_words
+    if stack_bytes >= ram_bytes:
+        raise ValueError(f"stack of {stack_bytes} bytes does not fit the RAM of {ram_bytes} bytes")
+    start = _START.format(stack_top=ram_bytes)
+    link = _LINK.format(length=ram_bytes - stack_bytes)     # the stack above the image
+    digest = hashlib.sha256(repr((sorted(sources.items()), FIRMWARE_FLAGS, start, link))
+                            .encode()).hexdigest()[:16]
+    folder = build_root() / "firmware" / digest
+    image = folder / "image.bin"
+    if not image.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in sources.items():
+            (folder / name).write_text(text)
+        (folder / "start.S").write_text(start)
+        (folder / "link.ld").write_text(link)
+        try:
+            _zig("cc", *FIRMWARE_FLAGS, "-T", "link.ld", "-o", "image.elf", "start.S",
+                 *sorted(sources), cwd=folder)
+        except RuntimeError as e:
+            if "will not fit in region" in str(e):
+                over = re.search(r"overflowed by (\d+) bytes", str(e))
+                raise ValueError(
+                    f"firmware does not fit the RAM of {ram_bytes} bytes with {stack_bytes} "
+                    f"bytes of stack" + (f" (over by {over[1]} bytes)" if over else "")) from None
+            raise
+        _zig("objcopy", "-O", "binary", "image.elf", "image.tmp", cwd=folder)
+        (folder / "image.tmp").rename(image)
+    data = image.read_bytes()
+    data += bytes(-len(data) % 4)
+    return [int.from_bytes(data[i:i + 4], "little") for i in range(0, len(data), 4)]

