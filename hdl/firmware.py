@@ -1,14 +1,15 @@
 """Firmware for the ``ControlCPU``: C compiled to RV32I by Zig's clang (``ziglang``, PyPI).
 
 ``build_firmware(sources, ram_words)`` compiles and links ``sources`` (file name -> C text)
-for SERV: freestanding, no C library, ``-Os``; the start code (``_start``) sets the stack
-pointer to the top of the RAM and calls ``main``; text, read-only data, data and bss follow
-each other from address 0, so the image's words are the RAM's initial contents (``.data`` is
-in them, ``.bss`` is the RAM's zeros; a firmware that needs them as they were must not be
-restarted without reloading the RAM). A firmware that does not leave ``stack_bytes`` of the
-RAM free is refused (the linker's memory region), naming the RAM's size and the overflow.
-Images are cached under ``build_root()`` by the digest of their sources and flags: a second
-build of the same firmware runs no compiler.
+for SERV: freestanding, no C library (Zig's compiler-rt for multiply and divide), ``-Os``;
+the start code (``_start``) sets the stack pointer to the top of the RAM and calls ``main``;
+text, read-only data, data and bss follow each other from address 0, so the image's words are
+the RAM's initial contents (``.data`` is in them, ``.bss`` is the RAM's zeros; a firmware that
+needs them as they were must not be restarted without reloading the RAM). A firmware that does
+not leave ``stack_bytes`` of the RAM free is refused (the linker's memory region), naming the
+RAM's size and the overflow. Images are cached under ``build_root()`` by the digest of their
+sources and flags: a second build of the same firmware runs no compiler. ``build_native``
+compiles the same C for this machine, for tests through ``ctypes``.
 """
 
 import hashlib
@@ -25,8 +26,10 @@ __all__ = ["build_firmware", "build_native", "link_config_header", "link_sources
 # the firmware's own C sources (``hdl/firmware/``), read by name
 SOURCES = Path(__file__).resolve().parent / "firmware"
 
+# no C library and no start files for a freestanding target; Zig links its compiler-rt (RV32I
+# has no multiply or divide: ``__mulsi3``, ``__udivsi3``)
 FIRMWARE_FLAGS = ("-target", "riscv32-freestanding-none", "-mcpu=generic_rv32", "-Os",
-                  "-nostdlib", "-ffreestanding", "-fno-builtin", "-fno-unwind-tables",
+                  "-ffreestanding", "-fno-builtin", "-fno-unwind-tables",
                   "-fno-asynchronous-unwind-tables", "-Wall", "-Werror")
 
 _START = """\
@@ -83,7 +86,7 @@ def build_firmware(sources, ram_words, *, stack_bytes=512):
         (folder / "link.ld").write_text(link)
         try:
             _zig("cc", *FIRMWARE_FLAGS, "-T", "link.ld", "-o", "image.elf", "start.S",
-                 *sorted(sources), cwd=folder)
+                 *sorted(f for f in sources if f.endswith((".c", ".S"))), cwd=folder)
         except RuntimeError as e:
             if "will not fit in region" in str(e):
                 over = re.search(r"overflowed by (\d+) bytes", str(e))

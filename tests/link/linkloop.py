@@ -54,8 +54,7 @@ class Loopback(wiring.Component):
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx),
                      deframer.rx_error.eq(urx.error | urx.overrun)]
         wiring.connect(m, urx.o, deframer.i)
-        wiring.connect(m, deframer.header, framer.header)
-        wiring.connect(m, deframer.payload, framer.payload)
+        self.middle(m, deframer, framer)
         wiring.connect(m, framer.o, utx.i)
         for name, pulse in (("frames", deframer.frame), ("crc_errors", deframer.crc_error),
                             ("frame_errors", deframer.frame_error),
@@ -67,6 +66,13 @@ class Loopback(wiring.Component):
         with m.If(urx.overrun):
             m.d.sync += self.overruns.eq(self.overruns + 1)
         return m
+
+
+    def middle(self, m, deframer, framer):
+        """What sits between the deframer and the framer: nothing here (an echo); a
+        subclass puts a command processor there."""
+        wiring.connect(m, deframer.header, framer.header)
+        wiring.connect(m, deframer.payload, framer.payload)
 
 
 _PLAYER = """
@@ -156,18 +162,23 @@ int main(int argc, char **argv) {
 class LoopRun:
     """Builds the loopback model once per (clocks per bit, max payload, sender skew)."""
 
-    def __init__(self, clocks_per_bit=4, max_payload=256, skew=0.0, buffer_factor=4):
+    def __init__(self, clocks_per_bit=4, max_payload=256, skew=0.0, buffer_factor=4, *,
+                 top=None, idle_limit=None, sources=None):
         # An echo queues many short frames behind a long one being sent back (the command
         # processor of the SoC consumes faster), hence a ring of several largest frames.
+        # ``top``: a ``Loopback`` (subclass) of one's own, ``sources`` the Verilog files it
+        # needs beside it; ``idle_limit``: clocks of a quiet line after the last byte sent
+        # that end the run.
         buffer_bytes = 1 << (buffer_factor * max_payload - 1).bit_length()
-        top = Loopback(clocks_per_bit, max_payload, buffer_bytes)
+        if top is None:
+            top = Loopback(clocks_per_bit, max_payload, buffer_bytes)
         design = verilog.convert(top, name="loop")
         player = _PLAYER.format(cpb=clocks_per_bit,
                                 period=round(clocks_per_bit * 256 * (1 + skew)),
-                                idle_limit=40 * (max_payload + 20))
+                                idle_limit=idle_limit or 40 * (max_payload + 20))
         self.cpb = clocks_per_bit
-        self.exe = build_binary({"loop.v": design, "player.sv": player, "main.cpp": _MAIN},
-                                "player", ["-j", "2", *VERILATOR_ARGS])
+        self.exe = build_binary({**(sources or {}), "loop.v": design, "player.sv": player,
+                                 "main.cpp": _MAIN}, "player", ["-j", "2", *VERILATOR_ARGS])
 
     def run(self, wire):
         """Send ``wire``; returns (bytes sent back on tx, counters dict, seconds)."""

@@ -181,3 +181,126 @@ def test_firmware_answers_as_the_spec(seed, window, n_cores, max_payload):
     assert {1, 2, 3, 6, 8}.issubset(codes), codes
     assert {(c, Command.ACK, None) for c in (Command.WRITE, Command.READ, Command.REGION_CRC,
                                               Command.STATUS, Command.HELLO)} <= kinds
+
+
+# -- the same firmware on SERV, in hardware, behind the UART ----------------------------------
+
+def _fitted(frame, memmap):
+    """A WRITE whose words fit their region's width (the chip keeps no bit above it, the
+    spec's bytes do)."""
+    if frame.cmd != Command.WRITE or len(frame.payload) < REQUEST[Command.WRITE].size:
+        return frame
+    req = REQUEST[Command.WRITE].unpack(frame.payload)
+    if req["region"] not in memmap.regions:
+        return frame
+    width = memmap.regions[req["region"]].width
+    wb = protocol.word_bytes(memmap, req["region"])
+    words = bytearray(req["words"])
+    for k in range(0, len(words) - len(words) % wb, wb):
+        value = int.from_bytes(words[k:k + wb], "little") & ((1 << width) - 1)
+        words[k:k + wb] = value.to_bytes(wb, "little")
+    return Frame(frame.seq, frame.cmd, REQUEST[Command.WRITE].pack(
+        bytes(words), core=req["core"], region=req["region"], index=req["index"]))
+
+
+def _firmware_loop_class():
+    from amaranth.lib import memory, wiring
+    from linkloop import Loopback
+
+    from spikeforge.hdl.firmware_link import FirmwareProcessor
+
+    class FirmwareLoop(Loopback):
+        """UART -> deframer -> ``FirmwareProcessor`` -> framer -> UART; the chip a RAM."""
+
+        def __init__(self, chipmap, hello, regions, window, cpb, max_payload, buffer_bytes):
+            self.chipmap = chipmap
+            self.proc = FirmwareProcessor(chipmap, hello=hello, window=window,
+                                          max_payload=max_payload, regions=regions)
+            super().__init__(cpb, max_payload, buffer_bytes)
+
+        def middle(self, m, deframer, framer):
+            m.submodules.proc = proc = self.proc
+            wiring.connect(m, deframer.header, proc.header)
+            wiring.connect(m, deframer.payload, proc.payload)
+            wiring.connect(m, proc.tx_header, framer.header)
+            wiring.connect(m, proc.tx_payload, framer.payload)
+            cm = self.chipmap
+            m.submodules.ram = ram = memory.Memory(shape=cm.data_bits, depth=1 << cm.addr_bits,
+                                                   init=[])
+            rp, wp = ram.read_port(), ram.write_port()
+            req = proc.mem_req
+            m.d.comb += [req.ready.eq(1), rp.addr.eq(req.p.addr), rp.en.eq(req.valid),
+                         wp.addr.eq(req.p.addr), wp.data.eq(req.p.data),
+                         wp.en.eq(req.valid & req.p.write), proc.mem_rsp.payload.eq(rp.data)]
+            m.d.sync += proc.mem_rsp.valid.eq(req.valid & ~req.p.write)
+
+    return FirmwareLoop
+
+
+def test_firmware_on_serv_behind_the_uart():
+    from linkloop import LoopRun
+
+    from spikeforge.routing import ChipMap
+    from spikeforge.toolchain import verilator_available
+
+    if not verilator_available():
+        pytest.skip("needs Verilator")
+    pytest.importorskip("pythondata_cpu_serv")
+    rng = random.Random(5)
+    window, n_cores, max_payload = 4, 2, 64
+    board = HardwareBoard(CONFIG, n_cores=n_cores, window=window, max_payload=max_payload)
+    mm = board.memmap
+    regions = {int(r): (protocol.word_bytes(mm, r), lay.depth) for r, lay in mm.regions.items()}
+    hello = decode_frame(FakeBoard(CONFIG, n_cores=n_cores, window=window,
+                                   max_payload=max_payload).handle(
+        Frame(0, Command.HELLO, bytes(4)))[:-1]).payload
+    top = _firmware_loop_class()(ChipMap([CONFIG] * n_cores), hello, regions, window, 4,
+                                 max_payload, 8192)
+    frames, seq, executed = [Frame(7, Command.HELLO, b"\x01\x02\x03\x04")], 8, {}
+    board.handle(frames[0])
+    wants = []
+    board = HardwareBoard(CONFIG, n_cores=n_cores, window=window, max_payload=max_payload)
+    for k in range(80):
+        if k == 0:
+            frame = frames[0]
+        elif executed and rng.random() < 0.15:
+            frame = executed[rng.choice(sorted(executed))]
+        elif rng.random() < 0.04:
+            frame = random_frame(rng, board, (seq + rng.randrange(1, 250)) % 256)
+        else:
+            frame = random_frame(rng, board, seq)
+            if frame.cmd == Command.RESET:
+                frame = Frame(seq, Command.STATUS)   # a reset would draw another nonce
+        frame = _fitted(frame, mm)
+        if len(frame.payload) > max_payload:          # the deframer drops it (as it should)
+            frame = Frame(frame.seq, Command.STATUS)
+        if frame.cmd == Command.REGION_CRC and len(frame.payload) == 10:
+            req = REQUEST[Command.REGION_CRC].unpack(frame.payload)
+            req["count"] = min(req["count"], 6)     # a bitwise CRC is slow on SERV
+            frame = Frame(frame.seq, frame.cmd, REQUEST[Command.REGION_CRC].pack(**req))
+        before = (board.expected, board.last_hello)
+        want = board.handle(frame)
+        if board.last_hello != before[1]:
+            executed = {}
+        if board.synced and board.expected == (frame.seq + 1) % 256 and before[0] == frame.seq:
+            executed[frame.seq] = frame
+            executed.pop((frame.seq - window) % 256, None)
+        wants.append(want)
+        frames.append(frame) if k else None
+        seq = board.expected
+    wire = b"".join(encode_frame(f) for f in frames)
+    from spikeforge.hdl.cpu import serv_sources
+
+    out, counters, _ = LoopRun(4, max_payload, top=top, idle_limit=3_000_000,
+                               sources=serv_sources()).run(wire)
+    assert counters["frames"] == len(frames) and counters["overflows"] == 0, counters
+    got = [decode_frame(piece) for piece in out.split(b"\x00")[:-1]]
+    want = [decode_frame(w[:-1]) for w in wants if w]
+    assert len(got) == len(want)
+    nonce = slice(protocol.REPLY[Command.HELLO].offsets()["nonce"][0],
+                  protocol.REPLY[Command.HELLO].offsets()["nonce"][0] + 4)
+    for g, w in zip(got, want, strict=True):
+        if w.cmd == Command.ACK and w.payload[0] == Command.HELLO:
+            g = Frame(g.seq, g.cmd, g.payload[:nonce.start] + w.payload[nonce]
+                      + g.payload[nonce.stop:])     # the board's own nonce
+        assert g == w
