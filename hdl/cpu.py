@@ -46,9 +46,11 @@ def serv_sources():
 
 class ControlCPU(wiring.Component):
     """SERV running ``firmware`` (32-bit words) from a RAM of ``ram_words`` words; a window of
-    ``2 ** reg_bits`` registers on the ``reg_*`` ports."""
+    ``2 ** reg_bits`` registers on the ``reg_*`` ports. ``compressed``: SERV decodes the
+    compressed instructions (RV32IC; its ``COMPRESSED`` and ``ALIGN``), for a firmware built
+    with ``build_firmware(..., compressed=True)``, about a quarter smaller."""
 
-    def __init__(self, firmware, *, ram_words=1024, reg_bits=4):
+    def __init__(self, firmware, *, ram_words=1024, reg_bits=4, compressed=False):
         firmware = list(firmware)
         if len(firmware) > ram_words:
             raise ValueError(f"firmware of {len(firmware)} words is larger than the RAM of "
@@ -56,6 +58,7 @@ class ControlCPU(wiring.Component):
         self.firmware = firmware
         self.ram_words = ram_words
         self.reg_bits = reg_bits
+        self.compressed = compressed
         super().__init__({
             "reg_addr": Out(reg_bits), "reg_w_data": Out(32), "reg_w_en": Out(1),
             "reg_r_en": Out(1), "reg_r_data": In(32),
@@ -70,6 +73,7 @@ class ControlCPU(wiring.Component):
         m.submodules.serv = Instance(
             "serv_rf_top",
             p_RESET_PC=0, p_WITH_CSR=0, p_RESET_STRATEGY="MINI",
+            p_COMPRESSED=int(self.compressed), p_ALIGN=int(self.compressed),
             i_clk=ClockSignal(), i_i_rst=ResetSignal(),
             i_i_timer_irq=Const(0, 1),
             o_o_ibus_adr=ibus_adr, o_o_ibus_cyc=ibus_cyc,

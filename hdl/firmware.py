@@ -66,15 +66,16 @@ def _zig(*args, cwd):
                            f"{result.stderr.strip()[-2000:]}")
 
 
-def build_firmware(sources, ram_words, *, stack_bytes=512):
+def build_firmware(sources, ram_words, *, stack_bytes=512, compressed=False):
     """The RAM image (32-bit words, little-endian) of the C ``sources`` for a ``ControlCPU`` of
-    ``ram_words`` words."""
+    ``ram_words`` words (``compressed``: RV32IC, for a ``ControlCPU(compressed=True)``)."""
+    flags = FIRMWARE_FLAGS + (("-mcpu=generic_rv32+c",) if compressed else ())
     ram_bytes = 4 * ram_words
     if stack_bytes >= ram_bytes:
         raise ValueError(f"stack of {stack_bytes} bytes does not fit the RAM of {ram_bytes} bytes")
     start = _START.format(stack_top=ram_bytes)
     link = _LINK.format(length=ram_bytes - stack_bytes)     # the stack above the image
-    digest = hashlib.sha256(repr((sorted(sources.items()), FIRMWARE_FLAGS, start, link))
+    digest = hashlib.sha256(repr((sorted(sources.items()), flags, start, link))
                             .encode()).hexdigest()[:16]
     folder = build_root() / "firmware" / digest
     image = folder / "image.bin"
@@ -85,7 +86,7 @@ def build_firmware(sources, ram_words, *, stack_bytes=512):
         (folder / "start.S").write_text(start)
         (folder / "link.ld").write_text(link)
         try:
-            _zig("cc", *FIRMWARE_FLAGS, "-T", "link.ld", "-o", "image.elf", "start.S",
+            _zig("cc", *flags, "-T", "link.ld", "-o", "image.elf", "start.S",
                  *sorted(f for f in sources if f.endswith((".c", ".S"))), cwd=folder)
         except RuntimeError as e:
             if "will not fit in region" in str(e):

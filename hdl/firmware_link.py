@@ -56,10 +56,12 @@ class FirmwareProcessor(wiring.Component):
     ``hello``: the HELLO reply's bytes (``protocol.REPLY[Command.HELLO]``; its ``nonce`` and
     ``out_seq`` are filled in as it is sent). ``regions``: ``{link region id: (word bytes,
     depth)}`` the memory commands reach (default: every one of ``protocol.link_regions``).
+    ``compressed``: RV32IC firmware and decoder (``bench/link_cpu.py``: a quarter less RAM,
+    2 EBR at the iCEBreaker's sizes, for about 290 LUT4 more).
     """
 
     def __init__(self, chipmap, *, hello, window=8, max_payload=protocol.MAX_PAYLOAD,
-                 regions=None, ram_words=2048):
+                 regions=None, ram_words=1536, compressed=False):
         if len(hello) != protocol.REPLY[protocol.Command.HELLO].size:
             raise ValueError(f"HELLO reply of {len(hello)} bytes, not "
                              f"{protocol.REPLY[protocol.Command.HELLO].size}")
@@ -71,7 +73,8 @@ class FirmwareProcessor(wiring.Component):
                                     max_payload=max_payload, hello=bytes(hello))
         sources = {**link_sources(config), "registers.h": registers_header(chipmap),
                    "board.c": (SOURCES / "board.c").read_text()}
-        self.firmware = build_firmware(sources, ram_words)
+        self.firmware = build_firmware(sources, ram_words, compressed=compressed)
+        self.compressed = compressed
         self.ram_words = ram_words
         super().__init__({
             "header": In(stream.Signature(HeaderLayout)), "payload": In(stream.Signature(8)),
@@ -86,7 +89,7 @@ class FirmwareProcessor(wiring.Component):
         nw = _mem_words(self.chipmap)
         reg_bits = (len(REGISTERS) - 1 + nw - 1).bit_length()
         m.submodules.cpu = cpu = ControlCPU(self.firmware, ram_words=self.ram_words,
-                                            reg_bits=reg_bits)
+                                            reg_bits=reg_bits, compressed=self.compressed)
         addr, wdata = cpu.reg_addr, cpu.reg_w_data
 
         def wrote(name):

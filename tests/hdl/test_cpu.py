@@ -113,10 +113,14 @@ def expected(n):
 
 
 @pytest.mark.skipif(not verilator_available(), reason="Verilator is not installed")
-def test_serv_runs_c_firmware():
-    image = build_firmware({"main.c": FIRMWARE % {"n": N}}, RAM_WORDS)
+@pytest.mark.parametrize("compressed", [False, True])
+def test_serv_runs_c_firmware(compressed):
+    image = build_firmware({"main.c": FIRMWARE % {"n": N}}, RAM_WORDS, compressed=compressed)
     assert 0 < len(image) < RAM_WORDS
-    text = verilog.convert(ControlCPU(image, ram_words=RAM_WORDS), name="cpu")
+    if compressed:      # RV32IC: smaller than the same source in RV32I
+        assert len(image) < len(build_firmware({"main.c": FIRMWARE % {"n": N}}, RAM_WORDS))
+    text = verilog.convert(ControlCPU(image, ram_words=RAM_WORDS, compressed=compressed),
+                           name="cpu")
     sources = {**serv_sources(), "cpu.v": text, "tb.v": TESTBENCH, "main.cpp": MAIN}
     exe = build_binary(sources, "tb", ["-j", "2", "-Wno-fatal", "-Wno-lint", "-Wno-style"],
                        subdir="verilator-cpu")
