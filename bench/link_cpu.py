@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+from spikeforge.hdl.cpu import TB_MAIN, ControlCPU, serv_sources
 from spikeforge.presets import PRESETS
 from spikeforge.toolchain import build_binary, build_root
 
@@ -82,22 +83,6 @@ module tb(input wire clk, input wire rst);
 endmodule
 """
 
-MAIN = """
-#include "Vtb.h"
-#include "verilated.h"
-int main(int argc, char **argv) {
-  Verilated::commandArgs(argc, argv);
-  Vtb *t = new Vtb;
-  t->rst = 1;
-  for (long i = 0; i < 100000000L && !Verilated::gotFinish(); i++) {
-    if (i == 4) t->rst = 0;
-    t->clk = 0; t->eval(); t->clk = 1; t->eval();
-  }
-  delete t;
-  return 0;
-}
-"""
-
 RAM_WORDS = 1024
 
 
@@ -121,7 +106,6 @@ def _row(name, cells, seconds):
 def _cpu_verilog(n):
     from amaranth.back import verilog
 
-    from spikeforge.hdl.cpu import ControlCPU
     from spikeforge.hdl.firmware import build_firmware
 
     image = build_firmware({"main.c": FIRMWARE % {"n": n}}, RAM_WORDS)
@@ -130,8 +114,6 @@ def _cpu_verilog(n):
 
 def synth_cpu(workdir, n):
     """The ``ControlCPU`` (SERV, its bus and a RAM of ``RAM_WORDS`` words) out of context."""
-    from spikeforge.hdl.cpu import serv_sources
-
     workdir.mkdir(parents=True, exist_ok=True)
     files = {**serv_sources(), "cpu.v": _cpu_verilog(n)[0]}
     for name, text in files.items():        # YoWASP sees the working folder only
@@ -150,7 +132,6 @@ def synth_firmware_processor(workdir, p, ram_words, compressed=False):
     from amaranth.back import verilog
 
     from spikeforge import protocol
-    from spikeforge.hdl.cpu import serv_sources
     from spikeforge.hdl.firmware_link import FirmwareProcessor
 
     hello = protocol.REPLY[protocol.Command.HELLO].pack(
@@ -181,10 +162,8 @@ def synth_firmware_processor(workdir, p, ram_words, compressed=False):
 
 def run_cpu(n):
     """Clocks per byte of SERV's copy and CRC loops; the CRC it computed."""
-    from spikeforge.hdl.cpu import serv_sources
-
     text, words = _cpu_verilog(n)
-    sources = {**serv_sources(), "cpu.v": text, "tb.v": TESTBENCH, "main.cpp": MAIN}
+    sources = {**serv_sources(), "cpu.v": text, "tb.v": TESTBENCH, "main.cpp": TB_MAIN}
     exe = build_binary(sources, "tb", ["-j", "2", "-Wno-fatal", "-Wno-lint", "-Wno-style"],
                        subdir="verilator-cpu")
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout

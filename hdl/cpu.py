@@ -26,9 +26,28 @@ from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, ResetSignal,
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["ControlCPU", "serv_sources", "WINDOW_BASE"]
+__all__ = ["ControlCPU", "serv_sources", "WINDOW_BASE", "TB_MAIN"]
 
 WINDOW_BASE = 0x8000_0000
+
+# A C++ main for a Verilator test bench ``tb(clk, rst)`` of a ``ControlCPU``: reset for four
+# clocks, then clocks until the bench calls ``$finish`` (exit 0) or 10^8 clocks pass (exit 3).
+TB_MAIN = """
+#include "Vtb.h"
+#include "verilated.h"
+int main(int argc, char **argv) {
+  Verilated::commandArgs(argc, argv);
+  Vtb *t = new Vtb;
+  t->rst = 1;
+  for (long i = 0; i < 100000000L && !Verilated::gotFinish(); i++) {
+    if (i == 4) t->rst = 0;
+    t->clk = 0; t->eval(); t->clk = 1; t->eval();
+  }
+  int ok = Verilated::gotFinish();
+  delete t;
+  return ok ? 0 : 3;
+}
+"""
 
 
 def serv_sources():

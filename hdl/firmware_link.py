@@ -16,15 +16,13 @@ whose read response lands in the same data words; a free-running clock counter (
 """
 
 from amaranth.hdl import Cat, Const, Module, Signal
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
 from spikeforge import protocol
 
-from .chip import chip_request_layout
 from .cpu import ControlCPU
 from .firmware import SOURCES, build_firmware, link_config_header, link_sources
-from .framing import HeaderLayout
+from .link import frame_ports
 
 __all__ = ["FirmwareProcessor", "REGISTERS", "registers_header"]
 
@@ -76,13 +74,7 @@ class FirmwareProcessor(wiring.Component):
         self.firmware = build_firmware(sources, ram_words, compressed=compressed)
         self.compressed = compressed
         self.ram_words = ram_words
-        super().__init__({
-            "header": In(stream.Signature(HeaderLayout)), "payload": In(stream.Signature(8)),
-            "tx_header": Out(stream.Signature(HeaderLayout)),
-            "tx_payload": Out(stream.Signature(8)),
-            "mem_req": Out(stream.Signature(chip_request_layout(chipmap))),
-            "mem_rsp": In(stream.Signature(chipmap.data_bits)),
-        })
+        super().__init__(frame_ports(chipmap))
 
     def elaborate(self, platform):
         m = Module()

