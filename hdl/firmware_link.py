@@ -55,7 +55,7 @@ class FirmwareProcessor(wiring.Component):
     ``out_seq`` are filled in as it is sent). ``regions``: ``{link region id: (word bytes,
     depth)}`` the memory commands reach (default: every one of ``protocol.link_regions``).
     ``compressed``: RV32IC firmware and decoder (``bench/link_cpu.py``: a quarter less RAM,
-    2 EBR at the iCEBreaker's sizes, for about 290 LUT4 more).
+    2 EBR at the iCEBreaker's sizes, for about 300 LUT4 more).
     """
 
     def __init__(self, chipmap, *, hello, window=8, max_payload=protocol.MAX_PAYLOAD,
