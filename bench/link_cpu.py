@@ -160,7 +160,7 @@ def synth_firmware_processor(workdir, p, ram_words, compressed=False, pnr=False,
                     "synth_ice40 -dsp -top top -json top.json; tee -o stat.txt stat"],
                    cwd=workdir, check=True, stderr=subprocess.DEVNULL)
     isa = "RV32IC" if compressed else "RV32I"
-    row = _row(f"FirmwareProcessor {isa} ({4 * ram_words} B)",
+    row = _row(f"FirmwareProcessor {isa} ({4 * proc.ram_words} B)",
                _cells((workdir / "stat.txt").read_text().split("=== top ===")[-1]),
                time.time() - t0)
     row["firmware_bytes"] = 4 * len(proc.firmware)
@@ -193,10 +193,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="icebreaker")
     ap.add_argument("--bytes", type=int, default=N_BYTES, help="bytes of the speed loops")
-    ap.add_argument("--ram-words", type=int, default=1536,
-                    help="the FirmwareProcessor's RAM (program, data, stack), 32-bit words")
-    ap.add_argument("--ram-words-compressed", type=int, default=1280,
-                    help="the same with compressed instructions (RV32IC)")
+    ap.add_argument("--ram-words", type=int, default=None,
+                    help="the FirmwareProcessor's RAM (program, data, stack), 32-bit words "
+                         "(default: the fewest block RAMs that hold it)")
     ap.add_argument("--pnr", action="store_true",
                     help="place and route the FirmwareProcessor on the UP5K for its Fmax")
     ap.add_argument("--json", type=Path)
@@ -209,7 +208,7 @@ def main(argv=None):
     _need("ziglang", "ziglang (the RISC-V C compiler)")
     rows = [synth_cpu(work / "cpu", args.bytes)]
     rows.append(synth_firmware_processor(work / "fwproc", p, args.ram_words, pnr=args.pnr))
-    rows.append(synth_firmware_processor(work / "fwproc-c", p, args.ram_words_compressed,
+    rows.append(synth_firmware_processor(work / "fwproc-c", p, args.ram_words,
                                          compressed=True))
     for name in ("proc", "outbuf", "stats"):
         r = synth_block(name, p, "ice40", 30, work / name, pnr=False)

@@ -32,6 +32,10 @@ REGISTERS = ("RX_HEADER", "RX_LENGTH", "RX_TAKE", "RX_BYTE", "TX_HEADER", "TX_BY
 _R = {name: k for k, name in enumerate(REGISTERS)}
 
 
+# words: a 32-bit RAM on an iCE40 grows by two 256 x 16 block RAMs side by side (1 KB)
+_RAM_STEP = 256
+
+
 def _mem_words(chipmap):
     return -(-chipmap.data_bits // 32)
 
@@ -54,12 +58,14 @@ class FirmwareProcessor(wiring.Component):
     ``hello``: the HELLO reply's bytes (``protocol.REPLY[Command.HELLO]``; its ``nonce`` and
     ``out_seq`` are filled in as it is sent). ``regions``: ``{link region id: (word bytes,
     depth)}`` the memory commands reach (default: every one of ``protocol.link_regions``).
-    ``compressed``: RV32IC firmware and decoder (``bench/link_cpu.py``: a quarter less RAM,
-    2 EBR at the iCEBreaker's sizes, for about 300 LUT4 more).
+    ``ram_words``: the RAM's words (default: the fewest whole block RAMs that hold the
+    firmware, its data and its stack). ``compressed``: RV32IC firmware and decoder
+    (``bench/link_cpu.py``: a quarter less RAM, 2 EBR at the iCEBreaker's sizes, for about
+    300 LUT4 more).
     """
 
     def __init__(self, chipmap, *, hello, window=8, max_payload=protocol.MAX_PAYLOAD,
-                 regions=None, ram_words=1536, compressed=False):
+                 regions=None, ram_words=None, compressed=False):
         if len(hello) != protocol.REPLY[protocol.Command.HELLO].size:
             raise ValueError(f"HELLO reply of {len(hello)} bytes, not "
                              f"{protocol.REPLY[protocol.Command.HELLO].size}")
@@ -71,7 +77,19 @@ class FirmwareProcessor(wiring.Component):
                                     max_payload=max_payload, hello=bytes(hello))
         sources = {**link_sources(config), "registers.h": registers_header(chipmap),
                    "board.c": (SOURCES / "board.c").read_text()}
-        self.firmware = build_firmware(sources, ram_words, compressed=compressed)
+        if ram_words is None:
+            # the fewest whole steps of block RAM that hold the image, its data and the
+            # stack: the linker says whether a size does
+            ram_words = -(-len(build_firmware(sources, 1 << 16, compressed=compressed))
+                          // _RAM_STEP) * _RAM_STEP
+            while True:
+                try:
+                    self.firmware = build_firmware(sources, ram_words, compressed=compressed)
+                    break
+                except ValueError:
+                    ram_words += _RAM_STEP
+        else:
+            self.firmware = build_firmware(sources, ram_words, compressed=compressed)
         self.compressed = compressed
         self.ram_words = ram_words
         super().__init__(frame_ports(chipmap))

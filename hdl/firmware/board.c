@@ -8,7 +8,7 @@
 
 #define REG(k) (*(volatile uint32_t *)(0x80000000u + 4u * (k)))
 
-static uint8_t rx[LINK_MAX_PAYLOAD + 1], tx[LINK_MAX_PAYLOAD];
+static uint8_t frame[LINK_MAX_PAYLOAD + 1];     /* the request, then its reply */
 
 /* the chip address of word ``index`` of ``region`` of ``core`` (hdl/link.py chip_address) */
 static uint32_t chip_address(unsigned core, unsigned region, uint32_t index) {
@@ -62,15 +62,15 @@ int main(void) {
         for (unsigned k = 0; k < len; k++) {
             uint32_t b;
             while (!((b = REG(R_RX_BYTE)) & 0x100)) ;
-            if (k < sizeof rx) rx[k] = b;
+            if (k < sizeof frame) frame[k] = b;
         }
-        if (!link_handle(hdr, rx, out_hdr, tx)) continue;
+        if (!link_handle(hdr, frame, out_hdr, frame)) continue;
         unsigned n = out_hdr[HDR_LENGTH] | out_hdr[HDR_LENGTH + 1] << 8;
         while (REG(R_TX_STATUS) & 1) ;
         REG(R_TX_HEADER) = out_hdr[HDR_SEQ] | out_hdr[HDR_CMD] << 8 | (uint32_t)n << 16;
         for (unsigned k = 0; k < n; k++) {
             while (REG(R_TX_STATUS) & 2) ;
-            REG(R_TX_BYTE) = tx[k];
+            REG(R_TX_BYTE) = frame[k];
         }
     }
 }

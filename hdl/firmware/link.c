@@ -71,9 +71,10 @@ static uint32_t crc32_update(uint32_t crc, const uint8_t *p, unsigned n) {
  * whether the reply is a refusal. */
 static unsigned memory_command(const uint8_t *hdr, const uint8_t *p, unsigned len,
                                uint8_t *out, uint8_t *is_nak) {
-    uint8_t cmd = hdr[HDR_CMD];
+    /* the request's fields are read before the reply is written: ``out`` may be ``p`` */
+    uint8_t cmd = hdr[HDR_CMD], core = p[REQ_READ_CORE];
     *is_nak = 1;
-    if (p[REQ_READ_CORE] >= LINK_N_CORES) return nak(hdr, NAK_CORE, out);
+    if (core >= LINK_N_CORES) return nak(hdr, NAK_CORE, out);
     const struct region *r = find_region(p[REQ_READ_REGION]);
     if (!r) return nak(hdr, NAK_REGION, out);
     unsigned wb = r->word_bytes;
@@ -90,7 +91,7 @@ static unsigned memory_command(const uint8_t *hdr, const uint8_t *p, unsigned le
     out[0] = cmd;
     if (cmd == CMD_WRITE) {
         for (uint32_t k = 0; k < count; k++)
-            hal_mem_write(p[REQ_WRITE_CORE], r->id, index + k, p + REQ_WRITE_SIZE + k * wb, wb);
+            hal_mem_write(core, r->id, index + k, p + REQ_WRITE_SIZE + k * wb, wb);
         return REP_WRITE_SIZE;
     }
     if (cmd == CMD_READ) {
@@ -99,13 +100,13 @@ static unsigned memory_command(const uint8_t *hdr, const uint8_t *p, unsigned le
             return nak(hdr, NAK_RANGE, out);
         }
         for (uint32_t k = 0; k < count; k++)
-            hal_mem_read(p[REQ_READ_CORE], r->id, index + k, out + REP_READ_SIZE + k * wb, wb);
+            hal_mem_read(core, r->id, index + k, out + REP_READ_SIZE + k * wb, wb);
         return REP_READ_SIZE + count * wb;
     }
     uint32_t crc = 0xFFFFFFFFu;
     uint8_t word[MAX_WORD_BYTES];
     for (uint32_t k = 0; k < count; k++) {
-        hal_mem_read(p[REQ_READ_CORE], r->id, index + k, word, wb);
+        hal_mem_read(core, r->id, index + k, word, wb);
         crc = crc32_update(crc, word, wb);
     }
     put32(out + REP_REGION_CRC_CRC, ~crc);
@@ -218,6 +219,8 @@ int link_handle(const uint8_t *hdr, const uint8_t *payload, uint8_t *out_hdr, ui
         }
         return 1;
     }
+    uint8_t request[REQ_READ_SIZE];     /* a READ's request, kept before the reply is made */
+    for (unsigned k = 0; k < REQ_READ_SIZE && k < len; k++) request[k] = payload[k];
     unsigned n = execute(hdr, payload, len, out, &is_nak);
     reply_header(hdr, is_nak, n, out_hdr);
     struct record *rec = &history[seq % LINK_WINDOW];
@@ -225,7 +228,7 @@ int link_handle(const uint8_t *hdr, const uint8_t *payload, uint8_t *out_hdr, ui
     rec->regen = !is_nak && (cmd == CMD_HELLO || cmd == CMD_STATUS || cmd == CMD_READ);
     rec->cmd = cmd;
     rec->len = rec->regen ? 0 : n;
-    const uint8_t *keep = rec->regen ? payload : out;
+    const uint8_t *keep = rec->regen ? request : out;
     unsigned nkeep = rec->regen ? (cmd == CMD_READ ? REQ_READ_SIZE : 0) : n;
     for (unsigned k = 0; k < nkeep && k < RECORD_BYTES; k++) rec->bytes[k] = keep[k];
     expected = seq + 1;

@@ -7,8 +7,9 @@
 #include <stdint.h>
 
 /* one frame: header (HDR_SIZE bytes) and payload in; the reply's header and payload out
- * (at most LINK_MAX_PAYLOAD bytes). Returns 1 when there is a reply, 0 when there is none
- * (OUT_ACK frames, which the output side takes). */
+ * (at most LINK_MAX_PAYLOAD bytes; ``out`` may be ``payload``: one frame buffer serves).
+ * Returns 1 when there is a reply, 0 when there is none (OUT_ACK frames, which the output
+ * side takes). */
 int link_handle(const uint8_t *hdr, const uint8_t *payload, uint8_t *out_hdr, uint8_t *out);
 /* power-on state: unsynced, counters cleared, a new nonce (hal_nonce) */
 void link_reset(void);

@@ -81,7 +81,7 @@ class Firmware:
         self.set_nonce(board.nonce)
         self.lib.link_reset()
         self.out_hdr = ctypes.create_string_buffer(protocol.HEADER.size)
-        self.out = ctypes.create_string_buffer(board.max_payload)
+        self.out = ctypes.create_string_buffer(max(board.max_payload, protocol.MAX_PAYLOAD))
 
     def set_nonce(self, value):
         self.lib.fw_set_nonce(ctypes.c_uint32(value))
@@ -89,8 +89,9 @@ class Firmware:
     def handle(self, frame):
         hdr = protocol.HEADER.pack(version=frame.version, seq=frame.seq, cmd=int(frame.cmd),
                                    length=len(frame.payload))
-        payload = bytes(frame.payload) or b"\0"
-        if not self.lib.link_handle(hdr, payload, self.out_hdr, self.out):
+        # one buffer for the request and its reply, as on the board (``board.c``)
+        ctypes.memmove(self.out, bytes(frame.payload), len(frame.payload))
+        if not self.lib.link_handle(hdr, self.out, self.out_hdr, self.out):
             return b""
         h = protocol.HEADER.unpack(self.out_hdr.raw)
         return encode_frame(Frame(h["seq"], h["cmd"], self.out.raw[:h["length"]],
