@@ -12,6 +12,7 @@ sources and flags: a second build of the same firmware runs no compiler. ``build
 compiles the same C for this machine, for tests through ``ctypes``.
 """
 
+import fcntl
 import hashlib
 import re
 import subprocess
@@ -20,8 +21,8 @@ from pathlib import Path
 
 from ..toolchain import build_root
 
-__all__ = ["build_firmware", "build_native", "link_config_header", "link_sources",
-           "protocol_header", "FIRMWARE_FLAGS", "SOURCES"]
+__all__ = ["build_firmware", "build_native", "firmware_end", "firmware_ram_words",
+           "link_config_header", "link_sources", "protocol_header", "FIRMWARE_FLAGS", "SOURCES"]
 
 # the firmware's own C sources (``hdl/firmware/``), read by name
 SOURCES = Path(__file__).resolve().parent / "firmware"
@@ -32,11 +33,15 @@ FIRMWARE_FLAGS = ("-target", "riscv32-freestanding-none", "-mcpu=generic_rv32", 
                   "-ffreestanding", "-fno-builtin", "-fno-unwind-tables",
                   "-fno-asynchronous-unwind-tables", "-Wall", "-Werror")
 
+# word 1 of the image: where its data ends (``firmware_end``)
 _START = """\
     .section .text.start
     .globl _start
 _start:
-    li sp, {stack_top}
+    j 2f
+    .balign 4                   /* c.j is 2 bytes in RV32IC */
+    .word _end
+2:  li sp, {stack_top}
     call main
 1:  j 1b
 """
@@ -48,6 +53,7 @@ SECTIONS {{
   .rodata : {{ *(.rodata*) *(.srodata*) }} > ram
   .data : {{ *(.data*) *(.sdata*) }} > ram
   .bss : {{ *(.bss*) *(.sbss*) *(COMMON) }} > ram
+  _end = .;
   /DISCARD/ : {{ *(.eh_frame*) *(.comment) *(.riscv.attributes) }}
 }}
 """
@@ -66,23 +72,35 @@ def _zig(*args, cwd):
                            f"{result.stderr.strip()[-2000:]}")
 
 
+def _cached(kind, key, sources, make):
+    """``(folder, digest)``: ``build_root()/kind/<digest of key>`` holding ``sources``, in
+    which ``make(folder)`` has run once. Under a file lock, as ``toolchain.build_binary``'s
+    builds are: parallel test workers that want the same build share one."""
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+    folder = build_root() / kind / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "built.ok").exists():
+            for name, text in sources.items():
+                (folder / name).write_text(text)
+            make(folder)
+            (folder / "built.ok").write_text("ok\n")
+    return folder, digest
+
+
 def build_firmware(sources, ram_words, *, stack_bytes=512, compressed=False):
     """The RAM image (32-bit words, little-endian) of the C ``sources`` for a ``ControlCPU`` of
-    ``ram_words`` words (``compressed``: RV32IC, for a ``ControlCPU(compressed=True)``)."""
+    ``ram_words`` words (``compressed``: RV32IC, for a ``ControlCPU(compressed=True)``). The
+    image's word 1 is the address where its data ends (``.bss`` included: ``firmware_end``)."""
     flags = FIRMWARE_FLAGS + (("-mcpu=generic_rv32+c",) if compressed else ())
     ram_bytes = 4 * ram_words
     if stack_bytes >= ram_bytes:
         raise ValueError(f"stack of {stack_bytes} bytes does not fit the RAM of {ram_bytes} bytes")
     start = _START.format(stack_top=ram_bytes)
     link = _LINK.format(length=ram_bytes - stack_bytes)     # the stack above the image
-    digest = hashlib.sha256(repr((sorted(sources.items()), flags, start, link))
-                            .encode()).hexdigest()[:16]
-    folder = build_root() / "firmware" / digest
-    image = folder / "image.bin"
-    if not image.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, text in sources.items():
-            (folder / name).write_text(text)
+
+    def make(folder):
         (folder / "start.S").write_text(start)
         (folder / "link.ld").write_text(link)
         try:
@@ -95,11 +113,27 @@ def build_firmware(sources, ram_words, *, stack_bytes=512, compressed=False):
                     f"firmware does not fit the RAM of {ram_bytes} bytes with {stack_bytes} "
                     f"bytes of stack" + (f" (over by {over[1]} bytes)" if over else "")) from None
             raise
-        _zig("objcopy", "-O", "binary", "image.elf", "image.tmp", cwd=folder)
-        (folder / "image.tmp").rename(image)
-    data = image.read_bytes()
+        _zig("objcopy", "-O", "binary", "image.elf", "image.bin", cwd=folder)
+
+    folder, _ = _cached("firmware", (sorted(sources.items()), flags, start, link), sources,
+                        make)
+    data = (folder / "image.bin").read_bytes()
     data += bytes(-len(data) % 4)
     return [int.from_bytes(data[i:i + 4], "little") for i in range(0, len(data), 4)]
+
+
+def firmware_ram_words(sources, *, step=1, stack_bytes=512, compressed=False):
+    """The fewest words, a multiple of ``step``, of a RAM that holds the firmware of
+    ``sources``, its data and ``stack_bytes`` of stack (from a build in a large RAM: the image
+    says where its data ends)."""
+    image = build_firmware(sources, 1 << 16, stack_bytes=stack_bytes, compressed=compressed)
+    words = -(-(firmware_end(image) + stack_bytes) // 4)
+    return -(-words // step) * step
+
+
+def firmware_end(image):
+    """The address where the data of firmware ``image`` (``build_firmware``'s) ends."""
+    return image[1]
 
 
 def protocol_header():
@@ -130,21 +164,21 @@ def build_native(sources, name):
     clang, ``-O1``): the firmware's logic tested on the host through ``ctypes``. Returns its
     path, cached like ``build_firmware``'s images."""
     flags = ("-shared", "-fPIC", "-O1", "-Wall", "-Werror")
-    digest = hashlib.sha256(repr((sorted(sources.items()), flags)).encode()).hexdigest()[:16]
-    folder = build_root() / "firmware-native" / digest
-    # the digest in the file name: the loader knows a library by its name (its soname), and
-    # a second build loaded into the same process must not be taken for the first
-    lib = folder / f"lib{name}-{digest}.so"
-    if not lib.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        for fname, text in sources.items():
-            (folder / fname).write_text(text)
+
+    def make(folder):
+        # the digest (the folder's name) in the file name: the loader knows a library by its
+        # name (its soname), and a second build loaded into the same process must not be
+        # taken for the first
         tmp = folder / "build"
         tmp.mkdir(exist_ok=True)
-        _zig("cc", *flags, "-I", "..", "-o", lib.name,
+        lib = f"lib{name}-{folder.name}.so"
+        _zig("cc", *flags, "-I", "..", "-o", lib,
              *(f"../{f}" for f in sorted(sources) if f.endswith(".c")), cwd=tmp)
-        (tmp / lib.name).rename(lib)
-    return lib
+        (tmp / lib).rename(folder / lib)
+
+    folder, digest = _cached("firmware-native", (sorted(sources.items()), flags, name),
+                             sources, make)
+    return folder / f"lib{name}-{digest}.so"
 
 
 def link_config_header(regions, *, n_cores, window, max_payload, hello):

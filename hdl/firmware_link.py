@@ -21,7 +21,7 @@ from amaranth.lib import wiring
 from spikeforge import protocol
 
 from .cpu import ControlCPU
-from .firmware import SOURCES, build_firmware, link_config_header, link_sources
+from .firmware import SOURCES, build_firmware, firmware_ram_words, link_config_header, link_sources
 from .link import frame_ports
 
 __all__ = ["FirmwareProcessor", "REGISTERS", "registers_header"]
@@ -78,18 +78,8 @@ class FirmwareProcessor(wiring.Component):
         sources = {**link_sources(config), "registers.h": registers_header(chipmap),
                    "board.c": (SOURCES / "board.c").read_text()}
         if ram_words is None:
-            # the fewest whole steps of block RAM that hold the image, its data and the
-            # stack: the linker says whether a size does
-            ram_words = -(-len(build_firmware(sources, 1 << 16, compressed=compressed))
-                          // _RAM_STEP) * _RAM_STEP
-            while True:
-                try:
-                    self.firmware = build_firmware(sources, ram_words, compressed=compressed)
-                    break
-                except ValueError:
-                    ram_words += _RAM_STEP
-        else:
-            self.firmware = build_firmware(sources, ram_words, compressed=compressed)
+            ram_words = firmware_ram_words(sources, step=_RAM_STEP, compressed=compressed)
+        self.firmware = build_firmware(sources, ram_words, compressed=compressed)
         self.compressed = compressed
         self.ram_words = ram_words
         super().__init__(frame_ports(chipmap))

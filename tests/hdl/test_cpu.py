@@ -19,7 +19,7 @@ pytest.importorskip("pythondata_cpu_serv")
 pytest.importorskip("ziglang")
 
 from spikeforge.hdl.cpu import TB_MAIN, ControlCPU, serv_sources  # noqa: E402
-from spikeforge.hdl.firmware import build_firmware  # noqa: E402
+from spikeforge.hdl.firmware import build_firmware, firmware_end, firmware_ram_words  # noqa: E402
 
 N = 24
 RAM_WORDS = 1024
@@ -110,6 +110,19 @@ def test_serv_runs_c_firmware(compressed):
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     out = [int(v) for v in re.findall(r"^OUT (\d+)$", run.stdout, re.M)]
     assert out == expected(N)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_firmware_ram_words_is_the_fewest_that_link(compressed):
+    sources = {"main.c": FIRMWARE % {"n": N}}
+    words = firmware_ram_words(sources, compressed=compressed)
+    image = build_firmware(sources, words, compressed=compressed)
+    # the image's word 1 is where its data ends: past its bytes (its .bss comes after them)
+    assert 4 * len(image) < firmware_end(image) <= 4 * words - 512
+    with pytest.raises(ValueError, match="does not fit"):
+        build_firmware(sources, words - 1, compressed=compressed)
+    assert (firmware_ram_words(sources, step=256, compressed=compressed)
+            == 256 * -(-words // 256))
 
 
 def test_firmware_too_large_is_refused():
