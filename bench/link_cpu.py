@@ -135,17 +135,15 @@ def synth_firmware_processor(workdir, p, ram_words, compressed=False, pnr=False,
 
     from spikeforge import protocol
     from spikeforge.hdl.firmware_link import FirmwareProcessor
+    from spikeforge.hdl.link import hello_constants
 
-    hello = protocol.REPLY[protocol.Command.HELLO].pack(
-        cmd=protocol.Command.HELLO, version=protocol.VERSION, window=p.window,
-        out_window=p.out_window, n_cores=p.n_cores, flags=0, max_payload=p.max_payload,
-        n_neurons=p.core.n_neurons, n_axons=p.core.n_axons, weight_bits=p.core.weight_bits,
-        delay_bits=p.core.delay_bits, lanes=p.core.lanes, n_profiles=p.core.n_profiles,
-        n_probes=0, out_seq=0, memmap_hash=protocol.memmap_hash(p.chipmap),
-        clock_hz=p.clock_hz, baud=p.baud, out_timeout=0, build_id=0, nonce=0,
-        route_entries=p.route_entries, fan_out=p.fan_out, probe_payload=0)
+    fields = hello_constants(p.chipmap, window=p.window, out_window=p.out_window,
+                             n_probes=p.n_probes, probe_payload=p.probe_payload,
+                             max_payload=p.max_payload, clock_hz=p.clock_hz, baud=p.baud)
+    hello = protocol.REPLY[protocol.Command.HELLO].pack(**fields, out_seq=0, nonce=0)
     proc = FirmwareProcessor(p.chipmap, hello=hello, window=p.window,
-                             max_payload=p.max_payload, ram_words=ram_words,
+                             max_payload=p.max_payload, n_probes=p.n_probes,
+                             probe_payload=p.probe_payload, ram_words=ram_words,
                              compressed=compressed)
     top = ShiftWrapper(proc, name="proc")
     workdir.mkdir(parents=True, exist_ok=True)

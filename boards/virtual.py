@@ -249,6 +249,10 @@ def build_vboard(preset, trace=False, info=None, clock_gating=True):
         sources["spram.v"] = SPRAM_MODEL         # the synapse lanes' SB_SPRAM256KA blocks
     if str(platform.device or "").upper().startswith("LFE5U"):
         sources["dp16kd.v"] = DP16KD_MODEL       # the synapse lanes' DP16KD blocks
+    if preset.link_kind == "firmware":
+        from spikeforge.hdl.cpu import serv_sources
+
+        sources.update(serv_sources())           # the firmware link's processor
     if not trace and _gcc():
         return _profiled_build(sources, vboard_args(), preset, info)
     if info is not None:

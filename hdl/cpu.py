@@ -85,6 +85,11 @@ class ControlCPU(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        if hasattr(platform, "add_file"):
+            # a bitstream build (an Amaranth platform): SERV's Verilog goes to Yosys with the
+            # design (a simulator's build adds ``serv_sources()`` itself)
+            for name, text in serv_sources().items():
+                platform.add_file(name, text)
         ibus_adr, ibus_cyc = Signal(32), Signal()
         dbus_adr, dbus_dat, dbus_sel = Signal(32), Signal(32), Signal(4)
         dbus_we, dbus_cyc = Signal(), Signal()

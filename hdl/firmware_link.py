@@ -1,35 +1,61 @@
 """The command processor as firmware: a ``ControlCPU`` running ``firmware/link.c``.
 
-``FirmwareProcessor`` has the frame ports of ``spikeforge.hdl.link.CommandProcessor`` (validated
-frames in from the ``Deframer``, replies out to the ``Framer``) and the chip's memory port, and
-carries out what ``link.c`` does (sequence numbers, history, HELLO, STATUS, RESET, WRITE, READ,
-REGION_CRC; the other commands are refused with ``NAK(COMMAND)`` until the firmware has them).
-It is the way proposed for a link that fits the iCE40UP5K (``docs/boards.md``); no preset
-uses it yet.
+``FirmwareProcessor`` has the ports of ``spikeforge.hdl.link.CommandProcessor`` (validated
+frames in from the ``AckFilter``, replies out to the ``FrameMux``, the chip's memory port, and
+the stepper, probe, counter and output-buffer ports of ``link.control_ports``), so the SoC takes
+either (``SocPreset.link_kind``), and carries out every command as the hardware one does. It is
+the link that fits the iCE40UP5K (``docs/boards.md``): a bit-serial processor and a register
+window in place of the command FSM's thousands of logic cells.
 
-The firmware reaches the frames and the chip through the processor's register window
-(``REGISTERS``, shared with the C as ``registers.h``): the received header (valid bit, version,
-number, command; length) and a take strobe; payload bytes popped one a load (bit 8 set when a
-byte came); the reply's header and bytes pushed one a store into one-entry slots (a status
-register says when they are free); the chip request's address, data words and a go strobe,
-whose read response lands in the same data words; a free-running clock counter (the nonce).
+The firmware reaches the SoC through the processor's register window (``REGISTERS``, shared
+with the C as ``registers.h``):
+
+* frames: the received header (valid bit, version, number, command; length) and a take strobe;
+  payload bytes popped one a load (bit 8 set when a byte came); the reply's header and bytes
+  pushed one a store into one-entry slots (``TX_STATUS`` says when they are free);
+* the chip: a request's address, data words and a go strobe, whose read response lands in the
+  same data words;
+* ``CONTROL``: a store pulses the bits of ``CONTROL_BITS`` (run, step, stop, commit, abort,
+  probe set, a NAK or a duplicate counted, RESET; ``END`` is the commit's END_OF_STEP); a load
+  gives ``STATUS_BITS`` (the stepper's state, idle, a step done since the last ``STEP``, the
+  input queue holding entries, paced, a counter read under way);
+* ``ARG`` (RUN's steps, the committed INPUT's step, a probe's index), ``PERIOD``, ``PROBE``
+  and ``PROBE_COUNT``, ``PUSH_STEP``/``PUSH_AXON`` (an input queue entry), ``SB_INDEX`` (reads
+  one event counter into ``SB_VALUE``), and the stepper's numbers as loads;
+* ``NONCE``: the free-running counter as it was at the first start bit on the line after a
+  reset (power-on or RESET), as the hardware processor takes it.
+
+The processor polls: its ``wake`` is always high (the clock gating of the virtual board saves
+nothing while it runs), and it is ``idle`` while it waits for a frame with nothing to send.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 
 from spikeforge import protocol
 
 from .cpu import ControlCPU
 from .firmware import SOURCES, build_firmware, firmware_ram_words, link_config_header, link_sources
-from .link import frame_ports
+from .link import STATUS_COUNTERS, control_ports, frame_ports
+from .stepper import EntryKind
 
-__all__ = ["FirmwareProcessor", "REGISTERS", "registers_header"]
+__all__ = ["FirmwareProcessor", "REGISTERS", "CONTROL_BITS", "STATUS_BITS", "registers_header"]
 
-# the register window, in order (``R_<NAME>`` in ``registers.h``)
+# the register window, in order (``R_<NAME>`` in ``registers.h``); ``MEM_DATA`` is last: the
+# chip's data word takes as many registers as it has 32-bit words
 REGISTERS = ("RX_HEADER", "RX_LENGTH", "RX_TAKE", "RX_BYTE", "TX_HEADER", "TX_BYTE",
-             "TX_STATUS", "MEM_ADDR", "MEM_GO", "MEM_STATUS", "COUNTER", "MEM_DATA")
+             "TX_STATUS", "MEM_ADDR", "MEM_GO", "MEM_STATUS", "NONCE", "CONTROL", "ARG",
+             "PERIOD", "PROBE", "PROBE_COUNT", "PUSH_STEP", "PUSH_AXON", "SB_INDEX", "SB_VALUE",
+             "CORE_STEP", "DONE_STEP", "BUSY_LAST", "BUSY_MAX", "STEPS_LEFT", "INPUT_FLOOR",
+             "LAST_INPUT", "FREE", "OUT_SEQ", "MEM_DATA")
 _R = {name: k for k, name in enumerate(REGISTERS)}
+# a store to CONTROL: pulses (``C_<NAME>``), and ``END`` a level held with the commit
+CONTROL_BITS = ("RUN", "STEP", "STOP", "COMMIT", "ABORT", "PROBE", "NAK", "DUPLICATE", "RESET",
+                "END")
+_C = {name: 1 << k for k, name in enumerate(CONTROL_BITS)}
+# a load of CONTROL (``S_<NAME>``): the stepper's state is bits 0-1
+STATUS_BITS = ("STATE0", "STATE1", "IDLE", "DONE", "QUEUED", "PACED", "SB_BUSY")
+_S = {name: 1 << k for k, name in enumerate(STATUS_BITS)}
 
 
 # words: a 32-bit RAM on an iCE40 grows by two 256 x 16 block RAMs side by side (1 KB)
@@ -41,14 +67,21 @@ def _mem_words(chipmap):
 
 
 def registers_header(chipmap):
-    """``registers.h``: the window's register numbers and the chip's address fields."""
+    """``registers.h``: the window's register numbers, ``CONTROL``'s bits, the chip's address
+    fields and where each event counter goes in the STATUS reply."""
     routes, mm = chipmap.routes, chipmap.memmaps[0]
+    status = protocol.REPLY[protocol.Command.STATUS].offsets()
     lines = ["/* generated by spikeforge.hdl.firmware_link */", "#pragma once"]
     lines += [f"#define R_{name} {k}" for name, k in _R.items()]
+    lines += [f"#define C_{name} {bit}u" for name, bit in _C.items()]
+    lines += [f"#define S_{name} {bit}u" for name, bit in _S.items()]
     lines += [f"#define R_MEM_WORDS {_mem_words(chipmap)}",
               f"#define LINK_LOCAL_BITS {chipmap.local_bits}",
               f"#define LINK_ENTRY_BITS {routes.entry_bits}",
-              f"#define LINK_INDEX_BITS {mm.index_bits}"]
+              f"#define LINK_INDEX_BITS {mm.index_bits}",
+              f"#define N_COUNTERS {len(STATUS_COUNTERS)}",
+              "#define COUNTER_OFFSETS {" + ", ".join(str(status[name][0])
+                                                     for name in STATUS_COUNTERS) + "}"]
     return "\n".join(lines) + "\n"
 
 
@@ -64,17 +97,20 @@ class FirmwareProcessor(wiring.Component):
     300 LUT4 more).
     """
 
+    # the SoC's event counters share no RAM with this processor (its history is in its RAM)
+    history_words = 0
+    history_stall = 0
+
     def __init__(self, chipmap, *, hello, window=8, max_payload=protocol.MAX_PAYLOAD,
-                 regions=None, ram_words=None, compressed=False):
+                 n_probes=1, probe_payload=256, regions=None, ram_words=None,
+                 compressed=False):
         if len(hello) != protocol.REPLY[protocol.Command.HELLO].size:
             raise ValueError(f"HELLO reply of {len(hello)} bytes, not "
                              f"{protocol.REPLY[protocol.Command.HELLO].size}")
         self.chipmap = chipmap
-        if regions is None:
-            regions = {int(r): (protocol.word_bytes(chipmap, r), lay.depth)
-                       for r, lay in protocol.link_regions(chipmap).items()}
-        config = link_config_header(regions, n_cores=chipmap.n_cores, window=window,
-                                    max_payload=max_payload, hello=bytes(hello))
+        config = link_config_header(chipmap, window=window, max_payload=max_payload,
+                                    hello=bytes(hello), n_probes=n_probes,
+                                    probe_payload=probe_payload, regions=regions)
         sources = {**link_sources(config), "registers.h": registers_header(chipmap),
                    "board.c": (SOURCES / "board.c").read_text()}
         if ram_words is None:
@@ -82,9 +118,9 @@ class FirmwareProcessor(wiring.Component):
         self.firmware = build_firmware(sources, ram_words, compressed=compressed)
         self.compressed = compressed
         self.ram_words = ram_words
-        super().__init__(frame_ports(chipmap))
+        super().__init__({**frame_ports(chipmap), **control_ports()})
 
-    def elaborate(self, platform):
+    def elaborate(self, platform):  # noqa: C901 - one register window, read top to bottom
         m = Module()
         nw = _mem_words(self.chipmap)
         reg_bits = (len(REGISTERS) - 1 + nw - 1).bit_length()
@@ -94,9 +130,6 @@ class FirmwareProcessor(wiring.Component):
 
         def wrote(name):
             return cpu.reg_w_en & (addr == _R[name])
-
-        counter = Signal(32)
-        m.d.sync += counter.eq(counter + 1)
 
         # received frames: the header stays until taken, payload bytes are popped by loads
         hp = self.header.payload
@@ -115,6 +148,64 @@ class FirmwareProcessor(wiring.Component):
             m.d.sync += self.tx_payload.valid.eq(0)
         with m.If(wrote("TX_BYTE")):
             m.d.sync += [self.tx_payload.valid.eq(1), self.tx_payload.payload.eq(wdata[:8])]
+
+        # at rest: the firmware found no frame waiting (it polls), and took none since
+        at_rest = Signal()
+        with m.If(cpu.reg_r_en & (addr == _R["RX_HEADER"]) & ~self.header.valid):
+            m.d.sync += at_rest.eq(1)
+        with m.If(wrote("RX_TAKE")):
+            m.d.sync += at_rest.eq(0)
+        m.d.comb += [self.idle.eq(at_rest & ~self.header.valid & ~self.tx_header.valid
+                                  & ~self.tx_payload.valid),
+                     self.wake.eq(1)]
+
+        # the nonce: the counter at the first start bit after a reset
+        nonce, armed = Signal(32), Signal(init=1)
+        with m.If(self.rx_start & armed):
+            m.d.sync += [nonce.eq(self.counter), armed.eq(0)]
+
+        # CONTROL: pulses from registers (a clock after the store), END held with the commit
+        pulses = {"RUN": self.st_run, "STEP": self.st_step, "STOP": self.st_stop,
+                  "COMMIT": self.st_commit, "ABORT": self.st_abort, "PROBE": self.pr_set,
+                  "NAK": self.nak_made, "DUPLICATE": self.duplicate, "RESET": self.soft_reset}
+        m.d.sync += [pulse.eq(0) for pulse in pulses.values()]
+        done = Signal()                     # a step ended since the last STEP pulse
+        done_step = Signal(32)
+        with m.If(self.st_step_done):
+            m.d.sync += [done.eq(1), done_step.eq(self.st_done_step)]
+        arg = Signal(32)
+        with m.If(wrote("CONTROL")):
+            m.d.sync += [pulse.eq(wdata.bit_select(CONTROL_BITS.index(name), 1))
+                         for name, pulse in pulses.items()]
+            m.d.sync += self.st_commit_end.eq(wdata.bit_select(CONTROL_BITS.index("END"), 1))
+            with m.If(wdata.bit_select(CONTROL_BITS.index("STEP"), 1)):
+                m.d.sync += done.eq(0)
+            with m.If(wdata.bit_select(CONTROL_BITS.index("RESET"), 1)):
+                m.d.sync += armed.eq(1)
+        with m.If(wrote("ARG")):
+            m.d.sync += arg.eq(wdata)
+        m.d.comb += [self.st_run_steps.eq(arg), self.st_commit_step.eq(arg),
+                     self.pr_index.eq(arg)]
+        with m.If(wrote("PERIOD")):
+            m.d.sync += self.period.eq(wdata)
+        with m.If(wrote("PROBE")):
+            m.d.sync += [self.pr_probe.eq(wdata[:8]), self.pr_core.eq(wdata[8:16]),
+                         self.pr_region.eq(wdata[16:24]), self.pr_period.eq(wdata[24:])]
+        with m.If(wrote("PROBE_COUNT")):
+            m.d.sync += self.pr_count.eq(wdata)
+
+        # the input queue: an entry a store
+        m.d.sync += self.st_push.valid.eq(wrote("PUSH_STEP") | wrote("PUSH_AXON"))
+        with m.If(wrote("PUSH_STEP") | wrote("PUSH_AXON")):
+            m.d.sync += [self.st_push.p.value.eq(wdata),
+                         self.st_push.p.kind.eq(Mux(addr == _R["PUSH_STEP"], EntryKind.STEP,
+                                                    EntryKind.AXON))]
+
+        # an event counter read: asked for until the bank has it in ``sb_value``
+        with m.If(wrote("SB_INDEX")):
+            m.d.sync += [self.sb_req.eq(1), self.sb_index.eq(wdata)]
+        with m.If(self.sb_done):
+            m.d.sync += self.sb_req.eq(0)
 
         # the chip's memory port: a request held until taken, a read's answer into ``data``
         data = Signal(32 * nw)
@@ -138,22 +229,25 @@ class FirmwareProcessor(wiring.Component):
                 m.d.sync += data.word_select(k, 32).eq(wdata)
 
         # loads: the word is registered (the window's contract: it comes a clock later)
+        status = Cat(self.st_state, self.st_idle, done, self.st_queued, self.st_paced,
+                     self.sb_req)
+        assert len(status) == len(STATUS_BITS)
+        loads = {
+            "RX_HEADER": Cat(hp.version, hp.seq, hp.cmd, Const(0, 7), self.header.valid),
+            "RX_LENGTH": hp.length,
+            "RX_BYTE": Cat(self.payload.payload, self.payload.valid),
+            "TX_STATUS": Cat(self.tx_header.valid, self.tx_payload.valid),
+            "MEM_STATUS": busy, "NONCE": nonce, "CONTROL": status, "SB_VALUE": self.sb_value,
+            "CORE_STEP": self.core_step, "DONE_STEP": done_step,
+            "BUSY_LAST": self.st_busy_last, "BUSY_MAX": self.st_busy_max,
+            "STEPS_LEFT": self.st_steps_left, "INPUT_FLOOR": self.st_input_floor,
+            "LAST_INPUT": self.st_last_input, "FREE": self.st_free, "OUT_SEQ": self.out_seq,
+        }
         with m.If(cpu.reg_r_en):
             with m.Switch(addr):
-                with m.Case(_R["RX_HEADER"]):
-                    m.d.sync += cpu.reg_r_data.eq(Cat(hp.version, hp.seq, hp.cmd,
-                                                      Const(0, 7), self.header.valid))
-                with m.Case(_R["RX_LENGTH"]):
-                    m.d.sync += cpu.reg_r_data.eq(hp.length)
-                with m.Case(_R["RX_BYTE"]):
-                    m.d.sync += cpu.reg_r_data.eq(Cat(self.payload.payload, self.payload.valid))
-                with m.Case(_R["TX_STATUS"]):
-                    m.d.sync += cpu.reg_r_data.eq(Cat(self.tx_header.valid,
-                                                      self.tx_payload.valid))
-                with m.Case(_R["MEM_STATUS"]):
-                    m.d.sync += cpu.reg_r_data.eq(busy)
-                with m.Case(_R["COUNTER"]):
-                    m.d.sync += cpu.reg_r_data.eq(counter)
+                for name, value in loads.items():
+                    with m.Case(_R[name]):
+                        m.d.sync += cpu.reg_r_data.eq(value)
                 for k in range(nw):
                     with m.Case(_R["MEM_DATA"] + k):
                         m.d.sync += cpu.reg_r_data.eq(data.word_select(k, 32))

@@ -46,7 +46,7 @@ from .stepper import Entry, EntryKind
 from .target import is_ice40
 
 __all__ = ["AckFilter", "CommandProcessor", "STATUS_COUNTERS", "CLEARED_COUNTERS",
-           "chip_address", "frame_ports"]
+           "chip_address", "control_ports", "frame_ports", "hello_constants"]
 
 _REQ_BYTES = max(layout.size for layout in REQUEST.values())
 _STORED = 9                  # reply bytes kept in the history (STEP's reply is the longest)
@@ -94,6 +94,57 @@ def frame_ports(chipmap):
         "mem_req": Out(stream.Signature(chip_request_layout(chipmap))),
         "mem_rsp": In(stream.Signature(chipmap.data_bits)),
     }
+
+
+def control_ports():
+    """The ports a command processor drives and watches the SoC through, beside
+    ``frame_ports``: the ``st_*`` ports a ``Stepper``; ``core_step`` the chip's step;
+    ``out_seq`` the output buffer's oldest unacknowledged number; ``rx_start`` (a start bit on
+    the line) and ``counter`` (free-running) make the nonce; ``soft_reset`` is the RESET
+    command's pulse; ``period``, ``pr_*`` the TIMER's and PROBE's settings; the ``sb_*`` ports
+    read the SoC's event counters (a ``StatsBank``); ``idle`` (nothing under way) and ``wake``
+    (``spikeforge.hdl.gating``)."""
+    return {
+        "st_run": Out(1), "st_run_steps": Out(32), "st_step": Out(1), "st_stop": Out(1),
+        "st_push": Out(stream.Signature(Entry)), "st_commit": Out(1), "st_abort": Out(1),
+        "st_commit_step": Out(32), "st_commit_end": Out(1),
+        "st_state": In(2), "st_idle": In(1), "st_step_done": In(1), "st_done_step": In(32),
+        "st_busy_last": In(32), "st_busy_max": In(32), "st_steps_left": In(32),
+        "st_input_floor": In(32), "st_last_input": In(32), "st_queued": In(1),
+        "st_free": In(32), "st_paced": In(1), "core_step": In(32),
+        "out_seq": In(8),
+        "rx_start": In(1), "counter": In(32), "soft_reset": Out(1),
+        # TIMER and PROBE settings (to the stepper and the probe engine)
+        "period": Out(32),
+        "pr_set": Out(1), "pr_probe": Out(8), "pr_core": Out(8), "pr_region": Out(8),
+        "pr_period": Out(8), "pr_index": Out(32), "pr_count": Out(16),
+        "idle": Out(1),
+        # a register may change at the next clock (``spikeforge.hdl.gating``)
+        "wake": Out(1),
+        # the event counters (a ``StatsBank`` of ``STATUS_COUNTERS``): what the processor
+        # counts, and one counter read whole for STATUS
+        "nak_made": Out(1), "duplicate": Out(1),
+        "sb_req": Out(1), "sb_index": Out(range(len(STATUS_COUNTERS))), "sb_done": In(1),
+        "sb_value": In(32),
+    }
+
+
+def hello_constants(chipmap, *, window, out_window, n_probes, probe_payload, max_payload,
+                    clock_hz=0, baud=0, out_timeout=0, build_id=0):
+    """The HELLO reply's fields but ``out_seq`` and ``nonce`` (the board's live values), for
+    the chip of ``chipmap`` behind a command processor of these settings."""
+    c = chipmap.memmaps[0].config
+    return dict(
+        cmd=Command.HELLO, version=protocol.VERSION, window=window, out_window=out_window,
+        n_cores=chipmap.n_cores,
+        flags=int(HelloFlags.GENERATORS | HelloFlags.TIMER
+                  | (HelloFlags.LEARNING if c.plastic else 0)),
+        route_entries=chipmap.routes.limits.route_entries,
+        fan_out=chipmap.routes.limits.fan_out, probe_payload=probe_payload,
+        max_payload=max_payload, n_neurons=c.n_neurons, n_axons=c.n_axons,
+        weight_bits=c.weight_bits, delay_bits=c.delay_bits, lanes=c.lanes,
+        n_profiles=c.n_profiles, n_probes=n_probes, memmap_hash=protocol.memmap_hash(chipmap),
+        clock_hz=clock_hz, baud=baud, out_timeout=out_timeout, build_id=build_id)
 
 
 def _fields(layout, raw):
@@ -195,28 +246,7 @@ class CommandProcessor(wiring.Component):
         self.history_stall = 2 * _REC_WORDS + 2
         c = memmap.config
         super().__init__({
-            **frame_ports(chipmap),
-            "st_run": Out(1), "st_run_steps": Out(32), "st_step": Out(1), "st_stop": Out(1),
-            "st_push": Out(stream.Signature(Entry)), "st_commit": Out(1), "st_abort": Out(1),
-            "st_commit_step": Out(32), "st_commit_end": Out(1),
-            "st_state": In(2), "st_idle": In(1), "st_step_done": In(1), "st_done_step": In(32),
-            "st_busy_last": In(32), "st_busy_max": In(32), "st_steps_left": In(32),
-            "st_input_floor": In(32), "st_last_input": In(32), "st_queued": In(1),
-            "st_free": In(32), "st_paced": In(1), "core_step": In(32),
-            "out_seq": In(8),
-            "rx_start": In(1), "counter": In(32), "soft_reset": Out(1),
-            # TIMER and PROBE settings (to the stepper and the probe engine)
-            "period": Out(32),
-            "pr_set": Out(1), "pr_probe": Out(8), "pr_core": Out(8), "pr_region": Out(8),
-            "pr_period": Out(8), "pr_index": Out(32), "pr_count": Out(16),
-            "idle": Out(1),
-            # a register may change at the next clock (``spikeforge.hdl.gating``)
-            "wake": Out(1),
-            # the event counters (a ``StatsBank`` of ``STATUS_COUNTERS``): what the processor
-            # counts, and one counter read whole for STATUS
-            "nak_made": Out(1), "duplicate": Out(1),
-            "sb_req": Out(1), "sb_index": Out(range(len(STATUS_COUNTERS))), "sb_done": In(1),
-            "sb_value": In(32),
+            **frame_ports(chipmap), **control_ports(),
             # the reply history's RAM: ``history_words`` half-words; off an iCE40 the four
             # outputs are registers and a read's word comes two clocks after the processor
             # asks, else one
@@ -227,7 +257,7 @@ class CommandProcessor(wiring.Component):
 
     def elaborate(self, platform):  # noqa: C901 - one FSM, read top to bottom
         m = Module()
-        c, cm = self.memmap.config, self.chipmap
+        cm = self.chipmap
         W = self.window
         wb_bits = max(W.bit_length() - 1, 0)
         wbytes = {r: (layout.width + 7) // 8 for r, layout in self.regions.items()}
@@ -460,17 +490,10 @@ class CommandProcessor(wiring.Component):
 
         # -- replies -----------------------------------------------------------------------------
         hello_fields = dict(
-            cmd=Command.HELLO, version=protocol.VERSION, window=W, out_window=self.out_window,
-            n_cores=self.n_cores,
-            flags=int(HelloFlags.GENERATORS | HelloFlags.TIMER
-                      | (HelloFlags.LEARNING if c.plastic else 0)),
-            route_entries=cm.routes.limits.route_entries, fan_out=cm.routes.limits.fan_out,
-            probe_payload=self.probe_payload,
-            max_payload=self.max_payload, n_neurons=c.n_neurons, n_axons=c.n_axons,
-            weight_bits=c.weight_bits, delay_bits=c.delay_bits, lanes=c.lanes,
-            n_profiles=c.n_profiles, n_probes=self.n_probes, out_seq=self.out_seq, nonce=nonce,
-            memmap_hash=protocol.memmap_hash(cm), **{k: self.hello.get(k, 0) for k in (
-                "clock_hz", "baud", "out_timeout", "build_id")})
+            hello_constants(cm, window=W, out_window=self.out_window, n_probes=self.n_probes,
+                            probe_payload=self.probe_payload, max_payload=self.max_payload,
+                            **self.hello),
+            out_seq=self.out_seq, nonce=nonce)
         status_fields = dict(
             cmd=Command.STATUS, state=self.st_state, step=self.core_step,
             steps_left=self.st_steps_left, busy_last=self.st_busy_last,

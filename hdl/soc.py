@@ -40,7 +40,13 @@ from .chip import Chip, inject_layout
 from .crossing import ChipCrossing
 from .framing import Deframer, Framer, HeaderLayout
 from .gating import add_gated, gated_domain
-from .link import CLEARED_COUNTERS, STATUS_COUNTERS, AckFilter, CommandProcessor
+from .link import (
+    CLEARED_COUNTERS,
+    STATUS_COUNTERS,
+    AckFilter,
+    CommandProcessor,
+    hello_constants,
+)
 from .outbuf import OutputBuffer
 from .probe import ProbeEngine
 from .stats import StatsBank
@@ -53,10 +59,13 @@ __all__ = ["FrameMux", "SoC", "StreamRegister", "build_id"]
 
 def build_id(preset):
     """A 32-bit id of the configuration a bitstream was built from (CRC-32 of its text; the
-    core kind, left out of the preset's ``repr`` when ``"full"``, added when not)."""
+    core and link kinds, left out of the preset's ``repr`` at their defaults, added when
+    not)."""
     text = repr(preset)
     if preset.core_kind != "full":
         text += f" core_kind={preset.core_kind}"
+    if preset.link_kind != "hardware":
+        text += f" link_kind={preset.link_kind}"
     return zlib.crc32(text.encode()) & 0xFFFFFFFF
 
 
@@ -167,11 +176,7 @@ class SoC(wiring.Component):
         m.submodules.urx = urx = UARTReceiver(cpb, fifo_depth=1)
         deframer = Deframer(max_payload=p.max_payload)
         filt = AckFilter(p.max_payload)
-        proc = CommandProcessor(self.chipmap, window=p.window, n_probes=p.n_probes,
-                                probe_payload=p.probe_payload,
-                                out_window=p.out_window, max_payload=p.max_payload,
-                                hello=dict(clock_hz=p.clock_hz, baud=p.baud,
-                                           out_timeout=p.resend_clocks, build_id=build_id(p)))
+        proc = self._processor()
         # the router runs on the link's gated clock (in the virtual board): it idles but for the
         # few clocks a spike takes through it; with a chip clock of its own, on the chip's
         separate = p.chip_clock_hz is not None
@@ -267,11 +272,12 @@ class SoC(wiring.Component):
                       for k, name in enumerate(STATUS_COUNTERS)]
         m.d.comb += [stats.clear.eq(rst_stats), stats.rd_req.eq(proc.sb_req),
                      stats.rd_index.eq(proc.sb_index), proc.sb_done.eq(stats.rd_done),
-                     proc.sb_value.eq(stats.value),
-                     # the processor's reply history lives in the bank's RAM too
-                     stats.sh_addr.eq(proc.hist_addr), stats.sh_en.eq(proc.hist_en),
-                     stats.sh_we.eq(proc.hist_we), stats.sh_data.eq(proc.hist_data),
-                     proc.hist_q.eq(stats.sh_q)]
+                     proc.sb_value.eq(stats.value)]
+        if proc.history_words:
+            # the processor's reply history lives in the bank's RAM too
+            m.d.comb += [stats.sh_addr.eq(proc.hist_addr), stats.sh_en.eq(proc.hist_en),
+                         stats.sh_we.eq(proc.hist_we), stats.sh_data.eq(proc.hist_data),
+                         proc.hist_q.eq(stats.sh_q)]
         # The chip's memory port: the probe engine's while it works (between the barrier and
         # the end of a step, when the processor never uses it), else the processor's. The
         # probe engine only reads, so the write data is always the processor's.
@@ -299,7 +305,10 @@ class SoC(wiring.Component):
         # UART's error pulses. The processor's ``wake`` covers its use of the counters' RAM (the
         # reply history), which theirs leaves out.
         add_gated(m, platform, "link", {
-            "deframer": deframer, "filter": filt, "proc": ResetInserter(proc.soft_reset)(proc),
+            # the hardware processor is reset by its own RESET pulse; the firmware resets its
+            # state itself (a reset processor would start its program again)
+            "deframer": deframer, "filter": filt,
+            "proc": proc if p.link_kind == "firmware" else ResetInserter(proc.soft_reset)(proc),
             "probes": ResetInserter(rst_probes)(probes), "stats": stats,
             "outbuf": outbuf, "mux": mux, "tx_reg": tx_reg, "framer": framer, **port.blocks,
             # the step timer (domain ``free``) restarts on RESET too
@@ -364,6 +373,26 @@ class SoC(wiring.Component):
                      self.active.eq(~proc.idle | ~stepper.idle | outbuf.pending | port.active
                                     | tx_reg.o.valid | utx.busy | deframer.header.valid)]
         return m
+
+    def _processor(self):
+        """The preset's command processor: the ``CommandProcessor`` (``link_kind``
+        ``"hardware"``) or the ``FirmwareProcessor`` (``"firmware"``), of the same ports."""
+        p = self.preset
+        hello = dict(clock_hz=p.clock_hz, baud=p.baud, out_timeout=p.resend_clocks,
+                     build_id=build_id(p))
+        if p.link_kind == "firmware":
+            from .firmware_link import FirmwareProcessor
+
+            fields = hello_constants(self.chipmap, window=p.window, out_window=p.out_window,
+                                     n_probes=p.n_probes, probe_payload=p.probe_payload,
+                                     max_payload=p.max_payload, **hello)
+            return FirmwareProcessor(
+                self.chipmap, window=p.window, max_payload=p.max_payload, n_probes=p.n_probes,
+                probe_payload=p.probe_payload,
+                hello=protocol.REPLY[protocol.Command.HELLO].pack(**fields, out_seq=0, nonce=0))
+        return CommandProcessor(self.chipmap, window=p.window, n_probes=p.n_probes,
+                                probe_payload=p.probe_payload,
+                                out_window=p.out_window, max_payload=p.max_payload, hello=hello)
 
     def _chip_port(self, m, chip, separate, direct=False):
         """Add ``chip`` to ``m`` and return the link's side of it: ``mem_req`` and ``inject``

@@ -14,13 +14,14 @@ from spikeforge import protocol
 from spikeforge.image import CoreConfig
 from spikeforge.routing import ChipMap, RouterLimits
 
-__all__ = ["SocPreset", "PRESETS", "CORE_KINDS", "preset"]
+__all__ = ["SocPreset", "PRESETS", "CORE_KINDS", "LINK_KINDS", "preset"]
 
 # Mid-bit sampling needs at least 4 clocks per bit (spikeforge.hdl.uart.MIN_CLOCKS_PER_BIT).
 _MIN_CLOCKS_PER_BIT = 4
 _BAUD_TOLERANCE = 0.02
 _MAX_CORES = 64          # the SPIKES/INPUT core byte; the router's core field is far wider
 CORE_KINDS = ("full", "small")
+LINK_KINDS = ("hardware", "firmware")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,12 @@ class SocPreset:
     # the logic cells of a small FPGA); left out of ``repr`` when "full", so the build id of
     # the presets that had no such field stays what it was (``spikeforge.hdl.soc.build_id``)
     core_kind: str = field(default="full", repr=False)
+    # the link's command processor: "hardware" (``spikeforge.hdl.link.CommandProcessor``, one
+    # FSM) or "firmware" (``spikeforge.hdl.firmware_link.FirmwareProcessor``: the protocol's
+    # control plane as a program on a bit-serial RISC-V core, for the logic cells of a small
+    # FPGA; needs ``pythondata-cpu-serv`` and ``ziglang``); left out of ``repr`` like
+    # ``core_kind``
+    link_kind: str = field(default="hardware", repr=False)
 
     def __post_init__(self):
         for name in ("window", "out_window"):
@@ -78,6 +85,8 @@ class SocPreset:
         self.clocks_per_bit  # noqa: B018 - validates clock and baud
         if self.core_kind not in CORE_KINDS:
             raise ValueError(f"core kind {self.core_kind!r} is not one of {CORE_KINDS}")
+        if self.link_kind not in LINK_KINDS:
+            raise ValueError(f"link kind {self.link_kind!r} is not one of {LINK_KINDS}")
         if self.core_kind == "small" and min(self.core.lanes, self.core.n_neurons) != 1:
             raise ValueError(f"the small core has one lane, not {self.core.lanes}")
         if self.chip_clock_hz is not None and (
@@ -165,6 +174,14 @@ PRESETS = {
 # ``tiny2`` with small cores (one lane each): the small core in the SoC's tests
 PRESETS["tiny2-small"] = replace(PRESETS["tiny2"], name="tiny2-small",
                                  core=replace(PRESETS["tiny2"].core, lanes=1), core_kind="small")
+# ``tiny`` with the firmware link (``FirmwareProcessor``; the SoC's tests of it), at a tenth of
+# the baud rate (SERV takes a few hundred clocks a payload byte; 40 clocks a bit leave it 400)
+# and a window of 2 commands (the deframer's ring holds two frames: a client that waits for
+# a reply before its third frame never overflows it, however slow the firmware)
+PRESETS["tiny-fw"] = replace(PRESETS["tiny"], name="tiny-fw", baud=100_000, window=2,
+                             link_kind="firmware")
+PRESETS["tiny2-fw"] = replace(PRESETS["tiny2"], name="tiny2-fw", baud=100_000, window=2,
+                              link_kind="firmware")
 # ``tiny`` with the chip on a clock of its own, twice the link's (the chip crossing's tests)
 PRESETS["tiny-chipclock"] = replace(PRESETS["tiny"], name="tiny-chipclock",
                                     chip_clock_hz=2 * PRESETS["tiny"].clock_hz)

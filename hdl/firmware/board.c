@@ -1,6 +1,7 @@
 /* The link firmware on the board: the hal_* functions of link.h over the register window of
  * a FirmwareProcessor (hdl/firmware_link.py), and the loop that takes frames in and sends the
- * replies out. */
+ * replies out. The stepper's pulses come a clock after the store that makes them; a load
+ * comes several clocks after any store, so what a pulse changes shows in the next load. */
 #include "link.h"
 #include "config.h"
 #include "protocol.h"
@@ -28,26 +29,99 @@ void hal_mem_read(unsigned core, unsigned region, uint32_t index, uint8_t *word,
     REG(R_MEM_GO) = 0;
     while (REG(R_MEM_STATUS) & 1) ;
     for (unsigned k = 0; k < n; k += 4) {
-        uint32_t w = REG(R_MEM_DATA + k / 4);
+        uint32_t w = REG(R_MEM_DATA + (k >> 2));
         for (unsigned j = 0; j < 4 && k + j < n; j++) word[k + j] = w >> (8 * j);
     }
 }
 
 void hal_mem_write(unsigned core, unsigned region, uint32_t index, const uint8_t *word,
                    unsigned n) {
-    for (unsigned k = 0; k < 4 * R_MEM_WORDS; k += 4) {
+    /* the data words the region's word reaches (the chip keeps no bit above its width) */
+    for (unsigned k = 0; k < n; k += 4) {
         uint32_t w = 0;
         for (unsigned j = 0; j < 4 && k + j < n; j++) w |= (uint32_t)word[k + j] << (8 * j);
-        REG(R_MEM_DATA + k / 4) = w;
+        REG(R_MEM_DATA + (k >> 2)) = w;
     }
     REG(R_MEM_ADDR) = chip_address(core, region, index);
     REG(R_MEM_GO) = 1;
     while (REG(R_MEM_STATUS) & 1) ;
 }
 
-uint32_t hal_nonce(void) { return REG(R_COUNTER); }
-uint8_t hal_out_seq(void) { return 0; }
-void hal_status(uint8_t *reply) { (void)reply; }
+uint32_t hal_nonce(void) { return REG(R_NONCE); }
+uint8_t hal_out_seq(void) { return REG(R_OUT_SEQ); }
+
+static void put32(uint8_t *p, uint32_t v) {
+    p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24;
+}
+
+void hal_status(uint8_t *reply) {
+    static const uint8_t offsets[N_COUNTERS] = COUNTER_OFFSETS;
+    uint32_t status = REG(R_CONTROL);
+    reply[REP_STATUS_STATE] = status & (S_STATE0 | S_STATE1);
+    reply[REP_STATUS_PACED] = !!(status & S_PACED);
+    put32(reply + REP_STATUS_STEP, REG(R_CORE_STEP));
+    put32(reply + REP_STATUS_STEPS_LEFT, REG(R_STEPS_LEFT));
+    put32(reply + REP_STATUS_BUSY_LAST, REG(R_BUSY_LAST));
+    put32(reply + REP_STATUS_BUSY_MAX, REG(R_BUSY_MAX));
+    for (unsigned k = 0; k < N_COUNTERS; k++) {
+        REG(R_SB_INDEX) = k;
+        while (REG(R_CONTROL) & S_SB_BUSY) ;
+        put32(reply + offsets[k], REG(R_SB_VALUE));
+    }
+}
+
+void hal_event(unsigned event) {
+    REG(R_CONTROL) = event == LINK_EVENT_NAK ? C_NAK : C_DUPLICATE;
+}
+
+void hal_reset(void) { REG(R_CONTROL) = C_RESET; }
+
+int hal_idle(void) { return !!(REG(R_CONTROL) & S_IDLE); }
+uint32_t hal_step(void) { return REG(R_CORE_STEP); }
+
+void hal_run(uint32_t steps) {
+    REG(R_ARG) = steps;
+    REG(R_CONTROL) = C_RUN;
+}
+
+uint32_t hal_step_once(uint32_t *busy) {
+    REG(R_CONTROL) = C_STEP;
+    while (!(REG(R_CONTROL) & S_DONE)) ;
+    *busy = REG(R_BUSY_LAST);
+    return REG(R_DONE_STEP);
+}
+
+void hal_stop(void) {
+    REG(R_CONTROL) = C_STOP;
+    while (!(REG(R_CONTROL) & S_IDLE)) ;
+}
+
+void hal_timer(uint32_t period) { REG(R_PERIOD) = period; }
+
+unsigned hal_input_check(uint32_t step, unsigned n) {
+    if (step < REG(R_INPUT_FLOOR) || ((REG(R_CONTROL) & S_QUEUED) && step < REG(R_LAST_INPUT)))
+        return NAK_ARGUMENT;
+    if (n >= REG(R_FREE)) return NAK_RANGE;
+    return 0;
+}
+
+void hal_input_push(int is_step, uint32_t value) {
+    if (is_step) REG(R_PUSH_STEP) = value;
+    else REG(R_PUSH_AXON) = value;
+}
+
+void hal_input_end(int commit, uint32_t step, int end_of_step) {
+    REG(R_ARG) = step;
+    REG(R_CONTROL) = commit ? C_COMMIT | (end_of_step ? C_END : 0) : C_ABORT;
+}
+
+void hal_probe(unsigned probe, unsigned core, unsigned region, unsigned period, uint32_t index,
+               unsigned count) {
+    REG(R_ARG) = index;
+    REG(R_PROBE) = probe | core << 8 | region << 16 | period << 24;
+    REG(R_PROBE_COUNT) = count;
+    REG(R_CONTROL) = C_PROBE;
+}
 
 int main(void) {
     uint8_t hdr[HDR_SIZE], out_hdr[HDR_SIZE];
@@ -64,7 +138,8 @@ int main(void) {
             while (!((b = REG(R_RX_BYTE)) & 0x100)) ;
             if (k < sizeof frame) frame[k] = b;
         }
-        if (!link_handle(hdr, frame, out_hdr, frame)) continue;
+        int done = link_handle(hdr, frame, out_hdr, frame);
+        if (done == LINK_NONE) continue;
         unsigned n = out_hdr[HDR_LENGTH] | out_hdr[HDR_LENGTH + 1] << 8;
         while (REG(R_TX_STATUS) & 1) ;
         REG(R_TX_HEADER) = out_hdr[HDR_SEQ] | out_hdr[HDR_CMD] << 8 | (uint32_t)n << 16;
@@ -72,5 +147,6 @@ int main(void) {
             while (REG(R_TX_STATUS) & 2) ;
             REG(R_TX_BYTE) = frame[k];
         }
+        if (done == LINK_REPLY_RESET) hal_reset();   /* once the reply has gone */
     }
 }

@@ -1,12 +1,12 @@
-/* The link's command processor as firmware: sequence numbers, the reply history, HELLO,
- * STATUS, RESET and the memory commands (WRITE, READ, REGION_CRC) of docs/protocol.md, as
- * tests/link/linkpeer.py's FakeBoard (the executable spec) does them. Commands the firmware
- * does not carry out yet are refused with NAK(COMMAND), as FakeBoard refuses them.
+/* The link's command processor as firmware: sequence numbers, the reply history and every
+ * command of docs/protocol.md, as the hardware command processor (hdl/link.py) carries them
+ * out, with the same refusals in the same order; tests/link/linkpeer.py's FakeBoard is the
+ * executable spec of the session and the memory commands.
  *
  * The history keeps the reply of each of the last LINK_WINDOW commands; those of HELLO,
  * STATUS and READ (long, and free of side effects) are made again for a duplicate instead, as
- * the hardware command processor does (hdl/link.py): the record keeps the command (and a
- * READ's request), so a duplicate number gets the reply of the command that had it. */
+ * the hardware command processor does: the record keeps the command (and a READ's request),
+ * so a duplicate number gets the reply of the command that had it. */
 #include "link.h"
 #include "config.h"
 #include "protocol.h"
@@ -28,7 +28,6 @@ static uint8_t synced, expected, filled;
 static uint8_t last_hello_seq;
 static uint16_t last_hello_len;
 static uint32_t last_hello_crc;   /* the last HELLO: its number, length and payload's CRC */
-static uint32_t nonce, naks, duplicates;
 
 static uint32_t get32(const uint8_t *p) {
     return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -41,12 +40,10 @@ static void put16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
 
 void link_reset(void) {
     synced = 0; expected = 0; filled = 0; last_hello_len = 0xFFFF;
-    naks = 0; duplicates = 0;
-    nonce = hal_nonce();
 }
 
 static unsigned nak(const uint8_t *hdr, uint8_t code, uint8_t *out) {
-    naks++;
+    hal_event(LINK_EVENT_NAK);
     out[NAKP_CMD] = hdr[HDR_CMD];
     out[NAKP_CODE] = code;
     out[NAKP_EXPECTED] = expected;
@@ -80,9 +77,10 @@ static unsigned memory_command(const uint8_t *hdr, const uint8_t *p, unsigned le
     unsigned wb = r->word_bytes;
     uint32_t index = get32(p + REQ_READ_INDEX), count;
     if (cmd == CMD_WRITE) {
-        unsigned words = len - REQ_WRITE_SIZE;
-        if (words % wb) return nak(hdr, NAK_LENGTH, out);
-        count = words / wb;
+        /* the words' count by steps (RV32I has no divider: compiler-rt's is 400 bytes) */
+        unsigned at = REQ_WRITE_SIZE;
+        for (count = 0; at + wb <= len; at += wb) count++;
+        if (at != len) return nak(hdr, NAK_LENGTH, out);
     } else {
         count = cmd == CMD_READ ? get16(p + REQ_READ_COUNT) : get32(p + REQ_REGION_CRC_COUNT);
     }
@@ -116,7 +114,7 @@ static unsigned memory_command(const uint8_t *hdr, const uint8_t *p, unsigned le
 static unsigned hello_reply(uint8_t *out) {
     for (unsigned k = 0; k < REP_HELLO_SIZE; k++) out[k] = hello_template[k];
     out[REP_HELLO_OUT_SEQ] = hal_out_seq();
-    put32(out + REP_HELLO_NONCE, nonce);
+    put32(out + REP_HELLO_NONCE, hal_nonce());
     return REP_HELLO_SIZE;
 }
 
@@ -124,41 +122,147 @@ static unsigned status_reply(uint8_t *out) {
     for (unsigned k = 0; k < REP_STATUS_SIZE; k++) out[k] = 0;
     out[0] = CMD_STATUS;
     hal_status(out);
-    put32(out + REP_STATUS_NAKS, naks);
-    put32(out + REP_STATUS_DUPLICATES, duplicates);
     return REP_STATUS_SIZE;
 }
 
-static int exact(uint8_t cmd, unsigned len) {
+/* the fixed fields' bytes of a command the firmware knows, else -1 */
+static int fixed_size(uint8_t cmd) {
     switch (cmd) {
-    case CMD_HELLO: return len == REQ_HELLO_SIZE;
-    case CMD_READ: return len == REQ_READ_SIZE;
-    case CMD_REGION_CRC: return len == REQ_REGION_CRC_SIZE;
-    case CMD_STATUS: return len == REQ_STATUS_SIZE;
-    case CMD_RESET: return len == REQ_RESET_SIZE;
-    case CMD_WRITE: return len >= REQ_WRITE_SIZE;
+    case CMD_HELLO: return REQ_HELLO_SIZE;
+    case CMD_WRITE: return REQ_WRITE_SIZE;
+    case CMD_READ: return REQ_READ_SIZE;
+    case CMD_REGION_CRC: return REQ_REGION_CRC_SIZE;
+    case CMD_RUN: return REQ_RUN_SIZE;
+    case CMD_STEP: return REQ_STEP_SIZE;
+    case CMD_STOP: return REQ_STOP_SIZE;
+    case CMD_INPUT: return REQ_INPUT_SIZE;
+    case CMD_GENERATORS: return REQ_GENERATORS_SIZE;
+    case CMD_PROBE: return REQ_PROBE_SIZE;
+    case CMD_TIMER: return REQ_TIMER_SIZE;
+    case CMD_STATUS: return REQ_STATUS_SIZE;
+    case CMD_RESET: return REQ_RESET_SIZE;
     }
-    return 0;
+    return -1;
 }
 
-/* The reply to a command that is carried out (or made again for a duplicate, ``again``). */
+/* INPUT: the axons of one step for one core, into the stepper's queue (all or none) */
+static unsigned input(const uint8_t *hdr, const uint8_t *p, unsigned len, uint8_t *out,
+                      uint8_t *is_nak) {
+    uint32_t step = get32(p + REQ_INPUT_STEP);
+    unsigned core = p[REQ_INPUT_CORE], end = p[REQ_INPUT_FLAGS] & 1;
+    unsigned bytes = len - REQ_INPUT_SIZE, code;
+    if (core >= LINK_N_CORES) return nak(hdr, NAK_CORE, out);
+    if (bytes & 1) return nak(hdr, NAK_LENGTH, out);
+    if ((code = hal_input_check(step, bytes >> 1))) return nak(hdr, code, out);
+    hal_input_push(1, step);
+    int bad = 0;
+    for (unsigned k = 0; k < bytes; k += 2) {
+        unsigned axon = get16(p + REQ_INPUT_SIZE + k);
+        bad |= axon >= LINK_N_AXONS;
+        hal_input_push(0, (axon & ((1u << LINK_AXON_BITS) - 1)) | core << LINK_AXON_BITS);
+    }
+    hal_input_end(!bad, step, end);
+    if (bad) return nak(hdr, NAK_ARGUMENT, out);
+    *is_nak = 0;
+    out[0] = CMD_INPUT;
+    return REP_INPUT_SIZE;
+}
+
+/* GENERATORS: the gen_prob field of axons first .. first + count - 1 (read, modify, write) */
+static unsigned generators(const uint8_t *hdr, const uint8_t *p, uint8_t *out,
+                           uint8_t *is_nak) {
+    unsigned core = p[REQ_GENERATORS_CORE];
+    uint32_t first = get16(p + REQ_GENERATORS_FIRST), count = get16(p + REQ_GENERATORS_COUNT);
+    uint32_t prob = p[REQ_GENERATORS_ENABLE] ? get16(p + REQ_GENERATORS_PROB) : 0;
+    if (core >= LINK_N_CORES) return nak(hdr, NAK_CORE, out);
+    if (first + count > LINK_N_AXONS) return nak(hdr, NAK_RANGE, out);
+    uint8_t word[MAX_WORD_BYTES];
+    for (uint32_t a = first; a < first + count; a++) {
+        hal_mem_read(core, LINK_AXON_REGION, a, word, LINK_AXON_BYTES);
+        for (unsigned b = 0; b < LINK_GEN_BITS; b++) {
+            unsigned bit = LINK_GEN_LSB + b;
+            uint8_t mask = 1u << (bit & 7);
+            word[bit >> 3] = prob >> b & 1 ? word[bit >> 3] | mask : word[bit >> 3] & ~mask;
+        }
+        hal_mem_write(core, LINK_AXON_REGION, a, word, LINK_AXON_BYTES);
+    }
+    *is_nak = 0;
+    out[0] = CMD_GENERATORS;
+    return REP_GENERATORS_SIZE;
+}
+
+/* PROBE: a probe's settings (switched off by period 0, whatever the other fields) */
+static unsigned probe(const uint8_t *hdr, const uint8_t *p, uint8_t *out, uint8_t *is_nak) {
+    unsigned which = p[REQ_PROBE_PROBE], core = p[REQ_PROBE_CORE], id = p[REQ_PROBE_REGION];
+    unsigned period = p[REQ_PROBE_PERIOD], count = get16(p + REQ_PROBE_COUNT);
+    uint32_t index = get32(p + REQ_PROBE_INDEX);
+    if (which >= LINK_N_PROBES) return nak(hdr, NAK_ARGUMENT, out);
+    if (period) {
+        if (core >= LINK_N_CORES) return nak(hdr, NAK_CORE, out);
+        const struct region *r = find_region(id);
+        if (!r) return nak(hdr, NAK_REGION, out);
+        if (!count) return nak(hdr, NAK_ARGUMENT, out);
+        /* the words must fit one PROBE_DATA frame */
+        if (count * r->word_bytes > LINK_PROBE_PAYLOAD - OUT_PROBE_DATA_SIZE
+                || index > r->depth || count > r->depth - index)
+            return nak(hdr, NAK_RANGE, out);
+    }
+    hal_probe(which, core, id, period, index, count);
+    *is_nak = 0;
+    out[0] = CMD_PROBE;
+    return REP_PROBE_SIZE;
+}
+
+/* The reply to a command that is carried out: refused for its code, its length, a run under
+ * way, then its fields, in the order of the hardware (hdl/link.py). */
 static unsigned execute(const uint8_t *hdr, const uint8_t *p, unsigned len, uint8_t *out,
                         uint8_t *is_nak) {
     uint8_t cmd = hdr[HDR_CMD];
+    int size = fixed_size(cmd);
+    uint32_t step, busy;
     *is_nak = 1;
-    if (cmd != CMD_HELLO && cmd != CMD_WRITE && cmd != CMD_READ && cmd != CMD_REGION_CRC
-            && cmd != CMD_STATUS && cmd != CMD_RESET)
-        return nak(hdr, NAK_COMMAND, out);
-    if (!exact(cmd, len)) return nak(hdr, NAK_LENGTH, out);
-    *is_nak = 0;
+    if (size < 0) return nak(hdr, NAK_COMMAND, out);
+    if (cmd == CMD_WRITE || cmd == CMD_INPUT ? len < (unsigned)size : len != (unsigned)size)
+        return nak(hdr, NAK_LENGTH, out);
+    if ((cmd == CMD_WRITE || cmd == CMD_READ || cmd == CMD_REGION_CRC || cmd == CMD_STEP
+         || cmd == CMD_RUN || cmd == CMD_GENERATORS) && !hal_idle())
+        return nak(hdr, NAK_BUSY, out);
     switch (cmd) {
-    case CMD_HELLO: return hello_reply(out);
-    case CMD_STATUS: return status_reply(out);
-    case CMD_RESET:
-        out[0] = cmd;
-        return REP_RESET_SIZE;
+    case CMD_HELLO: *is_nak = 0; return hello_reply(out);
+    case CMD_STATUS: *is_nak = 0; return status_reply(out);
+    case CMD_INPUT: return input(hdr, p, len, out, is_nak);
+    case CMD_GENERATORS: return generators(hdr, p, out, is_nak);
+    case CMD_PROBE: return probe(hdr, p, out, is_nak);
+    case CMD_WRITE: case CMD_READ: case CMD_REGION_CRC:
+        return memory_command(hdr, p, len, out, is_nak);
+    case CMD_TIMER:
+        hal_timer(get32(p + REQ_TIMER_PERIOD));
+        break;
+    case CMD_RUN:
+        step = hal_step();                      /* the run's first step */
+        hal_run(get32(p + REQ_RUN_STEPS));
+        put32(out + REP_RUN_STEP, step);
+        break;
+    case CMD_STEP:
+        step = hal_step_once(&busy);
+        put32(out + REP_STEP_STEP, step);
+        put32(out + REP_STEP_BUSY, busy);
+        break;
+    case CMD_STOP:
+        hal_stop();
+        put32(out + REP_STOP_STEP, hal_step());  /* the next step to run */
+        break;
     }
-    return memory_command(hdr, p, len, out, is_nak);
+    *is_nak = 0;
+    out[0] = cmd;
+    /* the replies of TIMER, RUN, STEP, STOP and RESET: the fixed fields, nothing after */
+    switch (cmd) {
+    case CMD_RUN: return REP_RUN_SIZE;
+    case CMD_STEP: return REP_STEP_SIZE;
+    case CMD_STOP: return REP_STOP_SIZE;
+    case CMD_TIMER: return REP_TIMER_SIZE;
+    }
+    return REP_RESET_SIZE;
 }
 
 static void reply_header(const uint8_t *hdr, uint8_t is_nak, unsigned n, uint8_t *out_hdr) {
@@ -171,10 +275,10 @@ static void reply_header(const uint8_t *hdr, uint8_t is_nak, unsigned n, uint8_t
 int link_handle(const uint8_t *hdr, const uint8_t *payload, uint8_t *out_hdr, uint8_t *out) {
     uint8_t cmd = hdr[HDR_CMD], seq = hdr[HDR_SEQ];
     unsigned len = get16(hdr + HDR_LENGTH);
-    if (cmd == CMD_OUT_ACK) return 0;
+    if (cmd == CMD_OUT_ACK) return LINK_NONE;
     if (hdr[HDR_VERSION] != PROTO_VERSION) {
         reply_header(hdr, 1, nak(hdr, NAK_VERSION, out), out_hdr);
-        return 1;
+        return LINK_REPLY;
     }
     uint8_t dist = (uint8_t)(expected - seq);
     int dup = synced && dist >= 1 && dist <= LINK_WINDOW;
@@ -190,15 +294,15 @@ int link_handle(const uint8_t *hdr, const uint8_t *payload, uint8_t *out_hdr, ui
     }
     if (!synced) {
         reply_header(hdr, 1, nak(hdr, NAK_NOT_SYNCED, out), out_hdr);
-        return 1;
+        return LINK_REPLY;
     }
     uint8_t is_nak;
     if (seq != expected) {
         if (!stored) {
             reply_header(hdr, 1, nak(hdr, NAK_SEQUENCE, out), out_hdr);
-            return 1;
+            return LINK_REPLY;
         }
-        duplicates++;
+        hal_event(LINK_EVENT_DUPLICATE);
         const struct record *rec = &history[seq % LINK_WINDOW];
         if (rec->regen) {
             unsigned n;
@@ -217,7 +321,7 @@ int link_handle(const uint8_t *hdr, const uint8_t *payload, uint8_t *out_hdr, ui
             for (unsigned k = 0; k < rec->len; k++) out[k] = rec->bytes[k];
             reply_header(hdr, rec->nak, rec->len, out_hdr);
         }
-        return 1;
+        return LINK_REPLY;
     }
     uint8_t request[REQ_READ_SIZE];     /* a READ's request, kept before the reply is made */
     for (unsigned k = 0; k < REQ_READ_SIZE && k < len; k++) request[k] = payload[k];
@@ -233,6 +337,9 @@ int link_handle(const uint8_t *hdr, const uint8_t *payload, uint8_t *out_hdr, ui
     for (unsigned k = 0; k < nkeep && k < RECORD_BYTES; k++) rec->bytes[k] = keep[k];
     expected = seq + 1;
     if (filled < LINK_WINDOW) filled++;
-    if (cmd == CMD_RESET && !is_nak) link_reset();
-    return 1;
+    if (cmd == CMD_RESET && !is_nak) {
+        link_reset();
+        return LINK_REPLY_RESET;
+    }
+    return LINK_REPLY;
 }

@@ -2,22 +2,51 @@
  *
  * The hardware around it frames and checks (UART, COBS, CRC): link_handle() gets a frame's
  * header and payload and writes the reply's. The board behind it is reached through the hal_*
- * functions: a ControlCPU's register window on the board, plain C in the host's tests. */
+ * functions: a ControlCPU's register window on the board (board.c), plain C in the host's
+ * tests. */
 #pragma once
 #include <stdint.h>
 
+/* link_handle's results */
+#define LINK_NONE 0                 /* no reply (OUT_ACK frames, which the output side takes) */
+#define LINK_REPLY 1                /* a reply in out_hdr and out */
+#define LINK_REPLY_RESET 2          /* a reply, then hal_reset() once it has been sent */
+
 /* one frame: header (HDR_SIZE bytes) and payload in; the reply's header and payload out
  * (at most LINK_MAX_PAYLOAD bytes; ``out`` may be ``payload``: one frame buffer serves).
- * Returns 1 when there is a reply, 0 when there is none (OUT_ACK frames, which the output
- * side takes). */
+ * A RESET resets the link's own state (link_reset) before it returns. */
 int link_handle(const uint8_t *hdr, const uint8_t *payload, uint8_t *out_hdr, uint8_t *out);
-/* power-on state: unsynced, counters cleared, a new nonce (hal_nonce) */
+/* power-on state of the link: unsynced, no history */
 void link_reset(void);
 
-/* the board */
+/* -- the board ---------------------------------------------------------------------------- */
+/* the chip's memories: word ``index`` of link region ``region`` of ``core``, ``n`` bytes */
 void hal_mem_read(unsigned core, unsigned region, uint32_t index, uint8_t *word, unsigned n);
 void hal_mem_write(unsigned core, unsigned region, uint32_t index, const uint8_t *word,
                    unsigned n);
-uint32_t hal_nonce(void);           /* a new session nonce, at every reset */
+uint32_t hal_nonce(void);           /* the session nonce (drawn anew at every reset) */
 uint8_t hal_out_seq(void);          /* the number of the oldest unacknowledged output frame */
-void hal_status(uint8_t *reply);    /* the STATUS fields the board keeps, into the reply */
+/* the STATUS fields the board keeps (every one but ``cmd``), into the reply */
+void hal_status(uint8_t *reply);
+#define LINK_EVENT_NAK 1
+#define LINK_EVENT_DUPLICATE 2
+void hal_event(unsigned event);     /* counted for STATUS (``naks``, ``duplicates``) */
+/* RESET, after its reply has gone: the run state, the input queue, the probes, the output
+ * frames and the link's counters of the board (the chip's memories are kept) */
+void hal_reset(void);
+
+/* run control (the stepper, hdl/stepper.py) */
+int hal_idle(void);                 /* no run, no step pending or under way */
+uint32_t hal_step(void);            /* the chip's step counter */
+void hal_run(uint32_t steps);       /* 0: until STOP */
+uint32_t hal_step_once(uint32_t *busy);   /* one step; returns its number and busy clocks */
+void hal_stop(void);                /* returns once stopped */
+void hal_timer(uint32_t period);    /* clocks from a step's start to the next one's; 0: none */
+/* INPUT: ``n`` axons for ``step``: 0, or NAK_ARGUMENT (a step already closed) or NAK_RANGE
+ * (no room in the queue) */
+unsigned hal_input_check(uint32_t step, unsigned n);
+void hal_input_push(int is_step, uint32_t value);   /* a STEP(step) mark or an AXON entry */
+void hal_input_end(int commit, uint32_t step, int end_of_step);   /* commit or abort them */
+/* PROBE: the probe's settings, as checked */
+void hal_probe(unsigned probe, unsigned core, unsigned region, unsigned period, uint32_t index,
+               unsigned count);

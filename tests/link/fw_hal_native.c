@@ -1,12 +1,15 @@
 /* The board behind the link firmware (hdl/firmware/link.c) in the host's tests: memories are
- * buffers the test gives, the nonce is the one the test sets (FakeBoard's). */
+ * buffers the test gives, the nonce is the one the test sets (FakeBoard's), the counters are
+ * FakeBoard's (NAKs and duplicates), and the run control is a stepper that is always idle
+ * (the commands that use it are tested on the SoC, tests/soc). */
 #include <string.h>
 #include "link.h"
+#include "protocol.h"
 
 #define MAX_CORES 8
 #define MAX_REGIONS 16
 static uint8_t *memory[MAX_CORES][MAX_REGIONS];
-static uint32_t next_nonce;
+static uint32_t next_nonce, naks, duplicates, step;
 
 void fw_set_memory(unsigned core, unsigned region, uint8_t *buf) { memory[core][region] = buf; }
 void fw_set_nonce(uint32_t value) { next_nonce = value; }
@@ -20,4 +23,31 @@ void hal_mem_write(unsigned core, unsigned region, uint32_t index, const uint8_t
 }
 uint32_t hal_nonce(void) { return next_nonce; }
 uint8_t hal_out_seq(void) { return 0; }
-void hal_status(uint8_t *reply) { (void)reply; }
+
+static void put32(uint8_t *p, uint32_t v) {
+    p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24;
+}
+void hal_status(uint8_t *reply) {
+    put32(reply + REP_STATUS_STEP, step);
+    put32(reply + REP_STATUS_NAKS, naks);
+    put32(reply + REP_STATUS_DUPLICATES, duplicates);
+}
+void hal_event(unsigned event) {
+    if (event == LINK_EVENT_NAK) naks++;
+    if (event == LINK_EVENT_DUPLICATE) duplicates++;
+}
+void hal_reset(void) { naks = 0; duplicates = 0; }
+
+int hal_idle(void) { return 1; }
+uint32_t hal_step(void) { return step; }
+void hal_run(uint32_t steps) { step += steps; }
+uint32_t hal_step_once(uint32_t *busy) { *busy = 1; return step++; }
+void hal_stop(void) {}
+void hal_timer(uint32_t period) { (void)period; }
+unsigned hal_input_check(uint32_t s, unsigned n) { (void)n; return s < step ? NAK_ARGUMENT : 0; }
+void hal_input_push(int is_step, uint32_t value) { (void)is_step; (void)value; }
+void hal_input_end(int commit, uint32_t s, int end) { (void)commit; (void)s; (void)end; }
+void hal_probe(unsigned probe, unsigned core, unsigned region, unsigned period, uint32_t index,
+               unsigned count) {
+    (void)probe; (void)core; (void)region; (void)period; (void)index; (void)count;
+}

@@ -21,6 +21,7 @@ from spikeforge import protocol
 from spikeforge.host.link import Frame, decode_frame, encode_frame
 from spikeforge.image import CoreConfig
 from spikeforge.protocol import REQUEST, Command
+from spikeforge.routing import ChipMap
 
 pytest.importorskip("ziglang")
 
@@ -67,8 +68,9 @@ class Firmware:
         scratch = FakeBoard(board.config, n_cores=board.n_cores, window=board.window,
                             max_payload=board.max_payload)
         hello = decode_frame(scratch.handle(Frame(0, Command.HELLO, bytes(4)))[:-1]).payload
-        config = link_config_header(regions, n_cores=board.n_cores, window=board.window,
-                                    max_payload=board.max_payload, hello=hello)
+        config = link_config_header(ChipMap([board.config] * board.n_cores), regions=regions,
+                                    window=board.window, max_payload=board.max_payload,
+                                    hello=hello)
         sources = {**link_sources(config),
                    "fw_hal_native.c": (HERE / "fw_hal_native.c").read_text()}
         self.lib = ctypes.CDLL(str(build_native(sources, "link")))
@@ -91,8 +93,11 @@ class Firmware:
                                    length=len(frame.payload))
         # one buffer for the request and its reply, as on the board (``board.c``)
         ctypes.memmove(self.out, bytes(frame.payload), len(frame.payload))
-        if not self.lib.link_handle(hdr, self.out, self.out_hdr, self.out):
+        done = self.lib.link_handle(hdr, self.out, self.out_hdr, self.out)
+        if not done:
             return b""
+        if done == 2:                               # LINK_REPLY_RESET: the board's reset
+            self.lib.hal_reset()
         h = protocol.HEADER.unpack(self.out_hdr.raw)
         return encode_frame(Frame(h["seq"], h["cmd"], self.out.raw[:h["length"]],
                                   version=h["version"]))
@@ -128,7 +133,7 @@ def random_frame(rng, board, seq):
     if kind == "reset":
         return Frame(seq, Command.RESET)
     if kind == "other":
-        return Frame(seq, rng.choice([Command.RUN, Command.STEP, 0x55, Command.PROBE]),
+        return Frame(seq, rng.choice([0x55, 0x0F, 0x3C, 0xFF]),
                      rng.randbytes(rng.randrange(6)))
     cmd = rng.choice([Command.READ, Command.STATUS, Command.HELLO, Command.REGION_CRC])
     size = REQUEST[cmd].size
@@ -209,9 +214,12 @@ def _firmware_loop_class():
     from linkloop import Loopback
 
     from spikeforge.hdl.firmware_link import FirmwareProcessor
+    from spikeforge.hdl.link import CLEARED_COUNTERS, STATUS_COUNTERS
+    from spikeforge.hdl.stats import StatsBank
 
     class FirmwareLoop(Loopback):
-        """UART -> deframer -> ``FirmwareProcessor`` -> framer -> UART; the chip a RAM."""
+        """UART -> deframer -> ``FirmwareProcessor`` -> framer -> UART; the chip a RAM, the
+        event counters a ``StatsBank``, no stepper (idle)."""
 
         def __init__(self, chipmap, hello, regions, window, cpb, max_payload, buffer_bytes):
             self.chipmap = chipmap
@@ -234,6 +242,16 @@ def _firmware_loop_class():
                          wp.addr.eq(req.p.addr), wp.data.eq(req.p.data),
                          wp.en.eq(req.valid & req.p.write), proc.mem_rsp.payload.eq(rp.data)]
             m.d.sync += proc.mem_rsp.valid.eq(req.valid & ~req.p.write)
+            m.d.comb += proc.st_idle.eq(1)            # no stepper: never running
+            # the SoC's event counters, of which this loop makes NAKs and duplicates
+            m.submodules.stats = stats = StatsBank([1] * len(STATUS_COUNTERS),
+                                                   first_cleared=CLEARED_COUNTERS)
+            counted = {"naks": proc.nak_made, "duplicates": proc.duplicate}
+            m.d.comb += [getattr(stats, f"inc{k}").eq(counted[name])
+                         for k, name in enumerate(STATUS_COUNTERS) if name in counted]
+            m.d.comb += [stats.clear.eq(proc.soft_reset), stats.rd_req.eq(proc.sb_req),
+                         stats.rd_index.eq(proc.sb_index), proc.sb_done.eq(stats.rd_done),
+                         proc.sb_value.eq(stats.value)]
 
     return FirmwareLoop
 
@@ -241,7 +259,6 @@ def _firmware_loop_class():
 def test_firmware_on_serv_behind_the_uart():
     from linkloop import LoopRun
 
-    from spikeforge.routing import ChipMap
     from spikeforge.toolchain import verilator_available
 
     if not verilator_available():

@@ -32,6 +32,9 @@ pytestmark = [pytest.mark.verilator, pytest.mark.slow,
               pytest.mark.skipif(not verilator_available(), reason="needs Verilator")]
 
 TINY = preset("tiny")
+# the same SoC behind each link: the command processor in hardware, and as firmware on SERV
+# (``tiny-fw``: its line slower, its window 2)
+LINKS = pytest.mark.parametrize("name", ["tiny", "tiny-fw"])
 # The simulation runs ~1e6 clocks/s: 4 clocks per bit make ~25 kB/s of line.
 SIM_BAUD = 200_000
 
@@ -55,8 +58,9 @@ def _golden_trace(image, inputs):
     return np.array(rows, dtype=np.int64).reshape(-1, 3), golden.image
 
 
-def test_hello_upload_readback_crc():
-    with VirtualBoard(TINY) as vb, _board(vb) as board:
+@LINKS
+def test_hello_upload_readback_crc(name):
+    with VirtualBoard(preset(name)) as vb, _board(vb) as board:
         with pytest.raises(BoardResetError):
             board.link.request(Command.STATUS)        # no HELLO yet: NOT_SYNCED
         info = board.hello()
@@ -122,8 +126,9 @@ def _runs_match_golden(board, seeds, steps):
     return after
 
 
-def test_run_matches_golden():
-    with VirtualBoard(TINY) as vb, _board(vb) as board:
+@LINKS
+def test_run_matches_golden(name):
+    with VirtualBoard(preset(name)) as vb, _board(vb) as board:
         after = _runs_match_golden(board, (2, 3), 40)
         step, busy, fired = board.step()
         assert step == after.step and busy > 0
@@ -148,11 +153,12 @@ def test_a_chip_clock_of_its_own_matches_golden(ratio):
         assert board.status()["step"] == step + 1
 
 
-def test_faults_never_act_twice():
+@LINKS
+def test_faults_never_act_twice(name):
     """Lost and corrupted bytes both ways: every retry of RUN, INPUT, STEP and RESET is answered
     from the history (never acted on twice), lost SPIKES frames come back from the board's
     buffer, and the run still equals the golden model step for step."""
-    with VirtualBoard(TINY, drop=0.002, flip=0.002, seed=5) as vb, \
+    with VirtualBoard(preset(name), drop=0.002, flip=0.002, seed=5) as vb, \
             _board(vb, tries=20, timeout=0.5) as board:
         board.hello()
         im, rng = _image(4)
@@ -169,11 +175,12 @@ def test_faults_never_act_twice():
         assert board.link.resent > 0 and status["out_resent"] > 0
 
 
-def test_status_counts_each_event_exactly():
+@LINKS
+def test_status_counts_each_event_exactly(name):
     """Each STATUS counter (kept in the SoC's statistics RAM) counts exactly the events made:
     a CRC error, a frame error, a NAK and a duplicate; a RESET clears the link's counters
     (NAKs, duplicates) and keeps those of the line (CRC and frame errors)."""
-    with VirtualBoard(TINY) as vb, _board(vb) as board:
+    with VirtualBoard(preset(name)) as vb, _board(vb) as board:
         board.hello()
         link = board.link
         before = board.status()

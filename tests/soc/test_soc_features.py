@@ -21,6 +21,7 @@ from vboard import VirtualBoard
 from spikeforge.host.board import Board
 from spikeforge.host.link import NakError
 from spikeforge.memmap import Region
+from spikeforge.presets import preset
 from spikeforge.protocol import Command, HelloFlags, NakCode
 from spikeforge.sim.golden import GoldenChip
 from spikeforge.toolchain import verilator_available
@@ -34,9 +35,11 @@ def _inputs(rng, steps, p=0.3):
              else np.zeros(0, np.int64) for _ in range(TINY2.n_cores)] for _ in range(steps)]
 
 
-@pytest.fixture(scope="module")
-def vb():
-    with VirtualBoard(TINY2) as board:
+@pytest.fixture(scope="module", params=["hardware", "firmware"])
+def vb(request):
+    """The ``tiny2`` SoC with each link (``tiny2-fw``: the same chip behind the firmware link,
+    at its slower line)."""
+    with VirtualBoard(TINY2 if request.param == "hardware" else preset("tiny2-fw")) as board:
         yield board
 
 
