@@ -10,8 +10,10 @@ in one run, out of context with Yosys (`synth_ice40`, no place and route):
   preset's sizes; `--pnr`: placed and routed for its Fmax) beside the present link's
   control blocks at the `icebreaker` preset (`bench/link_synth.py`'s `proc`, `outbuf` and
   `stats`), all in `bench/core_synth.py`'s shift-register wrapper but the bare `ControlCPU`;
-* its speed on a link's per-byte work: clocks per byte of a copy loop and of a bitwise CRC-16
-  (the CRC checked against the `crc` package), the firmware C compiled to RV32I by `ziglang`
+* its speed on a link's per-byte work: clocks per byte of a copy loop, of a bitwise CRC-16
+  (checked against the `crc` package) and of the protocol's CRC-32 a nibble at a time from a
+  64-byte table (checked against `spikeforge.protocol.crc32`: what framing in firmware would
+  cost), the firmware C compiled to RV32I by `ziglang`
   (`spikeforge.hdl.firmware`) and run under Verilator; the byte rate at the preset's 30 MHz
   goal against the line's (1 Mbaud: 100,000 bytes/s).
 
@@ -31,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+from spikeforge import protocol
 from spikeforge.hdl.cpu import TB_MAIN, ControlCPU, serv_sources
 from spikeforge.presets import PRESETS
 from spikeforge.toolchain import build_binary, build_root
@@ -57,6 +60,20 @@ static uint16_t crc16(const uint8_t *p, int n) {          /* CRC-16, poly 0x1021
     }
     return c;
 }
+/* the protocol's CRC-32 (reflected, as zlib's) a nibble at a time: a 64-byte table */
+static const uint32_t t16[16] = {
+    0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4, 0x4DB26158,
+    0x5005713C, 0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C, 0x9B64C2B0, 0x86D3D2D4,
+    0xA00AE278, 0xBDBDF21C};
+static uint32_t crc32n(const uint8_t *p, int n) {
+    uint32_t c = 0xFFFFFFFFu;
+    while (n--) {
+        c ^= *p++;
+        c = (c >> 4) ^ t16[c & 15];
+        c = (c >> 4) ^ t16[c & 15];
+    }
+    return ~c;
+}
 int main(void) {
     for (int i = 0; i < N; i++) buf[i] = (uint8_t)(i * 7 + 3);
     REG(1) = 1;                                            /* the testbench prints the clock */
@@ -65,6 +82,10 @@ int main(void) {
     uint16_t c = crc16(buf, N);
     REG(1) = 3;
     REG(1) = c;
+    REG(1) = 4;
+    uint32_t c32 = crc32n(buf, N);
+    REG(1) = 5;
+    REG(1) = c32;
     REG(2) = 0;                                            /* the end of the run */
     return 0;
 }
@@ -133,7 +154,6 @@ def synth_firmware_processor(workdir, p, ram_words, compressed=False, pnr=False,
     ``proc``. ``pnr``: placed and routed on the UP5K at ``freq`` MHz for its Fmax."""
     from amaranth.back import rtlil
 
-    from spikeforge import protocol
     from spikeforge.hdl.firmware_link import FirmwareProcessor
     from spikeforge.hdl.link import hello_constants
 
@@ -182,9 +202,11 @@ def run_cpu(n):
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
     sig = [tuple(map(int, line.split()[1:])) for line in out.splitlines()
            if line.startswith("SIG ")]
-    marks = {value: cycle for cycle, value in sig[:3]}
-    return {"firmware_bytes": 4 * words, "copy_clocks_per_byte": (marks[2] - marks[1]) / n,
-            "crc_clocks_per_byte": (marks[3] - marks[2]) / n, "crc": sig[3][1]}
+    # marks 1, 2, 3, the CRC-16, marks 4, 5, the CRC-32, in that order
+    cycle = [c for c, _ in sig]
+    return {"firmware_bytes": 4 * words, "copy_clocks_per_byte": (cycle[1] - cycle[0]) / n,
+            "crc_clocks_per_byte": (cycle[2] - cycle[1]) / n, "crc": sig[3][1],
+            "crc32_clocks_per_byte": (cycle[5] - cycle[4]) / n, "crc32": sig[6][1]}
 
 
 def main(argv=None):
@@ -225,11 +247,14 @@ def main(argv=None):
     expected = Calculator(Crc16.IBM_3740).checksum(data)
     if speed["crc"] != expected:
         sys.exit(f"link_cpu: SERV's CRC {speed['crc']:#06x} is not {expected:#06x}")
-    for key in ("copy", "crc"):
+    if speed["crc32"] != protocol.crc32(data):
+        sys.exit(f"link_cpu: SERV's CRC-32 {speed['crc32']:#010x} is not the protocol's "
+                 f"{protocol.crc32(data):#010x}")
+    for key in ("copy", "crc", "crc32"):
         per = speed[f"{key}_clocks_per_byte"]
         rate = GOAL_HZ / per
         speed[f"{key}_bytes_s_at_30mhz"] = round(rate)
-        print(f"SERV {key:4s}: {per:8.1f} clocks a byte, {rate:10,.0f} bytes/s at 30 MHz "
+        print(f"SERV {key:5s}: {per:8.1f} clocks a byte, {rate:10,.0f} bytes/s at 30 MHz "
               f"({rate / LINE_BYTES_S:.2f} x the 1 Mbaud line)")
     print(f"speed firmware {speed['firmware_bytes']} bytes, CRC {speed['crc']:#06x} (checked); "
           f"link firmware {rows[1]['firmware_bytes']} bytes (RV32IC: "

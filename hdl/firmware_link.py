@@ -16,12 +16,17 @@ with the C as ``registers.h``):
 * the chip: a request's address, data words and a go strobe, whose read response lands in the
   same data words;
 * ``CONTROL``: a store pulses the bits of ``CONTROL_BITS`` (run, step, stop, commit, abort,
-  probe set, a NAK or a duplicate counted, RESET; ``END`` is the commit's END_OF_STEP); a load
-  gives ``STATUS_BITS`` (the stepper's state, idle, a step done since the last ``STEP``, the
-  input queue holding entries, paced, a counter read under way);
-* ``ARG`` (RUN's steps, the committed INPUT's step, a probe's index), ``PERIOD``, ``PROBE``
-  and ``PROBE_COUNT``, ``PUSH_STEP``/``PUSH_AXON`` (an input queue entry), ``SB_INDEX`` (reads
-  one event counter into ``SB_VALUE``), and the stepper's numbers as loads;
+  the step's probes written, a NAK or a duplicate counted, RESET; ``END`` is the commit's
+  END_OF_STEP); a load gives ``STATUS_BITS`` (the stepper's state, idle, a step done since the
+  last ``STEP``, the input queue holding entries, paced, a counter read under way, a step
+  ended whose probes are still to be written, the probe byte slot full);
+* ``ARG`` (RUN's steps, the committed INPUT's step), ``PERIOD``, ``PUSH_STEP``/``PUSH_AXON``
+  (an input queue entry), ``SB_INDEX`` (reads one event counter into ``SB_VALUE``), and the
+  stepper's numbers as loads;
+* the probes: the firmware is the probe engine (``spikeforge.hdl.probe.ProbeEngine``'s ports
+  as ``pe_*``: ``pe_start`` the step's end, ``pe_step`` its number, ``pe_busy`` until the
+  firmware stores ``PROBES_DONE``, ``pe_done`` then, ``pe_out`` the PROBE_DATA bytes, one a
+  store to ``PE_BYTE`` with bit 8 the last); the settings stay in its RAM;
 * ``NONCE``: the free-running counter as it was at the first start bit on the line after a
   reset (power-on or RESET), as the hardware processor takes it.
 
@@ -30,13 +35,15 @@ nothing while it runs), and it is ``idle`` while it waits for a frame with nothi
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from spikeforge import protocol
 
 from .cpu import ControlCPU
 from .firmware import SOURCES, build_firmware, firmware_ram_words, link_config_header, link_sources
 from .link import STATUS_COUNTERS, control_ports, frame_ports
+from .outbuf import ProbeByte
 from .stepper import EntryKind
 
 __all__ = ["FirmwareProcessor", "REGISTERS", "CONTROL_BITS", "STATUS_BITS", "registers_header"]
@@ -45,16 +52,17 @@ __all__ = ["FirmwareProcessor", "REGISTERS", "CONTROL_BITS", "STATUS_BITS", "reg
 # chip's data word takes as many registers as it has 32-bit words
 REGISTERS = ("RX_HEADER", "RX_LENGTH", "RX_TAKE", "RX_BYTE", "TX_HEADER", "TX_BYTE",
              "TX_STATUS", "MEM_ADDR", "MEM_GO", "MEM_STATUS", "NONCE", "CONTROL", "ARG",
-             "PERIOD", "PROBE", "PROBE_COUNT", "PUSH_STEP", "PUSH_AXON", "SB_INDEX", "SB_VALUE",
+             "PERIOD", "PE_STEP", "PE_BYTE", "PUSH_STEP", "PUSH_AXON", "SB_INDEX", "SB_VALUE",
              "CORE_STEP", "DONE_STEP", "BUSY_LAST", "BUSY_MAX", "STEPS_LEFT", "INPUT_FLOOR",
              "LAST_INPUT", "FREE", "OUT_SEQ", "MEM_DATA")
 _R = {name: k for k, name in enumerate(REGISTERS)}
 # a store to CONTROL: pulses (``C_<NAME>``), and ``END`` a level held with the commit
-CONTROL_BITS = ("RUN", "STEP", "STOP", "COMMIT", "ABORT", "PROBE", "NAK", "DUPLICATE", "RESET",
-                "END")
+CONTROL_BITS = ("RUN", "STEP", "STOP", "COMMIT", "ABORT", "PROBES_DONE", "NAK", "DUPLICATE",
+                "RESET", "END")
 _C = {name: 1 << k for k, name in enumerate(CONTROL_BITS)}
 # a load of CONTROL (``S_<NAME>``): the stepper's state is bits 0-1
-STATUS_BITS = ("STATE0", "STATE1", "IDLE", "DONE", "QUEUED", "PACED", "SB_BUSY")
+STATUS_BITS = ("STATE0", "STATE1", "IDLE", "DONE", "QUEUED", "PACED", "SB_BUSY", "STEP_END",
+               "PE_FULL")
 _S = {name: 1 << k for k, name in enumerate(STATUS_BITS)}
 
 
@@ -118,7 +126,12 @@ class FirmwareProcessor(wiring.Component):
         self.firmware = build_firmware(sources, ram_words, compressed=compressed)
         self.compressed = compressed
         self.ram_words = ram_words
-        super().__init__({**frame_ports(chipmap), **control_ports()})
+        super().__init__({
+            **frame_ports(chipmap), **control_ports(probe_settings=False),
+            # the probe engine's ports (``ProbeEngine``): the firmware reads the probes
+            "pe_start": In(1), "pe_step": In(32), "pe_busy": Out(1), "pe_done": Out(1),
+            "pe_out": Out(stream.Signature(ProbeByte)),
+        })
 
     def elaborate(self, platform):  # noqa: C901 - one register window, read top to bottom
         m = Module()
@@ -166,7 +179,7 @@ class FirmwareProcessor(wiring.Component):
 
         # CONTROL: pulses from registers (a clock after the store), END held with the commit
         pulses = {"RUN": self.st_run, "STEP": self.st_step, "STOP": self.st_stop,
-                  "COMMIT": self.st_commit, "ABORT": self.st_abort, "PROBE": self.pr_set,
+                  "COMMIT": self.st_commit, "ABORT": self.st_abort, "PROBES_DONE": self.pe_done,
                   "NAK": self.nak_made, "DUPLICATE": self.duplicate, "RESET": self.soft_reset}
         m.d.sync += [pulse.eq(0) for pulse in pulses.values()]
         done = Signal()                     # a step ended since the last STEP pulse
@@ -184,15 +197,24 @@ class FirmwareProcessor(wiring.Component):
                 m.d.sync += armed.eq(1)
         with m.If(wrote("ARG")):
             m.d.sync += arg.eq(wdata)
-        m.d.comb += [self.st_run_steps.eq(arg), self.st_commit_step.eq(arg),
-                     self.pr_index.eq(arg)]
+        m.d.comb += [self.st_run_steps.eq(arg), self.st_commit_step.eq(arg)]
         with m.If(wrote("PERIOD")):
             m.d.sync += self.period.eq(wdata)
-        with m.If(wrote("PROBE")):
-            m.d.sync += [self.pr_probe.eq(wdata[:8]), self.pr_core.eq(wdata[8:16]),
-                         self.pr_region.eq(wdata[16:24]), self.pr_period.eq(wdata[24:])]
-        with m.If(wrote("PROBE_COUNT")):
-            m.d.sync += self.pr_count.eq(wdata)
+
+        # the probes: a step ended (``pe_start``) until the firmware has written its probes;
+        # ``pe_busy`` is high from the clock of ``pe_start`` on (the stepper waits for it)
+        step_end = Signal()
+        with m.If(self.pe_start):
+            m.d.sync += step_end.eq(1)
+        with m.If(wrote("CONTROL") & (wdata.bit_select(CONTROL_BITS.index("PROBES_DONE"), 1)
+                                      | wdata.bit_select(CONTROL_BITS.index("RESET"), 1))):
+            m.d.sync += step_end.eq(0)          # served, or abandoned by RESET
+        m.d.comb += self.pe_busy.eq(self.pe_start | step_end)
+        with m.If(self.pe_out.ready):
+            m.d.sync += self.pe_out.valid.eq(0)
+        with m.If(wrote("PE_BYTE")):
+            m.d.sync += [self.pe_out.valid.eq(1), self.pe_out.p.data.eq(wdata[:8]),
+                         self.pe_out.p.last.eq(wdata[8])]
 
         # the input queue: an entry a store
         m.d.sync += self.st_push.valid.eq(wrote("PUSH_STEP") | wrote("PUSH_AXON"))
@@ -230,7 +252,7 @@ class FirmwareProcessor(wiring.Component):
 
         # loads: the word is registered (the window's contract: it comes a clock later)
         status = Cat(self.st_state, self.st_idle, done, self.st_queued, self.st_paced,
-                     self.sb_req)
+                     self.sb_req, step_end, self.pe_out.valid)
         assert len(status) == len(STATUS_BITS)
         loads = {
             "RX_HEADER": Cat(hp.version, hp.seq, hp.cmd, Const(0, 7), self.header.valid),
@@ -238,6 +260,7 @@ class FirmwareProcessor(wiring.Component):
             "RX_BYTE": Cat(self.payload.payload, self.payload.valid),
             "TX_STATUS": Cat(self.tx_header.valid, self.tx_payload.valid),
             "MEM_STATUS": busy, "NONCE": nonce, "CONTROL": status, "SB_VALUE": self.sb_value,
+            "PE_STEP": self.pe_step,
             "CORE_STEP": self.core_step, "DONE_STEP": done_step,
             "BUSY_LAST": self.st_busy_last, "BUSY_MAX": self.st_busy_max,
             "STEPS_LEFT": self.st_steps_left, "INPUT_FLOOR": self.st_input_floor,

@@ -213,7 +213,12 @@ class SoC(wiring.Component):
 
         rst_stepper, rst_outbuf = reset_copy("stepper", link), reset_copy("outbuf", link)
         rst_probes, rst_stats = reset_copy("probes", link), reset_copy("stats", link)
-        probes = ProbeEngine(self.chipmap, p.n_probes)
+        # the probe engine: a ``ProbeEngine`` beside the hardware processor; the firmware
+        # reads the probes itself, behind the same ports (``pe_*``)
+        firmware = p.link_kind == "firmware"
+        probes = None if firmware else ProbeEngine(self.chipmap, p.n_probes)
+        pe = SimpleNamespace(start=proc.pe_start, step=proc.pe_step, busy=proc.pe_busy,
+                             done=proc.pe_done, out=proc.pe_out) if firmware else probes
         port = self._chip_port(m, chip, separate, direct=is_ice40(platform))
         mux, framer = FrameMux(p.max_payload), Framer(p.max_payload)
         # the payload bytes reach the framer through a register whose ``ready`` is its own
@@ -282,18 +287,27 @@ class SoC(wiring.Component):
         # the end of a step, when the processor never uses it), else the processor's. The
         # probe engine only reads, so the write data is always the processor's.
         req = port.mem_req
-        m.d.comb += [req.p.data.eq(proc.mem_req.p.data),
-                     req.p.write.eq(proc.mem_req.p.write & ~probes.busy)]
-        with m.If(probes.busy):
-            m.d.comb += [req.valid.eq(probes.mem_req.valid), req.p.addr.eq(probes.mem_req.p.addr),
-                         probes.mem_req.ready.eq(req.ready)]
-        with m.Else():
-            m.d.comb += [req.valid.eq(proc.mem_req.valid), req.p.addr.eq(proc.mem_req.p.addr),
-                         proc.mem_req.ready.eq(req.ready)]
         rsp_valid, rsp_data = port.rsp_valid, port.rsp_data
-        m.d.comb += [proc.mem_rsp.payload.eq(rsp_data), probes.mem_rsp.payload.eq(rsp_data),
-                     proc.mem_rsp.valid.eq(rsp_valid & ~probes.busy),
-                     probes.mem_rsp.valid.eq(rsp_valid & probes.busy)]
+        if firmware:                    # the firmware's alone
+            m.d.comb += [req.p.data.eq(proc.mem_req.p.data),
+                         req.p.write.eq(proc.mem_req.p.write),
+                         req.valid.eq(proc.mem_req.valid), req.p.addr.eq(proc.mem_req.p.addr),
+                         proc.mem_req.ready.eq(req.ready),
+                         proc.mem_rsp.payload.eq(rsp_data), proc.mem_rsp.valid.eq(rsp_valid)]
+        else:
+            m.d.comb += [req.p.data.eq(proc.mem_req.p.data),
+                         req.p.write.eq(proc.mem_req.p.write & ~probes.busy)]
+            with m.If(probes.busy):
+                m.d.comb += [req.valid.eq(probes.mem_req.valid),
+                             req.p.addr.eq(probes.mem_req.p.addr),
+                             probes.mem_req.ready.eq(req.ready)]
+            with m.Else():
+                m.d.comb += [req.valid.eq(proc.mem_req.valid),
+                             req.p.addr.eq(proc.mem_req.p.addr),
+                             proc.mem_req.ready.eq(req.ready)]
+            m.d.comb += [proc.mem_rsp.payload.eq(rsp_data), probes.mem_rsp.payload.eq(rsp_data),
+                         proc.mem_rsp.valid.eq(rsp_valid & ~probes.busy),
+                         probes.mem_rsp.valid.eq(rsp_valid & probes.busy)]
         # The deframer, the ack filter, the processor, the probe engine, the counters, the
         # stepper, the output path (the output buffer, the frame multiplexer and the framer)
         # and the chip's router idle through most of a run (but for an OUT_ACK now and then,
@@ -304,31 +318,36 @@ class SoC(wiring.Component):
         # open for what it copies), the reset copies the blocks' ``wake`` does not see, and the
         # UART's error pulses. The processor's ``wake`` covers its use of the counters' RAM (the
         # reply history), which theirs leaves out.
-        add_gated(m, platform, "link", {
-            # the hardware processor is reset by its own RESET pulse; the firmware resets its
-            # state itself (a reset processor would start its program again)
-            "deframer": deframer, "filter": filt,
-            "proc": proc if p.link_kind == "firmware" else ResetInserter(proc.soft_reset)(proc),
-            "probes": ResetInserter(rst_probes)(probes), "stats": stats,
-            "outbuf": outbuf, "mux": mux, "tx_reg": tx_reg, "framer": framer, **port.blocks,
-            # the step timer (domain ``free``) restarts on RESET too
-            "stepper": ResetInserter({"sync": rst_stepper, "free": rst_stepper})(stepper),
-        }, deframer.wake | filt.wake | proc.wake | probes.wake | rst_probes | stats.wake
-           | stepper.wake | rst_stepper | outbuf.wake | mux.wake | tx_reg.wake | framer.wake
-           | port.wake
-           | urx.error | urx.overrun)
-        m.d.comb += [probes.set.eq(proc.pr_set), probes.set_probe.eq(proc.pr_probe),
-                     probes.set_core.eq(proc.pr_core), probes.set_region.eq(proc.pr_region),
-                     probes.set_period.eq(proc.pr_period), probes.set_index.eq(proc.pr_index),
-                     probes.set_count.eq(proc.pr_count),
-                     probes.step.eq(stepper.run_step),
+        # the hardware processor is reset by its own RESET pulse; the firmware resets its
+        # state itself (a reset processor would start its program again)
+        blocks = {"deframer": deframer, "filter": filt,
+                  "proc": proc if firmware else ResetInserter(proc.soft_reset)(proc),
+                  **({} if firmware else {"probes": ResetInserter(rst_probes)(probes)}),
+                  "stats": stats,
+                  "outbuf": outbuf, "mux": mux, "tx_reg": tx_reg, "framer": framer,
+                  **port.blocks,
+                  # the step timer (domain ``free``) restarts on RESET too
+                  "stepper": ResetInserter({"sync": rst_stepper, "free": rst_stepper})(stepper)}
+        add_gated(m, platform, "link", blocks,
+                  deframer.wake | filt.wake | proc.wake | (0 if firmware else probes.wake)
+                  | rst_probes | stats.wake
+                  | stepper.wake | rst_stepper | outbuf.wake | mux.wake | tx_reg.wake
+                  | framer.wake | port.wake
+                  | urx.error | urx.overrun)
+        if not firmware:
+            m.d.comb += [probes.set.eq(proc.pr_set), probes.set_probe.eq(proc.pr_probe),
+                         probes.set_core.eq(proc.pr_core), probes.set_region.eq(proc.pr_region),
+                         probes.set_period.eq(proc.pr_period),
+                         probes.set_index.eq(proc.pr_index),
+                         probes.set_count.eq(proc.pr_count)]
+        m.d.comb += [pe.step.eq(stepper.run_step),
                      stepper.period.eq(proc.period)]
         # The step's end (the stepper's, at the chip's barrier), registered here: the probe
         # engine's state and ``wake`` then start at a flip-flop; ``busy`` rises from it, the
         # clock after the end. A register of the link's domain: the stepper's ``wake`` holds
         # on the clock of the end (BUSY with the barrier seen).
-        m.d[link] += probes.start.eq(stepper.end & ~rst_probes)
-        wiring.connect(m, probes.out, outbuf.probe)
+        m.d[link] += pe.start.eq(stepper.end & ~rst_probes)
+        wiring.connect(m, pe.out, outbuf.probe)
         m.d.comb += [stepper.run.eq(proc.st_run), stepper.run_steps.eq(proc.st_run_steps),
                      stepper.step.eq(proc.st_step), stepper.stop.eq(proc.st_stop),
                      stepper.commit.eq(proc.st_commit), stepper.abort.eq(proc.st_abort),
@@ -355,8 +374,8 @@ class SoC(wiring.Component):
                      stepper.core_done.eq(port.done), stepper.core_step.eq(core_step),
                      stepper.room.eq(outbuf.room), outbuf.begin.eq(stepper.begin),
                      outbuf.step.eq(core_step), outbuf.step_moves.eq(port.step_moves),
-                     outbuf.end.eq(probes.done),
-                     stepper.post_busy.eq(probes.busy | outbuf.closing),
+                     outbuf.end.eq(pe.done),
+                     stepper.post_busy.eq(pe.busy | outbuf.closing),
                      outbuf.ack.eq(filt.ack), outbuf.ack_next.eq(filt.next),
                      outbuf.clear.eq(rst_outbuf)]
 

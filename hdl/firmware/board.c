@@ -74,7 +74,58 @@ void hal_event(unsigned event) {
     REG(R_CONTROL) = event == LINK_EVENT_NAK ? C_NAK : C_DUPLICATE;
 }
 
-void hal_reset(void) { REG(R_CONTROL) = C_RESET; }
+/* The probes (the PROBE command's settings, as hdl/probe.py's ProbeEngine keeps them): a
+ * probe set with period p is due at the first step that ends after the command, then every
+ * p-th step; at a step's end each due probe writes one PROBE_DATA payload (step, probe, core,
+ * region, index, then its words at their wire width) into the output buffer. */
+struct probe { uint8_t core, region, period, countdown; uint32_t index; uint16_t count; };
+static struct probe probes[LINK_N_PROBES];
+
+static void probe_byte(uint32_t byte, int last) {
+    while (REG(R_CONTROL) & S_PE_FULL) ;
+    REG(R_PE_BYTE) = (byte & 0xFF) | (uint32_t)last << 8;
+}
+
+static void probe_word(uint32_t v, unsigned n) {
+    for (unsigned k = 0; k < n; k++) probe_byte(v >> (8 * k), 0);
+}
+
+/* a step has ended: its probes, then the stepper may go on */
+static void serve_probes(void) {
+    if (!(REG(R_CONTROL) & S_STEP_END)) return;
+    uint32_t step = REG(R_PE_STEP);
+    for (unsigned p = 0; p < LINK_N_PROBES; p++) {
+        struct probe *pr = &probes[p];
+        if (!pr->period) continue;
+        int due = pr->countdown == 0;
+        pr->countdown = due ? pr->period - 1 : pr->countdown - 1;
+        if (!due) continue;
+        probe_word(step, 4);
+        probe_byte(p, 0);
+        probe_byte(pr->core, 0);
+        probe_byte(pr->region, 0);
+        probe_word(pr->index, 4);
+        unsigned wb = link_word_bytes(pr->region);
+        uint8_t word[LINK_MAX_WORD_BYTES];
+        for (unsigned w = 0; w < pr->count; w++) {
+            hal_mem_read(pr->core, pr->region, pr->index + w, word, wb);
+            for (unsigned k = 0; k < wb; k++) probe_byte(word[k], w + 1 == pr->count && k + 1 == wb);
+        }
+    }
+    REG(R_CONTROL) = C_PROBES_DONE;
+}
+
+void hal_probe(unsigned probe, unsigned core, unsigned region, unsigned period, uint32_t index,
+               unsigned count) {
+    struct probe *pr = &probes[probe];
+    pr->core = core; pr->region = region; pr->period = period; pr->countdown = 0;
+    pr->index = index; pr->count = count;
+}
+
+void hal_reset(void) {
+    for (unsigned p = 0; p < LINK_N_PROBES; p++) probes[p].period = 0;
+    REG(R_CONTROL) = C_RESET;
+}
 
 int hal_idle(void) { return !!(REG(R_CONTROL) & S_IDLE); }
 uint32_t hal_step(void) { return REG(R_CORE_STEP); }
@@ -86,14 +137,14 @@ void hal_run(uint32_t steps) {
 
 uint32_t hal_step_once(uint32_t *busy) {
     REG(R_CONTROL) = C_STEP;
-    while (!(REG(R_CONTROL) & S_DONE)) ;
+    while (!(REG(R_CONTROL) & S_DONE)) serve_probes();
     *busy = REG(R_BUSY_LAST);
     return REG(R_DONE_STEP);
 }
 
 void hal_stop(void) {
     REG(R_CONTROL) = C_STOP;
-    while (!(REG(R_CONTROL) & S_IDLE)) ;
+    while (!(REG(R_CONTROL) & S_IDLE)) serve_probes();
 }
 
 void hal_timer(uint32_t period) { REG(R_PERIOD) = period; }
@@ -115,20 +166,12 @@ void hal_input_end(int commit, uint32_t step, int end_of_step) {
     REG(R_CONTROL) = commit ? C_COMMIT | (end_of_step ? C_END : 0) : C_ABORT;
 }
 
-void hal_probe(unsigned probe, unsigned core, unsigned region, unsigned period, uint32_t index,
-               unsigned count) {
-    REG(R_ARG) = index;
-    REG(R_PROBE) = probe | core << 8 | region << 16 | period << 24;
-    REG(R_PROBE_COUNT) = count;
-    REG(R_CONTROL) = C_PROBE;
-}
-
 int main(void) {
     uint8_t hdr[HDR_SIZE], out_hdr[HDR_SIZE];
     link_reset();
     for (;;) {
         uint32_t h;
-        while (!((h = REG(R_RX_HEADER)) >> 31)) ;
+        while (!((h = REG(R_RX_HEADER)) >> 31)) serve_probes();
         unsigned len = REG(R_RX_LENGTH);
         REG(R_RX_TAKE) = 0;
         hdr[HDR_VERSION] = h; hdr[HDR_SEQ] = h >> 8; hdr[HDR_CMD] = h >> 16;

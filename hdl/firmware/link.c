@@ -56,6 +56,11 @@ static const struct region *find_region(uint8_t id) {
     return 0;
 }
 
+unsigned link_word_bytes(unsigned region) {
+    const struct region *r = find_region(region);
+    return r ? r->word_bytes : 0;
+}
+
 static uint32_t crc32_update(uint32_t crc, const uint8_t *p, unsigned n) {
     while (n--) {
         crc ^= *p++;

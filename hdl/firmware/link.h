@@ -18,6 +18,8 @@
 int link_handle(const uint8_t *hdr, const uint8_t *payload, uint8_t *out_hdr, uint8_t *out);
 /* power-on state of the link: unsynced, no history */
 void link_reset(void);
+/* the bytes of a word of link region ``region`` on the wire (0: no such region) */
+unsigned link_word_bytes(unsigned region);
 
 /* -- the board ---------------------------------------------------------------------------- */
 /* the chip's memories: word ``index`` of link region ``region`` of ``core``, ``n`` bytes */
@@ -47,6 +49,6 @@ void hal_timer(uint32_t period);    /* clocks from a step's start to the next on
 unsigned hal_input_check(uint32_t step, unsigned n);
 void hal_input_push(int is_step, uint32_t value);   /* a STEP(step) mark or an AXON entry */
 void hal_input_end(int commit, uint32_t step, int end_of_step);   /* commit or abort them */
-/* PROBE: the probe's settings, as checked */
+/* PROBE: the probe's settings, as checked (the board reads the due probes at each step's end) */
 void hal_probe(unsigned probe, unsigned core, unsigned region, unsigned period, uint32_t index,
                unsigned count);
