@@ -1,5 +1,6 @@
 """The board registry, ``spikeforge boards``, the ECP5 PLL settings and the board top."""
 
+import dataclasses
 import json
 
 import pytest
@@ -86,8 +87,6 @@ def test_pll_params_make_the_clock_exactly():
 
 
 def test_board_top_refuses_a_clock_the_board_cannot_make():
-    import dataclasses
-
     from spikeforge.boards.top import BoardTop
     p = dataclasses.replace(preset("icebreaker"), clock_hz=29_999_999)
     with pytest.raises(ValueError, match="PLL clock 30 MHz cannot be made exactly from 12 MHz "
@@ -123,7 +122,6 @@ def test_board_top_elaborates_with_pins_and_pll(name, clock_hz, chip_clock_hz):
     constraint on its output; with a chip clock of its own, the PLL's main output is the
     chip's and its second output (the same VCO, divided further) the link's."""
     pytest.importorskip("amaranth_boards")
-    import dataclasses
 
     from spikeforge.boards.build import _prepare
     b = board(name)
@@ -178,3 +176,18 @@ def test_led_stretch_lights_the_clock_after_a_trigger_for_its_clocks():
     sim.add_testbench(bench)
     sim.run()
     assert seen == [0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
+
+
+def test_link_kind_is_a_preset_setting():
+    """``link_kind`` chooses the command processor: a kind that does not exist is refused by
+    name; the firmware link's presets keep the hardware one's text but not its build id (the
+    host tells the two bitstreams apart)."""
+    from spikeforge.hdl.soc import build_id
+
+    p = preset("tiny")
+    with pytest.raises(ValueError, match=r"^link kind 'cpu' is not one of "
+                                         r"\('hardware', 'firmware'\)$"):
+        dataclasses.replace(p, link_kind="cpu")
+    fw = dataclasses.replace(p, link_kind="firmware")
+    assert repr(fw) == repr(p) and build_id(fw) != build_id(p)
+    assert preset("tiny-fw").link_kind == "firmware" and preset("tiny-fw").window == 2
