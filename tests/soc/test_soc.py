@@ -203,3 +203,46 @@ def test_status_counts_each_event_exactly(name):
         assert status["naks"] == status["duplicates"] == status["out_resent"] == 0
         assert (status["crc_errors"], status["frame_errors"]) == (after["crc_errors"],
                                                                   after["frame_errors"])
+
+
+@LINKS
+def test_run_control_and_input_refusals(name):
+    """RUN, STOP, STEP and INPUT's refusals, the same on both links: while a RUN goes on, the
+    commands that need the chip idle are refused BUSY and STATUS reports the run; STOP answers
+    with the next step; an INPUT for another core, with an axon past the core's or for a step
+    already run is refused, and leaves nothing queued (the run after equals the golden
+    model's)."""
+    with VirtualBoard(preset(name)) as vb, _board(vb) as board:
+        board.hello()
+        im, rng = _image(6)
+        board.upload(im)
+        first = board.link.request(Command.RUN, steps=0)["step"]     # until STOP
+        assert first == im.step
+        status = board.status()
+        assert status["state"] == protocol.RunState.RUNNING and status["steps_left"] == 0
+        for cmd, fields in [(Command.WRITE, dict(core=0, region=1, index=0)),
+                            (Command.READ, dict(core=0, region=1, index=0, count=1)),
+                            (Command.STEP, {}), (Command.RUN, dict(steps=1)),
+                            (Command.GENERATORS, dict(core=0, enable=0, first=0, count=1,
+                                                      prob=0))]:
+            with pytest.raises(NakError) as exc:
+                board.link.request(cmd, **fields)
+            assert exc.value.code is NakCode.BUSY, cmd
+        stopped = board.link.request(Command.STOP)["step"]
+        assert stopped > first and board.status()["state"] == protocol.RunState.IDLE
+        assert board.status()["step"] == stopped
+        n_axons = TINY.core.n_axons
+        for fields, tail, code in [
+                (dict(step=stopped, core=1, flags=0), [0], NakCode.CORE),
+                (dict(step=stopped, core=0, flags=0), [1, n_axons], NakCode.ARGUMENT),
+                (dict(step=stopped - 1, core=0, flags=0), [1], NakCode.ARGUMENT)]:
+            with pytest.raises(NakError) as exc:
+                board.link.request(Command.INPUT, tail, **fields)
+            assert exc.value.code is code, (fields, tail)
+        # the image as it stands after the run, then a run with inputs from there
+        now = board.read_image()
+        assert now.step == stopped
+        inputs = random_inputs(TINY.core, rng, "random", 12)
+        want, _ = _golden_trace(now, inputs)
+        trace = board.run(12, inputs=inputs)
+        np.testing.assert_array_equal(trace.spikes, want)
