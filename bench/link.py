@@ -18,11 +18,20 @@ network costs: 0.080 on ``icebreaker`` (2026-12-03; efficiency 0.929 then).
 
     python bench/link.py                       # icebreaker preset, printed
     python bench/link.py --preset tiny --json FILE
+    python bench/link.py --preset tiny-fw --both-links   # side by side: the two links
+
+``--both-links`` measures the preset with each command processor (``link_kind``), every other
+setting the same (window, baud, clock): what the firmware link (``FirmwareProcessor``) costs
+in line time against the hardware one. Measured on ``tiny-fw`` (4 MHz, 100 kbaud, window 2;
+2026-12-05): the upload takes 7.15 x the hardware link's clocks (efficiency 0.089 against
+0.639), the unchanged push 17.6 x (its REGION_CRC requests: the CRC is computed by SERV,
+about 900 clocks a byte, and each word is read through the register window).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -39,8 +48,8 @@ from spikeforge.memmap import MemoryMap, Region  # noqa: E402
 from spikeforge.presets import preset  # noqa: E402
 
 
-def measure(name, seed=0):
-    p = preset(name)
+def measure(p, seed=0):
+    name = p.name
     image, _, _ = random_image(p.core, seed)
     memmap = MemoryMap(p.core)
     payload = sum(protocol.word_bytes(memmap, r) * memmap[r].depth for r in Region)
@@ -58,7 +67,8 @@ def measure(name, seed=0):
     clocks = session["last_tx"] - session["first_rx"]
     clocks_again = again["last_tx"] - again["first_rx"]
     efficiency = payload * 10 * p.clocks_per_bit / clocks
-    return {"preset": name, "payload_bytes": payload, "wire_bytes_in": session["rx"],
+    return {"preset": name, "link_kind": p.link_kind, "payload_bytes": payload,
+            "wire_bytes_in": session["rx"],
             "clocks": clocks, "clocks_per_bit": p.clocks_per_bit,
             "max_payload": p.max_payload, "efficiency": round(efficiency, 4),
             "again_written_bytes": written, "again_wire_bytes_in": again["rx"],
@@ -68,13 +78,22 @@ def measure(name, seed=0):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="icebreaker")
+    parser.add_argument("--both-links", action="store_true",
+                        help="measure the preset with each link kind, side by side")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
-    result = measure(args.preset)
-    for key, value in result.items():
-        print(f"{key:16} {value}")
+    p = preset(args.preset)
+    kinds = ("hardware", "firmware") if args.both_links else (p.link_kind,)
+    results = [measure(dataclasses.replace(p, link_kind=kind)) for kind in kinds]
+    for key in results[0]:
+        print(f"{key:20}" + "".join(f"{str(r[key]):>14}" for r in results))
+    if len(results) == 2:
+        hw, fw = results
+        print(f"{'firmware / hardware':20}{fw['clocks'] / hw['clocks']:>14.2f} x the upload's "
+              f"line time, {fw['again_clocks'] / hw['again_clocks']:.2f} x the unchanged push's")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        out = results[0] if len(results) == 1 else {r["link_kind"]: r for r in results}
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

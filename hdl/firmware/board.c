@@ -28,9 +28,13 @@ void hal_mem_read(unsigned core, unsigned region, uint32_t index, uint8_t *word,
     REG(R_MEM_ADDR) = chip_address(core, region, index);
     REG(R_MEM_GO) = 0;
     while (REG(R_MEM_STATUS) & 1) ;
+    /* shifts by a constant 8: SERV shifts a bit a clock */
     for (unsigned k = 0; k < n; k += 4) {
         uint32_t w = REG(R_MEM_DATA + (k >> 2));
-        for (unsigned j = 0; j < 4 && k + j < n; j++) word[k + j] = w >> (8 * j);
+        for (unsigned j = k; j < n && j < k + 4; j++) {
+            word[j] = w;
+            w >>= 8;
+        }
     }
 }
 
@@ -38,8 +42,9 @@ void hal_mem_write(unsigned core, unsigned region, uint32_t index, const uint8_t
                    unsigned n) {
     /* the data words the region's word reaches (the chip keeps no bit above its width) */
     for (unsigned k = 0; k < n; k += 4) {
+        unsigned top = n < k + 4 ? n : k + 4;
         uint32_t w = 0;
-        for (unsigned j = 0; j < 4 && k + j < n; j++) w |= (uint32_t)word[k + j] << (8 * j);
+        while (top-- > k) w = w << 8 | word[top];
         REG(R_MEM_DATA + (k >> 2)) = w;
     }
     REG(R_MEM_ADDR) = chip_address(core, region, index);

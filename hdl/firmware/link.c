@@ -61,10 +61,18 @@ unsigned link_word_bytes(unsigned region) {
     return r ? r->word_bytes : 0;
 }
 
+/* the protocol's CRC-32 (reflected, zlib's) a nibble at a time from a 64-byte table: 888
+ * clocks a byte on SERV against 3,709 bitwise (bench/link_cpu.py) */
+static const uint32_t crc_nibble[16] = {
+    0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4, 0x4DB26158,
+    0x5005713C, 0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C, 0x9B64C2B0, 0x86D3D2D4,
+    0xA00AE278, 0xBDBDF21C};
+
 static uint32_t crc32_update(uint32_t crc, const uint8_t *p, unsigned n) {
     while (n--) {
         crc ^= *p++;
-        for (int k = 0; k < 8; k++) crc = crc & 1 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
+        crc = (crc >> 4) ^ crc_nibble[crc & 15];
+        crc = (crc >> 4) ^ crc_nibble[crc & 15];
     }
     return crc;
 }
