@@ -155,12 +155,11 @@ def synth_firmware_processor(workdir, p, ram_words, compressed=False, pnr=False,
     from amaranth.back import rtlil
 
     from spikeforge.hdl.firmware_link import FirmwareProcessor
-    from spikeforge.hdl.link import hello_constants
+    from spikeforge.hdl.link import hello_template
 
-    fields = hello_constants(p.chipmap, window=p.window, out_window=p.out_window,
-                             n_probes=p.n_probes, probe_payload=p.probe_payload,
-                             max_payload=p.max_payload, clock_hz=p.clock_hz, baud=p.baud)
-    hello = protocol.REPLY[protocol.Command.HELLO].pack(**fields, out_seq=0, nonce=0)
+    hello = hello_template(p.chipmap, window=p.window, out_window=p.out_window,
+                           n_probes=p.n_probes, probe_payload=p.probe_payload,
+                           max_payload=p.max_payload, clock_hz=p.clock_hz, baud=p.baud)
     proc = FirmwareProcessor(p.chipmap, hello=hello, window=p.window,
                              max_payload=p.max_payload, n_probes=p.n_probes,
                              probe_payload=p.probe_payload, ram_words=ram_words,

@@ -46,7 +46,8 @@ from .stepper import Entry, EntryKind
 from .target import is_ice40
 
 __all__ = ["AckFilter", "CommandProcessor", "STATUS_COUNTERS", "CLEARED_COUNTERS",
-           "chip_address", "control_ports", "frame_ports", "hello_constants"]
+           "chip_address", "control_ports", "frame_ports", "hello_constants",
+           "hello_template"]
 
 _REQ_BYTES = max(layout.size for layout in REQUEST.values())
 _STORED = 9                  # reply bytes kept in the history (STEP's reply is the longest)
@@ -148,6 +149,13 @@ def hello_constants(chipmap, *, window, out_window, n_probes, probe_payload, max
         weight_bits=c.weight_bits, delay_bits=c.delay_bits, lanes=c.lanes,
         n_profiles=c.n_profiles, n_probes=n_probes, memmap_hash=protocol.memmap_hash(chipmap),
         clock_hz=clock_hz, baud=baud, out_timeout=out_timeout, build_id=build_id)
+
+
+def hello_template(chipmap, **settings):
+    """The HELLO reply's bytes with ``out_seq`` and ``nonce`` 0, as a firmware keeps them to
+    fill in when it answers (``settings``: those of ``hello_constants``)."""
+    return REPLY[Command.HELLO].pack(**hello_constants(chipmap, **settings), out_seq=0,
+                                     nonce=0)
 
 
 def _fields(layout, raw):

@@ -45,7 +45,7 @@ from .link import (
     STATUS_COUNTERS,
     AckFilter,
     CommandProcessor,
-    hello_constants,
+    hello_template,
 )
 from .outbuf import OutputBuffer
 from .probe import ProbeEngine
@@ -402,13 +402,12 @@ class SoC(wiring.Component):
         if p.link_kind == "firmware":
             from .firmware_link import FirmwareProcessor
 
-            fields = hello_constants(self.chipmap, window=p.window, out_window=p.out_window,
-                                     n_probes=p.n_probes, probe_payload=p.probe_payload,
-                                     max_payload=p.max_payload, **hello)
+            template = hello_template(self.chipmap, window=p.window, out_window=p.out_window,
+                                      n_probes=p.n_probes, probe_payload=p.probe_payload,
+                                      max_payload=p.max_payload, **hello)
             return FirmwareProcessor(
                 self.chipmap, window=p.window, max_payload=p.max_payload, n_probes=p.n_probes,
-                probe_payload=p.probe_payload,
-                hello=protocol.REPLY[protocol.Command.HELLO].pack(**fields, out_seq=0, nonce=0))
+                probe_payload=p.probe_payload, hello=template)
         return CommandProcessor(self.chipmap, window=p.window, n_probes=p.n_probes,
                                 probe_payload=p.probe_payload,
                                 out_window=p.out_window, max_payload=p.max_payload, hello=hello)

@@ -24,10 +24,15 @@ static uint32_t chip_address(unsigned core, unsigned region, uint32_t index) {
            | (uint32_t)core << (LINK_LOCAL_BITS + 1);
 }
 
-void hal_mem_read(unsigned core, unsigned region, uint32_t index, uint8_t *word, unsigned n) {
+/* one request on the chip's memory port, a read's answer then in the MEM_DATA registers */
+static void mem_request(unsigned core, unsigned region, uint32_t index, int write) {
     REG(R_MEM_ADDR) = chip_address(core, region, index);
-    REG(R_MEM_GO) = 0;
+    REG(R_MEM_GO) = write;
     while (REG(R_MEM_STATUS) & 1) ;
+}
+
+void hal_mem_read(unsigned core, unsigned region, uint32_t index, uint8_t *word, unsigned n) {
+    mem_request(core, region, index, 0);
     /* shifts by a constant 8: SERV shifts a bit a clock */
     for (unsigned k = 0; k < n; k += 4) {
         uint32_t w = REG(R_MEM_DATA + (k >> 2));
@@ -47,17 +52,11 @@ void hal_mem_write(unsigned core, unsigned region, uint32_t index, const uint8_t
         while (top-- > k) w = w << 8 | word[top];
         REG(R_MEM_DATA + (k >> 2)) = w;
     }
-    REG(R_MEM_ADDR) = chip_address(core, region, index);
-    REG(R_MEM_GO) = 1;
-    while (REG(R_MEM_STATUS) & 1) ;
+    mem_request(core, region, index, 1);
 }
 
 uint32_t hal_nonce(void) { return REG(R_NONCE); }
 uint8_t hal_out_seq(void) { return REG(R_OUT_SEQ); }
-
-static void put32(uint8_t *p, uint32_t v) {
-    p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24;
-}
 
 void hal_status(uint8_t *reply) {
     static const uint8_t offsets[N_COUNTERS] = COUNTER_OFFSETS;

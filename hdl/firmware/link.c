@@ -29,15 +29,6 @@ static uint8_t last_hello_seq;
 static uint16_t last_hello_len;
 static uint32_t last_hello_crc;   /* the last HELLO: its number, length and payload's CRC */
 
-static uint32_t get32(const uint8_t *p) {
-    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint16_t get16(const uint8_t *p) { return p[0] | p[1] << 8; }
-static void put32(uint8_t *p, uint32_t v) {
-    p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24;
-}
-static void put16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
-
 void link_reset(void) {
     synced = 0; expected = 0; filled = 0; last_hello_len = 0xFFFF;
 }
@@ -48,6 +39,13 @@ static unsigned nak(const uint8_t *hdr, uint8_t code, uint8_t *out) {
     out[NAKP_CODE] = code;
     out[NAKP_EXPECTED] = expected;
     return NAKP_SIZE;
+}
+
+/* an ACK's payload: the command's code, then ``size - 1`` bytes of fields written before */
+static unsigned ack(uint8_t cmd, unsigned size, uint8_t *out, uint8_t *is_nak) {
+    *is_nak = 0;
+    out[0] = cmd;
+    return size;
 }
 
 static const struct region *find_region(uint8_t id) {
@@ -97,22 +95,18 @@ static unsigned memory_command(const uint8_t *hdr, const uint8_t *p, unsigned le
     } else {
         count = cmd == CMD_READ ? get16(p + REQ_READ_COUNT) : get32(p + REQ_REGION_CRC_COUNT);
     }
-    if (index > r->depth || count > r->depth - index) return nak(hdr, NAK_RANGE, out);
-    *is_nak = 0;
-    out[0] = cmd;
+    if (index > r->depth || count > r->depth - index
+            || (cmd == CMD_READ && count * wb + REP_READ_SIZE > LINK_MAX_PAYLOAD))
+        return nak(hdr, NAK_RANGE, out);
     if (cmd == CMD_WRITE) {
         for (uint32_t k = 0; k < count; k++)
             hal_mem_write(core, r->id, index + k, p + REQ_WRITE_SIZE + k * wb, wb);
-        return REP_WRITE_SIZE;
+        return ack(cmd, REP_WRITE_SIZE, out, is_nak);
     }
     if (cmd == CMD_READ) {
-        if (count * wb + REP_READ_SIZE > LINK_MAX_PAYLOAD) {
-            *is_nak = 1;
-            return nak(hdr, NAK_RANGE, out);
-        }
         for (uint32_t k = 0; k < count; k++)
             hal_mem_read(core, r->id, index + k, out + REP_READ_SIZE + k * wb, wb);
-        return REP_READ_SIZE + count * wb;
+        return ack(cmd, REP_READ_SIZE + count * wb, out, is_nak);
     }
     uint32_t crc = 0xFFFFFFFFu;
     uint8_t word[MAX_WORD_BYTES];
@@ -121,7 +115,7 @@ static unsigned memory_command(const uint8_t *hdr, const uint8_t *p, unsigned le
         crc = crc32_update(crc, word, wb);
     }
     put32(out + REP_REGION_CRC_CRC, ~crc);
-    return REP_REGION_CRC_SIZE;
+    return ack(cmd, REP_REGION_CRC_SIZE, out, is_nak);
 }
 
 static unsigned hello_reply(uint8_t *out) {
@@ -176,9 +170,7 @@ static unsigned input(const uint8_t *hdr, const uint8_t *p, unsigned len, uint8_
     }
     hal_input_end(!bad, step, end);
     if (bad) return nak(hdr, NAK_ARGUMENT, out);
-    *is_nak = 0;
-    out[0] = CMD_INPUT;
-    return REP_INPUT_SIZE;
+    return ack(CMD_INPUT, REP_INPUT_SIZE, out, is_nak);
 }
 
 /* GENERATORS: the gen_prob field of axons first .. first + count - 1 (read, modify, write) */
@@ -199,9 +191,7 @@ static unsigned generators(const uint8_t *hdr, const uint8_t *p, uint8_t *out,
         }
         hal_mem_write(core, LINK_AXON_REGION, a, word, LINK_AXON_BYTES);
     }
-    *is_nak = 0;
-    out[0] = CMD_GENERATORS;
-    return REP_GENERATORS_SIZE;
+    return ack(CMD_GENERATORS, REP_GENERATORS_SIZE, out, is_nak);
 }
 
 /* PROBE: a probe's settings (switched off by period 0, whatever the other fields) */
@@ -221,9 +211,7 @@ static unsigned probe(const uint8_t *hdr, const uint8_t *p, uint8_t *out, uint8_
             return nak(hdr, NAK_RANGE, out);
     }
     hal_probe(which, core, id, period, index, count);
-    *is_nak = 0;
-    out[0] = CMD_PROBE;
-    return REP_PROBE_SIZE;
+    return ack(CMD_PROBE, REP_PROBE_SIZE, out, is_nak);
 }
 
 /* The reply to a command that is carried out: refused for its code, its length, a run under
@@ -250,32 +238,23 @@ static unsigned execute(const uint8_t *hdr, const uint8_t *p, unsigned len, uint
         return memory_command(hdr, p, len, out, is_nak);
     case CMD_TIMER:
         hal_timer(get32(p + REQ_TIMER_PERIOD));
-        break;
+        return ack(cmd, REP_TIMER_SIZE, out, is_nak);
     case CMD_RUN:
         step = hal_step();                      /* the run's first step */
         hal_run(get32(p + REQ_RUN_STEPS));
         put32(out + REP_RUN_STEP, step);
-        break;
+        return ack(cmd, REP_RUN_SIZE, out, is_nak);
     case CMD_STEP:
         step = hal_step_once(&busy);
         put32(out + REP_STEP_STEP, step);
         put32(out + REP_STEP_BUSY, busy);
-        break;
+        return ack(cmd, REP_STEP_SIZE, out, is_nak);
     case CMD_STOP:
         hal_stop();
         put32(out + REP_STOP_STEP, hal_step());  /* the next step to run */
-        break;
+        return ack(cmd, REP_STOP_SIZE, out, is_nak);
     }
-    *is_nak = 0;
-    out[0] = cmd;
-    /* the replies of TIMER, RUN, STEP, STOP and RESET: the fixed fields, nothing after */
-    switch (cmd) {
-    case CMD_RUN: return REP_RUN_SIZE;
-    case CMD_STEP: return REP_STEP_SIZE;
-    case CMD_STOP: return REP_STOP_SIZE;
-    case CMD_TIMER: return REP_TIMER_SIZE;
-    }
-    return REP_RESET_SIZE;
+    return ack(cmd, REP_RESET_SIZE, out, is_nak);    /* RESET: carried out once replied */
 }
 
 static void reply_header(const uint8_t *hdr, uint8_t is_nak, unsigned n, uint8_t *out_hdr) {

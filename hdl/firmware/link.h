@@ -16,6 +16,16 @@
  * (at most LINK_MAX_PAYLOAD bytes; ``out`` may be ``payload``: one frame buffer serves).
  * A RESET resets the link's own state (link_reset) before it returns. */
 int link_handle(const uint8_t *hdr, const uint8_t *payload, uint8_t *out_hdr, uint8_t *out);
+/* little-endian fields of frames and replies (link.c, board.c and the tests' board) */
+static inline uint32_t get32(const uint8_t *p) {
+    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint16_t get16(const uint8_t *p) { return p[0] | p[1] << 8; }
+static inline void put32(uint8_t *p, uint32_t v) {
+    p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24;
+}
+static inline void put16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
+
 /* power-on state of the link: unsynced, no history */
 void link_reset(void);
 /* the bytes of a word of link region ``region`` on the wire (0: no such region) */

@@ -24,9 +24,6 @@ void hal_mem_write(unsigned core, unsigned region, uint32_t index, const uint8_t
 uint32_t hal_nonce(void) { return next_nonce; }
 uint8_t hal_out_seq(void) { return 0; }
 
-static void put32(uint8_t *p, uint32_t v) {
-    p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24;
-}
 void hal_status(uint8_t *reply) {
     put32(reply + REP_STATUS_STEP, step);
     put32(reply + REP_STATUS_NAKS, naks);
