@@ -162,7 +162,8 @@ def synth_firmware_processor(workdir, p, ram_words, compressed=False, pnr=False,
                            max_payload=p.max_payload, clock_hz=p.clock_hz, baud=p.baud)
     proc = FirmwareProcessor(p.chipmap, hello=hello, window=p.window,
                              max_payload=p.max_payload, n_probes=p.n_probes,
-                             probe_payload=p.probe_payload, ram_words=ram_words,
+                             probe_payload=p.probe_payload, input_depth=p.input_depth,
+                             ram_words=ram_words,
                              compressed=compressed)
     top = ShiftWrapper(proc, name="proc")
     workdir.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,14 @@
-"""The command processor as firmware: a ``ControlCPU`` running ``firmware/link.c``.
+"""The command processor and the stepper as firmware: a ``ControlCPU`` running
+``firmware/link.c``, ``firmware/stepper.c`` and ``firmware/board.c``.
 
-``FirmwareProcessor`` has the ports of ``spikeforge.hdl.link.CommandProcessor`` (validated
-frames in from the ``AckFilter``, replies out to the ``FrameMux``, the chip's memory port, and
-the stepper, probe, counter and output-buffer ports of ``link.control_ports``), so the SoC takes
-either (``SocPreset.link_kind``), and carries out every command as the hardware one does. It is
+``FirmwareProcessor`` has the ``CommandProcessor``'s frame ports (validated frames in from the
+``AckFilter``, replies out to the ``FrameMux``, the chip's memory port: ``link.frame_ports``)
+and its counter and output-buffer ports (``link.control_ports``), and in place of a
+``Stepper`` and a ``ProbeEngine`` it drives the chip and the output buffer itself: the SoC
+takes either link (``SocPreset.link_kind``), and both carry out every command alike. It is
 the link that fits the iCE40UP5K (``docs/boards.md``): a bit-serial processor and a register
-window in place of the command FSM's thousands of logic cells.
+window in place of the command FSM's, the stepper's and the probe engine's thousands of logic
+cells.
 
 The firmware reaches the SoC through the processor's register window (``REGISTERS``, shared
 with the C as ``registers.h``):
@@ -14,54 +17,55 @@ with the C as ``registers.h``):
   payload bytes popped one a load (bit 8 set when a byte came); the reply's header and bytes
   pushed one a store into one-entry slots (``TX_STATUS`` says when they are free);
 * the chip: a request's address, data words and a go strobe, whose read response lands in the
-  same data words;
-* ``CONTROL``: a store pulses the bits of ``CONTROL_BITS`` (run, step, stop, commit, abort,
-  the step's probes written, a NAK or a duplicate counted, RESET; ``END`` is the commit's
-  END_OF_STEP); a load gives ``STATUS_BITS`` (the stepper's state, idle, a step done since the
-  last ``STEP``, the input queue holding entries, paced, a counter read under way, a step
-  ended whose probes are still to be written, the probe byte slot full);
-* ``ARG`` (RUN's steps, the committed INPUT's step), ``PERIOD``, ``PUSH_STEP``/``PUSH_AXON``
-  (an input queue entry), ``SB_INDEX`` (reads one event counter into ``SB_VALUE``), and the
-  stepper's numbers as loads;
-* the probes: the firmware is the probe engine (``spikeforge.hdl.probe.ProbeEngine``'s ports
-  as ``pe_*``: ``pe_start`` the step's end, ``pe_step`` its number, ``pe_busy`` until the
-  firmware stores ``PROBES_DONE``, ``pe_done`` then, ``pe_out`` the PROBE_DATA bytes, one a
-  store to ``PE_BYTE`` with bit 8 the last); the settings stay in its RAM;
+  same data words; ``CORE_STEP``, its step counter;
+* ``CONTROL``: a store pulses the bits of ``CONTROL_BITS`` (a step's start, its probes and
+  output written, a stall, an overrun, a NAK or a duplicate counted, RESET); a load gives
+  ``STATUS_BITS`` (the chip busy, room in the output buffer for a step, the output buffer
+  closing a step, the step ended at the chip's barrier, the step timer past its period, the
+  inject slot full, a counter read under way, the probe byte slot full);
+* the step: ``INJECT`` (an input event into the chip, a one-entry slot), ``PERIOD`` (the
+  TIMER's clocks from start to start), ``BUSY_LAST`` (the clocks from the last start to its
+  barrier), ``RUNNING`` (a level: a run or a step under way, for ``idle``);
+* ``SB_INDEX`` reads one event counter into ``SB_VALUE``;
+* the probes: ``PE_BYTE``, a PROBE_DATA byte into the output buffer (bit 8 the last);
 * ``NONCE``: the free-running counter as it was at the first start bit on the line after a
   reset (power-on or RESET), as the hardware processor takes it.
 
+What must be exact to the clock stays in hardware: the step timer (a step starts
+``PERIOD`` clocks after the previous start, once the firmware has armed it with ``START``
+and fed the step's input) and the busy clocks, latched at the barrier.
+
 The processor polls: its ``wake`` is always high (the clock gating of the virtual board saves
-nothing while it runs), and it is ``idle`` while it waits for a frame with nothing to send.
+nothing while it runs), and it is ``idle`` while it waits for a frame with nothing to send
+and no step under way.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge import protocol
 
+from .chip import inject_layout
 from .cpu import ControlCPU
 from .firmware import SOURCES, build_firmware, firmware_ram_words, link_config_header, link_sources
 from .link import STATUS_COUNTERS, control_ports, frame_ports
 from .outbuf import ProbeByte
-from .stepper import EntryKind
 
 __all__ = ["FirmwareProcessor", "REGISTERS", "CONTROL_BITS", "STATUS_BITS", "registers_header"]
 
 # the register window, in order (``R_<NAME>`` in ``registers.h``); ``MEM_DATA`` is last: the
 # chip's data word takes as many registers as it has 32-bit words
 REGISTERS = ("RX_HEADER", "RX_LENGTH", "RX_TAKE", "RX_BYTE", "TX_HEADER", "TX_BYTE",
-             "TX_STATUS", "MEM_ADDR", "MEM_GO", "MEM_STATUS", "NONCE", "CONTROL", "ARG",
-             "PERIOD", "PE_STEP", "PE_BYTE", "PUSH_STEP", "PUSH_AXON", "SB_INDEX", "SB_VALUE",
-             "CORE_STEP", "DONE_STEP", "BUSY_LAST", "BUSY_MAX", "STEPS_LEFT", "INPUT_FLOOR",
-             "LAST_INPUT", "FREE", "OUT_SEQ", "MEM_DATA")
+             "TX_STATUS", "MEM_ADDR", "MEM_GO", "MEM_STATUS", "NONCE", "CONTROL", "PERIOD",
+             "INJECT", "RUNNING", "PE_BYTE", "SB_INDEX", "SB_VALUE", "CORE_STEP", "BUSY_LAST",
+             "OUT_SEQ", "MEM_DATA")
 _R = {name: k for k, name in enumerate(REGISTERS)}
-# a store to CONTROL: pulses (``C_<NAME>``), and ``END`` a level held with the commit
-CONTROL_BITS = ("RUN", "STEP", "STOP", "COMMIT", "ABORT", "PROBES_DONE", "NAK", "DUPLICATE",
-                "RESET", "END")
+# a store to CONTROL: pulses (``C_<NAME>``)
+CONTROL_BITS = ("START", "PROBES_DONE", "STALL", "OVERRUN", "NAK", "DUPLICATE", "RESET")
 _C = {name: 1 << k for k, name in enumerate(CONTROL_BITS)}
-# a load of CONTROL (``S_<NAME>``): the stepper's state is bits 0-1
-STATUS_BITS = ("STATE0", "STATE1", "IDLE", "DONE", "QUEUED", "PACED", "SB_BUSY", "STEP_END",
+# a load of CONTROL (``S_<NAME>``)
+STATUS_BITS = ("CORE_BUSY", "ROOM", "CLOSING", "ENDED", "PAST", "INJECT_FULL", "SB_BUSY",
                "PE_FULL")
 _S = {name: 1 << k for k, name in enumerate(STATUS_BITS)}
 
@@ -75,11 +79,12 @@ def _mem_words(chipmap):
 
 
 def registers_header(chipmap):
-    """``registers.h``: the window's register numbers, ``CONTROL``'s bits, the chip's address
-    fields and where each event counter goes in the STATUS reply."""
+    """``registers.h``: the window (``REG(k)``), its register numbers, ``CONTROL``'s bits,
+    the chip's address fields and where each event counter goes in the STATUS reply."""
     routes, mm = chipmap.routes, chipmap.memmaps[0]
     status = protocol.REPLY[protocol.Command.STATUS].offsets()
-    lines = ["/* generated by spikeforge.hdl.firmware_link */", "#pragma once"]
+    lines = ["/* generated by spikeforge.hdl.firmware_link */", "#pragma once",
+             "#define REG(k) (*(volatile uint32_t *)(0x80000000u + 4u * (k)))"]
     lines += [f"#define R_{name} {k}" for name, k in _R.items()]
     lines += [f"#define C_{name} {bit}u" for name, bit in _C.items()]
     lines += [f"#define S_{name} {bit}u" for name, bit in _S.items()]
@@ -99,10 +104,17 @@ class FirmwareProcessor(wiring.Component):
     ``hello``: the HELLO reply's bytes (``protocol.REPLY[Command.HELLO]``; its ``nonce`` and
     ``out_seq`` are filled in as it is sent). ``regions``: ``{link region id: (word bytes,
     depth)}`` the memory commands reach (default: every one of ``protocol.link_regions``).
-    ``ram_words``: the RAM's words (default: the fewest whole block RAMs that hold the
-    firmware, its data and its stack). ``compressed``: RV32IC firmware and decoder
+    ``input_depth``: entries of the input queue (in the firmware's RAM, as the ``Stepper``'s
+    are counted). ``ram_words``: the RAM's words (default: the fewest whole block RAMs that
+    hold the firmware, its data and its stack). ``compressed``: RV32IC firmware and decoder
     (``bench/link_cpu.py``: a quarter less RAM, 2 EBR at the iCEBreaker's sizes, for about
     300 LUT4 more).
+
+    The chip side (in place of a ``Stepper``'s): ``inject`` (the step's input events),
+    ``start`` (a step starts; the output buffer's ``begin`` too), ``core_busy`` and
+    ``core_done`` (the chip's barrier, a pulse); the output buffer's ``room`` and ``closing``;
+    ``pe_done`` (the step's probes written: the output buffer's ``end``) and ``pe_out`` (the
+    PROBE_DATA bytes, a ``ProbeEngine``'s); ``stall`` and ``overrun`` pulses for the counters.
     """
 
     # the SoC's event counters share no RAM with this processor (its history is in its RAM)
@@ -110,27 +122,30 @@ class FirmwareProcessor(wiring.Component):
     history_stall = 0
 
     def __init__(self, chipmap, *, hello, window=8, max_payload=protocol.MAX_PAYLOAD,
-                 n_probes=1, probe_payload=256, regions=None, ram_words=None,
-                 compressed=False):
+                 n_probes=1, probe_payload=256, input_depth=512, regions=None,
+                 ram_words=None, compressed=False):
         if len(hello) != protocol.REPLY[protocol.Command.HELLO].size:
             raise ValueError(f"HELLO reply of {len(hello)} bytes, not "
                              f"{protocol.REPLY[protocol.Command.HELLO].size}")
         self.chipmap = chipmap
         config = link_config_header(chipmap, window=window, max_payload=max_payload,
                                     hello=bytes(hello), n_probes=n_probes,
-                                    probe_payload=probe_payload, regions=regions)
+                                    probe_payload=probe_payload, input_depth=input_depth,
+                                    regions=regions)
         sources = {**link_sources(config), "registers.h": registers_header(chipmap),
-                   "board.c": (SOURCES / "board.c").read_text()}
+                   **{name: (SOURCES / name).read_text()
+                      for name in ("board.h", "board.c", "stepper.c")}}
         if ram_words is None:
             ram_words = firmware_ram_words(sources, step=_RAM_STEP, compressed=compressed)
         self.firmware = build_firmware(sources, ram_words, compressed=compressed)
         self.compressed = compressed
         self.ram_words = ram_words
         super().__init__({
-            **frame_ports(chipmap), **control_ports(probe_settings=False),
-            # the probe engine's ports (``ProbeEngine``): the firmware reads the probes
-            "pe_start": In(1), "pe_step": In(32), "pe_busy": Out(1), "pe_done": Out(1),
-            "pe_out": Out(stream.Signature(ProbeByte)),
+            **frame_ports(chipmap), **control_ports(stepper=False, probe_settings=False),
+            "inject": Out(stream.Signature(inject_layout(chipmap))), "start": Out(1),
+            "core_busy": In(1), "core_done": In(1), "room": In(1), "closing": In(1),
+            "stall": Out(1), "overrun": Out(1),
+            "pe_done": Out(1), "pe_out": Out(stream.Signature(ProbeByte)),
         })
 
     def elaborate(self, platform):  # noqa: C901 - one register window, read top to bottom
@@ -144,23 +159,64 @@ class FirmwareProcessor(wiring.Component):
         def wrote(name):
             return cpu.reg_w_en & (addr == _R[name])
 
+        def control(name):
+            """a store to CONTROL with ``name``'s bit set"""
+            return wrote("CONTROL") & wdata.bit_select(CONTROL_BITS.index(name), 1)
+
+        def slot(port, register, payload):
+            """a one-entry slot: a store to ``register`` fills ``port`` with ``payload``"""
+            with m.If(port.ready):
+                m.d.sync += port.valid.eq(0)
+            with m.If(wrote(register)):
+                m.d.sync += [port.valid.eq(1), *payload]
+
         # received frames: the header stays until taken, payload bytes are popped by loads
         hp = self.header.payload
         m.d.comb += [self.header.ready.eq(wrote("RX_TAKE")),
                      self.payload.ready.eq(cpu.reg_r_en & (addr == _R["RX_BYTE"]))]
 
-        # the reply: one-entry slots for the header and a byte
-        with m.If(self.tx_header.ready):
-            m.d.sync += self.tx_header.valid.eq(0)
-        with m.If(wrote("TX_HEADER")):
-            m.d.sync += [self.tx_header.valid.eq(1),
-                         self.tx_header.p.version.eq(protocol.VERSION),
-                         self.tx_header.p.seq.eq(wdata[:8]), self.tx_header.p.cmd.eq(wdata[8:16]),
-                         self.tx_header.p.length.eq(wdata[16:])]
-        with m.If(self.tx_payload.ready):
-            m.d.sync += self.tx_payload.valid.eq(0)
-        with m.If(wrote("TX_BYTE")):
-            m.d.sync += [self.tx_payload.valid.eq(1), self.tx_payload.payload.eq(wdata[:8])]
+        # the reply, the input events and the probe bytes: one-entry slots
+        tx = self.tx_header.p
+        slot(self.tx_header, "TX_HEADER",
+             [tx.version.eq(protocol.VERSION), tx.seq.eq(wdata[:8]), tx.cmd.eq(wdata[8:16]),
+              tx.length.eq(wdata[16:])])
+        slot(self.tx_payload, "TX_BYTE", [self.tx_payload.payload.eq(wdata[:8])])
+        slot(self.inject, "INJECT", [self.inject.payload.eq(wdata)])
+        slot(self.pe_out, "PE_BYTE", [self.pe_out.p.data.eq(wdata[:8]),
+                                      self.pe_out.p.last.eq(wdata[8])])
+
+        # CONTROL: pulses from registers (a clock after the store)
+        pulses = {"PROBES_DONE": self.pe_done, "STALL": self.stall, "OVERRUN": self.overrun,
+                  "NAK": self.nak_made, "DUPLICATE": self.duplicate,
+                  "RESET": self.soft_reset}
+        m.d.sync += [pulse.eq(control(name)) for name, pulse in pulses.items()]
+
+        # the step timer: clocks since the last start (bit 32 sticks: a step of 2^32 clocks or
+        # more). A step armed by ``START`` starts once ``PERIOD`` clocks have passed since the
+        # previous one; ``reached`` is ``since >= period`` and ``past`` ``since > period``,
+        # registered (from ``since + 1`` the clock before, as the ``Stepper``'s)
+        since = Signal(33, init=1 << 32)
+        period, busy_last = Signal(32), Signal(32)
+        armed, ended, reached, past = Signal(), Signal(), Signal(), Signal()
+        with m.If(~since[32]):
+            m.d.sync += since.eq(since + 1)
+        m.d.sync += [reached.eq(since + ~since[32] >= period), past.eq(reached)]
+        m.d.comb += self.start.eq(armed & reached)
+        with m.If(self.start):
+            m.d.sync += [since.eq(1), armed.eq(0)]
+        with m.If(self.core_done):
+            m.d.sync += [ended.eq(1), busy_last.eq(since)]
+        with m.If(control("START")):
+            m.d.sync += [armed.eq(1), ended.eq(0)]
+        with m.If(wrote("PERIOD")):
+            m.d.sync += period.eq(wdata)
+        running = Signal()                  # a run or a step under way (the firmware's)
+        with m.If(wrote("RUNNING")):
+            m.d.sync += running.eq(wdata[0])
+        nonce, armed_nonce = Signal(32), Signal(init=1)
+        with m.If(control("RESET")):
+            m.d.sync += [armed.eq(0), ended.eq(0), since.eq(since.init), period.eq(0),
+                         busy_last.eq(0), running.eq(0), armed_nonce.eq(1)]
 
         # at rest: the firmware found no frame waiting (it polls), and took none since
         at_rest = Signal()
@@ -168,60 +224,14 @@ class FirmwareProcessor(wiring.Component):
             m.d.sync += at_rest.eq(1)
         with m.If(wrote("RX_TAKE")):
             m.d.sync += at_rest.eq(0)
-        m.d.comb += [self.idle.eq(at_rest & ~self.header.valid & ~self.tx_header.valid
-                                  & ~self.tx_payload.valid),
+        m.d.comb += [self.idle.eq(at_rest & ~running & ~armed & ~self.header.valid
+                                  & ~self.tx_header.valid & ~self.tx_payload.valid
+                                  & ~self.inject.valid),
                      self.wake.eq(1)]
 
         # the nonce: the counter at the first start bit after a reset
-        nonce, armed = Signal(32), Signal(init=1)
-        with m.If(self.rx_start & armed):
-            m.d.sync += [nonce.eq(self.counter), armed.eq(0)]
-
-        # CONTROL: pulses from registers (a clock after the store), END held with the commit
-        pulses = {"RUN": self.st_run, "STEP": self.st_step, "STOP": self.st_stop,
-                  "COMMIT": self.st_commit, "ABORT": self.st_abort, "PROBES_DONE": self.pe_done,
-                  "NAK": self.nak_made, "DUPLICATE": self.duplicate, "RESET": self.soft_reset}
-        m.d.sync += [pulse.eq(0) for pulse in pulses.values()]
-        done = Signal()                     # a step ended since the last STEP pulse
-        done_step = Signal(32)
-        with m.If(self.st_step_done):
-            m.d.sync += [done.eq(1), done_step.eq(self.st_done_step)]
-        arg = Signal(32)
-        with m.If(wrote("CONTROL")):
-            m.d.sync += [pulse.eq(wdata.bit_select(CONTROL_BITS.index(name), 1))
-                         for name, pulse in pulses.items()]
-            m.d.sync += self.st_commit_end.eq(wdata.bit_select(CONTROL_BITS.index("END"), 1))
-            with m.If(wdata.bit_select(CONTROL_BITS.index("STEP"), 1)):
-                m.d.sync += done.eq(0)
-            with m.If(wdata.bit_select(CONTROL_BITS.index("RESET"), 1)):
-                m.d.sync += armed.eq(1)
-        with m.If(wrote("ARG")):
-            m.d.sync += arg.eq(wdata)
-        m.d.comb += [self.st_run_steps.eq(arg), self.st_commit_step.eq(arg)]
-        with m.If(wrote("PERIOD")):
-            m.d.sync += self.period.eq(wdata)
-
-        # the probes: a step ended (``pe_start``) until the firmware has written its probes;
-        # ``pe_busy`` is high from the clock of ``pe_start`` on (the stepper waits for it)
-        step_end = Signal()
-        with m.If(self.pe_start):
-            m.d.sync += step_end.eq(1)
-        with m.If(wrote("CONTROL") & (wdata.bit_select(CONTROL_BITS.index("PROBES_DONE"), 1)
-                                      | wdata.bit_select(CONTROL_BITS.index("RESET"), 1))):
-            m.d.sync += step_end.eq(0)          # served, or abandoned by RESET
-        m.d.comb += self.pe_busy.eq(self.pe_start | step_end)
-        with m.If(self.pe_out.ready):
-            m.d.sync += self.pe_out.valid.eq(0)
-        with m.If(wrote("PE_BYTE")):
-            m.d.sync += [self.pe_out.valid.eq(1), self.pe_out.p.data.eq(wdata[:8]),
-                         self.pe_out.p.last.eq(wdata[8])]
-
-        # the input queue: an entry a store
-        m.d.sync += self.st_push.valid.eq(wrote("PUSH_STEP") | wrote("PUSH_AXON"))
-        with m.If(wrote("PUSH_STEP") | wrote("PUSH_AXON")):
-            m.d.sync += [self.st_push.p.value.eq(wdata),
-                         self.st_push.p.kind.eq(Mux(addr == _R["PUSH_STEP"], EntryKind.STEP,
-                                                    EntryKind.AXON))]
+        with m.If(self.rx_start & armed_nonce):
+            m.d.sync += [nonce.eq(self.counter), armed_nonce.eq(0)]
 
         # an event counter read: asked for until the bank has it in ``sb_value``
         with m.If(wrote("SB_INDEX")):
@@ -251,8 +261,8 @@ class FirmwareProcessor(wiring.Component):
                 m.d.sync += data.word_select(k, 32).eq(wdata)
 
         # loads: the word is registered (the window's contract: it comes a clock later)
-        status = Cat(self.st_state, self.st_idle, done, self.st_queued, self.st_paced,
-                     self.sb_req, step_end, self.pe_out.valid)
+        status = Cat(self.core_busy, self.room, self.closing, ended, past, self.inject.valid,
+                     self.sb_req, self.pe_out.valid)
         assert len(status) == len(STATUS_BITS)
         loads = {
             "RX_HEADER": Cat(hp.version, hp.seq, hp.cmd, Const(0, 7), self.header.valid),
@@ -260,11 +270,7 @@ class FirmwareProcessor(wiring.Component):
             "RX_BYTE": Cat(self.payload.payload, self.payload.valid),
             "TX_STATUS": Cat(self.tx_header.valid, self.tx_payload.valid),
             "MEM_STATUS": busy, "NONCE": nonce, "CONTROL": status, "SB_VALUE": self.sb_value,
-            "PE_STEP": self.pe_step,
-            "CORE_STEP": self.core_step, "DONE_STEP": done_step,
-            "BUSY_LAST": self.st_busy_last, "BUSY_MAX": self.st_busy_max,
-            "STEPS_LEFT": self.st_steps_left, "INPUT_FLOOR": self.st_input_floor,
-            "LAST_INPUT": self.st_last_input, "FREE": self.st_free, "OUT_SEQ": self.out_seq,
+            "CORE_STEP": self.core_step, "BUSY_LAST": busy_last, "OUT_SEQ": self.out_seq,
         }
         with m.If(cpu.reg_r_en):
             with m.Switch(addr):

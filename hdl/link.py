@@ -97,30 +97,33 @@ def frame_ports(chipmap):
     }
 
 
-def control_ports(probe_settings=True):
+def control_ports(stepper=True, probe_settings=True):
     """The ports a command processor drives and watches the SoC through, beside
-    ``frame_ports``: the ``st_*`` ports a ``Stepper``; ``core_step`` the chip's step;
-    ``out_seq`` the output buffer's oldest unacknowledged number; ``rx_start`` (a start bit on
-    the line) and ``counter`` (free-running) make the nonce; ``soft_reset`` is the RESET
-    command's pulse; ``period`` the TIMER's setting, ``pr_*`` (``probe_settings``) PROBE's for
-    a ``ProbeEngine``; the ``sb_*`` ports read the SoC's event counters (a ``StatsBank``);
+    ``frame_ports``: the ``st_*`` ports a ``Stepper`` and ``period`` the TIMER's setting
+    (``stepper``: the firmware processor is the stepper itself); ``core_step`` the chip's
+    step; ``out_seq`` the output buffer's oldest unacknowledged number; ``rx_start`` (a start
+    bit on the line) and ``counter`` (free-running) make the nonce; ``soft_reset`` is the
+    RESET command's pulse; ``pr_*`` (``probe_settings``) PROBE's settings for a
+    ``ProbeEngine``; the ``sb_*`` ports read the SoC's event counters (a ``StatsBank``);
     ``idle`` (nothing under way) and ``wake`` (``spikeforge.hdl.gating``)."""
-    settings = {
-        "pr_set": Out(1), "pr_probe": Out(8), "pr_core": Out(8), "pr_region": Out(8),
-        "pr_period": Out(8), "pr_index": Out(32), "pr_count": Out(16),
-    } if probe_settings else {}
-    return {
+    steps = {
         "st_run": Out(1), "st_run_steps": Out(32), "st_step": Out(1), "st_stop": Out(1),
         "st_push": Out(stream.Signature(Entry)), "st_commit": Out(1), "st_abort": Out(1),
         "st_commit_step": Out(32), "st_commit_end": Out(1),
         "st_state": In(2), "st_idle": In(1), "st_step_done": In(1), "st_done_step": In(32),
         "st_busy_last": In(32), "st_busy_max": In(32), "st_steps_left": In(32),
         "st_input_floor": In(32), "st_last_input": In(32), "st_queued": In(1),
-        "st_free": In(32), "st_paced": In(1), "core_step": In(32),
+        "st_free": In(32), "st_paced": In(1),
+        "period": Out(32),
+    } if stepper else {}
+    settings = {
+        "pr_set": Out(1), "pr_probe": Out(8), "pr_core": Out(8), "pr_region": Out(8),
+        "pr_period": Out(8), "pr_index": Out(32), "pr_count": Out(16),
+    } if probe_settings else {}
+    return {
+        **steps, "core_step": In(32),
         "out_seq": In(8),
         "rx_start": In(1), "counter": In(32), "soft_reset": Out(1),
-        # TIMER and PROBE settings (to the stepper and the probe engine)
-        "period": Out(32),
         **settings,
         "idle": Out(1),
         # a register may change at the next clock (``spikeforge.hdl.gating``)

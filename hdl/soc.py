@@ -183,8 +183,11 @@ class SoC(wiring.Component):
         chip = Chip([c] * p.n_cores, p.limits,
                     router_domain="sync" if separate else gated_domain("link"),
                     core_kind=p.core_kind)
-        stepper = Stepper(inject_layout(self.chipmap).size, input_depth=p.input_depth,
-                          timer_domain="free")
+        # the stepper: a ``Stepper`` beside the hardware processor; the firmware runs the
+        # steps itself, behind the same chip and output-buffer ports
+        firmware = p.link_kind == "firmware"
+        stepper = proc if firmware else Stepper(inject_layout(self.chipmap).size,
+                                                input_depth=p.input_depth, timer_domain="free")
         outbuf = OutputBuffer(c.n_neurons, n_cores=p.n_cores, n_probes=p.n_probes,
                               probe_payload=p.probe_payload,
                               spike_shape=chip.host_out.payload.shape(),
@@ -211,14 +214,10 @@ class SoC(wiring.Component):
             m.d[domain] += copy.eq(proc.soft_reset & ~copy)
             return copy
 
-        rst_stepper, rst_outbuf = reset_copy("stepper", link), reset_copy("outbuf", link)
-        rst_probes, rst_stats = reset_copy("probes", link), reset_copy("stats", link)
+        rst_outbuf, rst_stats = reset_copy("outbuf", link), reset_copy("stats", link)
         # the probe engine: a ``ProbeEngine`` beside the hardware processor; the firmware
-        # reads the probes itself, behind the same ports (``pe_*``)
-        firmware = p.link_kind == "firmware"
+        # reads the probes itself
         probes = None if firmware else ProbeEngine(self.chipmap, p.n_probes)
-        pe = SimpleNamespace(start=proc.pe_start, step=proc.pe_step, busy=proc.pe_busy,
-                             done=proc.pe_done, out=proc.pe_out) if firmware else probes
         port = self._chip_port(m, chip, separate, direct=is_ice40(platform))
         mux, framer = FrameMux(p.max_payload), Framer(p.max_payload)
         # the payload bytes reach the framer through a register whose ``ready`` is its own
@@ -322,32 +321,64 @@ class SoC(wiring.Component):
         # state itself (a reset processor would start its program again)
         blocks = {"deframer": deframer, "filter": filt,
                   "proc": proc if firmware else ResetInserter(proc.soft_reset)(proc),
-                  **({} if firmware else {"probes": ResetInserter(rst_probes)(probes)}),
                   "stats": stats,
                   "outbuf": outbuf, "mux": mux, "tx_reg": tx_reg, "framer": framer,
-                  **port.blocks,
-                  # the step timer (domain ``free``) restarts on RESET too
-                  "stepper": ResetInserter({"sync": rst_stepper, "free": rst_stepper})(stepper)}
-        add_gated(m, platform, "link", blocks,
-                  deframer.wake | filt.wake | proc.wake | (0 if firmware else probes.wake)
-                  | rst_probes | stats.wake
-                  | stepper.wake | rst_stepper | outbuf.wake | mux.wake | tx_reg.wake
-                  | framer.wake | port.wake
-                  | urx.error | urx.overrun)
-        if not firmware:
-            m.d.comb += [probes.set.eq(proc.pr_set), probes.set_probe.eq(proc.pr_probe),
-                         probes.set_core.eq(proc.pr_core), probes.set_region.eq(proc.pr_region),
-                         probes.set_period.eq(proc.pr_period),
-                         probes.set_index.eq(proc.pr_index),
-                         probes.set_count.eq(proc.pr_count)]
-        m.d.comb += [pe.step.eq(stepper.run_step),
-                     stepper.period.eq(proc.period)]
+                  **port.blocks}
+        wake = (deframer.wake | filt.wake | proc.wake | stats.wake | outbuf.wake | mux.wake
+                | tx_reg.wake | framer.wake | port.wake | urx.error | urx.overrun)
+        if firmware:
+            # the firmware is the stepper and the probe engine
+            wiring.connect(m, proc.pe_out, outbuf.probe)
+            wiring.connect(m, proc.inject, port.inject)
+            m.d.comb += [port.start.eq(proc.start), outbuf.begin.eq(proc.start),
+                         proc.core_busy.eq(port.busy), proc.core_done.eq(port.done),
+                         proc.room.eq(outbuf.room), proc.closing.eq(outbuf.closing),
+                         outbuf.end.eq(proc.pe_done)]
+        else:
+            wake = wake | self._stepper(m, proc, stepper, probes, port, outbuf, reset_copy,
+                                        blocks)
+        add_gated(m, platform, "link", blocks, wake)
+        wiring.connect(m, port.spikes, outbuf.spikes)
+        m.d.comb += [outbuf.step.eq(core_step), outbuf.step_moves.eq(port.step_moves),
+                     outbuf.ack.eq(filt.ack), outbuf.ack_next.eq(filt.next),
+                     outbuf.clear.eq(rst_outbuf)]
+
+        # transmit path: replies first, then output frames
+        wiring.connect(m, proc.tx_header, mux.a_header)
+        wiring.connect(m, proc.tx_payload, mux.a_payload)
+        wiring.connect(m, outbuf.tx_header, mux.b_header)
+        wiring.connect(m, outbuf.tx_payload, mux.b_payload)
+        wiring.connect(m, mux.header, framer.header)
+        wiring.connect(m, mux.payload, tx_reg.i)
+        wiring.connect(m, tx_reg.o, framer.payload)
+        wiring.connect(m, framer.o, utx.i)
+        m.d.comb += [self.tx.eq(utx.tx),
+                     self.active.eq(~proc.idle | (0 if firmware else ~stepper.idle)
+                                    | outbuf.pending | port.active
+                                    | tx_reg.o.valid | utx.busy | deframer.header.valid)]
+        return m
+
+    @staticmethod
+    def _stepper(m, proc, stepper, probes, port, outbuf, reset_copy, blocks):
+        """The hardware processor's ``Stepper`` and ``ProbeEngine`` between it, the chip and
+        the output buffer; they join the link's gated ``blocks``. Returns their ``wake``
+        terms (their reset copies' too)."""
+        link = gated_domain("link")
+        rst_stepper, rst_probes = reset_copy("stepper", link), reset_copy("probes", link)
+        # the step timer (domain ``free``) restarts on RESET too
+        blocks["stepper"] = ResetInserter({"sync": rst_stepper, "free": rst_stepper})(stepper)
+        blocks["probes"] = ResetInserter(rst_probes)(probes)
+        m.d.comb += [probes.set.eq(proc.pr_set), probes.set_probe.eq(proc.pr_probe),
+                     probes.set_core.eq(proc.pr_core), probes.set_region.eq(proc.pr_region),
+                     probes.set_period.eq(proc.pr_period), probes.set_index.eq(proc.pr_index),
+                     probes.set_count.eq(proc.pr_count),
+                     probes.step.eq(stepper.run_step), stepper.period.eq(proc.period)]
         # The step's end (the stepper's, at the chip's barrier), registered here: the probe
         # engine's state and ``wake`` then start at a flip-flop; ``busy`` rises from it, the
         # clock after the end. A register of the link's domain: the stepper's ``wake`` holds
         # on the clock of the end (BUSY with the barrier seen).
-        m.d[link] += pe.start.eq(stepper.end & ~rst_probes)
-        wiring.connect(m, pe.out, outbuf.probe)
+        m.d[link] += probes.start.eq(stepper.end & ~rst_probes)
+        wiring.connect(m, probes.out, outbuf.probe)
         m.d.comb += [stepper.run.eq(proc.st_run), stepper.run_steps.eq(proc.st_run_steps),
                      stepper.step.eq(proc.st_step), stepper.stop.eq(proc.st_stop),
                      stepper.commit.eq(proc.st_commit), stepper.abort.eq(proc.st_abort),
@@ -364,34 +395,16 @@ class SoC(wiring.Component):
                      proc.st_queued.eq(stepper.queued),
                      proc.st_free.eq(stepper.free), proc.st_paced.eq(stepper.paced)]
         wiring.connect(m, proc.st_push, stepper.push)
-
-        # stepper, chip and output buffer; events for cores beyond the chip are dropped
+        # stepper, chip and output buffer
         m.d.comb += [port.inject.valid.eq(stepper.spike_in.valid),
                      port.inject.payload.eq(stepper.spike_in.payload),
-                     stepper.spike_in.ready.eq(port.inject.ready)]
-        wiring.connect(m, port.spikes, outbuf.spikes)
-        m.d.comb += [port.start.eq(stepper.start), stepper.core_busy.eq(port.busy),
-                     stepper.core_done.eq(port.done), stepper.core_step.eq(core_step),
+                     stepper.spike_in.ready.eq(port.inject.ready),
+                     port.start.eq(stepper.start), stepper.core_busy.eq(port.busy),
+                     stepper.core_done.eq(port.done), stepper.core_step.eq(port.step),
                      stepper.room.eq(outbuf.room), outbuf.begin.eq(stepper.begin),
-                     outbuf.step.eq(core_step), outbuf.step_moves.eq(port.step_moves),
-                     outbuf.end.eq(pe.done),
-                     stepper.post_busy.eq(pe.busy | outbuf.closing),
-                     outbuf.ack.eq(filt.ack), outbuf.ack_next.eq(filt.next),
-                     outbuf.clear.eq(rst_outbuf)]
-
-        # transmit path: replies first, then output frames
-        wiring.connect(m, proc.tx_header, mux.a_header)
-        wiring.connect(m, proc.tx_payload, mux.a_payload)
-        wiring.connect(m, outbuf.tx_header, mux.b_header)
-        wiring.connect(m, outbuf.tx_payload, mux.b_payload)
-        wiring.connect(m, mux.header, framer.header)
-        wiring.connect(m, mux.payload, tx_reg.i)
-        wiring.connect(m, tx_reg.o, framer.payload)
-        wiring.connect(m, framer.o, utx.i)
-        m.d.comb += [self.tx.eq(utx.tx),
-                     self.active.eq(~proc.idle | ~stepper.idle | outbuf.pending | port.active
-                                    | tx_reg.o.valid | utx.busy | deframer.header.valid)]
-        return m
+                     outbuf.end.eq(probes.done),
+                     stepper.post_busy.eq(probes.busy | outbuf.closing)]
+        return stepper.wake | probes.wake | rst_stepper | rst_probes
 
     def _processor(self):
         """The preset's command processor: the ``CommandProcessor`` (``link_kind``
@@ -407,7 +420,7 @@ class SoC(wiring.Component):
                                       max_payload=p.max_payload, **hello)
             return FirmwareProcessor(
                 self.chipmap, window=p.window, max_payload=p.max_payload, n_probes=p.n_probes,
-                probe_payload=p.probe_payload, hello=template)
+                probe_payload=p.probe_payload, input_depth=p.input_depth, hello=template)
         return CommandProcessor(self.chipmap, window=p.window, n_probes=p.n_probes,
                                 probe_payload=p.probe_payload,
                                 out_window=p.out_window, max_payload=p.max_payload, hello=hello)

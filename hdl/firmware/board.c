@@ -1,13 +1,13 @@
 /* The link firmware on the board: the hal_* functions of link.h over the register window of
- * a FirmwareProcessor (hdl/firmware_link.py), and the loop that takes frames in and sends the
- * replies out. The stepper's pulses come a clock after the store that makes them; a load
- * comes several clocks after any store, so what a pulse changes shows in the next load. */
+ * a FirmwareProcessor (hdl/firmware_link.py) but the run control (stepper.c), the probes, and
+ * the loop that takes frames in, sends the replies out and lets the stepper work between
+ * them. CONTROL's pulses come a clock after the store that makes them; a load comes several
+ * clocks after any store, so what a pulse changes shows in the next load. */
 #include "link.h"
+#include "board.h"
 #include "config.h"
 #include "protocol.h"
 #include "registers.h"
-
-#define REG(k) (*(volatile uint32_t *)(0x80000000u + 4u * (k)))
 
 static uint8_t frame[LINK_MAX_PAYLOAD + 1];     /* the request, then its reply */
 
@@ -60,13 +60,7 @@ uint8_t hal_out_seq(void) { return REG(R_OUT_SEQ); }
 
 void hal_status(uint8_t *reply) {
     static const uint8_t offsets[N_COUNTERS] = COUNTER_OFFSETS;
-    uint32_t status = REG(R_CONTROL);
-    reply[REP_STATUS_STATE] = status & (S_STATE0 | S_STATE1);
-    reply[REP_STATUS_PACED] = !!(status & S_PACED);
-    put32(reply + REP_STATUS_STEP, REG(R_CORE_STEP));
-    put32(reply + REP_STATUS_STEPS_LEFT, REG(R_STEPS_LEFT));
-    put32(reply + REP_STATUS_BUSY_LAST, REG(R_BUSY_LAST));
-    put32(reply + REP_STATUS_BUSY_MAX, REG(R_BUSY_MAX));
+    stepper_status(reply);
     for (unsigned k = 0; k < N_COUNTERS; k++) {
         REG(R_SB_INDEX) = k;
         while (REG(R_CONTROL) & S_SB_BUSY) ;
@@ -94,10 +88,8 @@ static void probe_word(uint32_t v, unsigned n) {
     for (unsigned k = 0; k < n; k++) probe_byte(v >> (8 * k), 0);
 }
 
-/* a step has ended: its probes, then the stepper may go on */
-static void serve_probes(void) {
-    if (!(REG(R_CONTROL) & S_STEP_END)) return;
-    uint32_t step = REG(R_PE_STEP);
+/* a step has ended at the barrier: its due probes */
+void probes_serve(uint32_t step) {
     for (unsigned p = 0; p < LINK_N_PROBES; p++) {
         struct probe *pr = &probes[p];
         if (!pr->period) continue;
@@ -116,7 +108,6 @@ static void serve_probes(void) {
             for (unsigned k = 0; k < wb; k++) probe_byte(word[k], w + 1 == pr->count && k + 1 == wb);
         }
     }
-    REG(R_CONTROL) = C_PROBES_DONE;
 }
 
 void hal_probe(unsigned probe, unsigned core, unsigned region, unsigned period, uint32_t index,
@@ -128,46 +119,8 @@ void hal_probe(unsigned probe, unsigned core, unsigned region, unsigned period, 
 
 void hal_reset(void) {
     for (unsigned p = 0; p < LINK_N_PROBES; p++) probes[p].period = 0;
+    stepper_reset();
     REG(R_CONTROL) = C_RESET;
-}
-
-int hal_idle(void) { return !!(REG(R_CONTROL) & S_IDLE); }
-uint32_t hal_step(void) { return REG(R_CORE_STEP); }
-
-void hal_run(uint32_t steps) {
-    REG(R_ARG) = steps;
-    REG(R_CONTROL) = C_RUN;
-}
-
-uint32_t hal_step_once(uint32_t *busy) {
-    REG(R_CONTROL) = C_STEP;
-    while (!(REG(R_CONTROL) & S_DONE)) serve_probes();
-    *busy = REG(R_BUSY_LAST);
-    return REG(R_DONE_STEP);
-}
-
-void hal_stop(void) {
-    REG(R_CONTROL) = C_STOP;
-    while (!(REG(R_CONTROL) & S_IDLE)) serve_probes();
-}
-
-void hal_timer(uint32_t period) { REG(R_PERIOD) = period; }
-
-unsigned hal_input_check(uint32_t step, unsigned n) {
-    if (step < REG(R_INPUT_FLOOR) || ((REG(R_CONTROL) & S_QUEUED) && step < REG(R_LAST_INPUT)))
-        return NAK_ARGUMENT;
-    if (n >= REG(R_FREE)) return NAK_RANGE;
-    return 0;
-}
-
-void hal_input_push(int is_step, uint32_t value) {
-    if (is_step) REG(R_PUSH_STEP) = value;
-    else REG(R_PUSH_AXON) = value;
-}
-
-void hal_input_end(int commit, uint32_t step, int end_of_step) {
-    REG(R_ARG) = step;
-    REG(R_CONTROL) = commit ? C_COMMIT | (end_of_step ? C_END : 0) : C_ABORT;
 }
 
 int main(void) {
@@ -175,7 +128,7 @@ int main(void) {
     link_reset();
     for (;;) {
         uint32_t h;
-        while (!((h = REG(R_RX_HEADER)) >> 31)) serve_probes();
+        while (!((h = REG(R_RX_HEADER)) >> 31)) stepper_poll();
         unsigned len = REG(R_RX_LENGTH);
         REG(R_RX_TAKE) = 0;
         hdr[HDR_VERSION] = h; hdr[HDR_SEQ] = h >> 8; hdr[HDR_CMD] = h >> 16;

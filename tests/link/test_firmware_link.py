@@ -219,7 +219,7 @@ def _firmware_loop_class():
 
     class FirmwareLoop(Loopback):
         """UART -> deframer -> ``FirmwareProcessor`` -> framer -> UART; the chip a RAM, the
-        event counters a ``StatsBank``, no stepper (idle)."""
+        event counters a ``StatsBank`` (no RUN or STEP is sent: the chip never runs)."""
 
         def __init__(self, chipmap, hello, regions, window, cpb, max_payload, buffer_bytes):
             self.chipmap = chipmap
@@ -242,7 +242,6 @@ def _firmware_loop_class():
                          wp.addr.eq(req.p.addr), wp.data.eq(req.p.data),
                          wp.en.eq(req.valid & req.p.write), proc.mem_rsp.payload.eq(rp.data)]
             m.d.sync += proc.mem_rsp.valid.eq(req.valid & ~req.p.write)
-            m.d.comb += proc.st_idle.eq(1)            # no stepper: never running
             # the SoC's event counters, of which this loop makes NAKs and duplicates
             m.submodules.stats = stats = StatsBank([1] * len(STATUS_COUNTERS),
                                                    first_cleared=CLEARED_COUNTERS)
