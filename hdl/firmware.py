@@ -149,6 +149,7 @@ def protocol_header():
     lines += [f"#define NAK_{c.name} {int(c)}" for c in protocol.NakCode]
     lines += [f"#define FLAG_{f.name} {int(f)}" for f in protocol.HelloFlags]
     lines += [f"#define RUN_{r.name} {int(r)}" for r in protocol.RunState]
+    lines += [f"#define STEP_{f.name} {int(f)}" for f in protocol.StepFlags]
     layouts = [("HDR", protocol.HEADER), ("NAKP", protocol.NAK_PAYLOAD)]
     layouts += [(f"REQ_{c.name}", lay) for c, lay in protocol.REQUEST.items()]
     layouts += [(f"REP_{c.name}", lay) for c, lay in protocol.REPLY.items()]
@@ -183,12 +184,11 @@ def build_native(sources, name):
 
 
 def link_config_header(chipmap, *, window, max_payload, hello, n_probes=1, probe_payload=256,
-                       input_depth=None, regions=None):
+                       regions=None):
     """``config.h`` of the link firmware (``firmware/link.c``) for the chip of ``chipmap`` (a
     ``spikeforge.routing.ChipMap`` of equal cores): ``regions`` maps a link region id to
     ``(word_bytes, depth)`` (default: every one of ``protocol.link_regions``); ``hello`` is the
-    HELLO reply's bytes (``nonce`` and ``out_seq`` are filled in when it is sent);
-    ``input_depth`` the input queue's entries (``stepper.c``'s; none for the link alone)."""
+    HELLO reply's bytes (``nonce`` and ``out_seq`` are filled in when it is sent)."""
     from spikeforge import protocol
     from spikeforge.image import GEN_PROB_BITS
     from spikeforge.memmap import Region
@@ -217,7 +217,6 @@ def link_config_header(chipmap, *, window, max_payload, hello, n_probes=1, probe
         f"#define LINK_AXON_BYTES {protocol.word_bytes(chipmap, Region.AXON)}",
         f"#define LINK_GEN_LSB {memmap[Region.AXON].offsets()['gen_prob'][0]}",
         f"#define LINK_GEN_BITS {GEN_PROB_BITS}",
-        *([] if input_depth is None else [f"#define LINK_INPUT_DEPTH {input_depth}"]),
     ]) + "\n"
 
 

@@ -1,33 +1,37 @@
-"""The command processor and the stepper as firmware: a ``ControlCPU`` running
-``firmware/link.c``, ``firmware/stepper.c`` and ``firmware/board.c``.
+"""The link's control as firmware: a ``ControlCPU`` running ``firmware/link.c`` (the command
+processor), ``firmware/stepper.c`` (the stepper), ``firmware/outbuf.c`` (the output buffer)
+and ``firmware/board.c`` (the probes, the loop).
 
 ``FirmwareProcessor`` has the ``CommandProcessor``'s frame ports (validated frames in from the
-``AckFilter``, replies out to the ``FrameMux``, the chip's memory port: ``link.frame_ports``)
-and its counter and output-buffer ports (``link.control_ports``), and in place of a
-``Stepper`` and a ``ProbeEngine`` it drives the chip and the output buffer itself: the SoC
-takes either link (``SocPreset.link_kind``), and both carry out every command alike. It is
-the link that fits the iCE40UP5K (``docs/boards.md``): a bit-serial processor and a register
-window in place of the command FSM's, the stepper's and the probe engine's thousands of logic
-cells.
+deframer, replies and output frames out to the framer, the chip's memory port:
+``link.frame_ports``) and its counter ports (``link.control_ports``), and in place of an
+``AckFilter``, a ``Stepper``, a ``ProbeEngine``, an ``OutputBuffer`` and a ``FrameMux`` it
+drives the chip and takes its output spikes itself: the SoC takes either link
+(``SocPreset.link_kind``), and both carry out every command alike. It is the link that fits
+the iCE40UP5K (``docs/boards.md``): a bit-serial processor and a register window in place of
+those blocks' thousands of logic cells.
 
 The firmware reaches the SoC through the processor's register window (``REGISTERS``, shared
 with the C as ``registers.h``):
 
 * frames: the received header (valid bit, version, number, command; length) and a take strobe;
   payload bytes popped one a load (bit 8 set when a byte came); the reply's header and bytes
-  pushed one a store into one-entry slots (``TX_STATUS`` says when they are free);
+  pushed one a store into one-entry slots (``TX_STATUS`` says when they are free), replies
+  and output frames alike;
 * the chip: a request's address, data words and a go strobe, whose read response lands in the
   same data words; ``CORE_STEP``, its step counter;
-* ``CONTROL``: a store pulses the bits of ``CONTROL_BITS`` (a step's start, its probes and
-  output written, a stall, an overrun, a NAK or a duplicate counted, RESET); a load gives
-  ``STATUS_BITS`` (the chip busy, room in the output buffer for a step, the output buffer
-  closing a step, the step ended at the chip's barrier, the step timer past its period, the
-  inject slot full, a counter read under way, the probe byte slot full);
+* ``CONTROL``: a store pulses the bits of ``CONTROL_BITS`` (a step's start, a stall, an
+  overrun, a NAK or a duplicate counted, RESET); a load gives ``STATUS_BITS`` (the chip busy,
+  the step ended at the chip's barrier, the step timer past its period, the inject slot full,
+  a counter read under way);
 * the step: ``INJECT`` (an input event into the chip, a one-entry slot), ``PERIOD`` (the
   TIMER's clocks from start to start), ``BUSY_LAST`` (the clocks from the last start to its
-  barrier), ``RUNNING`` (a level: a run or a step under way, for ``idle``);
+  barrier), ``RUNNING`` (a level: a step under way or output frames unacknowledged, for
+  ``idle``);
+* the output: ``SPIKE``, the chip's next output spike (a load takes it: neuron in bits 0-15,
+  core in 16-23, bit 31 set when one came), ``COUNTER`` (the free-running clock counter, the
+  resend timer's), ``RESENT`` (frames sent again, counted);
 * ``SB_INDEX`` reads one event counter into ``SB_VALUE``;
-* the probes: ``PE_BYTE``, a PROBE_DATA byte into the output buffer (bit 8 the last);
 * ``NONCE``: the free-running counter as it was at the first start bit on the line after a
   reset (power-on or RESET), as the hardware processor takes it.
 
@@ -40,7 +44,7 @@ nothing while it runs), and it is ``idle`` while it waits for a frame with nothi
 and no step under way.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -50,23 +54,24 @@ from .chip import inject_layout
 from .cpu import ControlCPU
 from .firmware import SOURCES, build_firmware, firmware_ram_words, link_config_header, link_sources
 from .link import STATUS_COUNTERS, control_ports, frame_ports
-from .outbuf import ProbeByte
+from .outbuf import output_sizes
+from .router import host_spike_layout
 
-__all__ = ["FirmwareProcessor", "REGISTERS", "CONTROL_BITS", "STATUS_BITS", "registers_header"]
+__all__ = ["FirmwareProcessor", "REGISTERS", "CONTROL_BITS", "STATUS_BITS", "registers_header",
+           "soc_header"]
 
 # the register window, in order (``R_<NAME>`` in ``registers.h``); ``MEM_DATA`` is last: the
 # chip's data word takes as many registers as it has 32-bit words
 REGISTERS = ("RX_HEADER", "RX_LENGTH", "RX_TAKE", "RX_BYTE", "TX_HEADER", "TX_BYTE",
              "TX_STATUS", "MEM_ADDR", "MEM_GO", "MEM_STATUS", "NONCE", "CONTROL", "PERIOD",
-             "INJECT", "RUNNING", "PE_BYTE", "SB_INDEX", "SB_VALUE", "CORE_STEP", "BUSY_LAST",
-             "OUT_SEQ", "MEM_DATA")
+             "INJECT", "RUNNING", "SPIKE", "COUNTER", "RESENT", "SB_INDEX", "SB_VALUE",
+             "CORE_STEP", "BUSY_LAST", "MEM_DATA")
 _R = {name: k for k, name in enumerate(REGISTERS)}
 # a store to CONTROL: pulses (``C_<NAME>``)
-CONTROL_BITS = ("START", "PROBES_DONE", "STALL", "OVERRUN", "NAK", "DUPLICATE", "RESET")
+CONTROL_BITS = ("START", "STALL", "OVERRUN", "NAK", "DUPLICATE", "RESET")
 _C = {name: 1 << k for k, name in enumerate(CONTROL_BITS)}
 # a load of CONTROL (``S_<NAME>``)
-STATUS_BITS = ("CORE_BUSY", "ROOM", "CLOSING", "ENDED", "PAST", "INJECT_FULL", "SB_BUSY",
-               "PE_FULL")
+STATUS_BITS = ("CORE_BUSY", "ENDED", "PAST", "INJECT_FULL", "SB_BUSY")
 _S = {name: 1 << k for k, name in enumerate(STATUS_BITS)}
 
 
@@ -98,6 +103,28 @@ def registers_header(chipmap):
     return "\n".join(lines) + "\n"
 
 
+def soc_header(chipmap, *, input_depth, out_window, n_probes, probe_payload, max_payload,
+               resend_clocks):
+    """``soc.h``: the stepper's and the output buffer's sizes (``stepper.c``, ``outbuf.c``);
+    the output buffer's as ``spikeforge.hdl.outbuf.output_sizes`` gives them."""
+    n = chipmap.memmaps[0].config.n_neurons
+    sizes = output_sizes(n, n_cores=chipmap.n_cores, n_probes=n_probes,
+                         probe_payload=probe_payload, out_window=out_window,
+                         max_payload=max_payload)
+    return "\n".join([
+        "/* generated by spikeforge.hdl.firmware_link */", "#pragma once",
+        f"#define LINK_INPUT_DEPTH {input_depth}",
+        f"#define LINK_N_NEURONS {n}",
+        f"#define LINK_NEURON_T {'uint8_t' if n <= 256 else 'uint16_t'}",
+        f"#define LINK_OUT_WINDOW {out_window}",
+        f"#define LINK_PER_FRAME {sizes['per_frame']}",
+        f"#define LINK_FRAMES_PER_STEP {sizes['frames_per_step']}",
+        f"#define LINK_OUT_RING {sizes['ring']}",
+        f"#define LINK_PROBE_RING {sizes['probe_ring']}",
+        f"#define LINK_RESEND_CLOCKS {resend_clocks}u",
+    ]) + "\n"
+
+
 class FirmwareProcessor(wiring.Component):
     """The link firmware for the chip of ``chipmap`` on a ``ControlCPU`` of ``ram_words``.
 
@@ -105,16 +132,17 @@ class FirmwareProcessor(wiring.Component):
     ``out_seq`` are filled in as it is sent). ``regions``: ``{link region id: (word bytes,
     depth)}`` the memory commands reach (default: every one of ``protocol.link_regions``).
     ``input_depth``: entries of the input queue (in the firmware's RAM, as the ``Stepper``'s
-    are counted). ``ram_words``: the RAM's words (default: the fewest whole block RAMs that
+    are counted); ``out_window`` and ``resend_clocks``: the output frames kept until
+    acknowledged, and the clocks without an OUT_ACK after which they are sent again.
+    ``ram_words``: the RAM's words (default: the fewest whole block RAMs that
     hold the firmware, its data and its stack). ``compressed``: RV32IC firmware and decoder
     (``bench/link_cpu.py``: a quarter less RAM, 2 EBR at the iCEBreaker's sizes, for about
     300 LUT4 more).
 
-    The chip side (in place of a ``Stepper``'s): ``inject`` (the step's input events),
-    ``start`` (a step starts; the output buffer's ``begin`` too), ``core_busy`` and
-    ``core_done`` (the chip's barrier, a pulse); the output buffer's ``room`` and ``closing``;
-    ``pe_done`` (the step's probes written: the output buffer's ``end``) and ``pe_out`` (the
-    PROBE_DATA bytes, a ``ProbeEngine``'s); ``stall`` and ``overrun`` pulses for the counters.
+    The chip side (a ``Stepper``'s and an ``OutputBuffer``'s): ``inject`` (the step's input
+    events), ``start`` (a step starts), ``core_busy`` and ``core_done`` (the chip's barrier, a
+    pulse), ``spikes`` (the chip's output spikes); ``stall``, ``overrun`` and ``resent`` for
+    the counters.
     """
 
     # the SoC's event counters share no RAM with this processor (its history is in its RAM)
@@ -122,30 +150,33 @@ class FirmwareProcessor(wiring.Component):
     history_stall = 0
 
     def __init__(self, chipmap, *, hello, window=8, max_payload=protocol.MAX_PAYLOAD,
-                 n_probes=1, probe_payload=256, input_depth=512, regions=None,
-                 ram_words=None, compressed=False):
+                 n_probes=1, probe_payload=256, input_depth=512, out_window=8,
+                 resend_clocks=100_000, regions=None, ram_words=None, compressed=False):
         if len(hello) != protocol.REPLY[protocol.Command.HELLO].size:
             raise ValueError(f"HELLO reply of {len(hello)} bytes, not "
                              f"{protocol.REPLY[protocol.Command.HELLO].size}")
         self.chipmap = chipmap
         config = link_config_header(chipmap, window=window, max_payload=max_payload,
                                     hello=bytes(hello), n_probes=n_probes,
-                                    probe_payload=probe_payload, input_depth=input_depth,
-                                    regions=regions)
+                                    probe_payload=probe_payload, regions=regions)
+        soc = soc_header(chipmap, input_depth=input_depth, out_window=out_window,
+                         n_probes=n_probes, probe_payload=probe_payload,
+                         max_payload=max_payload, resend_clocks=resend_clocks)
         sources = {**link_sources(config), "registers.h": registers_header(chipmap),
-                   **{name: (SOURCES / name).read_text()
-                      for name in ("board.h", "board.c", "stepper.c")}}
+                   "soc.h": soc, **{name: (SOURCES / name).read_text()
+                                    for name in ("board.h", "board.c", "stepper.c", "outbuf.c")}}
         if ram_words is None:
             ram_words = firmware_ram_words(sources, step=_RAM_STEP, compressed=compressed)
         self.firmware = build_firmware(sources, ram_words, compressed=compressed)
         self.compressed = compressed
         self.ram_words = ram_words
         super().__init__({
-            **frame_ports(chipmap), **control_ports(stepper=False, probe_settings=False),
+            **frame_ports(chipmap),
+            **control_ports(stepper=False, probe_settings=False, out_seq=False),
             "inject": Out(stream.Signature(inject_layout(chipmap))), "start": Out(1),
-            "core_busy": In(1), "core_done": In(1), "room": In(1), "closing": In(1),
-            "stall": Out(1), "overrun": Out(1),
-            "pe_done": Out(1), "pe_out": Out(stream.Signature(ProbeByte)),
+            "core_busy": In(1), "core_done": In(1),
+            "spikes": In(stream.Signature(host_spike_layout(chipmap.routes))),
+            "stall": Out(1), "overrun": Out(1), "resent": Out(range(out_window + 1)),
         })
 
     def elaborate(self, platform):  # noqa: C901 - one register window, read top to bottom
@@ -175,21 +206,22 @@ class FirmwareProcessor(wiring.Component):
         m.d.comb += [self.header.ready.eq(wrote("RX_TAKE")),
                      self.payload.ready.eq(cpu.reg_r_en & (addr == _R["RX_BYTE"]))]
 
-        # the reply, the input events and the probe bytes: one-entry slots
+        # the reply and output frames, the input events: one-entry slots
         tx = self.tx_header.p
         slot(self.tx_header, "TX_HEADER",
              [tx.version.eq(protocol.VERSION), tx.seq.eq(wdata[:8]), tx.cmd.eq(wdata[8:16]),
               tx.length.eq(wdata[16:])])
         slot(self.tx_payload, "TX_BYTE", [self.tx_payload.payload.eq(wdata[:8])])
         slot(self.inject, "INJECT", [self.inject.payload.eq(wdata)])
-        slot(self.pe_out, "PE_BYTE", [self.pe_out.p.data.eq(wdata[:8]),
-                                      self.pe_out.p.last.eq(wdata[8])])
 
         # CONTROL: pulses from registers (a clock after the store)
-        pulses = {"PROBES_DONE": self.pe_done, "STALL": self.stall, "OVERRUN": self.overrun,
-                  "NAK": self.nak_made, "DUPLICATE": self.duplicate,
-                  "RESET": self.soft_reset}
+        pulses = {"STALL": self.stall, "OVERRUN": self.overrun, "NAK": self.nak_made,
+                  "DUPLICATE": self.duplicate, "RESET": self.soft_reset}
         m.d.sync += [pulse.eq(control(name)) for name, pulse in pulses.items()]
+        m.d.sync += self.resent.eq(Mux(wrote("RESENT"), wdata, 0))
+        # the output spikes: a load of SPIKE takes the one waiting
+        m.d.comb += self.spikes.ready.eq(cpu.reg_r_en & (addr == _R["SPIKE"]))
+        sp = self.spikes.payload
 
         # the step timer: clocks since the last start (bit 32 sticks: a step of 2^32 clocks or
         # more). A step armed by ``START`` starts once ``PERIOD`` clocks have passed since the
@@ -226,7 +258,7 @@ class FirmwareProcessor(wiring.Component):
             m.d.sync += at_rest.eq(0)
         m.d.comb += [self.idle.eq(at_rest & ~running & ~armed & ~self.header.valid
                                   & ~self.tx_header.valid & ~self.tx_payload.valid
-                                  & ~self.inject.valid),
+                                  & ~self.inject.valid & ~self.spikes.valid),
                      self.wake.eq(1)]
 
         # the nonce: the counter at the first start bit after a reset
@@ -261,8 +293,7 @@ class FirmwareProcessor(wiring.Component):
                 m.d.sync += data.word_select(k, 32).eq(wdata)
 
         # loads: the word is registered (the window's contract: it comes a clock later)
-        status = Cat(self.core_busy, self.room, self.closing, ended, past, self.inject.valid,
-                     self.sb_req, self.pe_out.valid)
+        status = Cat(self.core_busy, ended, past, self.inject.valid, self.sb_req)
         assert len(status) == len(STATUS_BITS)
         loads = {
             "RX_HEADER": Cat(hp.version, hp.seq, hp.cmd, Const(0, 7), self.header.valid),
@@ -270,7 +301,9 @@ class FirmwareProcessor(wiring.Component):
             "RX_BYTE": Cat(self.payload.payload, self.payload.valid),
             "TX_STATUS": Cat(self.tx_header.valid, self.tx_payload.valid),
             "MEM_STATUS": busy, "NONCE": nonce, "CONTROL": status, "SB_VALUE": self.sb_value,
-            "CORE_STEP": self.core_step, "BUSY_LAST": busy_last, "OUT_SEQ": self.out_seq,
+            "CORE_STEP": self.core_step, "BUSY_LAST": busy_last, "COUNTER": self.counter,
+            "SPIKE": Cat(sp.neuron, Const(0, 16 - len(sp.neuron)), sp.core,
+                         Const(0, 15 - len(sp.core)), self.spikes.valid),
         }
         with m.If(cpu.reg_r_en):
             with m.Switch(addr):

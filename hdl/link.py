@@ -97,11 +97,12 @@ def frame_ports(chipmap):
     }
 
 
-def control_ports(stepper=True, probe_settings=True):
+def control_ports(stepper=True, probe_settings=True, out_seq=True):
     """The ports a command processor drives and watches the SoC through, beside
     ``frame_ports``: the ``st_*`` ports a ``Stepper`` and ``period`` the TIMER's setting
     (``stepper``: the firmware processor is the stepper itself); ``core_step`` the chip's
-    step; ``out_seq`` the output buffer's oldest unacknowledged number; ``rx_start`` (a start
+    step; ``out_seq`` the output buffer's oldest unacknowledged number (``out_seq``: the
+    firmware processor is the output buffer itself); ``rx_start`` (a start
     bit on the line) and ``counter`` (free-running) make the nonce; ``soft_reset`` is the
     RESET command's pulse; ``pr_*`` (``probe_settings``) PROBE's settings for a
     ``ProbeEngine``; the ``sb_*`` ports read the SoC's event counters (a ``StatsBank``);
@@ -122,7 +123,7 @@ def control_ports(stepper=True, probe_settings=True):
     } if probe_settings else {}
     return {
         **steps, "core_step": In(32),
-        "out_seq": In(8),
+        **({"out_seq": In(8)} if out_seq else {}),
         "rx_start": In(1), "counter": In(32), "soft_reset": Out(1),
         **settings,
         "idle": Out(1),

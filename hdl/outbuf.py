@@ -37,7 +37,7 @@ from spikeforge.protocol import OUTPUT, Command, StepFlags
 from .framing import HeaderLayout
 from .target import is_ice40
 
-__all__ = ["OutputBuffer", "ProbeByte", "RingMemory"]
+__all__ = ["OutputBuffer", "ProbeByte", "RingMemory", "output_sizes"]
 
 _SPIKES = OUTPUT[Command.SPIKES]
 _STEP_LO = 8          # step bits kept per frame (see OutputBuffer.elaborate)
@@ -46,6 +46,27 @@ _STEP_LO = 8          # step bits kept per frame (see OutputBuffer.elaborate)
 ProbeByte = data.StructLayout({"data": 8, "last": 1})
 
 _BANK = 128           # words of a bank of a RingMemory in LUT RAM
+
+
+def output_sizes(n_neurons, *, n_cores=1, n_probes=0, probe_payload=256, out_window=8,
+                 max_payload=protocol.MAX_PAYLOAD):
+    """The output buffer's sizes (``OutputBuffer``'s, and the firmware's in
+    ``spikeforge.hdl.firmware_link``): ``per_frame`` neurons a SPIKES frame, ``frames_per_step``
+    at most, ``ring`` neuron numbers a core's ring (two steps of every neuron firing) and
+    ``probe_ring`` bytes of PROBE_DATA payloads (a step of every probe at its largest), both
+    powers of two. Refuses a step that does not fit ``out_window`` frames."""
+    if out_window < 1 or out_window & (out_window - 1) or out_window > 64:
+        raise ValueError(f"out window must be a power of two from 1 to 64, "
+                         f"not {out_window!r}")
+    per_frame = min((max_payload - _SPIKES.size) // 2, n_neurons)
+    frames_per_step = n_cores * -(-n_neurons // per_frame) + n_probes
+    if frames_per_step > out_window:
+        raise ValueError(f"a step of {n_cores} x {n_neurons} spikes and {n_probes} probes "
+                         f"takes {frames_per_step} frames, more than the out window "
+                         f"of {out_window}")
+    return dict(per_frame=per_frame, frames_per_step=frames_per_step,
+                ring=1 << max(2 * n_neurons - 1, 63).bit_length(),
+                probe_ring=1 << max(n_probes * probe_payload - 1, 15).bit_length())
 
 
 class RingMemory:
@@ -109,24 +130,19 @@ class OutputBuffer(wiring.Component):
     def __init__(self, n_neurons, *, n_cores=1, spike_shape=None, n_probes=0, probe_payload=256,
                  out_window=8, max_payload=protocol.MAX_PAYLOAD, timeout=100_000,
                  timer_domain="sync"):
-        if out_window < 1 or out_window & (out_window - 1) or out_window > 64:
-            raise ValueError(f"out window must be a power of two from 1 to 64, "
-                             f"not {out_window!r}")
+        sizes = output_sizes(n_neurons, n_cores=n_cores, n_probes=n_probes,
+                             probe_payload=probe_payload, out_window=out_window,
+                             max_payload=max_payload)
         self.n_neurons = n_neurons
         self.n_cores = n_cores
         self.out_window = out_window
-        self.per_frame = min((max_payload - _SPIKES.size) // 2, n_neurons)
+        self.per_frame = sizes["per_frame"]
         self.n_probes = n_probes
         self.max_payload = max_payload
         self.probe_payload = probe_payload
-        self.frames_per_step = n_cores * -(-n_neurons // self.per_frame) + n_probes
-        if self.frames_per_step > out_window:
-            raise ValueError(f"a step of {n_cores} x {n_neurons} spikes and {n_probes} probes "
-                             f"takes {self.frames_per_step} frames, more than the out window "
-                             f"of {out_window}")
-        # PROBE_DATA payloads: room for two steps of every probe at its largest
-        self.probe_ring = 1 << max(n_probes * probe_payload - 1, 15).bit_length()
-        self.ring = 1 << max(2 * n_neurons - 1, 63).bit_length()
+        self.frames_per_step = sizes["frames_per_step"]
+        self.probe_ring = sizes["probe_ring"]
+        self.ring = sizes["ring"]
         self.timeout = timeout
         self.timer_domain = timer_domain
         self.neuron_bits = max((n_neurons - 1).bit_length(), 1)

@@ -7,6 +7,14 @@
                                        OUT_ACK         Stepper -> Chip -> OutputBuffer
                                                                 (cores, router, barrier)
 
+With the firmware link (``SocPreset.link_kind`` ``"firmware"``, ``spikeforge.hdl.firmware_link``)
+one ``FirmwareProcessor`` is the ack filter, the command processor, the stepper, the probe
+engine, the output buffer and the frame multiplexer::
+
+    rx -> UARTReceiver -> Deframer -> FirmwareProcessor -> Framer -> UART -> tx
+                                        |  (mem port, inject, start, barrier, spikes)
+                                       Chip
+
 The memory map is the preset's ``ChipMap`` (``spikeforge.routing``): every core's regions and
 every routing table behind the chip's one memory port; the host reaches them as the regions of
 ``spikeforge.protocol.link_regions``. The RESET command resets the processor and the stepper
@@ -175,7 +183,6 @@ class SoC(wiring.Component):
         # more clocks apart: one byte of buffer, in flip-flops, is all the receiver needs.
         m.submodules.urx = urx = UARTReceiver(cpb, fifo_depth=1)
         deframer = Deframer(max_payload=p.max_payload)
-        filt = AckFilter(p.max_payload)
         proc = self._processor()
         # the router runs on the link's gated clock (in the virtual board): it idles but for the
         # few clocks a spike takes through it; with a chip clock of its own, on the chip's
@@ -183,16 +190,7 @@ class SoC(wiring.Component):
         chip = Chip([c] * p.n_cores, p.limits,
                     router_domain="sync" if separate else gated_domain("link"),
                     core_kind=p.core_kind)
-        # the stepper: a ``Stepper`` beside the hardware processor; the firmware runs the
-        # steps itself, behind the same chip and output-buffer ports
         firmware = p.link_kind == "firmware"
-        stepper = proc if firmware else Stepper(inject_layout(self.chipmap).size,
-                                                input_depth=p.input_depth, timer_domain="free")
-        outbuf = OutputBuffer(c.n_neurons, n_cores=p.n_cores, n_probes=p.n_probes,
-                              probe_payload=p.probe_payload,
-                              spike_shape=chip.host_out.payload.shape(),
-                              out_window=p.out_window, max_payload=p.max_payload,
-                              timeout=p.resend_clocks, timer_domain="free")
         # the clock of what moves on every clock beside gated blocks (the resend timer, the
         # step timer)
         m.domains.free = ClockDomain("free", local=True)
@@ -214,17 +212,9 @@ class SoC(wiring.Component):
             m.d[domain] += copy.eq(proc.soft_reset & ~copy)
             return copy
 
-        rst_outbuf, rst_stats = reset_copy("outbuf", link), reset_copy("stats", link)
-        # the probe engine: a ``ProbeEngine`` beside the hardware processor; the firmware
-        # reads the probes itself
-        probes = None if firmware else ProbeEngine(self.chipmap, p.n_probes)
+        rst_stats = reset_copy("stats", link)
         port = self._chip_port(m, chip, separate, direct=is_ice40(platform))
-        mux, framer = FrameMux(p.max_payload), Framer(p.max_payload)
-        # the payload bytes reach the framer through a register whose ``ready`` is its own
-        # (a byte every other clock, against a UART byte every ~10 bit times): the framer's
-        # ``ready`` (from its serial CRC) would otherwise run back through the multiplexer into
-        # the output buffer's transmit logic (the ULX3S's critical path at 93.75 MHz, 10.92 ns)
-        tx_reg = StreamRegister(8, full_rate=False)
+        framer = Framer(p.max_payload)
         m.submodules.utx = utx = UARTTransmitter(cpb)
 
         # receive path
@@ -235,10 +225,6 @@ class SoC(wiring.Component):
         m.d.comb += urx.rx.eq(self.rx)
         m.d.sync += deframer.rx_error.eq(urx.error | urx.overrun)
         wiring.connect(m, urx.o, deframer.i)
-        wiring.connect(m, deframer.header, filt.i_header)
-        wiring.connect(m, deframer.payload, filt.i_payload)
-        wiring.connect(m, filt.o_header, proc.header)
-        wiring.connect(m, filt.o_payload, proc.payload)
 
         # the nonce: a free-running counter latched at the first start bit after a reset
         counter = Signal(32)
@@ -246,19 +232,23 @@ class SoC(wiring.Component):
         rx_s, rx_prev = Signal(init=1), Signal(init=1)
         m.submodules.rx_sync = FFSynchronizer(self.rx, rx_s, init=1)
         m.d.sync += rx_prev.eq(rx_s)
-
-        core_step = port.step
         # the processor's view of the SoC
         m.d.comb += [proc.rx_start.eq(rx_prev & ~rx_s), proc.counter.eq(counter),
-                     proc.out_seq.eq(outbuf.out_seq), proc.core_step.eq(core_step)]
+                     proc.core_step.eq(port.step)]
+
+        # Between the deframer, the framer and the chip: the hardware processor's ack filter,
+        # stepper, probe engine, output buffer and frame multiplexer, or the firmware, which is
+        # all of them
+        if firmware:
+            side = self._firmware_side(m, proc, deframer, framer, port)
+        else:
+            side = self._hardware_side(m, proc, deframer, framer, port, chip, reset_copy)
 
         # The STATUS counters, in one block RAM; the UART's overruns and the frames the
         # deframer's ring had no room for are both ``overruns``.
         events = {"crc_errors": deframer.crc_error, "frame_errors": deframer.frame_error,
                   "uart_errors": urx.error, "overruns": deframer.overflow + urx.overrun,
-                  "naks": proc.nak_made, "duplicates": proc.duplicate,
-                  "out_resent": outbuf.resent, "timer_overruns": stepper.overrun,
-                  "stalls": stepper.stall}
+                  "naks": proc.nak_made, "duplicates": proc.duplicate, **side.events}
         # the fewest clocks between two events: a UART byte time for what happens once a byte,
         # a frame or a command; the resend timeout; a step's four stepper states
         byte, step = 10 * cpb, 4
@@ -282,31 +272,6 @@ class SoC(wiring.Component):
             m.d.comb += [stats.sh_addr.eq(proc.hist_addr), stats.sh_en.eq(proc.hist_en),
                          stats.sh_we.eq(proc.hist_we), stats.sh_data.eq(proc.hist_data),
                          proc.hist_q.eq(stats.sh_q)]
-        # The chip's memory port: the probe engine's while it works (between the barrier and
-        # the end of a step, when the processor never uses it), else the processor's. The
-        # probe engine only reads, so the write data is always the processor's.
-        req = port.mem_req
-        rsp_valid, rsp_data = port.rsp_valid, port.rsp_data
-        if firmware:                    # the firmware's alone
-            m.d.comb += [req.p.data.eq(proc.mem_req.p.data),
-                         req.p.write.eq(proc.mem_req.p.write),
-                         req.valid.eq(proc.mem_req.valid), req.p.addr.eq(proc.mem_req.p.addr),
-                         proc.mem_req.ready.eq(req.ready),
-                         proc.mem_rsp.payload.eq(rsp_data), proc.mem_rsp.valid.eq(rsp_valid)]
-        else:
-            m.d.comb += [req.p.data.eq(proc.mem_req.p.data),
-                         req.p.write.eq(proc.mem_req.p.write & ~probes.busy)]
-            with m.If(probes.busy):
-                m.d.comb += [req.valid.eq(probes.mem_req.valid),
-                             req.p.addr.eq(probes.mem_req.p.addr),
-                             probes.mem_req.ready.eq(req.ready)]
-            with m.Else():
-                m.d.comb += [req.valid.eq(proc.mem_req.valid),
-                             req.p.addr.eq(proc.mem_req.p.addr),
-                             proc.mem_req.ready.eq(req.ready)]
-            m.d.comb += [proc.mem_rsp.payload.eq(rsp_data), probes.mem_rsp.payload.eq(rsp_data),
-                         proc.mem_rsp.valid.eq(rsp_valid & ~probes.busy),
-                         probes.mem_rsp.valid.eq(rsp_valid & probes.busy)]
         # The deframer, the ack filter, the processor, the probe engine, the counters, the
         # stepper, the output path (the output buffer, the frame multiplexer and the framer)
         # and the chip's router idle through most of a run (but for an OUT_ACK now and then,
@@ -319,55 +284,86 @@ class SoC(wiring.Component):
         # reply history), which theirs leaves out.
         # the hardware processor is reset by its own RESET pulse; the firmware resets its
         # state itself (a reset processor would start its program again)
-        blocks = {"deframer": deframer, "filter": filt,
-                  "proc": proc if firmware else ResetInserter(proc.soft_reset)(proc),
-                  "stats": stats,
-                  "outbuf": outbuf, "mux": mux, "tx_reg": tx_reg, "framer": framer,
+        blocks = {"deframer": deframer, **side.blocks, "stats": stats, "framer": framer,
                   **port.blocks}
-        wake = (deframer.wake | filt.wake | proc.wake | stats.wake | outbuf.wake | mux.wake
-                | tx_reg.wake | framer.wake | port.wake | urx.error | urx.overrun)
-        if firmware:
-            # the firmware is the stepper and the probe engine
-            wiring.connect(m, proc.pe_out, outbuf.probe)
-            wiring.connect(m, proc.inject, port.inject)
-            m.d.comb += [port.start.eq(proc.start), outbuf.begin.eq(proc.start),
-                         proc.core_busy.eq(port.busy), proc.core_done.eq(port.done),
-                         proc.room.eq(outbuf.room), proc.closing.eq(outbuf.closing),
-                         outbuf.end.eq(proc.pe_done)]
-        else:
-            wake = wake | self._stepper(m, proc, stepper, probes, port, outbuf, reset_copy,
-                                        blocks)
-        add_gated(m, platform, "link", blocks, wake)
-        wiring.connect(m, port.spikes, outbuf.spikes)
-        m.d.comb += [outbuf.step.eq(core_step), outbuf.step_moves.eq(port.step_moves),
-                     outbuf.ack.eq(filt.ack), outbuf.ack_next.eq(filt.next),
-                     outbuf.clear.eq(rst_outbuf)]
-
-        # transmit path: replies first, then output frames
-        wiring.connect(m, proc.tx_header, mux.a_header)
-        wiring.connect(m, proc.tx_payload, mux.a_payload)
-        wiring.connect(m, outbuf.tx_header, mux.b_header)
-        wiring.connect(m, outbuf.tx_payload, mux.b_payload)
-        wiring.connect(m, mux.header, framer.header)
-        wiring.connect(m, mux.payload, tx_reg.i)
-        wiring.connect(m, tx_reg.o, framer.payload)
+        add_gated(m, platform, "link", blocks,
+                  deframer.wake | side.wake | stats.wake | framer.wake | port.wake
+                  | urx.error | urx.overrun)
         wiring.connect(m, framer.o, utx.i)
         m.d.comb += [self.tx.eq(utx.tx),
-                     self.active.eq(~proc.idle | (0 if firmware else ~stepper.idle)
-                                    | outbuf.pending | port.active
-                                    | tx_reg.o.valid | utx.busy | deframer.header.valid)]
+                     self.active.eq(~proc.idle | side.active | port.active | utx.busy
+                                    | deframer.header.valid)]
         return m
 
     @staticmethod
-    def _stepper(m, proc, stepper, probes, port, outbuf, reset_copy, blocks):
-        """The hardware processor's ``Stepper`` and ``ProbeEngine`` between it, the chip and
-        the output buffer; they join the link's gated ``blocks``. Returns their ``wake``
-        terms (their reset copies' too)."""
+    def _firmware_side(m, proc, deframer, framer, port):
+        """The ``FirmwareProcessor`` between the deframer, the framer and the chip: it takes
+        OUT_ACKs, runs the steps, reads the probes and sends the output frames itself."""
+        wiring.connect(m, deframer.header, proc.header)
+        wiring.connect(m, deframer.payload, proc.payload)
+        wiring.connect(m, proc.tx_header, framer.header)
+        wiring.connect(m, proc.tx_payload, framer.payload)
+        wiring.connect(m, proc.inject, port.inject)
+        wiring.connect(m, port.spikes, proc.spikes)
+        req, rsp_valid, rsp_data = port.mem_req, port.rsp_valid, port.rsp_data
+        m.d.comb += [port.start.eq(proc.start), proc.core_busy.eq(port.busy),
+                     proc.core_done.eq(port.done),
+                     req.p.data.eq(proc.mem_req.p.data), req.p.write.eq(proc.mem_req.p.write),
+                     req.valid.eq(proc.mem_req.valid), req.p.addr.eq(proc.mem_req.p.addr),
+                     proc.mem_req.ready.eq(req.ready),
+                     proc.mem_rsp.payload.eq(rsp_data), proc.mem_rsp.valid.eq(rsp_valid)]
+        return SimpleNamespace(
+            events={"out_resent": proc.resent, "timer_overruns": proc.overrun,
+                    "stalls": proc.stall},
+            blocks={"proc": proc}, wake=proc.wake, active=0)
+
+    def _hardware_side(self, m, proc, deframer, framer, port, chip, reset_copy):
+        """The ``CommandProcessor`` between the deframer, the framer and the chip, with the
+        ``AckFilter``, the ``Stepper``, the ``ProbeEngine``, the ``OutputBuffer`` and the
+        ``FrameMux``."""
+        p, c = self.preset, self.preset.core
         link = gated_domain("link")
-        rst_stepper, rst_probes = reset_copy("stepper", link), reset_copy("probes", link)
-        # the step timer (domain ``free``) restarts on RESET too
-        blocks["stepper"] = ResetInserter({"sync": rst_stepper, "free": rst_stepper})(stepper)
-        blocks["probes"] = ResetInserter(rst_probes)(probes)
+        filt = AckFilter(p.max_payload)
+        stepper = Stepper(inject_layout(self.chipmap).size, input_depth=p.input_depth,
+                          timer_domain="free")
+        outbuf = OutputBuffer(c.n_neurons, n_cores=p.n_cores, n_probes=p.n_probes,
+                              probe_payload=p.probe_payload,
+                              spike_shape=chip.host_out.payload.shape(),
+                              out_window=p.out_window, max_payload=p.max_payload,
+                              timeout=p.resend_clocks, timer_domain="free")
+        rst_stepper, rst_outbuf = reset_copy("stepper", link), reset_copy("outbuf", link)
+        rst_probes = reset_copy("probes", link)
+        probes = ProbeEngine(self.chipmap, p.n_probes)
+        mux = FrameMux(p.max_payload)
+        # the payload bytes reach the framer through a register whose ``ready`` is its own
+        # (a byte every other clock, against a UART byte every ~10 bit times): the framer's
+        # ``ready`` (from its serial CRC) would otherwise run back through the multiplexer into
+        # the output buffer's transmit logic (the ULX3S's critical path at 93.75 MHz, 10.92 ns)
+        tx_reg = StreamRegister(8, full_rate=False)
+        wiring.connect(m, deframer.header, filt.i_header)
+        wiring.connect(m, deframer.payload, filt.i_payload)
+        wiring.connect(m, filt.o_header, proc.header)
+        wiring.connect(m, filt.o_payload, proc.payload)
+        m.d.comb += proc.out_seq.eq(outbuf.out_seq)
+
+        # The chip's memory port: the probe engine's while it works (between the barrier and
+        # the end of a step, when the processor never uses it), else the processor's. The
+        # probe engine only reads, so the write data is always the processor's.
+        req, rsp_valid, rsp_data = port.mem_req, port.rsp_valid, port.rsp_data
+        m.d.comb += [req.p.data.eq(proc.mem_req.p.data),
+                     req.p.write.eq(proc.mem_req.p.write & ~probes.busy)]
+        with m.If(probes.busy):
+            m.d.comb += [req.valid.eq(probes.mem_req.valid),
+                         req.p.addr.eq(probes.mem_req.p.addr),
+                         probes.mem_req.ready.eq(req.ready)]
+        with m.Else():
+            m.d.comb += [req.valid.eq(proc.mem_req.valid),
+                         req.p.addr.eq(proc.mem_req.p.addr),
+                         proc.mem_req.ready.eq(req.ready)]
+        m.d.comb += [proc.mem_rsp.payload.eq(rsp_data), probes.mem_rsp.payload.eq(rsp_data),
+                     proc.mem_rsp.valid.eq(rsp_valid & ~probes.busy),
+                     probes.mem_rsp.valid.eq(rsp_valid & probes.busy)]
+
         m.d.comb += [probes.set.eq(proc.pr_set), probes.set_probe.eq(proc.pr_probe),
                      probes.set_core.eq(proc.pr_core), probes.set_region.eq(proc.pr_region),
                      probes.set_period.eq(proc.pr_period), probes.set_index.eq(proc.pr_index),
@@ -395,16 +391,40 @@ class SoC(wiring.Component):
                      proc.st_queued.eq(stepper.queued),
                      proc.st_free.eq(stepper.free), proc.st_paced.eq(stepper.paced)]
         wiring.connect(m, proc.st_push, stepper.push)
-        # stepper, chip and output buffer
+
+        # stepper, chip and output buffer; events for cores beyond the chip are dropped
         m.d.comb += [port.inject.valid.eq(stepper.spike_in.valid),
                      port.inject.payload.eq(stepper.spike_in.payload),
-                     stepper.spike_in.ready.eq(port.inject.ready),
-                     port.start.eq(stepper.start), stepper.core_busy.eq(port.busy),
+                     stepper.spike_in.ready.eq(port.inject.ready)]
+        wiring.connect(m, port.spikes, outbuf.spikes)
+        m.d.comb += [port.start.eq(stepper.start), stepper.core_busy.eq(port.busy),
                      stepper.core_done.eq(port.done), stepper.core_step.eq(port.step),
                      stepper.room.eq(outbuf.room), outbuf.begin.eq(stepper.begin),
+                     outbuf.step.eq(port.step), outbuf.step_moves.eq(port.step_moves),
                      outbuf.end.eq(probes.done),
-                     stepper.post_busy.eq(probes.busy | outbuf.closing)]
-        return stepper.wake | probes.wake | rst_stepper | rst_probes
+                     stepper.post_busy.eq(probes.busy | outbuf.closing),
+                     outbuf.ack.eq(filt.ack), outbuf.ack_next.eq(filt.next),
+                     outbuf.clear.eq(rst_outbuf)]
+
+        # transmit path: replies first, then output frames
+        wiring.connect(m, proc.tx_header, mux.a_header)
+        wiring.connect(m, proc.tx_payload, mux.a_payload)
+        wiring.connect(m, outbuf.tx_header, mux.b_header)
+        wiring.connect(m, outbuf.tx_payload, mux.b_payload)
+        wiring.connect(m, mux.header, framer.header)
+        wiring.connect(m, mux.payload, tx_reg.i)
+        wiring.connect(m, tx_reg.o, framer.payload)
+        return SimpleNamespace(
+            events={"out_resent": outbuf.resent, "timer_overruns": stepper.overrun,
+                    "stalls": stepper.stall},
+            blocks={"filter": filt, "proc": ResetInserter(proc.soft_reset)(proc),
+                    "probes": ResetInserter(rst_probes)(probes),
+                    "outbuf": outbuf, "mux": mux, "tx_reg": tx_reg,
+                    # the step timer (domain ``free``) restarts on RESET too
+                    "stepper": ResetInserter({"sync": rst_stepper, "free": rst_stepper})(stepper)},
+            wake=(filt.wake | proc.wake | probes.wake | rst_probes | stepper.wake | rst_stepper
+                  | outbuf.wake | mux.wake | tx_reg.wake),
+            active=~stepper.idle | outbuf.pending | tx_reg.o.valid)
 
     def _processor(self):
         """The preset's command processor: the ``CommandProcessor`` (``link_kind``
@@ -420,7 +440,8 @@ class SoC(wiring.Component):
                                       max_payload=p.max_payload, **hello)
             return FirmwareProcessor(
                 self.chipmap, window=p.window, max_payload=p.max_payload, n_probes=p.n_probes,
-                probe_payload=p.probe_payload, input_depth=p.input_depth, hello=template)
+                probe_payload=p.probe_payload, input_depth=p.input_depth,
+                out_window=p.out_window, resend_clocks=p.resend_clocks, hello=template)
         return CommandProcessor(self.chipmap, window=p.window, n_probes=p.n_probes,
                                 probe_payload=p.probe_payload,
                                 out_window=p.out_window, max_payload=p.max_payload, hello=hello)

@@ -1,7 +1,7 @@
 /* The link firmware on the board: the hal_* functions of link.h over the register window of
- * a FirmwareProcessor (hdl/firmware_link.py) but the run control (stepper.c), the probes, and
- * the loop that takes frames in, sends the replies out and lets the stepper work between
- * them. CONTROL's pulses come a clock after the store that makes them; a load comes several
+ * a FirmwareProcessor (hdl/firmware_link.py) but the run control (stepper.c) and the output
+ * frames (outbuf.c), the probes, and the loop that takes frames in, sends the replies out and
+ * lets the stepper and the output buffer work between them. CONTROL's pulses come a clock after the store that makes them; a load comes several
  * clocks after any store, so what a pulse changes shows in the next load. */
 #include "link.h"
 #include "board.h"
@@ -56,7 +56,6 @@ void hal_mem_write(unsigned core, unsigned region, uint32_t index, const uint8_t
 }
 
 uint32_t hal_nonce(void) { return REG(R_NONCE); }
-uint8_t hal_out_seq(void) { return REG(R_OUT_SEQ); }
 
 void hal_status(uint8_t *reply) {
     static const uint8_t offsets[N_COUNTERS] = COUNTER_OFFSETS;
@@ -75,14 +74,11 @@ void hal_event(unsigned event) {
 /* The probes (the PROBE command's settings, as hdl/probe.py's ProbeEngine keeps them): a
  * probe set with period p is due at the first step that ends after the command, then every
  * p-th step; at a step's end each due probe writes one PROBE_DATA payload (step, probe, core,
- * region, index, then its words at their wire width) into the output buffer. */
+ * region, index, then its words at their wire width) into the output buffer (outbuf.c). */
 struct probe { uint8_t core, region, period, countdown; uint32_t index; uint16_t count; };
 static struct probe probes[LINK_N_PROBES];
 
-static void probe_byte(uint32_t byte, int last) {
-    while (REG(R_CONTROL) & S_PE_FULL) ;
-    REG(R_PE_BYTE) = (byte & 0xFF) | (uint32_t)last << 8;
-}
+static void probe_byte(uint32_t byte, int last) { out_probe_byte(byte, last); }
 
 static void probe_word(uint32_t v, unsigned n) {
     for (unsigned k = 0; k < n; k++) probe_byte(v >> (8 * k), 0);
@@ -120,7 +116,55 @@ void hal_probe(unsigned probe, unsigned core, unsigned region, unsigned period, 
 void hal_reset(void) {
     for (unsigned p = 0; p < LINK_N_PROBES; p++) probes[p].period = 0;
     stepper_reset();
+    out_reset();
     REG(R_CONTROL) = C_RESET;
+    board_show();
+}
+
+void tx_header(uint8_t seq, uint8_t cmd, uint16_t length) {
+    while (REG(R_TX_STATUS) & 1) ;
+    REG(R_TX_HEADER) = seq | cmd << 8 | (uint32_t)length << 16;
+}
+
+void tx_byte(uint8_t byte) {
+    while (REG(R_TX_STATUS) & 2) ;
+    REG(R_TX_BYTE) = byte;
+}
+
+void board_show(void) {
+    static uint8_t shown;
+    uint8_t now = stepper_active() || out_pending();
+    if (now != shown) REG(R_RUNNING) = shown = now;
+}
+
+void board_work(void) {
+    out_poll();
+    stepper_poll();
+    board_show();
+}
+
+/* a frame's header (from RX_HEADER's word h) and payload, bytes past ``cap`` dropped */
+static unsigned receive(uint32_t h, uint8_t *hdr, uint8_t *payload, unsigned cap) {
+    unsigned len = REG(R_RX_LENGTH);
+    REG(R_RX_TAKE) = 0;
+    hdr[HDR_VERSION] = h; hdr[HDR_SEQ] = h >> 8; hdr[HDR_CMD] = h >> 16;
+    hdr[HDR_LENGTH] = len; hdr[HDR_LENGTH + 1] = len >> 8;
+    for (unsigned k = 0; k < len; k++) {
+        uint32_t b;
+        while (!((b = REG(R_RX_BYTE)) & 0x100)) ;
+        if (k < cap) payload[k] = b;
+    }
+    return len;
+}
+
+void board_wait(void) {
+    board_work();
+    uint32_t h = REG(R_RX_HEADER);
+    if ((h >> 31) && (uint8_t)(h >> 16) == CMD_OUT_ACK) {   /* no reply: link_handle is done */
+        uint8_t hdr[HDR_SIZE], next[1], out_hdr[HDR_SIZE];
+        receive(h, hdr, next, sizeof next);
+        link_handle(hdr, next, out_hdr, next);
+    }
 }
 
 int main(void) {
@@ -128,25 +172,14 @@ int main(void) {
     link_reset();
     for (;;) {
         uint32_t h;
-        while (!((h = REG(R_RX_HEADER)) >> 31)) stepper_poll();
-        unsigned len = REG(R_RX_LENGTH);
-        REG(R_RX_TAKE) = 0;
-        hdr[HDR_VERSION] = h; hdr[HDR_SEQ] = h >> 8; hdr[HDR_CMD] = h >> 16;
-        hdr[HDR_LENGTH] = len; hdr[HDR_LENGTH + 1] = len >> 8;
-        for (unsigned k = 0; k < len; k++) {
-            uint32_t b;
-            while (!((b = REG(R_RX_BYTE)) & 0x100)) ;
-            if (k < sizeof frame) frame[k] = b;
-        }
+        while (!((h = REG(R_RX_HEADER)) >> 31)) board_work();
+        receive(h, hdr, frame, sizeof frame);
         int done = link_handle(hdr, frame, out_hdr, frame);
         if (done == LINK_NONE) continue;
         unsigned n = out_hdr[HDR_LENGTH] | out_hdr[HDR_LENGTH + 1] << 8;
-        while (REG(R_TX_STATUS) & 1) ;
-        REG(R_TX_HEADER) = out_hdr[HDR_SEQ] | out_hdr[HDR_CMD] << 8 | (uint32_t)n << 16;
-        for (unsigned k = 0; k < n; k++) {
-            while (REG(R_TX_STATUS) & 2) ;
-            REG(R_TX_BYTE) = frame[k];
-        }
+        out_flush();                                 /* the output frame going out first */
+        tx_header(out_hdr[HDR_SEQ], out_hdr[HDR_CMD], n);
+        for (unsigned k = 0; k < n; k++) tx_byte(frame[k]);
         if (done == LINK_REPLY_RESET) hal_reset();   /* once the reply has gone */
     }
 }

@@ -267,7 +267,10 @@ static void reply_header(const uint8_t *hdr, uint8_t is_nak, unsigned n, uint8_t
 int link_handle(const uint8_t *hdr, const uint8_t *payload, uint8_t *out_hdr, uint8_t *out) {
     uint8_t cmd = hdr[HDR_CMD], seq = hdr[HDR_SEQ];
     unsigned len = get16(hdr + HDR_LENGTH);
-    if (cmd == CMD_OUT_ACK) return LINK_NONE;
+    if (cmd == CMD_OUT_ACK) {           /* the output side's; a malformed one is dropped */
+        if (len == 1) hal_out_ack(payload[0]);
+        return LINK_NONE;
+    }
     if (hdr[HDR_VERSION] != PROTO_VERSION) {
         reply_header(hdr, 1, nak(hdr, NAK_VERSION, out), out_hdr);
         return LINK_REPLY;

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 /* link_handle's results */
-#define LINK_NONE 0                 /* no reply (OUT_ACK frames, which the output side takes) */
+#define LINK_NONE 0                 /* no reply (OUT_ACK frames: hal_out_ack) */
 #define LINK_REPLY 1                /* a reply in out_hdr and out */
 #define LINK_REPLY_RESET 2          /* a reply, then hal_reset() once it has been sent */
 
@@ -38,6 +38,7 @@ void hal_mem_write(unsigned core, unsigned region, uint32_t index, const uint8_t
                    unsigned n);
 uint32_t hal_nonce(void);           /* the session nonce (drawn anew at every reset) */
 uint8_t hal_out_seq(void);          /* the number of the oldest unacknowledged output frame */
+void hal_out_ack(uint8_t next);     /* OUT_ACK: output frames before ``next`` acknowledged */
 /* the STATUS fields the board keeps (every one but ``cmd``), into the reply */
 void hal_status(uint8_t *reply);
 #define LINK_EVENT_NAK 1

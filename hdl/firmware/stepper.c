@@ -7,8 +7,8 @@
  * INPUT with END_OF_STEP for t, or one for a later step); waiting for that input is a stall,
  * counted when the step starts. The step's queued input goes into the chip (INJECT), then
  * START arms the step timer, which starts the chip PERIOD clocks after the previous start.
- * At the barrier (ENDED) the due probes are written and PROBES_DONE lets the output buffer
- * close the step; the step is over when it has (CLOSING falls).
+ * At the barrier (ENDED) the due probes are written and the output buffer (outbuf.c) closes
+ * the step's frames: the step is over.
  *
  * The input queue: an AXON entry is the input event (below 0x8000), a STEP mark three words
  * (MARK, the step's low and high halves). INPUT refuses what would leave fewer than the
@@ -18,10 +18,8 @@
 #include "config.h"
 #include "protocol.h"
 #include "registers.h"
+#include "soc.h"
 
-#ifndef LINK_INPUT_DEPTH
-#error "config.h must give LINK_INPUT_DEPTH (link_config_header's input_depth)"
-#endif
 _Static_assert((LINK_INPUT_DEPTH & (LINK_INPUT_DEPTH - 1)) == 0, "a power of two");
 
 #define MARK 0x8000u
@@ -29,18 +27,13 @@ _Static_assert((LINK_INPUT_DEPTH & (LINK_INPUT_DEPTH - 1)) == 0, "a power of two
 static uint16_t queue[LINK_INPUT_DEPTH];
 static uint32_t q_write, q_commit, q_head;     /* words pushed, committed, taken */
 
-enum { IDLE, BUSY, POST };
-static uint8_t phase, running, pending, stop_req, stalled, paced, done, c_end, shown;
+static uint8_t in_step, running, pending, stop_req, stalled, paced, done, c_end;
 static uint32_t left, run_step, c_step, period, busy_last, busy_max;
 
-/* RUNNING: the processor is not idle while a run or a step is under way */
-static void show(void) {
-    uint8_t now = running || pending || phase != IDLE;
-    if (now != shown) REG(R_RUNNING) = shown = now;
-}
+int stepper_active(void) { return running || pending || in_step; }
 
 void stepper_reset(void) {
-    phase = running = pending = stop_req = stalled = paced = done = c_end = shown = 0;
+    in_step = running = pending = stop_req = stalled = paced = done = c_end = 0;
     left = run_step = c_step = period = busy_last = busy_max = 0;
     q_write = q_commit = q_head = 0;
 }
@@ -64,8 +57,8 @@ static void feed(uint32_t t) {
 
 void stepper_poll(void) {
     uint32_t s = REG(R_CONTROL);
-    if (phase == IDLE) {
-        if (!(running || pending) || (s & S_CORE_BUSY) || !(s & S_ROOM)) return;
+    if (!in_step) {
+        if (!(running || pending) || (s & S_CORE_BUSY) || !out_room()) return;
         uint32_t t = REG(R_CORE_STEP);
         /* paced: step t's input is complete below c_step, or at it with END_OF_STEP */
         if (paced && !(t < c_step || (t == c_step && c_end))) {
@@ -74,57 +67,49 @@ void stepper_poll(void) {
         }
         if (stalled) REG(R_CONTROL) = C_STALL;
         stalled = 0;
-        phase = BUSY;
+        in_step = 1;
         run_step = t;
-        show();
+        out_begin(t);
         feed(t);
         REG(R_CONTROL) = C_START;
         return;
     }
-    if (phase == BUSY) {
-        if (!(s & S_ENDED)) return;
-        busy_last = REG(R_BUSY_LAST);
-        if (busy_last > busy_max) busy_max = busy_last;
-        probes_serve(run_step);
-        REG(R_CONTROL) = C_PROBES_DONE;
-        phase = POST;
-        return;
-    }
-    if (s & S_CLOSING) return;
-    /* the step is over: a STEP's, else one of the run's */
-    if (period && (s & S_PAST)) REG(R_CONTROL) = C_OVERRUN;
+    if (!(s & S_ENDED)) return;
+    /* the barrier: the busy clocks, the probes, the step's last frames; the step is over, a
+     * STEP's, else one of the run's */
+    busy_last = REG(R_BUSY_LAST);
+    if (busy_last > busy_max) busy_max = busy_last;
+    probes_serve(run_step);
+    out_end();
+    if (period && (REG(R_CONTROL) & S_PAST)) REG(R_CONTROL) = C_OVERRUN;
     if (running && left && !pending && --left == 0) running = 0;
     if (stop_req) running = stop_req = 0;
-    pending = 0;
-    phase = IDLE;
+    pending = in_step = 0;
     done = 1;
-    show();
 }
 
-int hal_idle(void) { return !running && !pending && phase == IDLE; }
+int hal_idle(void) { return !stepper_active(); }
 uint32_t hal_step(void) { return REG(R_CORE_STEP); }
 
 void hal_run(uint32_t steps) {
     running = 1;
     left = steps;
     stop_req = 0;
-    show();
+    board_show();
 }
 
 uint32_t hal_step_once(uint32_t *busy) {
     pending = 1;
     done = 0;
-    show();
-    while (!done) stepper_poll();
+    while (!done) board_wait();
     *busy = busy_last;
     return run_step;
 }
 
 void hal_stop(void) {
-    if (phase == IDLE) running = 0;
+    if (!in_step) running = 0;
     else stop_req = 1;
-    while (!hal_idle()) stepper_poll();
-    show();
+    while (!hal_idle()) board_wait();
 }
 
 void hal_timer(uint32_t clocks) { REG(R_PERIOD) = period = clocks; }
@@ -141,7 +126,7 @@ void stepper_status(uint8_t *reply) {
 /* INPUT: refused for a step that has started (or is below the queue's last INPUT), or when
  * the queue has no room for the axons and the step mark (the hardware queue's ``free``) */
 unsigned hal_input_check(uint32_t step, unsigned n) {
-    uint32_t floor = phase != IDLE ? run_step + 1 : REG(R_CORE_STEP);
+    uint32_t floor = in_step ? run_step + 1 : REG(R_CORE_STEP);
     if (step < floor || (q_head != q_commit && step < c_step)) return NAK_ARGUMENT;
     if ((int)n >= (int)(LINK_INPUT_DEPTH - 2 - (q_write - q_head))) return NAK_RANGE;
     return 0;

@@ -23,6 +23,7 @@ void hal_mem_write(unsigned core, unsigned region, uint32_t index, const uint8_t
 }
 uint32_t hal_nonce(void) { return next_nonce; }
 uint8_t hal_out_seq(void) { return 0; }
+void hal_out_ack(uint8_t next) { (void)next; }    /* no output frames here */
 
 void hal_status(uint8_t *reply) {
     put32(reply + REP_STATUS_STEP, step);
