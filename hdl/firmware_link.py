@@ -4,9 +4,9 @@ and ``firmware/board.c`` (the probes, the loop).
 
 ``FirmwareProcessor`` has the ``CommandProcessor``'s frame ports (validated frames in from the
 deframer, replies and output frames out to the framer, the chip's memory port:
-``link.frame_ports``) and its counter ports (``link.control_ports``), and in place of an
-``AckFilter``, a ``Stepper``, a ``ProbeEngine``, an ``OutputBuffer`` and a ``FrameMux`` it
-drives the chip and takes its output spikes itself: the SoC takes either link
+``link.frame_ports``), and in place of an ``AckFilter``, a ``Stepper``, a ``ProbeEngine``, an
+``OutputBuffer``, a ``FrameMux`` and a ``StatsBank`` it drives the chip, takes its output
+spikes and keeps the STATUS counters itself: the SoC takes either link
 (``SocPreset.link_kind``), and both carry out every command alike. It is the link that fits
 the iCE40UP5K (``docs/boards.md``): a bit-serial processor and a register window in place of
 those blocks' thousands of logic cells.
@@ -22,16 +22,19 @@ with the C as ``registers.h``):
   same data words; ``CORE_STEP``, its step counter;
 * ``CONTROL``: a store pulses the bits of ``CONTROL_BITS`` (a step's start, a stall, an
   overrun, a NAK or a duplicate counted, RESET); a load gives ``STATUS_BITS`` (the chip busy,
-  the step ended at the chip's barrier, the step timer past its period, the inject slot full,
-  a counter read under way);
+  the step ended at the chip's barrier, the step timer past its period, the inject slot
+  full);
 * the step: ``INJECT`` (an input event into the chip, a one-entry slot), ``PERIOD`` (the
   TIMER's clocks from start to start), ``BUSY_LAST`` (the clocks from the last start to its
   barrier), ``RUNNING`` (a level: a step under way or output frames unacknowledged, for
   ``idle``);
 * the output: ``SPIKE``, the chip's next output spike (a load takes it: neuron in bits 0-15,
   core in 16-23, bit 31 set when one came), ``COUNTER`` (the free-running clock counter, the
-  resend timer's), ``RESENT`` (frames sent again, counted);
-* ``SB_INDEX`` reads one event counter into ``SB_VALUE``;
+  resend timer's);
+* ``LINE0``, ``LINE1``: the line's event counters (``LINE_COUNTERS``: CRC errors, frame
+  errors, UART errors, overruns), 16 bits each, two a register, counting on from power-on;
+  the firmware adds what they moved by to its own 32-bit counters (it keeps the others,
+  NAKs, duplicates, resends, overruns and stalls, itself);
 * ``NONCE``: the free-running counter as it was at the first start bit on the line after a
   reset (power-on or RESET), as the hardware processor takes it.
 
@@ -44,8 +47,8 @@ nothing while it runs), and it is ``idle`` while it waits for a frame with nothi
 and no step under way.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge import protocol
@@ -53,7 +56,7 @@ from spikeforge import protocol
 from .chip import inject_layout
 from .cpu import ControlCPU
 from .firmware import SOURCES, build_firmware, firmware_ram_words, link_config_header, link_sources
-from .link import STATUS_COUNTERS, control_ports, frame_ports
+from .link import CLEARED_COUNTERS, STATUS_COUNTERS, control_ports, frame_ports
 from .outbuf import output_sizes
 from .router import host_spike_layout
 
@@ -64,14 +67,17 @@ __all__ = ["FirmwareProcessor", "REGISTERS", "CONTROL_BITS", "STATUS_BITS", "reg
 # chip's data word takes as many registers as it has 32-bit words
 REGISTERS = ("RX_HEADER", "RX_LENGTH", "RX_TAKE", "RX_BYTE", "TX_HEADER", "TX_BYTE",
              "TX_STATUS", "MEM_ADDR", "MEM_GO", "MEM_STATUS", "NONCE", "CONTROL", "PERIOD",
-             "INJECT", "RUNNING", "SPIKE", "COUNTER", "RESENT", "SB_INDEX", "SB_VALUE",
-             "CORE_STEP", "BUSY_LAST", "MEM_DATA")
+             "INJECT", "RUNNING", "SPIKE", "COUNTER", "LINE0", "LINE1", "CORE_STEP",
+             "BUSY_LAST", "MEM_DATA")
 _R = {name: k for k, name in enumerate(REGISTERS)}
 # a store to CONTROL: pulses (``C_<NAME>``)
-CONTROL_BITS = ("START", "STALL", "OVERRUN", "NAK", "DUPLICATE", "RESET")
+CONTROL_BITS = ("START", "RESET")
 _C = {name: 1 << k for k, name in enumerate(CONTROL_BITS)}
 # a load of CONTROL (``S_<NAME>``)
-STATUS_BITS = ("CORE_BUSY", "ENDED", "PAST", "INJECT_FULL", "SB_BUSY")
+STATUS_BITS = ("CORE_BUSY", "ENDED", "PAST", "INJECT_FULL")
+# the line's counters (those RESET keeps), in the window's LINE registers, 16 bits each
+LINE_COUNTERS = STATUS_COUNTERS[:CLEARED_COUNTERS]
+assert len(LINE_COUNTERS) == 4
 _S = {name: 1 << k for k, name in enumerate(STATUS_BITS)}
 
 
@@ -85,7 +91,8 @@ def _mem_words(chipmap):
 
 def registers_header(chipmap):
     """``registers.h``: the window (``REG(k)``), its register numbers, ``CONTROL``'s bits,
-    the chip's address fields and where each event counter goes in the STATUS reply."""
+    the chip's address fields, the event counters (``EV_<NAME>``, STATUS's order; the first
+    ``N_LINE_COUNTERS`` in the LINE registers) and where each goes in the STATUS reply."""
     routes, mm = chipmap.routes, chipmap.memmaps[0]
     status = protocol.REPLY[protocol.Command.STATUS].offsets()
     lines = ["/* generated by spikeforge.hdl.firmware_link */", "#pragma once",
@@ -98,6 +105,8 @@ def registers_header(chipmap):
               f"#define LINK_ENTRY_BITS {routes.entry_bits}",
               f"#define LINK_INDEX_BITS {mm.index_bits}",
               f"#define N_COUNTERS {len(STATUS_COUNTERS)}",
+              f"#define N_LINE_COUNTERS {len(LINE_COUNTERS)}",
+              *(f"#define EV_{name.upper()} {k}" for k, name in enumerate(STATUS_COUNTERS)),
               "#define COUNTER_OFFSETS {" + ", ".join(str(status[name][0])
                                                      for name in STATUS_COUNTERS) + "}"]
     return "\n".join(lines) + "\n"
@@ -141,13 +150,9 @@ class FirmwareProcessor(wiring.Component):
 
     The chip side (a ``Stepper``'s and an ``OutputBuffer``'s): ``inject`` (the step's input
     events), ``start`` (a step starts), ``core_busy`` and ``core_done`` (the chip's barrier, a
-    pulse), ``spikes`` (the chip's output spikes); ``stall``, ``overrun`` and ``resent`` for
-    the counters.
+    pulse), ``spikes`` (the chip's output spikes); ``line_events``, the line's events
+    (``LINE_COUNTERS``), as amounts to count.
     """
-
-    # the SoC's event counters share no RAM with this processor (its history is in its RAM)
-    history_words = 0
-    history_stall = 0
 
     def __init__(self, chipmap, *, hello, window=8, max_payload=protocol.MAX_PAYLOAD,
                  n_probes=1, probe_payload=256, input_depth=512, out_window=8,
@@ -172,11 +177,12 @@ class FirmwareProcessor(wiring.Component):
         self.ram_words = ram_words
         super().__init__({
             **frame_ports(chipmap),
-            **control_ports(stepper=False, probe_settings=False, out_seq=False),
+            **control_ports(stepper=False, probe_settings=False, out_seq=False,
+                            counters=False),
             "inject": Out(stream.Signature(inject_layout(chipmap))), "start": Out(1),
             "core_busy": In(1), "core_done": In(1),
             "spikes": In(stream.Signature(host_spike_layout(chipmap.routes))),
-            "stall": Out(1), "overrun": Out(1), "resent": Out(range(out_window + 1)),
+            "line_events": In(data.StructLayout(dict.fromkeys(LINE_COUNTERS, 2))),
         })
 
     def elaborate(self, platform):  # noqa: C901 - one register window, read top to bottom
@@ -215,10 +221,12 @@ class FirmwareProcessor(wiring.Component):
         slot(self.inject, "INJECT", [self.inject.payload.eq(wdata)])
 
         # CONTROL: pulses from registers (a clock after the store)
-        pulses = {"STALL": self.stall, "OVERRUN": self.overrun, "NAK": self.nak_made,
-                  "DUPLICATE": self.duplicate, "RESET": self.soft_reset}
-        m.d.sync += [pulse.eq(control(name)) for name, pulse in pulses.items()]
-        m.d.sync += self.resent.eq(Mux(wrote("RESENT"), wdata, 0))
+        m.d.sync += self.soft_reset.eq(control("RESET"))
+        # the line's counters: 16 bits each, two a LINE register
+        line = Signal(16 * len(LINE_COUNTERS))
+        for k, name in enumerate(LINE_COUNTERS):
+            count = line.word_select(k, 16)
+            m.d.sync += count.eq(count + self.line_events[name])
         # the output spikes: a load of SPIKE takes the one waiting
         m.d.comb += self.spikes.ready.eq(cpu.reg_r_en & (addr == _R["SPIKE"]))
         sp = self.spikes.payload
@@ -265,12 +273,6 @@ class FirmwareProcessor(wiring.Component):
         with m.If(self.rx_start & armed_nonce):
             m.d.sync += [nonce.eq(self.counter), armed_nonce.eq(0)]
 
-        # an event counter read: asked for until the bank has it in ``sb_value``
-        with m.If(wrote("SB_INDEX")):
-            m.d.sync += [self.sb_req.eq(1), self.sb_index.eq(wdata)]
-        with m.If(self.sb_done):
-            m.d.sync += self.sb_req.eq(0)
-
         # the chip's memory port: a request held until taken, a read's answer into ``data``
         data = Signal(32 * nw)
         busy = Signal()
@@ -293,14 +295,15 @@ class FirmwareProcessor(wiring.Component):
                 m.d.sync += data.word_select(k, 32).eq(wdata)
 
         # loads: the word is registered (the window's contract: it comes a clock later)
-        status = Cat(self.core_busy, ended, past, self.inject.valid, self.sb_req)
+        status = Cat(self.core_busy, ended, past, self.inject.valid)
         assert len(status) == len(STATUS_BITS)
         loads = {
             "RX_HEADER": Cat(hp.version, hp.seq, hp.cmd, Const(0, 7), self.header.valid),
             "RX_LENGTH": hp.length,
             "RX_BYTE": Cat(self.payload.payload, self.payload.valid),
             "TX_STATUS": Cat(self.tx_header.valid, self.tx_payload.valid),
-            "MEM_STATUS": busy, "NONCE": nonce, "CONTROL": status, "SB_VALUE": self.sb_value,
+            "MEM_STATUS": busy, "NONCE": nonce, "CONTROL": status,
+            "LINE0": line[:32], "LINE1": line[32:],
             "CORE_STEP": self.core_step, "BUSY_LAST": busy_last, "COUNTER": self.counter,
             "SPIKE": Cat(sp.neuron, Const(0, 16 - len(sp.neuron)), sp.core,
                          Const(0, 15 - len(sp.core)), self.spikes.valid),

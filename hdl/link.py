@@ -97,7 +97,7 @@ def frame_ports(chipmap):
     }
 
 
-def control_ports(stepper=True, probe_settings=True, out_seq=True):
+def control_ports(stepper=True, probe_settings=True, out_seq=True, counters=True):
     """The ports a command processor drives and watches the SoC through, beside
     ``frame_ports``: the ``st_*`` ports a ``Stepper`` and ``period`` the TIMER's setting
     (``stepper``: the firmware processor is the stepper itself); ``core_step`` the chip's
@@ -105,8 +105,9 @@ def control_ports(stepper=True, probe_settings=True, out_seq=True):
     firmware processor is the output buffer itself); ``rx_start`` (a start
     bit on the line) and ``counter`` (free-running) make the nonce; ``soft_reset`` is the
     RESET command's pulse; ``pr_*`` (``probe_settings``) PROBE's settings for a
-    ``ProbeEngine``; the ``sb_*`` ports read the SoC's event counters (a ``StatsBank``);
-    ``idle`` (nothing under way) and ``wake`` (``spikeforge.hdl.gating``)."""
+    ``ProbeEngine``; ``nak_made``, ``duplicate`` and the ``sb_*`` ports (``counters``)
+    count events and read the SoC's event counters (a ``StatsBank``); ``idle`` (nothing under
+    way) and ``wake`` (``spikeforge.hdl.gating``)."""
     steps = {
         "st_run": Out(1), "st_run_steps": Out(32), "st_step": Out(1), "st_stop": Out(1),
         "st_push": Out(stream.Signature(Entry)), "st_commit": Out(1), "st_abort": Out(1),
@@ -131,9 +132,9 @@ def control_ports(stepper=True, probe_settings=True, out_seq=True):
         "wake": Out(1),
         # the event counters (a ``StatsBank`` of ``STATUS_COUNTERS``): what the processor
         # counts, and one counter read whole for STATUS
-        "nak_made": Out(1), "duplicate": Out(1),
-        "sb_req": Out(1), "sb_index": Out(range(len(STATUS_COUNTERS))), "sb_done": In(1),
-        "sb_value": In(32),
+        **({"nak_made": Out(1), "duplicate": Out(1),
+            "sb_req": Out(1), "sb_index": Out(range(len(STATUS_COUNTERS))), "sb_done": In(1),
+            "sb_value": In(32)} if counters else {}),
     }
 
 

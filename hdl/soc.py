@@ -212,7 +212,6 @@ class SoC(wiring.Component):
             m.d[domain] += copy.eq(proc.soft_reset & ~copy)
             return copy
 
-        rst_stats = reset_copy("stats", link)
         port = self._chip_port(m, chip, separate, direct=is_ice40(platform))
         framer = Framer(p.max_payload)
         m.submodules.utx = utx = UARTTransmitter(cpb)
@@ -244,34 +243,22 @@ class SoC(wiring.Component):
         else:
             side = self._hardware_side(m, proc, deframer, framer, port, chip, reset_copy)
 
-        # The STATUS counters, in one block RAM; the UART's overruns and the frames the
-        # deframer's ring had no room for are both ``overruns``.
-        events = {"crc_errors": deframer.crc_error, "frame_errors": deframer.frame_error,
-                  "uart_errors": urx.error, "overruns": deframer.overflow + urx.overrun,
-                  "naks": proc.nak_made, "duplicates": proc.duplicate, **side.events}
-        # the fewest clocks between two events: a UART byte time for what happens once a byte,
-        # a frame or a command; the resend timeout; a step's four stepper states
-        byte, step = 10 * cpb, 4
-        gaps = dict.fromkeys(STATUS_COUNTERS, byte) | dict(
-            out_resent=p.resend_clocks, timer_overruns=step, stalls=step)
-        stats = StatsBank(
-            [len(events[name]) for name in STATUS_COUNTERS],
-            gaps=[gaps[name] for name in STATUS_COUNTERS], first_cleared=CLEARED_COUNTERS,
-            shared=proc.history_words, shared_stall=proc.history_stall)
-        # each event is counted a clock late, from a register (no path from the deframer's
-        # or the UART's logic into the bank's adders) of the link's gated domain: the gate is
-        # open in every clock with an event (the UART's are in its ``wake``, the others come
-        # from its blocks while they are awake)
-        m.d[link] += [getattr(stats, f"inc{k}").eq(events[name])
-                      for k, name in enumerate(STATUS_COUNTERS)]
-        m.d.comb += [stats.clear.eq(rst_stats), stats.rd_req.eq(proc.sb_req),
-                     stats.rd_index.eq(proc.sb_index), proc.sb_done.eq(stats.rd_done),
-                     proc.sb_value.eq(stats.value)]
-        if proc.history_words:
-            # the processor's reply history lives in the bank's RAM too
-            m.d.comb += [stats.sh_addr.eq(proc.hist_addr), stats.sh_en.eq(proc.hist_en),
-                         stats.sh_we.eq(proc.hist_we), stats.sh_data.eq(proc.hist_data),
-                         proc.hist_q.eq(stats.sh_q)]
+        # The STATUS counters: the line's (the UART's overruns and the frames the deframer's ring
+        # had no room for are both ``overruns``), the link's. Each event is counted a clock
+        # late, from a register (no path from the deframer's or the UART's logic into the
+        # adders) of the link's gated domain: the gate is open in every clock with an event
+        # (the UART's are in its ``wake``, the others come from its blocks while they are
+        # awake). The firmware keeps them in its RAM, but for the line's, which it reads from
+        # counters of its window.
+        line = {"crc_errors": deframer.crc_error, "frame_errors": deframer.frame_error,
+                "uart_errors": urx.error, "overruns": deframer.overflow + urx.overrun}
+        if firmware:
+            m.d[link] += [proc.line_events[name].eq(event) for name, event in line.items()]
+            counters = {}
+        else:
+            counters = {"stats": self._stats_bank(
+                m, proc, line | {"naks": proc.nak_made, "duplicates": proc.duplicate}
+                | side.events, reset_copy("stats", link))}
         # The deframer, the ack filter, the processor, the probe engine, the counters, the
         # stepper, the output path (the output buffer, the frame multiplexer and the framer)
         # and the chip's router idle through most of a run (but for an OUT_ACK now and then,
@@ -284,16 +271,41 @@ class SoC(wiring.Component):
         # reply history), which theirs leaves out.
         # the hardware processor is reset by its own RESET pulse; the firmware resets its
         # state itself (a reset processor would start its program again)
-        blocks = {"deframer": deframer, **side.blocks, "stats": stats, "framer": framer,
+        blocks = {"deframer": deframer, **side.blocks, **counters, "framer": framer,
                   **port.blocks}
         add_gated(m, platform, "link", blocks,
-                  deframer.wake | side.wake | stats.wake | framer.wake | port.wake
+                  deframer.wake | side.wake | sum(c.wake for c in counters.values())
+                  | framer.wake | port.wake
                   | urx.error | urx.overrun)
         wiring.connect(m, framer.o, utx.i)
         m.d.comb += [self.tx.eq(utx.tx),
                      self.active.eq(~proc.idle | side.active | port.active | utx.busy
                                     | deframer.header.valid)]
         return m
+
+    def _stats_bank(self, m, proc, events, clear):
+        """The hardware processor's ``StatsBank`` of ``events`` (``STATUS_COUNTERS``' sources),
+        which it shares its reply history's RAM with; ``clear`` is RESET's copy."""
+        p = self.preset
+        # the fewest clocks between two events: a UART byte time for what happens once a byte,
+        # a frame or a command; the resend timeout; a step's four stepper states
+        byte, step = 10 * p.clocks_per_bit, 4
+        gaps = dict.fromkeys(STATUS_COUNTERS, byte) | dict(
+            out_resent=p.resend_clocks, timer_overruns=step, stalls=step)
+        stats = StatsBank(
+            [len(events[name]) for name in STATUS_COUNTERS],
+            gaps=[gaps[name] for name in STATUS_COUNTERS], first_cleared=CLEARED_COUNTERS,
+            shared=proc.history_words, shared_stall=proc.history_stall)
+        m.d[gated_domain("link")] += [getattr(stats, f"inc{k}").eq(events[name])
+                                      for k, name in enumerate(STATUS_COUNTERS)]
+        m.d.comb += [stats.clear.eq(clear), stats.rd_req.eq(proc.sb_req),
+                     stats.rd_index.eq(proc.sb_index), proc.sb_done.eq(stats.rd_done),
+                     proc.sb_value.eq(stats.value)]
+        # the processor's reply history lives in the bank's RAM too
+        m.d.comb += [stats.sh_addr.eq(proc.hist_addr), stats.sh_en.eq(proc.hist_en),
+                     stats.sh_we.eq(proc.hist_we), stats.sh_data.eq(proc.hist_data),
+                     proc.hist_q.eq(stats.sh_q)]
+        return stats
 
     @staticmethod
     def _firmware_side(m, proc, deframer, framer, port):
@@ -312,10 +324,7 @@ class SoC(wiring.Component):
                      req.valid.eq(proc.mem_req.valid), req.p.addr.eq(proc.mem_req.p.addr),
                      proc.mem_req.ready.eq(req.ready),
                      proc.mem_rsp.payload.eq(rsp_data), proc.mem_rsp.valid.eq(rsp_valid)]
-        return SimpleNamespace(
-            events={"out_resent": proc.resent, "timer_overruns": proc.overrun,
-                    "stalls": proc.stall},
-            blocks={"proc": proc}, wake=proc.wake, active=0)
+        return SimpleNamespace(blocks={"proc": proc}, wake=proc.wake, active=0)
 
     def _hardware_side(self, m, proc, deframer, framer, port, chip, reset_copy):
         """The ``CommandProcessor`` between the deframer, the framer and the chip, with the

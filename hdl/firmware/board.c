@@ -9,7 +9,7 @@
 #include "protocol.h"
 #include "registers.h"
 
-static uint8_t frame[LINK_MAX_PAYLOAD + 1];     /* the request, then its reply */
+static uint8_t frame[LINK_MAX_PAYLOAD];         /* the request, then its reply */
 
 /* the chip address of word ``index`` of ``region`` of ``core`` (hdl/link.py chip_address) */
 static uint32_t chip_address(unsigned core, unsigned region, uint32_t index) {
@@ -24,8 +24,27 @@ static uint32_t chip_address(unsigned core, unsigned region, uint32_t index) {
            | (uint32_t)core << (LINK_LOCAL_BITS + 1);
 }
 
+/* The STATUS counters (EV_<NAME>, STATUS's order): the line's from the window's 16-bit
+ * LINE counters, added up here often enough that they never wrap unseen (in the loop, and
+ * every 256 memory requests of a long command); the others counted here. */
+static uint32_t counters[N_COUNTERS], line_seen[N_LINE_COUNTERS / 2];
+
+void count_event(unsigned k, uint32_t n) { counters[k] += n; }
+
+static void line_poll(void) {
+    for (unsigned r = 0; r < N_LINE_COUNTERS / 2; r++) {
+        uint32_t now = REG(R_LINE0 + r), was = line_seen[r];
+        if (now == was) continue;
+        counters[2 * r] += (uint16_t)(now - was);
+        counters[2 * r + 1] += (uint16_t)((now >> 16) - (was >> 16));
+        line_seen[r] = now;
+    }
+}
+
 /* one request on the chip's memory port, a read's answer then in the MEM_DATA registers */
 static void mem_request(unsigned core, unsigned region, uint32_t index, int write) {
+    static uint8_t requests;
+    if (!requests++) line_poll();
     REG(R_MEM_ADDR) = chip_address(core, region, index);
     REG(R_MEM_GO) = write;
     while (REG(R_MEM_STATUS) & 1) ;
@@ -60,15 +79,12 @@ uint32_t hal_nonce(void) { return REG(R_NONCE); }
 void hal_status(uint8_t *reply) {
     static const uint8_t offsets[N_COUNTERS] = COUNTER_OFFSETS;
     stepper_status(reply);
-    for (unsigned k = 0; k < N_COUNTERS; k++) {
-        REG(R_SB_INDEX) = k;
-        while (REG(R_CONTROL) & S_SB_BUSY) ;
-        put32(reply + offsets[k], REG(R_SB_VALUE));
-    }
+    line_poll();
+    for (unsigned k = 0; k < N_COUNTERS; k++) put32(reply + offsets[k], counters[k]);
 }
 
 void hal_event(unsigned event) {
-    REG(R_CONTROL) = event == LINK_EVENT_NAK ? C_NAK : C_DUPLICATE;
+    count_event(event == LINK_EVENT_NAK ? EV_NAKS : EV_DUPLICATES, 1);
 }
 
 /* The probes (the PROBE command's settings, as hdl/probe.py's ProbeEngine keeps them): a
@@ -78,10 +94,9 @@ void hal_event(unsigned event) {
 struct probe { uint8_t core, region, period, countdown; uint32_t index; uint16_t count; };
 static struct probe probes[LINK_N_PROBES];
 
-static void probe_byte(uint32_t byte, int last) { out_probe_byte(byte, last); }
 
 static void probe_word(uint32_t v, unsigned n) {
-    for (unsigned k = 0; k < n; k++) probe_byte(v >> (8 * k), 0);
+    for (unsigned k = 0; k < n; k++) out_probe_byte(v >> (8 * k), 0);
 }
 
 /* a step has ended at the barrier: its due probes */
@@ -93,15 +108,16 @@ void probes_serve(uint32_t step) {
         pr->countdown = due ? pr->period - 1 : pr->countdown - 1;
         if (!due) continue;
         probe_word(step, 4);
-        probe_byte(p, 0);
-        probe_byte(pr->core, 0);
-        probe_byte(pr->region, 0);
+        out_probe_byte(p, 0);
+        out_probe_byte(pr->core, 0);
+        out_probe_byte(pr->region, 0);
         probe_word(pr->index, 4);
         unsigned wb = link_word_bytes(pr->region);
         uint8_t word[LINK_MAX_WORD_BYTES];
         for (unsigned w = 0; w < pr->count; w++) {
             hal_mem_read(pr->core, pr->region, pr->index + w, word, wb);
-            for (unsigned k = 0; k < wb; k++) probe_byte(word[k], w + 1 == pr->count && k + 1 == wb);
+            for (unsigned k = 0; k < wb; k++)
+                out_probe_byte(word[k], w + 1 == pr->count && k + 1 == wb);
         }
     }
 }
@@ -117,6 +133,7 @@ void hal_reset(void) {
     for (unsigned p = 0; p < LINK_N_PROBES; p++) probes[p].period = 0;
     stepper_reset();
     out_reset();
+    for (unsigned k = N_LINE_COUNTERS; k < N_COUNTERS; k++) counters[k] = 0;   /* the link's */
     REG(R_CONTROL) = C_RESET;
     board_show();
 }
@@ -138,6 +155,7 @@ void board_show(void) {
 }
 
 void board_work(void) {
+    line_poll();
     out_poll();
     stepper_poll();
     board_show();
@@ -160,10 +178,9 @@ static unsigned receive(uint32_t h, uint8_t *hdr, uint8_t *payload, unsigned cap
 void board_wait(void) {
     board_work();
     uint32_t h = REG(R_RX_HEADER);
-    if ((h >> 31) && (uint8_t)(h >> 16) == CMD_OUT_ACK) {   /* no reply: link_handle is done */
-        uint8_t hdr[HDR_SIZE], next[1], out_hdr[HDR_SIZE];
-        receive(h, hdr, next, sizeof next);
-        link_handle(hdr, next, out_hdr, next);
+    if ((h >> 31) && (uint8_t)(h >> 16) == CMD_OUT_ACK) {   /* as link_handle takes one */
+        uint8_t hdr[HDR_SIZE], next[1];
+        if (receive(h, hdr, next, sizeof next) == 1) hal_out_ack(next[0]);
     }
 }
 

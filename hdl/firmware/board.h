@@ -13,6 +13,8 @@ void board_work(void);
 void board_wait(void);
 /* RUNNING: the SoC is not idle while a step is under way or output is unacknowledged */
 void board_show(void);
+/* ``n`` events for STATUS's counter ``k`` (EV_<NAME>, registers.h) */
+void count_event(unsigned k, uint32_t n);
 
 /* stepper.c */
 void stepper_poll(void);

@@ -177,7 +177,7 @@ void out_poll(void) {
         if (sent != head) {
             start_frame();
         } else if (sent != ack && REG(R_COUNTER) - since >= LINK_RESEND_CLOCKS) {
-            REG(R_RESENT) = (uint8_t)(sent - ack);
+            count_event(EV_OUT_RESENT, (uint8_t)(sent - ack));
             rewind();
         }
     }

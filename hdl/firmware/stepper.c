@@ -65,7 +65,7 @@ void stepper_poll(void) {
             stalled = 1;
             return;
         }
-        if (stalled) REG(R_CONTROL) = C_STALL;
+        if (stalled) count_event(EV_STALLS, 1);
         stalled = 0;
         in_step = 1;
         run_step = t;
@@ -81,7 +81,7 @@ void stepper_poll(void) {
     if (busy_last > busy_max) busy_max = busy_last;
     probes_serve(run_step);
     out_end();
-    if (period && (REG(R_CONTROL) & S_PAST)) REG(R_CONTROL) = C_OVERRUN;
+    if (period && (REG(R_CONTROL) & S_PAST)) count_event(EV_TIMER_OVERRUNS, 1);
     if (running && left && !pending && --left == 0) running = 0;
     if (stop_req) running = stop_req = 0;
     pending = in_step = 0;

@@ -214,12 +214,10 @@ def _firmware_loop_class():
     from linkloop import Loopback
 
     from spikeforge.hdl.firmware_link import FirmwareProcessor
-    from spikeforge.hdl.link import CLEARED_COUNTERS, STATUS_COUNTERS
-    from spikeforge.hdl.stats import StatsBank
 
     class FirmwareLoop(Loopback):
-        """UART -> deframer -> ``FirmwareProcessor`` -> framer -> UART; the chip a RAM, the
-        event counters a ``StatsBank`` (no RUN or STEP is sent: the chip never runs)."""
+        """UART -> deframer -> ``FirmwareProcessor`` -> framer -> UART; the chip a RAM (no RUN
+        or STEP is sent: the chip never runs); the firmware keeps the event counters."""
 
         def __init__(self, chipmap, hello, regions, window, cpb, max_payload, buffer_bytes):
             self.chipmap = chipmap
@@ -242,15 +240,6 @@ def _firmware_loop_class():
                          wp.addr.eq(req.p.addr), wp.data.eq(req.p.data),
                          wp.en.eq(req.valid & req.p.write), proc.mem_rsp.payload.eq(rp.data)]
             m.d.sync += proc.mem_rsp.valid.eq(req.valid & ~req.p.write)
-            # the SoC's event counters, of which this loop makes NAKs and duplicates
-            m.submodules.stats = stats = StatsBank([1] * len(STATUS_COUNTERS),
-                                                   first_cleared=CLEARED_COUNTERS)
-            counted = {"naks": proc.nak_made, "duplicates": proc.duplicate}
-            m.d.comb += [getattr(stats, f"inc{k}").eq(counted[name])
-                         for k, name in enumerate(STATUS_COUNTERS) if name in counted]
-            m.d.comb += [stats.clear.eq(proc.soft_reset), stats.rd_req.eq(proc.sb_req),
-                         stats.rd_index.eq(proc.sb_index), proc.sb_done.eq(stats.rd_done),
-                         proc.sb_value.eq(stats.value)]
 
     return FirmwareLoop
 
