@@ -317,13 +317,10 @@ class SoC(wiring.Component):
         wiring.connect(m, proc.tx_payload, framer.payload)
         wiring.connect(m, proc.inject, port.inject)
         wiring.connect(m, port.spikes, proc.spikes)
-        req, rsp_valid, rsp_data = port.mem_req, port.rsp_valid, port.rsp_data
+        wiring.connect(m, proc.mem_req, port.mem_req)       # the chip's memory port: its own
         m.d.comb += [port.start.eq(proc.start), proc.core_busy.eq(port.busy),
                      proc.core_done.eq(port.done),
-                     req.p.data.eq(proc.mem_req.p.data), req.p.write.eq(proc.mem_req.p.write),
-                     req.valid.eq(proc.mem_req.valid), req.p.addr.eq(proc.mem_req.p.addr),
-                     proc.mem_req.ready.eq(req.ready),
-                     proc.mem_rsp.payload.eq(rsp_data), proc.mem_rsp.valid.eq(rsp_valid)]
+                     proc.mem_rsp.payload.eq(port.rsp_data), proc.mem_rsp.valid.eq(port.rsp_valid)]
         return SimpleNamespace(blocks={"proc": proc}, wake=proc.wake, active=0)
 
     def _hardware_side(self, m, proc, deframer, framer, port, chip, reset_copy):
