@@ -23,11 +23,14 @@ network costs: 0.080 on ``icebreaker`` (2026-12-03; efficiency 0.929 then).
 ``--both-links`` measures the preset with each command processor (``link_kind``), every other
 setting the same (window, baud, clock): what the firmware link (``FirmwareProcessor``) costs
 in line time against the hardware one. Measured on ``tiny-fw`` (4 MHz, 100 kbaud, window 2;
-2026-12-05, session 27: the firmware also the stepper, the output buffer and the counters):
-the upload takes 9.59 x the hardware link's clocks (efficiency 0.069 against 0.660), the
-unchanged push 24.8 x (its REGION_CRC requests: the CRC is computed by SERV, about 900 clocks
-a byte, and each word is read through the register window). Session 26's firmware (the
-command processor and the probes only) took 7.15 x and 17.6 x.
+2026-12-05, session 28: the firmware also the stepper, the output buffer and the counters):
+the upload takes 8.16 x the hardware link's clocks (efficiency 0.081 against 0.660), the
+unchanged push 21.5 x (its REGION_CRC requests: the CRC is computed by SERV, about 900 clocks
+a byte, and each word is read through the window). Session 27 measured 9.59 x and 24.8 x: its
+counters commit polled the line's counters from every memory request with a call that made
+each request save its arguments (20 instructions more a word); the same image's clocks at
+each of session 27's commits, in one run: 4,892,939 before it, 4,894,636 (stepper),
+4,916,055 (output buffer), 5,877,116 (counters), 5,004,018 now.
 """
 
 from __future__ import annotations
