@@ -29,6 +29,9 @@ class Board:
     bitstream (e.g. SPRAM synapses and the short update pipeline on an iCE40 UltraPlus).
     ``extra_resources``: names of resource lists of the platform class to add (e.g. the
     iCEBreaker's break-off PMOD). ``loader_board``: openFPGALoader's ``-b`` name.
+    ``flash``: the SPI flash resource (name, number) the FPGA configures from, when a
+    firmware-link SoC keeps its firmware's RAM in SPRAM and loads it from there
+    (``SoC(firmware_ram="spram")``; the build writes the image after the bitstream).
     ``memory``: where each memory of the SoC lives (stated in ``spikeforge boards`` and in the
     build report). ``synth_opts``: options of Yosys's ``synth_<family>``; ``yosys_commands``:
     Yosys commands run after reading the design (e.g. ``ram_style`` attributes that put small
@@ -53,6 +56,16 @@ class Board:
     yosys_commands: tuple = ()
     notes: str = ""
     aliases: tuple = field(default=())
+    flash: tuple = ()
+
+    def firmware_ram(self, preset):
+        """Where a SoC of ``preset`` on this board keeps its link firmware (``SoC``'s
+        ``firmware_ram``): ``"spram"``, beside a small core's delay slots and loaded from the
+        flash, when the board has a flash to boot from and the preset a firmware link, small
+        cores and one clock; else ``"block"``."""
+        fits = (self.flash and preset.link_kind == "firmware" and preset.core_kind == "small"
+                and preset.chip_clock_hz is None)
+        return "spram" if fits else "block"
 
     def __post_init__(self):
         if self.family not in ("ice40", "ecp5"):

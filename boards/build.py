@@ -249,7 +249,11 @@ def _build_locked(b, out, preset, force):
                "--textcfg", "top.config"]
         pack = [pack_tool, "--compress", "--input", "top.config", "--bit", b.bitstream]
     pnr += ["--report", "top.report.json", "--timing-allow-fail", "--log", "top.tim", "--quiet"]
-    digest = hashlib.sha256(plan.digest() + repr((ys, pnr[1:], pack[1:])).encode()).hexdigest()
+    # the firmware a flash-booting SoC loads is not in the design: it goes after the bitstream
+    from spikeforge.hdl.flashboot import FLASH_OFFSET
+    image = _top.soc.flash_image()
+    digest = hashlib.sha256(plan.digest() + repr((ys, pnr[1:], pack[1:])).encode()
+                            + (image or b"")).hexdigest()
 
     report_path = out / "report.json"
     if not force and report_path.exists():
@@ -290,6 +294,8 @@ def _build_locked(b, out, preset, force):
             raise FitError(message) from None
         raise
     times["pack_s"] = _run(pack, out, "pack.log", pack[0].rsplit("/", 1)[-1])
+    if image is not None:
+        _append_firmware(out / b.bitstream, image, FLASH_OFFSET)
 
     stat = json.loads((out / "top.stat.json").read_text())
     modules, blocks = _budget(stat, b.family)
@@ -308,11 +314,22 @@ def _build_locked(b, out, preset, force):
         "preset": p.name, "baud": p.baud, "clocks": clocks, "utilization": util,
         "blocks": blocks, "modules": modules, "memory": dict(b.memory),
         "bitstream": str(out / b.bitstream), "times": {k: round(v, 1) for k, v in times.items()},
+        **({"firmware": {"flash_offset": FLASH_OFFSET, "bytes": len(image)}} if image else {}),
         "digest": digest,
     }
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     _check_timing(report, report_path)
     return report
+
+
+def _append_firmware(path, image, offset):
+    """The flash file ``path`` (the bitstream) with ``image`` at ``offset``: one file that
+    ``spikeforge flash`` writes whole; the FPGA stops reading at its bitstream's end."""
+    bitstream = path.read_bytes()
+    if len(bitstream) > offset:
+        raise BuildError(f"the bitstream of {len(bitstream)} bytes runs past the firmware's "
+                         f"flash offset {offset:#x}")
+    path.write_bytes(bitstream + b"\xff" * (offset - len(bitstream)) + image)
 
 
 def _check_timing(report, path):

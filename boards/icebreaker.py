@@ -22,6 +22,8 @@ BOARD = Board(
     pll=True,
     preset="icebreaker",
     uart=("uart", 0),
+    # the firmware of a firmware link, loaded at power-on from the flash it configures from
+    flash=("spi_flash_1x", 0),
     # led_g/led_r are on the main board; led 2.. on the break-off PMOD (harmless if broken off).
     leds={"heartbeat": ("led_g", 0), "link": ("led_r", 0), "running": ("led_g", 1)},
     extra_resources=("break_off_pmod",),

@@ -209,7 +209,10 @@ class BoardTop(Elaboratable):
             raise ValueError(f"clock {clock / 1e6:g} MHz of preset {self.preset.name!r} is not "
                              f"the {board.title} oscillator's {board.osc_hz / 1e6:g} MHz "
                              f"(the board has no PLL in its top)")
-        self.soc = SoC(self.preset)
+        # a firmware link on a board whose flash it can boot from: the firmware's RAM in the
+        # SPRAM block the core's delay slots leave most of (no block RAM for it)
+        self.soc = SoC(self.preset, firmware_ram=board.firmware_ram(self.preset))
+        self.flash_boot = self.soc.firmware_ram == "spram"
 
     def elaborate(self, platform):
         m = Module()
@@ -238,6 +241,14 @@ class BoardTop(Elaboratable):
         m.submodules.uart_rx = uart_rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = uart_tx = io.Buffer("o", uart.tx)
         m.d.comb += [soc.rx.eq(uart_rx.i), uart_tx.o.eq(soc.tx)]
+        if self.flash_boot:
+            pins = platform.request(*b.flash, dir="-")
+            for name in ("cs", "clk", "copi", "wp", "hold"):
+                m.submodules[f"flash_{name}"] = buf = io.Buffer("o", getattr(pins, name))
+                if name not in ("wp", "hold"):          # write-protect and hold: inactive
+                    m.d.comb += buf.o.eq(getattr(soc.flash, name))
+            m.submodules.flash_cipo = cipo = io.Buffer("i", pins.cipo)
+            m.d.comb += soc.flash.cipo.eq(cipo.i)
 
         heartbeat = Signal(range(p.clock_hz))
         half = p.clock_hz // 2

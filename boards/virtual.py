@@ -26,8 +26,8 @@ from importlib import resources
 
 from spikeforge.toolchain import VERILATOR_ARGS, binary_dir, build_binary
 
-__all__ = ["VirtualBoard", "build_vboard", "soc_platform", "main_source", "vboard_args", "replay",
-           "busy_network", "SIM_CLOCK_ESTIMATE"]
+__all__ = ["VirtualBoard", "build_vboard", "soc_platform", "firmware_ram_of", "main_source",
+           "vboard_args", "replay", "busy_network", "SIM_CLOCK_ESTIMATE"]
 
 # Conservative simulated clocks per second: link timeouts are derived from it (a virtual board
 # is slower than the real clock, so the host waits as for a slower line).
@@ -223,7 +223,46 @@ def soc_platform(preset, clock_gating=True):
     return _Device(None, clock_gating)
 
 
-def build_vboard(preset, trace=False, info=None, clock_gating=True):
+def firmware_ram_of(preset):
+    """Where the SoC of ``preset`` keeps its link firmware on the board built with it
+    (``Board.firmware_ram``); ``"block"`` for presets no board uses."""
+    from spikeforge.boards import BOARDS
+
+    for b in BOARDS.values():
+        if b.preset == preset.name:
+            return b.firmware_ram(preset)
+    return "block"
+
+
+def _flash_booted(soc):
+    """``soc`` (``firmware_ram="spram"``) with a model of the board's flash holding what the
+    build writes there (``SoC.flash_image``): the processor loads its firmware from it at
+    power-on, as on the board. The SoC's other ports, plain."""
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+
+    from spikeforge.hdl.flashboot import SpiFlashModel
+
+    class FlashBooted(wiring.Component):
+        def __init__(self):
+            self.preset = soc.preset
+            super().__init__({name: member for name, member in soc.signature.members.items()
+                              if name != "flash"})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.soc = soc
+            m.submodules.flash = flash = SpiFlashModel(soc.flash_image())
+            wiring.connect(m, soc.flash, flash.flash)
+            for name, member in self.signature.members.items():
+                inner, outer = getattr(soc, name), getattr(self, name)
+                m.d.comb += inner.eq(outer) if member.flow is wiring.In else outer.eq(inner)
+            return m
+
+    return FlashBooted()
+
+
+def build_vboard(preset, trace=False, info=None, clock_gating=True, firmware_ram=None):
     """Build (or reuse) the virtual board executable of ``preset``; returns its path.
 
     With GCC the build is profile-guided (an instrumented build runs a short training session
@@ -231,6 +270,8 @@ def build_vboard(preset, trace=False, info=None, clock_gating=True):
     (slower per clock; not profiled). ``info``: a dict that receives ``cached`` (True when an
     earlier build was reused). ``clock_gating=False``: every block on the system clock, as
     in the bitstream, instead of gated clocks (``soc_platform``; slower, for comparison).
+    ``firmware_ram``: the SoC's (default: the board's, ``firmware_ram_of``); ``"spram"``
+    boots the processor from a model of the flash, as the board does.
     """
     from amaranth.back import verilog
 
@@ -241,11 +282,14 @@ def build_vboard(preset, trace=False, info=None, clock_gating=True):
     if trace and not _has_header("lz4.h"):
         raise RuntimeError("FST wave dumps need Verilator's FST writer, which needs the lz4 "
                            "headers: install liblz4-dev (apt install liblz4-dev)")
-    soc = SoC(preset)
+    firmware_ram = firmware_ram or firmware_ram_of(preset)
+    soc = SoC(preset, firmware_ram=firmware_ram)
+    if firmware_ram == "spram":
+        soc = _flash_booted(soc)
     platform = soc_platform(preset, clock_gating)
     sources = {"soc_core.v": verilog.convert(soc, name="soc_core", platform=platform),
                "soc.v": _wrapper(soc), "main.cpp": main_source()}
-    if str(platform.device or "").upper().startswith("ICE40UP"):
+    if str(platform.device or "").upper().startswith("ICE40UP") or firmware_ram == "spram":
         sources["spram.v"] = SPRAM_MODEL         # the synapse lanes' SB_SPRAM256KA blocks
     if str(platform.device or "").upper().startswith("LFE5U"):
         sources["dp16kd.v"] = DP16KD_MODEL       # the synapse lanes' DP16KD blocks
@@ -273,12 +317,13 @@ class VirtualBoard:
     (default: the preset's); ``fst``/``fst_from``/``fst_cycles``: a wave dump window;
     ``record``: write the rx bytes with their clocks (see ``replay``); ``exe``: an executable
     built elsewhere with the same C++ main (e.g. the post-synthesis netlist of
-    ``spikeforge.boards.netlist``) instead of the RTL build of ``preset``.
+    ``spikeforge.boards.netlist``) instead of the RTL build of ``preset``; ``firmware_ram``:
+    ``build_vboard``'s.
     """
 
     def __init__(self, preset, *, drop=0.0, flip=0.0, seed=1, pty=False, port=0, once=False,
                  clocks_per_bit=None, fst=None, fst_from=0, fst_cycles=0, record=None,
-                 exe=None):
+                 exe=None, firmware_ram=None):
         self.preset = preset
         for name, value in (("drop", drop), ("flip", flip)):
             if not 0.0 <= float(value) < 1.0:
@@ -290,7 +335,8 @@ class VirtualBoard:
         t0 = time.monotonic()
         built = {"cached": True}
         if exe is None:
-            exe = build_vboard(preset, trace=fst is not None, info=built)
+            exe = build_vboard(preset, trace=fst is not None, info=built,
+                               firmware_ram=firmware_ram)
         self.build_seconds = time.monotonic() - t0      # a few seconds when cached
         self.build_cached = built["cached"]
         args = [str(exe), f"+cpb={cpb}", f"+drop={drop}", f"+flip={flip}", f"+seed={seed}",

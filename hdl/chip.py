@@ -60,14 +60,19 @@ class Chip(wiring.Component):
 
     ``router_domain``: the clock domain of the router (a gated one in the virtual board, see
     ``spikeforge.hdl.gating``; ``router_wake`` is its ``wake``). ``core_kind``: ``"full"``
-    (``Core``) or ``"small"`` (``SmallCore``, one lane: for small FPGAs).
+    (``Core``) or ``"small"`` (``SmallCore``, one lane: for small FPGAs). ``slot_memories``:
+    ``{core: memory}``, a small core's delay slots in a memory given from outside (its
+    ``slot_memory``).
     """
 
     def __init__(self, configs, limits=None, fifo_depth=2, router_domain="sync",
-                 core_kind="full"):
+                 core_kind="full", slot_memories=None):
         if core_kind not in _CORES:
             raise ValueError(f"core_kind must be one of {CORE_KINDS}, not {core_kind!r}")
+        if slot_memories and core_kind != "small":
+            raise ValueError("only small cores take their slot memory from outside")
         self.core_kind = core_kind
+        self.slot_memories = dict(slot_memories or {})
         self.chipmap = cm = ChipMap(configs, limits)
         self.configs = cm.configs
         self.fifo_depth = fifo_depth
@@ -97,7 +102,8 @@ class Chip(wiring.Component):
         m.d.comb += self.router_wake.eq(router.wake)
         cores = []
         for c, config in enumerate(self.configs):
-            m.submodules[f"core{c}"] = core = _CORES[self.core_kind](config)
+            given = {"slot_memory": self.slot_memories[c]} if c in self.slot_memories else {}
+            m.submodules[f"core{c}"] = core = _CORES[self.core_kind](config, **given)
             cores.append(core)
             m.d.comb += [router.spikes[c].valid.eq(core.spike_out.valid),
                          router.spikes[c].payload.eq(core.spike_out.payload),

@@ -10,6 +10,11 @@ Memory map (byte addresses, 32-bit words):
 
 * ``0`` .. ``4 * ram_words - 1``: one RAM holding program, data and stack, its initial words the
   firmware (``spikeforge.hdl.firmware.build_firmware``); bytes written alone (``dbus_sel``).
+  ``ram="block"``: the processor's own, block RAM initialised by the bitstream. ``ram="flash"``:
+  a RAM outside on the ``ram`` port (``spram.ram_bus``; an iCE40 SPRAM block, which the
+  bitstream cannot initialise: ``spram.SharedSpram``), which ``flashboot.FlashBoot`` loads with
+  the firmware from the board's SPI flash (``flash``) while SERV waits in reset; ``booted``
+  then rises.
 * ``0x8000_0000 + 4 * k``: register ``k`` of the window (``k < 2 ** reg_bits``), the ``reg_*``
   ports: a store pulses ``reg_w_en`` for a clock with ``reg_addr`` and ``reg_w_data``; a load
   pulses ``reg_r_en`` with ``reg_addr``, and ``reg_r_data`` must hold the word the clock after
@@ -17,7 +22,8 @@ Memory map (byte addresses, 32-bit words):
 
 SERV's instruction and data buses take turns (it fetches, then executes), so one port serves
 both: every access is acknowledged the clock after it is asked for, as SERV's own small SoC
-(``servant``) does. No CSRs and no interrupts: the firmware polls.
+(``servant``) does, but those of a RAM outside, when it says. No CSRs and no interrupts: the
+firmware polls.
 """
 
 from pathlib import Path
@@ -25,6 +31,9 @@ from pathlib import Path
 from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
+
+from .flashboot import FLASH_OFFSET, FlashBoot, flash_pins
+from .spram import ram_bus
 
 __all__ = ["ControlCPU", "serv_sources", "WINDOW_BASE", "TB_MAIN"]
 
@@ -69,7 +78,8 @@ class ControlCPU(wiring.Component):
     compressed instructions (RV32IC; its ``COMPRESSED`` and ``ALIGN``), for a firmware built
     with ``build_firmware(..., compressed=True)``, about a quarter smaller."""
 
-    def __init__(self, firmware, *, ram_words=1024, reg_bits=4, compressed=False):
+    def __init__(self, firmware, *, ram_words=1024, reg_bits=4, compressed=False,
+                 ram="block", flash_offset=FLASH_OFFSET):
         firmware = list(firmware)
         if len(firmware) > ram_words:
             raise ValueError(f"firmware of {len(firmware)} words is larger than the RAM of "
@@ -78,10 +88,18 @@ class ControlCPU(wiring.Component):
         self.ram_words = ram_words
         self.reg_bits = reg_bits
         self.compressed = compressed
-        super().__init__({
+        if ram not in ("block", "flash"):
+            raise ValueError(f"ram must be 'block' or 'flash', not {ram!r}")
+        self.ram_kind = ram
+        self.flash_offset = flash_offset
+        members = {
             "reg_addr": Out(reg_bits), "reg_w_data": Out(32), "reg_w_en": Out(1),
             "reg_r_en": Out(1), "reg_r_data": In(32),
-        })
+        }
+        if ram == "flash":
+            members |= {"ram": Out(ram_bus(max(ram_words - 1, 1).bit_length())),
+                        "flash": Out(flash_pins()), "booted": Out(1)}
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -94,11 +112,20 @@ class ControlCPU(wiring.Component):
         dbus_adr, dbus_dat, dbus_sel = Signal(32), Signal(32), Signal(4)
         dbus_we, dbus_cyc = Signal(), Signal()
         rdt, ack = Signal(32), Signal()
+        flash = self.ram_kind == "flash"
+        rst = ResetSignal()
+        if flash:
+            # SERV waits in reset while its RAM is loaded, which then has the boot's writes
+            m.submodules.boot = boot = FlashBoot(len(self.firmware), offset=self.flash_offset)
+            wiring.connect(m, wiring.flipped(self.flash), boot.flash)
+            rst = rst | ~boot.done
+            m.d.comb += self.booted.eq(boot.done)
         m.submodules.serv = Instance(
             "serv_rf_top",
             p_RESET_PC=0, p_WITH_CSR=0, p_RESET_STRATEGY="MINI",
             p_COMPRESSED=int(self.compressed), p_ALIGN=int(self.compressed),
-            i_clk=ClockSignal(), i_i_rst=ResetSignal(),
+            i_clk=ClockSignal(),
+            i_i_rst=rst,
             i_i_timer_irq=Const(0, 1),
             o_o_ibus_adr=ibus_adr, o_o_ibus_cyc=ibus_cyc,
             i_i_ibus_rdt=rdt, i_i_ibus_ack=ack & ibus_cyc,
@@ -107,30 +134,47 @@ class ControlCPU(wiring.Component):
             i_i_dbus_rdt=rdt, i_i_dbus_ack=ack & ~ibus_cyc,
             i_i_ext_rd=Const(0, 32), i_i_ext_ready=Const(0, 1))
 
-        # one port for both buses (they take turns): an access is acknowledged a clock later
+        # one port for both buses (they take turns): the window's access and the RAM's (of its
+        # own) are acknowledged a clock later, the outside RAM's when it says
         cyc = ibus_cyc | dbus_cyc
         adr = Mux(ibus_cyc, ibus_adr, dbus_adr)
         we = dbus_we & ~ibus_cyc
-        stb = cyc & ~ack                    # the clock an access is asked for
-        m.d.sync += ack.eq(stb)
         window = adr[31]
-        from_window = Signal()              # the access being acknowledged is the window's
-        with m.If(stb):
-            m.d.sync += from_window.eq(window)
-
         ab = max((self.ram_words - 1).bit_length(), 1)
-        m.submodules.ram = ram = memory.Memory(shape=unsigned(32), depth=self.ram_words,
-                                               init=self.firmware)
-        rp = ram.read_port()
-        wp = ram.write_port(granularity=8)
-        m.d.comb += [rp.addr.eq(adr[2:2 + ab]), rp.en.eq(stb),
-                     wp.addr.eq(adr[2:2 + ab]), wp.data.eq(dbus_dat),
-                     wp.en.eq(Mux(stb & we & ~window, dbus_sel, 0))]
+        if flash:
+            took = Signal()                     # the window's access is acknowledged
+            m.d.sync += took.eq(cyc & window & ~took)
+            stb = cyc & window & ~took
+            ram = self.ram
+            with m.If(boot.done):
+                m.d.comb += [ram.addr.eq(adr[2:2 + ab]), ram.we.eq(we),
+                             ram.w_data.eq(dbus_dat), ram.sel.eq(dbus_sel),
+                             ram.stb.eq(cyc & ~window)]
+            with m.Else():
+                m.d.comb += [ram.addr.eq(boot.ram.addr), ram.we.eq(1),
+                             ram.w_data.eq(boot.ram.w_data), ram.sel.eq(0xF),
+                             ram.stb.eq(boot.ram.stb)]
+            m.d.comb += [ack.eq(took | ram.ack), boot.ram.ack.eq(ram.ack)]
+            from_window, ram_data = took, ram.r_data
+        else:
+            stb = cyc & ~ack                    # the clock an access is asked for
+            m.d.sync += ack.eq(stb)
+            from_window = Signal()              # the access being acknowledged is the window's
+            with m.If(stb):
+                m.d.sync += from_window.eq(window)
+            m.submodules.ram = ram = memory.Memory(shape=unsigned(32), depth=self.ram_words,
+                                                   init=self.firmware)
+            rp = ram.read_port()
+            wp = ram.write_port(granularity=8)
+            m.d.comb += [rp.addr.eq(adr[2:2 + ab]), rp.en.eq(stb),
+                         wp.addr.eq(adr[2:2 + ab]), wp.data.eq(dbus_dat),
+                         wp.en.eq(Mux(stb & we & ~window, dbus_sel, 0))]
+            ram_data = rp.data
 
         m.d.comb += [self.reg_addr.eq(adr[2:2 + self.reg_bits]),
                      self.reg_w_data.eq(dbus_dat),
                      self.reg_w_en.eq(stb & we & window),
                      self.reg_r_en.eq(stb & ~we & window),
-                     rdt.eq(Mux(from_window, self.reg_r_data, rp.data))]
+                     rdt.eq(Mux(from_window, self.reg_r_data, ram_data))]
         return m
 

@@ -41,7 +41,13 @@ _start:
     j 2f
     .balign 4                   /* c.j is 2 bytes in RV32IC */
     .word _end
-2:  li sp, {stack_top}
+2:  la t0, _bss_start          /* .bss cleared: a RAM without initial contents (SPRAM), */
+    la t1, _end                 /* and the state of before a reset */
+3:  bgeu t0, t1, 4f
+    sw zero, 0(t0)
+    addi t0, t0, 4
+    j 3b
+4:  li sp, {stack_top}
     call main
 1:  j 1b
 """
@@ -52,7 +58,10 @@ SECTIONS {{
   .text : {{ *(.text.start) *(.text*) }} > ram
   .rodata : {{ *(.rodata*) *(.srodata*) }} > ram
   .data : {{ *(.data*) *(.sdata*) }} > ram
+  . = ALIGN(4);
+  _bss_start = .;
   .bss : {{ *(.bss*) *(.sbss*) *(COMMON) }} > ram
+  . = ALIGN(4);
   _end = .;
   /DISCARD/ : {{ *(.eh_frame*) *(.comment) *(.riscv.attributes) }}
 }}

@@ -56,12 +56,14 @@ from spikeforge import protocol
 from .chip import inject_layout
 from .cpu import ControlCPU
 from .firmware import SOURCES, build_firmware, firmware_ram_words, link_config_header, link_sources
+from .flashboot import flash_pins
 from .link import CLEARED_COUNTERS, STATUS_COUNTERS, control_ports, frame_ports
 from .outbuf import output_sizes
 from .router import host_spike_layout
+from .spram import ram_bus
 
-__all__ = ["FirmwareProcessor", "REGISTERS", "CONTROL_BITS", "STATUS_BITS", "registers_header",
-           "soc_header"]
+__all__ = ["FirmwareProcessor", "link_firmware", "REGISTERS", "CONTROL_BITS", "STATUS_BITS",
+           "registers_header", "soc_header"]
 
 # the register window, in order (``R_<NAME>`` in ``registers.h``); ``MEM_DATA`` is last: the
 # chip's data word takes as many registers as it has 32-bit words
@@ -134,6 +136,28 @@ def soc_header(chipmap, *, input_depth, out_window, n_probes, probe_payload, max
     ]) + "\n"
 
 
+def link_firmware(chipmap, *, hello, window, max_payload, n_probes, probe_payload, input_depth,
+                  out_window, resend_clocks, regions=None, ram_words=None, compressed=False):
+    """``(image, ram_words)``: the link firmware of a ``FirmwareProcessor`` of these
+    settings (its arguments), and its RAM's words (``ram_words``, or the fewest whole block
+    RAMs that hold it)."""
+    if len(hello) != protocol.REPLY[protocol.Command.HELLO].size:
+        raise ValueError(f"HELLO reply of {len(hello)} bytes, not "
+                         f"{protocol.REPLY[protocol.Command.HELLO].size}")
+    config = link_config_header(chipmap, window=window, max_payload=max_payload,
+                                hello=bytes(hello), n_probes=n_probes,
+                                probe_payload=probe_payload, regions=regions)
+    soc = soc_header(chipmap, input_depth=input_depth, out_window=out_window,
+                     n_probes=n_probes, probe_payload=probe_payload,
+                     max_payload=max_payload, resend_clocks=resend_clocks)
+    sources = {**link_sources(config), "registers.h": registers_header(chipmap),
+               "soc.h": soc, **{name: (SOURCES / name).read_text()
+                                for name in ("board.h", "board.c", "stepper.c", "outbuf.c")}}
+    if ram_words is None:
+        ram_words = firmware_ram_words(sources, step=_RAM_STEP, compressed=compressed)
+    return build_firmware(sources, ram_words, compressed=compressed), ram_words
+
+
 class FirmwareProcessor(wiring.Component):
     """The link firmware for the chip of ``chipmap`` on a ``ControlCPU`` of ``ram_words``.
 
@@ -146,7 +170,10 @@ class FirmwareProcessor(wiring.Component):
     ``ram_words``: the RAM's words (default: the fewest whole block RAMs that
     hold the firmware, its data and its stack). ``compressed``: RV32IC firmware and decoder
     (``bench/link_cpu.py``: a quarter less RAM, 2 EBR at the iCEBreaker's sizes, for about
-    300 LUT4 more).
+    300 LUT4 more). ``ram``: ``"block"``, its own RAM (block RAM the bitstream initialises),
+    or ``"flash"``, a RAM outside on the ``ram`` port, which it loads from the SPI flash on
+    ``flash`` at power-on (``ControlCPU``'s; on the iCEBreaker the SPRAM block the core's delay
+    slots leave most of, ``spram.SharedSpram``).
 
     The chip side (a ``Stepper``'s and an ``OutputBuffer``'s): ``inject`` (the step's input
     events), ``start`` (a step starts), ``core_busy`` and ``core_done`` (the chip's barrier, a
@@ -156,26 +183,22 @@ class FirmwareProcessor(wiring.Component):
 
     def __init__(self, chipmap, *, hello, window=8, max_payload=protocol.MAX_PAYLOAD,
                  n_probes=1, probe_payload=256, input_depth=512, out_window=8,
-                 resend_clocks=100_000, regions=None, ram_words=None, compressed=False):
-        if len(hello) != protocol.REPLY[protocol.Command.HELLO].size:
-            raise ValueError(f"HELLO reply of {len(hello)} bytes, not "
-                             f"{protocol.REPLY[protocol.Command.HELLO].size}")
+                 resend_clocks=100_000, regions=None, ram_words=None, compressed=False,
+                 ram="block"):
         self.chipmap = chipmap
-        config = link_config_header(chipmap, window=window, max_payload=max_payload,
-                                    hello=bytes(hello), n_probes=n_probes,
-                                    probe_payload=probe_payload, regions=regions)
-        soc = soc_header(chipmap, input_depth=input_depth, out_window=out_window,
-                         n_probes=n_probes, probe_payload=probe_payload,
-                         max_payload=max_payload, resend_clocks=resend_clocks)
-        sources = {**link_sources(config), "registers.h": registers_header(chipmap),
-                   "soc.h": soc, **{name: (SOURCES / name).read_text()
-                                    for name in ("board.h", "board.c", "stepper.c", "outbuf.c")}}
-        if ram_words is None:
-            ram_words = firmware_ram_words(sources, step=_RAM_STEP, compressed=compressed)
-        self.firmware = build_firmware(sources, ram_words, compressed=compressed)
+        self.firmware, ram_words = link_firmware(
+            chipmap, hello=hello, window=window, max_payload=max_payload, n_probes=n_probes,
+            probe_payload=probe_payload, input_depth=input_depth, out_window=out_window,
+            resend_clocks=resend_clocks, regions=regions, ram_words=ram_words,
+            compressed=compressed)
         self.compressed = compressed
         self.ram_words = ram_words
+        self.ram_kind = ram
+        # ``ram="flash"``: the RAM outside, loaded from the flash (``ControlCPU``'s ports)
+        outside = {"ram": Out(ram_bus(max(ram_words - 1, 1).bit_length())),
+                   "flash": Out(flash_pins())} if ram == "flash" else {}
         super().__init__({
+            **outside,
             **frame_ports(chipmap),
             **control_ports(stepper=False, probe_settings=False, out_seq=False,
                             counters=False),
@@ -190,7 +213,11 @@ class FirmwareProcessor(wiring.Component):
         nw = _mem_words(self.chipmap)
         reg_bits = (len(REGISTERS) - 1 + nw - 1).bit_length()
         m.submodules.cpu = cpu = ControlCPU(self.firmware, ram_words=self.ram_words,
-                                            reg_bits=reg_bits, compressed=self.compressed)
+                                            reg_bits=reg_bits, compressed=self.compressed,
+                                            ram=self.ram_kind)
+        if self.ram_kind == "flash":
+            wiring.connect(m, cpu.ram, wiring.flipped(self.ram))
+            wiring.connect(m, cpu.flash, wiring.flipped(self.flash))
         addr, wdata = cpu.reg_addr, cpu.reg_w_data
 
         def wrote(name):

@@ -54,11 +54,13 @@ class LaneMemory(wiring.Component):
         if not isinstance(bank_depth, int) or bank_depth < 1 or bank_depth & (bank_depth - 1):
             raise ValueError(f"Bank depth must be a power of two, not {bank_depth!r}")
         self.width, self.depth, self.latency, self.bank_depth = width, depth, latency, bank_depth
-        addr = unsigned((depth - 1).bit_length())
-        super().__init__({
-            "r_addr": In(addr), "r_en": In(1), "r_data": Out(width),
-            "w_addr": In(addr), "w_en": In(1), "w_data": In(width),
-        })
+        super().__init__(self._members())
+
+    def _members(self):
+        """The component's ports (a memory that shares its storage adds its other user's)."""
+        addr = unsigned((self.depth - 1).bit_length())
+        return {"r_addr": In(addr), "r_en": In(1), "r_data": Out(self.width),
+                "w_addr": In(addr), "w_en": In(1), "w_data": In(self.width)}
 
     def elaborate(self, platform):
         m = Module()

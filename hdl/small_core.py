@@ -99,10 +99,12 @@ class SmallCore(wiring.Component):
 
     ``synapse_memory``: ``"block"`` (``LaneMemory``), ``"spram"`` (``SpramLaneMemory``) or
     ``None`` (``"spram"`` on an iCE40 UltraPlus when the lane fits its SPRAM, else
-    ``"block"``).
+    ``"block"``). ``slot_memory``: the delay slots' memory, a single-port lane given from
+    outside (``spram.SharedSpram``: a block shared with the link's processor), which the core
+    adds as its submodule; by default its own.
     """
 
-    def __init__(self, config, *, synapse_memory=None):
+    def __init__(self, config, *, synapse_memory=None, slot_memory=None):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
         mm = MemoryMap(config)
@@ -115,6 +117,13 @@ class SmallCore(wiring.Component):
         self.config = config
         self.memmap = mm
         self.synapse_memory = synapse_memory
+        if slot_memory is not None and (
+                not slot_memory.single_port or slot_memory.width != config.slot_bits
+                or slot_memory.depth != config.n_slots * config.n_neurons):
+            raise ValueError(f"the slot memory must be a single-port lane of "
+                             f"{config.n_slots * config.n_neurons} words of "
+                             f"{config.slot_bits} bits")
+        self.slot_memory = slot_memory
         super().__init__(core_ports(config))
 
     def elaborate(self, platform):  # noqa: C901 - one sequencer, read top to bottom
@@ -161,11 +170,13 @@ class SmallCore(wiring.Component):
         axon_rp, axon_wp = mem("axon", lay[Region.AXON].width, A)
         kind = self.synapse_memory or synapse_memory_for(c, platform)
         syn_width = lay[Region.SYNAPSE].width
-        if kind == "spram" and slots_fit_spram(c, syn_width):
+        if self.slot_memory is not None or (kind == "spram" and slots_fit_spram(c, syn_width)):
             # the delay slots in an SPRAM block the synapses leave (16 EBR fewer on the
-            # iCEBreaker): one port, which suits the sequencer (it reads a slot in one clock
-            # and writes it in a later one; the memory port does one or the other)
-            m.submodules.slot = sm = SpramLaneMemory(c.slot_bits, c.n_slots * N)
+            # iCEBreaker), of their own or shared (``slot_memory``: the rest of the block is
+            # the link processor's RAM): one port, which suits the sequencer (it reads a slot
+            # in one clock and writes it in a later one; the memory port does one or the other)
+            m.submodules.slot = sm = (self.slot_memory if self.slot_memory is not None
+                                      else SpramLaneMemory(c.slot_bits, c.n_slots * N))
             slot_rp, slot_wp = _Port(sm.r_addr, sm.r_en, sm.r_data), _Port(sm.w_addr, sm.w_en,
                                                                              sm.w_data)
             m.d.comb += [sm.r_en.eq(0), sm.w_en.eq(0)]

@@ -46,6 +46,7 @@ from spikeforge.presets import SocPreset
 
 from .chip import Chip, inject_layout
 from .crossing import ChipCrossing
+from .flashboot import flash_pins
 from .framing import Deframer, Framer, HeaderLayout
 from .gating import add_gated, gated_domain
 from .link import (
@@ -57,6 +58,7 @@ from .link import (
 )
 from .outbuf import OutputBuffer
 from .probe import ProbeEngine
+from .spram import SPRAM_DEPTH, SharedSpram
 from .stats import StatsBank
 from .stepper import Stepper
 from .target import is_ice40
@@ -162,17 +164,34 @@ class SoC(wiring.Component):
     yet acknowledged, a command being executed): a simulation may stop clocking when it is low
     and the line is quiet. A preset with a ``chip_clock_hz`` adds the input ``chip_clk``, the
     chip's clock (its reset is ``sync``'s, synchronised).
+
+    ``firmware_ram``: where the firmware link's processor keeps its program and data:
+    ``"block"``, block RAM the bitstream initialises, or ``"spram"``, the iCE40 UltraPlus SPRAM
+    block that holds the (small, single) core's delay slots, which use a quarter of it
+    (``spram.SharedSpram``: the core has the block whenever it asks, the processor the clocks
+    it leaves); the processor then loads its firmware from the board's SPI flash at power-on
+    (``flashboot``), on the ``flash`` port, and waits until it has.
     """
 
-    def __init__(self, preset):
+    def __init__(self, preset, *, firmware_ram="block"):
         if not isinstance(preset, SocPreset):
             raise TypeError(f"preset must be a SocPreset, not {preset!r}")
+        if firmware_ram not in ("block", "spram"):
+            raise ValueError(f"firmware_ram must be 'block' or 'spram', not {firmware_ram!r}")
+        if firmware_ram == "spram" and (
+                preset.link_kind != "firmware" or preset.core_kind != "small"
+                or preset.chip_clock_hz is not None):
+            raise ValueError("the firmware's RAM shares an SPRAM block with a small core's "
+                             "delay slots: a firmware link, small cores, one clock")
         self.preset = preset
+        self.firmware_ram = firmware_ram
         self.memmap = MemoryMap(preset.core)
         self.chipmap = preset.chipmap
         members = {"rx": In(1, init=1), "tx": Out(1, init=1), "active": Out(1)}
         if preset.chip_clock_hz is not None:
             members["chip_clk"] = In(1)
+        if firmware_ram == "spram":
+            members["flash"] = Out(flash_pins())
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -183,13 +202,21 @@ class SoC(wiring.Component):
         # more clocks apart: one byte of buffer, in flip-flops, is all the receiver needs.
         m.submodules.urx = urx = UARTReceiver(cpb, fifo_depth=1)
         deframer = Deframer(max_payload=p.max_payload)
-        proc = self._processor()
+        slots = {}
+        if self.firmware_ram == "spram":
+            # core 0's delay slots and the processor's RAM in one SPRAM block
+            slots[0] = SharedSpram(c.slot_bits, c.n_slots * c.n_neurons,
+                                   self._spram_ram_words())
+        proc = self._processor(ram_words=slots[0].bus_words if slots else None)
         # the router runs on the link's gated clock (in the virtual board): it idles but for the
         # few clocks a spike takes through it; with a chip clock of its own, on the chip's
         separate = p.chip_clock_hz is not None
         chip = Chip([c] * p.n_cores, p.limits,
                     router_domain="sync" if separate else gated_domain("link"),
-                    core_kind=p.core_kind)
+                    core_kind=p.core_kind, slot_memories=slots)
+        if slots:
+            wiring.connect(m, proc.ram, slots[0].bus)
+            wiring.connect(m, proc.flash, wiring.flipped(self.flash))
         firmware = p.link_kind == "firmware"
         # the clock of what moves on every clock beside gated blocks (the resend timer, the
         # step timer)
@@ -432,22 +459,49 @@ class SoC(wiring.Component):
                   | outbuf.wake | mux.wake | tx_reg.wake),
             active=~stepper.idle | outbuf.pending | tx_reg.o.valid)
 
-    def _processor(self):
-        """The preset's command processor: the ``CommandProcessor`` (``link_kind``
-        ``"hardware"``) or the ``FirmwareProcessor`` (``"firmware"``), of the same ports."""
+    def _spram_ram_words(self):
+        """The firmware's RAM in SPRAM (``firmware_ram="spram"``): the rows of the block that
+        the delay slots leave, two a 32-bit word."""
+        c = self.preset.core
+        rows = 1 << max(c.n_slots * c.n_neurons - 1, 1).bit_length()
+        return (SPRAM_DEPTH - rows) // 2
+
+    def flash_image(self):
+        """What the board's flash holds at ``flashboot.FLASH_OFFSET`` for this SoC (bytes): the
+        firmware, which a ``firmware_ram="spram"`` SoC loads at power-on; ``None`` for one
+        whose firmware is in the bitstream (or that has none)."""
+        if self.firmware_ram != "spram":
+            return None
+        from .firmware_link import link_firmware
+
+        image, _ = link_firmware(self.chipmap, **self._firmware_settings(),
+                                 ram_words=self._spram_ram_words())
+        return b"".join(w.to_bytes(4, "little") for w in image)
+
+    def _firmware_settings(self):
+        """The preset's settings of the ``FirmwareProcessor`` (``link_firmware``'s)."""
         p = self.preset
-        hello = dict(clock_hz=p.clock_hz, baud=p.baud, out_timeout=p.resend_clocks,
-                     build_id=build_id(p))
+        template = hello_template(self.chipmap, window=p.window, out_window=p.out_window,
+                                  n_probes=p.n_probes, probe_payload=p.probe_payload,
+                                  max_payload=p.max_payload, clock_hz=p.clock_hz, baud=p.baud,
+                                  out_timeout=p.resend_clocks, build_id=build_id(p))
+        return dict(window=p.window, max_payload=p.max_payload, n_probes=p.n_probes,
+                    probe_payload=p.probe_payload, input_depth=p.input_depth,
+                    out_window=p.out_window, resend_clocks=p.resend_clocks, hello=template)
+
+    def _processor(self, ram_words=None):
+        """The preset's command processor: the ``CommandProcessor`` (``link_kind``
+        ``"hardware"``) or the ``FirmwareProcessor`` (``"firmware"``), of the same ports;
+        ``ram_words``: the firmware's RAM outside (``firmware_ram`` ``"spram"``)."""
+        p = self.preset
         if p.link_kind == "firmware":
             from .firmware_link import FirmwareProcessor
 
-            template = hello_template(self.chipmap, window=p.window, out_window=p.out_window,
-                                      n_probes=p.n_probes, probe_payload=p.probe_payload,
-                                      max_payload=p.max_payload, **hello)
             return FirmwareProcessor(
-                self.chipmap, window=p.window, max_payload=p.max_payload, n_probes=p.n_probes,
-                probe_payload=p.probe_payload, input_depth=p.input_depth,
-                out_window=p.out_window, resend_clocks=p.resend_clocks, hello=template)
+                self.chipmap, **self._firmware_settings(),
+                **({"ram": "flash", "ram_words": ram_words} if ram_words else {}))
+        hello = dict(clock_hz=p.clock_hz, baud=p.baud, out_timeout=p.resend_clocks,
+                     build_id=build_id(p))
         return CommandProcessor(self.chipmap, window=p.window, n_probes=p.n_probes,
                                 probe_payload=p.probe_payload,
                                 out_window=p.out_window, max_payload=p.max_payload, hello=hello)

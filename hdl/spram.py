@@ -22,12 +22,14 @@ check it on every clock.
 library; synthesis maps ``SB_SPRAM256KA`` to the hard block.
 """
 
-from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Signal
+from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from .memory import LaneMemory
 
 __all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM_BLOCKS_UP5K", "SPRAM_MODEL", "SpramLaneMemory",
-           "spram_block_count", "spram_parts"]
+           "SharedSpram", "ram_bus", "spram_block_count", "spram_parts"]
 
 SPRAM_DEPTH = 16384
 SPRAM_WIDTH = 16
@@ -113,6 +115,81 @@ class SpramLaneMemory(LaneMemory):
             words.append(out.word_select(last[:sub], part) if sub else out)
             lsb += part
         m.d.comb += self.r_data.eq(Cat(*words)[:self.width])
+        return m
+
+
+def ram_bus(addr_bits):
+    """A 32-bit word RAM's port, from the side that asks (``ControlCPU``'s RAM when it is not
+    its own): ``stb`` with ``addr`` (a word), ``we``, ``w_data`` and ``sel`` (a write's bytes)
+    held until ``ack``, a one-clock pulse; a read's word is in ``r_data`` while ``ack``. A new
+    access starts at the earliest the clock after ``ack``."""
+    return wiring.Signature({
+        "addr": Out(addr_bits), "we": Out(1), "w_data": Out(32), "sel": Out(4), "stb": Out(1),
+        "r_data": In(32), "ack": In(1)})
+
+
+class SharedSpram(LaneMemory):
+    """One ``SB_SPRAM256KA`` shared by a lane of ``depth`` words of ``width`` <= 16 bits (the
+    ``LaneMemory`` ports; a core's delay slots) and a RAM of ``bus_words`` 32-bit words on the
+    ``bus`` port (``ram_bus``; a ``ControlCPU``'s RAM).
+
+    The lane has the block whenever it asks (it never waits, as with a block of its own); the
+    bus takes the clocks the lane leaves, a 16-bit half a clock: a word is ready two clocks
+    after the bus asks when the lane leaves both free. The lane's rows are the block's top
+    ``depth`` rounded up to a power of two (its address ORed with their base: no adder), the
+    bus's word ``k`` rows ``2k`` (bits 0-15) and ``2k + 1``. ``single_port``: the core never
+    reads and writes the lane in one clock.
+
+    Unlike ``LaneMemory``'s, the lane's read data is the word only in the clock after its read
+    (a read of the bus's changes the block's output after it): what ``SmallCore`` needs of its
+    delay slots, which it takes then (the sequencer's next state, the memory port's response,
+    taken by the SoC in its clock). No register holds it: 15 flip-flops and as many LUTs
+    fewer."""
+
+    single_port = True
+
+    def __init__(self, width, depth, bus_words):
+        if not 1 <= width <= SPRAM_WIDTH:
+            raise ValueError(f"a shared SPRAM lane is at most {SPRAM_WIDTH} bits wide, not "
+                             f"{width!r}")
+        rows = 1 << max(depth - 1, 1).bit_length()
+        if depth > SPRAM_DEPTH or 2 * bus_words > SPRAM_DEPTH - rows:
+            raise ValueError(f"a lane of {depth} words and {bus_words} 32-bit words do not fit "
+                             f"one SPRAM block of {SPRAM_DEPTH} 16-bit words (the lane takes "
+                             f"{rows}, the words two each)")
+        self.bus_words = bus_words
+        self.lane_base = SPRAM_DEPTH - rows
+        super().__init__(width, depth)
+
+    def _members(self):
+        return super()._members() | {"bus": In(ram_bus(max(self.bus_words - 1, 1).bit_length()))}
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+        dout = Signal(SPRAM_WIDTH)
+        lane = self.r_en | self.w_en
+        # the bus's access: ``half`` the next half to ask for, ``ack`` once both are done
+        half, ack, low, take_low = Signal(), Signal(), Signal(16), Signal()
+        go = bus.stb & ~ack & ~lane
+        m.d.sync += [ack.eq(go & half), take_low.eq(go & ~half & ~bus.we)]
+        with m.If(go):
+            m.d.sync += half.eq(~half)
+        with m.If(take_low):
+            m.d.sync += low.eq(dout)
+        m.d.comb += [bus.ack.eq(ack), bus.r_data.eq(Cat(low, dout))]
+        m.d.comb += self.r_data.eq(dout[:self.width])
+
+        lane_addr = Mux(self.w_en, self.w_addr, self.r_addr) | self.lane_base
+        sel = Mux(half, bus.sel[2:], bus.sel[:2])
+        m.submodules.spram = Instance(
+            "SB_SPRAM256KA",
+            i_ADDRESS=Mux(lane, lane_addr, Cat(half, bus.addr)),
+            i_DATAIN=Mux(lane, self.w_data, Mux(half, bus.w_data[16:], bus.w_data[:16])),
+            i_MASKWREN=Mux(lane, 0xF, Cat(sel[0], sel[0], sel[1], sel[1])),
+            i_WREN=Mux(lane, self.w_en, bus.we), i_CHIPSELECT=lane | go,
+            i_CLOCK=ClockSignal(), i_STANDBY=Const(0, 1), i_SLEEP=Const(0, 1),
+            i_POWEROFF=Const(1, 1), o_DATAOUT=dout)
         return m
 
 

@@ -12,6 +12,9 @@ import subprocess
 
 import pytest
 from amaranth.back import verilog
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from spikeforge.toolchain import build_binary, verilator_available
 
@@ -20,6 +23,8 @@ pytest.importorskip("ziglang")
 
 from spikeforge.hdl.cpu import TB_MAIN, ControlCPU, serv_sources  # noqa: E402
 from spikeforge.hdl.firmware import build_firmware, firmware_end, firmware_ram_words  # noqa: E402
+from spikeforge.hdl.flashboot import SpiFlashModel  # noqa: E402
+from spikeforge.hdl.spram import SPRAM_MODEL, SharedSpram  # noqa: E402
 
 N = 24
 RAM_WORDS = 1024
@@ -141,3 +146,96 @@ def test_firmware_errors_name_the_compiler():
 def test_ram_too_small_for_the_firmware():
     with pytest.raises(ValueError, match="firmware of 3 words is larger than the RAM of 2"):
         ControlCPU([1, 2, 3], ram_words=2)
+
+
+# The same firmware on a ControlCPU whose RAM is an SPRAM block (the behavioural model) that a
+# lane shares, loaded from a flash model at power-on. The bench drives the lane as a core
+# would, a read or a write in most clocks at random, and checks each read's word against its
+# own copy in the clock after the read (the shared block's lane gives it then only).
+TESTBENCH_FLASH = """
+module tb(input wire clk, input wire rst);
+   wire [3:0] reg_addr; wire [31:0] reg_w_data; wire reg_w_en, reg_r_en, booted;
+   reg [31:0] reg_r_data = 0, x = 32'd12345, cycle = 0, lfsr = 32'h1234ACE1;
+   reg [31:0] reads = 0, checked = 0, errors = 0;
+   reg [11:0] r_addr = 0, w_addr = 0; reg r_en = 0, w_en = 0; reg [14:0] w_data = 0;
+   wire [14:0] r_data;
+   reg [14:0] shadow [0:4095]; reg known [0:4095];
+   reg [14:0] want = 0; reg have = 0;
+   integer i;
+   initial for (i = 0; i < 4096; i = i + 1) known[i] = 0;
+   top dut(.clk(clk), .rst(rst), .reg_addr(reg_addr), .reg_w_data(reg_w_data),
+           .reg_w_en(reg_w_en), .reg_r_en(reg_r_en), .reg_r_data(reg_r_data),
+           .lane_r_addr(r_addr), .lane_r_en(r_en), .lane_r_data(r_data),
+           .lane_w_addr(w_addr), .lane_w_en(w_en), .lane_w_data(w_data), .booted(booted));
+   always @(posedge clk) begin
+      cycle <= cycle + 1;
+      lfsr <= {lfsr[30:0], lfsr[31] ^ lfsr[21] ^ lfsr[1] ^ lfsr[0]};
+      // the lane: a read (3 in 8), a write (3 in 8) or nothing, on its 64 lowest words
+      r_en <= !rst && lfsr[2:0] < 3; w_en <= !rst && lfsr[2:0] >= 3 && lfsr[2:0] < 6;
+      r_addr <= lfsr[13:8]; w_addr <= lfsr[13:8]; w_data <= lfsr[30:16];
+      if (w_en) begin shadow[w_addr] <= w_data; known[w_addr] <= 1; end
+      have <= r_en && known[r_addr]; want <= shadow[r_addr];
+      if (r_en) reads <= reads + 1;
+      if (have) begin
+         checked <= checked + 1;
+         if (r_data != want) begin errors <= errors + 1;
+            $display("LANE MISMATCH %0d %0d at %0d", r_data, want, cycle); end
+      end
+      if (reg_r_en) begin
+         if (reg_addr == 0) begin reg_r_data <= x; x <= x * 32'd1664525 + 32'd1013904223; end
+         else reg_r_data <= {28'd0, reg_addr};
+      end
+      if (reg_w_en && reg_addr == 1) $display("OUT %0d", reg_w_data);
+      if (reg_w_en && reg_addr == 2) begin
+         $display("LANE %0d %0d %0d", reads, checked, errors);
+         $display("END %0d", cycle); $finish;
+      end
+   end
+endmodule
+"""
+
+
+class _FlashBooted(wiring.Component):
+    """A ControlCPU with its RAM in a SharedSpram, booted from a SpiFlashModel holding
+    ``image``; the lane's and the window's ports outside."""
+
+    def __init__(self, image, ram_words):
+        self.image, self.ram_words = image, ram_words
+        super().__init__({
+            "reg_addr": Out(4), "reg_w_data": Out(32), "reg_w_en": Out(1), "reg_r_en": Out(1),
+            "reg_r_data": In(32), "booted": Out(1),
+            "lane_r_addr": In(12), "lane_r_en": In(1), "lane_r_data": Out(15),
+            "lane_w_addr": In(12), "lane_w_en": In(1), "lane_w_data": In(15)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.cpu = cpu = ControlCPU(self.image, ram_words=self.ram_words, ram="flash")
+        m.submodules.spram = ram = SharedSpram(15, 4096, self.ram_words)
+        data = b"".join(w.to_bytes(4, "little") for w in self.image)
+        m.submodules.flash = flash = SpiFlashModel(data)
+        wiring.connect(m, cpu.ram, ram.bus)
+        wiring.connect(m, cpu.flash, flash.flash)
+        m.d.comb += [self.reg_addr.eq(cpu.reg_addr), self.reg_w_data.eq(cpu.reg_w_data),
+                     self.reg_w_en.eq(cpu.reg_w_en), self.reg_r_en.eq(cpu.reg_r_en),
+                     cpu.reg_r_data.eq(self.reg_r_data), self.booted.eq(cpu.booted)]
+        for name in ("r_addr", "r_en", "w_addr", "w_en", "w_data"):
+            m.d.comb += getattr(ram, name).eq(getattr(self, f"lane_{name}"))
+        m.d.comb += self.lane_r_data.eq(ram.r_data)
+        return m
+
+
+@pytest.mark.skipif(not verilator_available(), reason="Verilator is not installed")
+def test_serv_boots_from_flash_into_a_shared_spram():
+    image = build_firmware({"main.c": FIRMWARE % {"n": N}}, RAM_WORDS)
+    text = verilog.convert(_FlashBooted(image, RAM_WORDS), name="top")
+    sources = {**serv_sources(), "top.v": text, "sb_spram256ka.v": SPRAM_MODEL,
+               "tb.v": TESTBENCH_FLASH, "main.cpp": TB_MAIN}
+    exe = build_binary(sources, "tb", ["-j", "2", "-Wno-fatal", "-Wno-lint", "-Wno-style"],
+                       subdir="verilator-cpu-flash")
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    out = [int(v) for v in re.findall(r"^OUT (\d+)$", run.stdout, re.M)]
+    assert out == expected(N)
+    reads, checked, errors = map(int, re.search(r"^LANE (\d+) (\d+) (\d+)$", run.stdout,
+                                                re.M).groups())
+    assert errors == 0 and reads > 10_000 and checked > 100_000, run.stdout[-2000:]

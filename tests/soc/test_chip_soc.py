@@ -1,6 +1,7 @@
 """The SoC with the router: two cores of the ``tiny2`` preset under Verilator, driven by the
 unchanged host (``Board``), against the golden chip model (``GoldenChip``); and the same with
-two small cores (``tiny2-small``: ``SmallCore``, one lane each).
+two small cores (``tiny2-small``: ``SmallCore``, one lane each), and those behind the firmware
+link whose processor shares core 0's SPRAM block and boots from a flash model.
 
 A random network of two cores joined by random routes (several destinations per neuron, on both
 cores, host output on a random subset of neurons) is uploaded with every routing table, read back
@@ -8,6 +9,7 @@ identical, and run with random external input on both cores: the spikes of every
 step, and afterwards the whole state of every core equal the golden model's.
 """
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -61,12 +63,20 @@ def _route_set(routes):
     return sorted(map(tuple, np.asarray(routes).tolist()))
 
 
-@pytest.mark.parametrize("name", ["tiny2", "tiny2-small"])
+# ``tiny2-small`` with the firmware link, its firmware's RAM in the SPRAM block of core 0's
+# delay slots (the behavioural model), loaded from a model of the flash at power-on: the
+# iCEBreaker's arrangement (``SoC(firmware_ram="spram")``)
+SMALL_FW = dataclasses.replace(preset("tiny2-small"), name="tiny2-small-fw", baud=100_000,
+                               window=2, link_kind="firmware")
+
+
+@pytest.mark.parametrize("name", ["tiny2", "tiny2-small", "tiny2-small-fw-spram"])
 def test_two_cores_with_routing_match_golden_chip(name):
-    p = preset(name)
+    p = SMALL_FW if name == "tiny2-small-fw-spram" else preset(name)
+    kw = {"firmware_ram": "spram"} if p is SMALL_FW else {}
     chip, rng = random_chip(9, p)
     assert len(chip.routes) > 20
-    with VirtualBoard(p) as vb, Board(vb.url, baud=SIM_BAUD, timeout=2.0) as board:
+    with VirtualBoard(p, **kw) as vb, Board(vb.url, baud=SIM_BAUD, timeout=2.0) as board:
         info = board.hello()
         assert (info["n_cores"], info["route_entries"], info["fan_out"]) == (2, 64, 8)
         board.upload(chip, verify=True)
