@@ -108,13 +108,19 @@ def test_serv_runs_c_firmware(compressed):
         assert len(image) < len(build_firmware({"main.c": FIRMWARE % {"n": N}}, RAM_WORDS))
     text = verilog.convert(ControlCPU(image, ram_words=RAM_WORDS, compressed=compressed),
                            name="cpu")
-    sources = {**serv_sources(), "cpu.v": text, "tb.v": TESTBENCH, "main.cpp": TB_MAIN}
+    _run_bench({**serv_sources(), "cpu.v": text, "tb.v": TESTBENCH, "main.cpp": TB_MAIN},
+               "verilator-cpu")
+
+
+def _run_bench(sources, subdir):
+    """Build and run a bench of ``sources``: its output, once it has ended cleanly and
+    printed the firmware's results (``expected``)."""
     exe = build_binary(sources, "tb", ["-j", "2", "-Wno-fatal", "-Wno-lint", "-Wno-style"],
-                       subdir="verilator-cpu")
+                       subdir=subdir)
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    out = [int(v) for v in re.findall(r"^OUT (\d+)$", run.stdout, re.M)]
-    assert out == expected(N)
+    assert [int(v) for v in re.findall(r"^OUT (\d+)$", run.stdout, re.M)] == expected(N)
+    return run.stdout
 
 
 @pytest.mark.parametrize("compressed", [False, True])
@@ -228,14 +234,8 @@ class _FlashBooted(wiring.Component):
 def test_serv_boots_from_flash_into_a_shared_spram():
     image = build_firmware({"main.c": FIRMWARE % {"n": N}}, RAM_WORDS)
     text = verilog.convert(_FlashBooted(image, RAM_WORDS), name="top")
-    sources = {**serv_sources(), "top.v": text, "sb_spram256ka.v": SPRAM_MODEL,
-               "tb.v": TESTBENCH_FLASH, "main.cpp": TB_MAIN}
-    exe = build_binary(sources, "tb", ["-j", "2", "-Wno-fatal", "-Wno-lint", "-Wno-style"],
-                       subdir="verilator-cpu-flash")
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    out = [int(v) for v in re.findall(r"^OUT (\d+)$", run.stdout, re.M)]
-    assert out == expected(N)
-    reads, checked, errors = map(int, re.search(r"^LANE (\d+) (\d+) (\d+)$", run.stdout,
+    out = _run_bench({**serv_sources(), "top.v": text, "sb_spram256ka.v": SPRAM_MODEL,
+                      "tb.v": TESTBENCH_FLASH, "main.cpp": TB_MAIN}, "verilator-cpu-flash")
+    reads, checked, errors = map(int, re.search(r"^LANE (\d+) (\d+) (\d+)$", out,
                                                 re.M).groups())
-    assert errors == 0 and reads > 10_000 and checked > 100_000, run.stdout[-2000:]
+    assert errors == 0 and reads > 10_000 and checked > 100_000, out[-2000:]
