@@ -63,9 +63,7 @@ class Board:
         ``firmware_ram``): ``"spram"``, beside a small core's delay slots and loaded from the
         flash, when the board has a flash to boot from and the preset a firmware link, small
         cores and one clock; else ``"block"``."""
-        fits = (self.flash and preset.link_kind == "firmware" and preset.core_kind == "small"
-                and preset.chip_clock_hz is None)
-        return "spram" if fits else "block"
+        return "spram" if self.flash and preset.firmware_fits_slot_spram else "block"
 
     def __post_init__(self):
         if self.family not in ("ice40", "ecp5"):

@@ -151,8 +151,8 @@ class ControlCPU(wiring.Component):
                              ram.w_data.eq(dbus_dat), ram.sel.eq(dbus_sel),
                              ram.stb.eq(cyc & ~window)]
             with m.Else():
-                m.d.comb += [ram.addr.eq(boot.ram.addr), ram.we.eq(1),
-                             ram.w_data.eq(boot.ram.w_data), ram.sel.eq(0xF),
+                m.d.comb += [ram.addr.eq(boot.ram.addr), ram.we.eq(boot.ram.we),
+                             ram.w_data.eq(boot.ram.w_data), ram.sel.eq(boot.ram.sel),
                              ram.stb.eq(boot.ram.stb)]
             m.d.comb += [ack.eq(took | ram.ack), boot.ram.ack.eq(ram.ack)]
             from_window, ram_data = took, ram.r_data

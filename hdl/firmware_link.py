@@ -20,10 +20,9 @@ with the C as ``registers.h``):
   and output frames alike;
 * the chip: a request's address, data words and a go strobe, whose read response lands in the
   same data words; ``CORE_STEP``, its step counter;
-* ``CONTROL``: a store pulses the bits of ``CONTROL_BITS`` (a step's start, a stall, an
-  overrun, a NAK or a duplicate counted, RESET); a load gives ``STATUS_BITS`` (the chip busy,
-  the step ended at the chip's barrier, the step timer past its period, the inject slot
-  full);
+* ``CONTROL``: a store pulses the bits of ``CONTROL_BITS`` (a step's start, RESET); a load
+  gives ``STATUS_BITS`` (the chip busy, the step ended at the chip's barrier, the step timer
+  past its period, the inject slot full);
 * the step: ``INJECT`` (an input event into the chip, a one-entry slot), ``PERIOD`` (the
   TIMER's clocks from start to start), ``BUSY_LAST`` (the clocks from the last start to its
   barrier), ``RUNNING`` (a level: a step under way or output frames unacknowledged, for

@@ -58,7 +58,7 @@ from .link import (
 )
 from .outbuf import OutputBuffer
 from .probe import ProbeEngine
-from .spram import SPRAM_DEPTH, SharedSpram
+from .spram import SharedSpram, spare_words
 from .stats import StatsBank
 from .stepper import Stepper
 from .target import is_ice40
@@ -178,9 +178,7 @@ class SoC(wiring.Component):
             raise TypeError(f"preset must be a SocPreset, not {preset!r}")
         if firmware_ram not in ("block", "spram"):
             raise ValueError(f"firmware_ram must be 'block' or 'spram', not {firmware_ram!r}")
-        if firmware_ram == "spram" and (
-                preset.link_kind != "firmware" or preset.core_kind != "small"
-                or preset.chip_clock_hz is not None):
+        if firmware_ram == "spram" and not preset.firmware_fits_slot_spram:
             raise ValueError("the firmware's RAM shares an SPRAM block with a small core's "
                              "delay slots: a firmware link, small cores, one clock")
         self.preset = preset
@@ -463,8 +461,7 @@ class SoC(wiring.Component):
         """The firmware's RAM in SPRAM (``firmware_ram="spram"``): the rows of the block that
         the delay slots leave, two a 32-bit word."""
         c = self.preset.core
-        rows = 1 << max(c.n_slots * c.n_neurons - 1, 1).bit_length()
-        return (SPRAM_DEPTH - rows) // 2
+        return spare_words(c.n_slots * c.n_neurons)
 
     def flash_image(self):
         """What the board's flash holds at ``flashboot.FLASH_OFFSET`` for this SoC (bytes): the
@@ -483,8 +480,7 @@ class SoC(wiring.Component):
         p = self.preset
         template = hello_template(self.chipmap, window=p.window, out_window=p.out_window,
                                   n_probes=p.n_probes, probe_payload=p.probe_payload,
-                                  max_payload=p.max_payload, clock_hz=p.clock_hz, baud=p.baud,
-                                  out_timeout=p.resend_clocks, build_id=build_id(p))
+                                  max_payload=p.max_payload, **self._hello_fields())
         return dict(window=p.window, max_payload=p.max_payload, n_probes=p.n_probes,
                     probe_payload=p.probe_payload, input_depth=p.input_depth,
                     out_window=p.out_window, resend_clocks=p.resend_clocks, hello=template)
@@ -500,11 +496,15 @@ class SoC(wiring.Component):
             return FirmwareProcessor(
                 self.chipmap, **self._firmware_settings(),
                 **({"ram": "flash", "ram_words": ram_words} if ram_words else {}))
-        hello = dict(clock_hz=p.clock_hz, baud=p.baud, out_timeout=p.resend_clocks,
-                     build_id=build_id(p))
         return CommandProcessor(self.chipmap, window=p.window, n_probes=p.n_probes,
-                                probe_payload=p.probe_payload,
-                                out_window=p.out_window, max_payload=p.max_payload, hello=hello)
+                                probe_payload=p.probe_payload, out_window=p.out_window,
+                                max_payload=p.max_payload, hello=self._hello_fields())
+
+    def _hello_fields(self):
+        """The HELLO reply's fields that come from the preset beside the chip's."""
+        p = self.preset
+        return dict(clock_hz=p.clock_hz, baud=p.baud, out_timeout=p.resend_clocks,
+                    build_id=build_id(p))
 
     def _chip_port(self, m, chip, separate, direct=False):
         """Add ``chip`` to ``m`` and return the link's side of it: ``mem_req`` and ``inject``

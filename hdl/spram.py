@@ -29,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 from .memory import LaneMemory
 
 __all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM_BLOCKS_UP5K", "SPRAM_MODEL", "SpramLaneMemory",
-           "SharedSpram", "ram_bus", "spram_block_count", "spram_parts"]
+           "SharedSpram", "ram_bus", "spare_words", "spram_block_count", "spram_parts"]
 
 SPRAM_DEPTH = 16384
 SPRAM_WIDTH = 16
@@ -128,6 +128,12 @@ def ram_bus(addr_bits):
         "r_data": In(32), "ack": In(1)})
 
 
+def spare_words(depth):
+    """The 32-bit words a ``SharedSpram`` block holds beside a lane of ``depth`` words (the
+    lane takes ``depth`` rounded up to a power of two of its 16-bit rows)."""
+    return (SPRAM_DEPTH - (1 << max(depth - 1, 1).bit_length())) // 2
+
+
 class SharedSpram(LaneMemory):
     """One ``SB_SPRAM256KA`` shared by a lane of ``depth`` words of ``width`` <= 16 bits (the
     ``LaneMemory`` ports; a core's delay slots) and a RAM of ``bus_words`` 32-bit words on the
@@ -152,13 +158,12 @@ class SharedSpram(LaneMemory):
         if not 1 <= width <= SPRAM_WIDTH:
             raise ValueError(f"a shared SPRAM lane is at most {SPRAM_WIDTH} bits wide, not "
                              f"{width!r}")
-        rows = 1 << max(depth - 1, 1).bit_length()
-        if depth > SPRAM_DEPTH or 2 * bus_words > SPRAM_DEPTH - rows:
+        if depth > SPRAM_DEPTH or bus_words > spare_words(depth):
             raise ValueError(f"a lane of {depth} words and {bus_words} 32-bit words do not fit "
-                             f"one SPRAM block of {SPRAM_DEPTH} 16-bit words (the lane takes "
-                             f"{rows}, the words two each)")
+                             f"one SPRAM block of {SPRAM_DEPTH} 16-bit words (room for "
+                             f"{max(spare_words(depth), 0)} words beside the lane)")
         self.bus_words = bus_words
-        self.lane_base = SPRAM_DEPTH - rows
+        self.lane_base = 2 * spare_words(depth)       # the rows above the bus's
         super().__init__(width, depth)
 
     def _members(self):

@@ -96,6 +96,13 @@ class SocPreset:
                              f"the link clock {self.clock_hz} Hz")
 
     @property
+    def firmware_fits_slot_spram(self):
+        """Whether the firmware link's RAM may share core 0's delay-slot SPRAM block
+        (``SoC(firmware_ram="spram")``): a firmware link, small cores, one clock."""
+        return (self.link_kind == "firmware" and self.core_kind == "small"
+                and self.chip_clock_hz is None)
+
+    @property
     def core_clock_hz(self):
         """The cores' clock: ``chip_clock_hz`` when the chip has a clock of its own, else the
         link's ``clock_hz``."""

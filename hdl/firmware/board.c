@@ -98,7 +98,6 @@ void hal_event(unsigned event) {
 struct probe { uint8_t core, region, period, countdown; uint32_t index; uint16_t count; };
 static struct probe probes[LINK_N_PROBES];
 
-
 static void probe_word(uint32_t v, unsigned n) {
     for (unsigned k = 0; k < n; k++) out_probe_byte(v >> (8 * k), 0);
 }

@@ -88,3 +88,14 @@ def test_small_core_puts_the_slots_in_the_block_left_free():
     # block RAM synapses: the slots are block RAM too
     text = rtlil.convert(SmallCore(ICEBREAKER, synapse_memory="block"))
     assert text.count("cell \\SB_SPRAM256KA ") == 0
+
+
+def test_shared_block_layout():
+    # the delay slots take the block's top rows (a power of two), the RAM two rows a word below
+    # them: the iCEBreaker's 4,096 slots leave 6,144 words (24 KB)
+    from spikeforge.hdl.spram import SharedSpram, spare_words
+
+    assert spare_words(4096) == 6144 and spare_words(3000) == 6144 and spare_words(16384) == 0
+    assert SharedSpram(15, 4096, 6144).lane_base == 12288
+    with pytest.raises(ValueError, match=r"room for 6144 words beside the lane"):
+        SharedSpram(15, 4096, 6145)
