@@ -4,12 +4,14 @@ Only this module requests pins; the SoC (``spikeforge.hdl.soc.SoC``) has plain `
 LEDs: ``heartbeat`` blinks at about 1 Hz (the clock runs and the design is configured),
 ``link`` lights for about 50 ms after any UART line activity in either direction, ``running``
 lights while the SoC is busy (a step, a command, unacknowledged output), stretched to ~20 ms so
-that short bursts are visible.
+that short bursts are visible. The three count ticks of ``2**TICK_BITS`` clocks from one
+prescaler: counters of 3 to 10 bits where clocks would take 18 to 27 (a 21-bit LED counter
+was the iCEBreaker's critical path with the firmware link, 17.6 MHz).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
@@ -165,18 +167,35 @@ class _ECP5PLL(Elaboratable):
         return m
 
 
-def _stretch(m, trigger, clocks, name):
-    """A signal high for ``clocks`` clocks from the clock after each cycle ``trigger`` is high.
+TICK_BITS = 16
+
+
+def _ticks(clocks):
+    """The LED ticks that last at least about ``clocks`` clocks."""
+    return max(1, -(-clocks >> TICK_BITS))
+
+
+def _tick(m):
+    """A pulse every ``2**TICK_BITS`` clocks: the carry out of the prescaler."""
+    prescaler = Signal(TICK_BITS, name="led_prescaler")
+    tick = Signal(name="led_tick")
+    m.d.sync += Cat(prescaler, tick).eq(prescaler + 1)
+    return tick
+
+
+def _stretch(m, trigger, ticks, tick, name):
+    """A signal high from the clock after each cycle ``trigger`` is high until ``ticks`` pulses
+    of ``tick`` have passed.
 
     ``trigger`` is registered first: an LED does not mind a clock, and the SoC's ``active`` (an
     OR of the link's and the chip's states) would otherwise end at the counter's reset across
     the chip (the ULX3S's critical path at 93.75 MHz, 2026-12-04)."""
     seen = Signal(name=f"{name}_seen")
     m.d.sync += seen.eq(trigger)
-    count = Signal(range(clocks + 1), name=f"{name}_count")
+    count = Signal(range(ticks + 1), name=f"{name}_count")
     with m.If(seen):
-        m.d.sync += count.eq(clocks)
-    with m.Elif(count != 0):
+        m.d.sync += count.eq(ticks)
+    with m.Elif(tick & (count != 0)):
         m.d.sync += count.eq(count - 1)
     return count != 0
 
@@ -250,17 +269,19 @@ class BoardTop(Elaboratable):
             m.submodules.flash_cipo = cipo = io.Buffer("i", pins.cipo)
             m.d.comb += soc.flash.cipo.eq(cipo.i)
 
-        heartbeat = Signal(range(p.clock_hz))
-        half = p.clock_hz // 2
+        tick = _tick(m)
+        half = max(1, round(p.clock_hz / 2 / 2**TICK_BITS))
+        heartbeat = Signal(range(half), name="heartbeat")
         led_beat = Signal()
-        with m.If(heartbeat == half - 1):
-            m.d.sync += [heartbeat.eq(0), led_beat.eq(~led_beat)]
-        with m.Else():
-            m.d.sync += heartbeat.eq(heartbeat + 1)
+        with m.If(tick):
+            with m.If(heartbeat == half - 1):
+                m.d.sync += [heartbeat.eq(0), led_beat.eq(~led_beat)]
+            with m.Else():
+                m.d.sync += heartbeat.eq(heartbeat + 1)
         line = ~soc.rx | ~soc.tx
         roles = {"heartbeat": led_beat,
-                 "link": _stretch(m, line, p.clock_hz // 20, "link"),
-                 "running": _stretch(m, soc.active, p.clock_hz // 50, "running")}
+                 "link": _stretch(m, line, _ticks(p.clock_hz // 20), tick, "link"),
+                 "running": _stretch(m, soc.active, _ticks(p.clock_hz // 50), tick, "running")}
         for role, (name, number) in b.leds.items():
             led = io.Buffer("o", platform.request(name, number, dir="-"))
             m.submodules[f"led_{role}"] = led

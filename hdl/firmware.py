@@ -145,6 +145,14 @@ def firmware_end(image):
     return image[1]
 
 
+def _crc_residue():
+    from spikeforge import protocol
+
+    body = b"spikeforge"
+    return protocol.crc32(body + protocol.crc32(body).to_bytes(protocol.CRC_BYTES, "little")) \
+        ^ protocol.CRC_ALGORITHM["xor_output"]
+
+
 def protocol_header():
     """``protocol.h`` for firmware: the codes, sizes and field offsets of
     ``spikeforge.protocol`` as ``#define`` lines, so that C and Python share one declaration."""
@@ -153,7 +161,11 @@ def protocol_header():
     lines = ["/* generated from spikeforge.protocol by spikeforge.hdl.firmware */",
              "#pragma once",
              f"#define PROTO_VERSION {protocol.VERSION}",
-             f"#define PROTO_SEQ_MODULO {protocol.SEQ_MODULO}"]
+             f"#define PROTO_SEQ_MODULO {protocol.SEQ_MODULO}",
+             f"#define PROTO_CRC_BYTES {protocol.CRC_BYTES}",
+             # the CRC register (before its final XOR) after a frame's bytes and its CRC: the
+             # same for every frame (firmware/frames.c checks a frame with it)
+             f"#define PROTO_CRC_RESIDUE 0x{_crc_residue():08X}u"]
     lines += [f"#define CMD_{c.name} 0x{int(c):02X}" for c in protocol.Command]
     lines += [f"#define NAK_{c.name} {int(c)}" for c in protocol.NakCode]
     lines += [f"#define FLAG_{f.name} {int(f)}" for f in protocol.HelloFlags]

@@ -1,10 +1,10 @@
 """The link's control as firmware: a ``ControlCPU`` running ``firmware/link.c`` (the command
-processor), ``firmware/stepper.c`` (the stepper), ``firmware/outbuf.c`` (the output buffer)
-and ``firmware/board.c`` (the probes, the loop).
+processor), ``firmware/stepper.c`` (the stepper), ``firmware/outbuf.c`` (the output buffer),
+``firmware/frames.c`` (the framing) and ``firmware/board.c`` (the probes, the loop).
 
-``FirmwareProcessor`` has the ``CommandProcessor``'s frame ports (validated frames in from the
-deframer, replies and output frames out to the framer, the chip's memory port:
-``link.frame_ports``), and in place of an ``AckFilter``, a ``Stepper``, a ``ProbeEngine``, an
+``FirmwareProcessor`` takes the UART's bytes and gives it bytes to send (no ``Deframer`` and no
+``Framer``: the firmware frames, ``firmware/frames.c``) and has the chip's memory port
+(``link.memory_ports``); in place of an ``AckFilter``, a ``Stepper``, a ``ProbeEngine``, an
 ``OutputBuffer``, a ``FrameMux`` and a ``StatsBank`` it drives the chip, takes its output
 spikes and keeps the STATUS counters itself: the SoC takes either link
 (``SocPreset.link_kind``), and both carry out every command alike. It is the link that fits
@@ -14,10 +14,13 @@ those blocks' thousands of logic cells.
 The firmware reaches the SoC through the processor's register window (``REGISTERS``, shared
 with the C as ``registers.h``):
 
-* frames: the received header (valid bit, version, number, command; length) and a take strobe;
-  payload bytes popped one a load (bit 8 set when a byte came); the reply's header and bytes
-  pushed one a store into one-entry slots (``TX_STATUS`` says when they are free), replies
-  and output frames alike;
+* the line: ``RX_BYTE`` pops the receive FIFO (``rx_fifo_bytes``: ``window`` largest frames
+  and an OUT_ACK for each output frame; bits 0-7 the byte, ``RX_LOST`` set when a byte before
+  it was lost, by the UART or to a full FIFO, ``RX_VALID`` set when a byte came); ``TX_BYTE``
+  pushes a byte into the transmit FIFO (``TX_FIFO_BYTES``), whose level (bytes in it)
+  ``TX_STATUS`` gives;
+* ``CRC``: the protocol's CRC-32 register (``framing.CRCRegister``; a store sets it), which
+  takes a byte a store of ``CRC_BYTE``: the frames' CRCs, REGION_CRC's;
 * the chip: a request's address, data words and a go strobe, whose read response lands in the
   same data words; ``CORE_STEP``, its step counter;
 * ``CONTROL``: a store pulses the bits of ``CONTROL_BITS`` (a step's start, RESET); a load
@@ -30,10 +33,9 @@ with the C as ``registers.h``):
 * the output: ``SPIKE``, the chip's next output spike (a load takes it: neuron in bits 0-15,
   core in 16-23, bit 31 set when one came), ``COUNTER`` (the free-running clock counter, the
   resend timer's);
-* ``LINE0``, ``LINE1``: the line's event counters (``LINE_COUNTERS``: CRC errors, frame
-  errors, UART errors, overruns), 16 bits each, two a register, counting on from power-on;
-  the firmware adds what they moved by to its own 32-bit counters (it keeps the others,
-  NAKs, duplicates, resends, overruns and stalls, itself);
+* ``LINE``: the line's event counters (``LINE_COUNTERS``: UART errors, overruns), 16 bits
+  each, counting on from power-on; the firmware adds what they moved by to its own 32-bit
+  counters (it counts the others, CRC and frame errors among them, itself);
 * ``NONCE``: the free-running counter as it was at the first start bit on the line after a
   reset (power-on or RESET), as the hardware processor takes it.
 
@@ -42,12 +44,13 @@ What must be exact to the clock stays in hardware: the step timer (a step starts
 and fed the step's input) and the busy clocks, latched at the barrier.
 
 The processor polls: its ``wake`` is always high (the clock gating of the virtual board saves
-nothing while it runs), and it is ``idle`` while it waits for a frame with nothing to send
-and no step under way.
+nothing while it runs), and it is ``idle`` while it waits for bytes (a load of ``RX_BYTE``
+found none) with nothing to send and no step under way. So the firmware loads ``RX_BYTE``
+only when it has no whole frame waiting to be carried out.
 """
 
 from amaranth.hdl import Cat, Const, Module, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge import protocol
@@ -56,30 +59,43 @@ from .chip import inject_layout
 from .cpu import ControlCPU
 from .firmware import SOURCES, build_firmware, firmware_ram_words, link_config_header, link_sources
 from .flashboot import flash_pins
-from .link import CLEARED_COUNTERS, STATUS_COUNTERS, control_ports, frame_ports
+from .framing import CRCRegister
+from .link import CLEARED_COUNTERS, STATUS_COUNTERS, control_ports, memory_ports
 from .outbuf import output_sizes
 from .router import host_spike_layout
 from .spram import ram_bus
 
 __all__ = ["FirmwareProcessor", "link_firmware", "REGISTERS", "CONTROL_BITS", "STATUS_BITS",
-           "registers_header", "soc_header"]
+           "LINE_COUNTERS", "TX_FIFO_BYTES", "rx_fifo_bytes", "registers_header", "soc_header"]
 
 # the register window, in order (``R_<NAME>`` in ``registers.h``); ``MEM_DATA`` is last: the
 # chip's data word takes as many registers as it has 32-bit words
-REGISTERS = ("RX_HEADER", "RX_LENGTH", "RX_TAKE", "RX_BYTE", "TX_HEADER", "TX_BYTE",
-             "TX_STATUS", "MEM_ADDR", "MEM_GO", "MEM_STATUS", "NONCE", "CONTROL", "PERIOD",
-             "INJECT", "RUNNING", "SPIKE", "COUNTER", "LINE0", "LINE1", "CORE_STEP",
-             "BUSY_LAST", "MEM_DATA")
+REGISTERS = ("RX_BYTE", "TX_BYTE", "TX_STATUS", "CRC", "CRC_BYTE", "MEM_ADDR", "MEM_GO",
+             "MEM_STATUS", "NONCE", "CONTROL", "PERIOD", "INJECT", "RUNNING", "SPIKE", "COUNTER",
+             "LINE", "CORE_STEP", "BUSY_LAST", "MEM_DATA")
 _R = {name: k for k, name in enumerate(REGISTERS)}
 # a store to CONTROL: pulses (``C_<NAME>``)
 CONTROL_BITS = ("START", "RESET")
 _C = {name: 1 << k for k, name in enumerate(CONTROL_BITS)}
 # a load of CONTROL (``S_<NAME>``)
 STATUS_BITS = ("CORE_BUSY", "ENDED", "PAST", "INJECT_FULL")
-# the line's counters (those RESET keeps), in the window's LINE registers, 16 bits each
-LINE_COUNTERS = STATUS_COUNTERS[:CLEARED_COUNTERS]
-assert len(LINE_COUNTERS) == 4
 _S = {name: 1 << k for k, name in enumerate(STATUS_BITS)}
+# the line's counters the window keeps (16 bits each, in LINE); the firmware counts the rest
+LINE_COUNTERS = ("uart_errors", "overruns")
+assert set(LINE_COUNTERS) <= set(STATUS_COUNTERS[:CLEARED_COUNTERS])
+# RX_BYTE's flags above the byte
+_RX_LOST, _RX_VALID = 1 << 8, 1 << 9
+# the transmit FIFO: one iCE40 block RAM (the firmware pushes a COBS block, 255 bytes, at once)
+TX_FIFO_BYTES = 512
+
+
+def rx_fifo_bytes(window, max_payload, out_window):
+    """The receive FIFO's bytes: ``window`` largest frames on the wire (a client waits for a
+    reply before it sends more) and an OUT_ACK for each of ``out_window`` output frames, in
+    whole 256-entry block RAMs (an iCE40's 9-bit wide mode)."""
+    largest = max_payload + protocol.frame_overhead(max_payload)
+    need = window * largest + out_window * (1 + protocol.frame_overhead(1))
+    return -(-need // 256) * 256
 
 
 # words: a 32-bit RAM on an iCE40 grows by two 256 x 16 block RAMs side by side (1 KB)
@@ -92,8 +108,9 @@ def _mem_words(chipmap):
 
 def registers_header(chipmap):
     """``registers.h``: the window (``REG(k)``), its register numbers, ``CONTROL``'s bits,
-    the chip's address fields, the event counters (``EV_<NAME>``, STATUS's order; the first
-    ``N_LINE_COUNTERS`` in the LINE registers) and where each goes in the STATUS reply."""
+    ``RX_BYTE``'s flags, the transmit FIFO's bytes, the chip's address fields, the event
+    counters (``EV_<NAME>``, STATUS's order; the first ``N_KEPT_COUNTERS`` the line's, which
+    RESET keeps) and where each goes in the STATUS reply."""
     routes, mm = chipmap.routes, chipmap.memmaps[0]
     status = protocol.REPLY[protocol.Command.STATUS].offsets()
     lines = ["/* generated by spikeforge.hdl.firmware_link */", "#pragma once",
@@ -101,12 +118,14 @@ def registers_header(chipmap):
     lines += [f"#define R_{name} {k}" for name, k in _R.items()]
     lines += [f"#define C_{name} {bit}u" for name, bit in _C.items()]
     lines += [f"#define S_{name} {bit}u" for name, bit in _S.items()]
-    lines += [f"#define R_MEM_WORDS {_mem_words(chipmap)}",
+    lines += [f"#define RX_LOST {_RX_LOST}u", f"#define RX_VALID {_RX_VALID}u",
+              f"#define TX_FIFO_BYTES {TX_FIFO_BYTES}u",
+              f"#define R_MEM_WORDS {_mem_words(chipmap)}",
               f"#define LINK_LOCAL_BITS {chipmap.local_bits}",
               f"#define LINK_ENTRY_BITS {routes.entry_bits}",
               f"#define LINK_INDEX_BITS {mm.index_bits}",
               f"#define N_COUNTERS {len(STATUS_COUNTERS)}",
-              f"#define N_LINE_COUNTERS {len(LINE_COUNTERS)}",
+              f"#define N_KEPT_COUNTERS {CLEARED_COUNTERS}",
               *(f"#define EV_{name.upper()} {k}" for k, name in enumerate(STATUS_COUNTERS)),
               "#define COUNTER_OFFSETS {" + ", ".join(str(status[name][0])
                                                      for name in STATUS_COUNTERS) + "}"]
@@ -151,7 +170,8 @@ def link_firmware(chipmap, *, hello, window, max_payload, n_probes, probe_payloa
                      max_payload=max_payload, resend_clocks=resend_clocks)
     sources = {**link_sources(config), "registers.h": registers_header(chipmap),
                "soc.h": soc, **{name: (SOURCES / name).read_text()
-                                for name in ("board.h", "board.c", "stepper.c", "outbuf.c")}}
+                                for name in ("board.h", "board.c", "frames.c", "stepper.c",
+                                               "outbuf.c")}}
     if ram_words is None:
         ram_words = firmware_ram_words(sources, step=_RAM_STEP, compressed=compressed)
     return build_firmware(sources, ram_words, compressed=compressed), ram_words
@@ -172,18 +192,21 @@ class FirmwareProcessor(wiring.Component):
     300 LUT4 more). ``ram``: ``"block"``, its own RAM (block RAM the bitstream initialises),
     or ``"flash"``, a RAM outside on the ``ram`` port, which it loads from the SPI flash on
     ``flash`` at power-on (``ControlCPU``'s; on the iCEBreaker the SPRAM block the core's delay
-    slots leave most of, ``spram.SharedSpram``).
+    slots leave most of, ``spram.SharedSpram``). ``rx_fifo``: the receive FIFO's bytes
+    (default ``rx_fifo_bytes``: enough for a client that keeps to the window).
 
-    The chip side (a ``Stepper``'s and an ``OutputBuffer``'s): ``inject`` (the step's input
-    events), ``start`` (a step starts), ``core_busy`` and ``core_done`` (the chip's barrier, a
-    pulse), ``spikes`` (the chip's output spikes); ``line_events``, the line's events
-    (``LINE_COUNTERS``), as amounts to count.
+    The line: ``rx``, the UART's received bytes (always taken: a byte the receive FIFO has
+    no room for is lost, and counted as an overrun), ``rx_error`` and ``rx_overrun``, the
+    UART's pulses when it lost one; ``tx``, the bytes to send. The chip side (a ``Stepper``'s
+    and an ``OutputBuffer``'s): ``inject`` (the step's input events), ``start`` (a step
+    starts), ``core_busy`` and ``core_done`` (the chip's barrier, a pulse), ``spikes`` (the
+    chip's output spikes).
     """
 
     def __init__(self, chipmap, *, hello, window=8, max_payload=protocol.MAX_PAYLOAD,
                  n_probes=1, probe_payload=256, input_depth=512, out_window=8,
                  resend_clocks=100_000, regions=None, ram_words=None, compressed=False,
-                 ram="block"):
+                 ram="block", rx_fifo=None):
         self.chipmap = chipmap
         self.firmware, ram_words = link_firmware(
             chipmap, hello=hello, window=window, max_payload=max_payload, n_probes=n_probes,
@@ -192,19 +215,21 @@ class FirmwareProcessor(wiring.Component):
             compressed=compressed)
         self.compressed = compressed
         self.ram_words = ram_words
+        self.rx_fifo_bytes = rx_fifo or rx_fifo_bytes(window, max_payload, out_window)
         self.ram_kind = ram
         # ``ram="flash"``: the RAM outside, loaded from the flash (``ControlCPU``'s ports)
         outside = {"ram": Out(ram_bus(max(ram_words - 1, 1).bit_length())),
                    "flash": Out(flash_pins())} if ram == "flash" else {}
         super().__init__({
             **outside,
-            **frame_ports(chipmap),
+            "rx": In(stream.Signature(8)), "rx_error": In(1), "rx_overrun": In(1),
+            "tx": Out(stream.Signature(8)),
+            **memory_ports(chipmap),
             **control_ports(stepper=False, probe_settings=False, out_seq=False,
                             counters=False),
             "inject": Out(stream.Signature(inject_layout(chipmap))), "start": Out(1),
             "core_busy": In(1), "core_done": In(1),
             "spikes": In(stream.Signature(host_spike_layout(chipmap.routes))),
-            "line_events": In(data.StructLayout(dict.fromkeys(LINE_COUNTERS, 2))),
         })
 
     def elaborate(self, platform):  # noqa: C901 - one register window, read top to bottom
@@ -233,26 +258,41 @@ class FirmwareProcessor(wiring.Component):
             with m.If(wrote(register)):
                 m.d.sync += [port.valid.eq(1), *payload]
 
-        # received frames: the header stays until taken, payload bytes are popped by loads
-        hp = self.header.payload
-        m.d.comb += [self.header.ready.eq(wrote("RX_TAKE")),
-                     self.payload.ready.eq(cpu.reg_r_en & (addr == _R["RX_BYTE"]))]
+        # the line: a receive FIFO the UART's bytes go into (a byte lost, by the UART or to a
+        # full FIFO, flags the next one in), popped a byte a load of RX_BYTE; a transmit FIFO
+        # filled a byte a store of TX_BYTE
+        m.submodules.rx_fifo = rxf = fifo.SyncFIFOBuffered(width=9, depth=self.rx_fifo_bytes)
+        m.submodules.tx_fifo = txf = fifo.SyncFIFOBuffered(width=8, depth=TX_FIFO_BYTES)
+        lost = Signal()
+        dropped = self.rx.valid & ~rxf.w_rdy
+        m.d.comb += [self.rx.ready.eq(1), rxf.w_en.eq(self.rx.valid),
+                     rxf.w_data.eq(Cat(self.rx.payload, lost)),
+                     rxf.r_en.eq(cpu.reg_r_en & (addr == _R["RX_BYTE"])),
+                     txf.w_en.eq(wrote("TX_BYTE")), txf.w_data.eq(wdata[:8])]
+        wiring.connect(m, txf.r_stream, wiring.flipped(self.tx))
+        with m.If(rxf.w_en & rxf.w_rdy):
+            m.d.sync += lost.eq(0)
+        with m.If(self.rx_error | self.rx_overrun | dropped):
+            m.d.sync += lost.eq(1)
 
-        # the reply and output frames, the input events: one-entry slots
-        tx = self.tx_header.p
-        slot(self.tx_header, "TX_HEADER",
-             [tx.version.eq(protocol.VERSION), tx.seq.eq(wdata[:8]), tx.cmd.eq(wdata[8:16]),
-              tx.length.eq(wdata[16:])])
-        slot(self.tx_payload, "TX_BYTE", [self.tx_payload.payload.eq(wdata[:8])])
+        # the CRC register: set by a store of CRC, a byte a store of CRC_BYTE
+        m.submodules.crc = crc = CRCRegister()
+        m.d.comb += [crc.load.eq(wrote("CRC")), crc.value.eq(wdata),
+                     crc.feed.eq(wrote("CRC_BYTE")), crc.byte.eq(wdata[:8])]
+
+        # the input events: a one-entry slot
         slot(self.inject, "INJECT", [self.inject.payload.eq(wdata)])
 
         # CONTROL: pulses from registers (a clock after the store)
         m.d.sync += self.soft_reset.eq(control("RESET"))
-        # the line's counters: 16 bits each, two a LINE register
+        # the line's counters: 16 bits each, in LINE (a byte the receive FIFO had no room
+        # for is an overrun, as one the UART's had none for)
         line = Signal(16 * len(LINE_COUNTERS))
+        events = {"uart_errors": self.rx_error, "overruns": self.rx_overrun | dropped}
         for k, name in enumerate(LINE_COUNTERS):
             count = line.word_select(k, 16)
-            m.d.sync += count.eq(count + self.line_events[name])
+            with m.If(events[name]):
+                m.d.sync += count.eq(count + 1)
         # the output spikes: a load of SPIKE takes the one waiting
         m.d.comb += self.spikes.ready.eq(cpu.reg_r_en & (addr == _R["SPIKE"]))
         sp = self.spikes.payload
@@ -284,14 +324,12 @@ class FirmwareProcessor(wiring.Component):
             m.d.sync += [armed.eq(0), ended.eq(0), since.eq(since.init), period.eq(0),
                          busy_last.eq(0), running.eq(0), armed_nonce.eq(1)]
 
-        # at rest: the firmware found no frame waiting (it polls), and took none since
+        # at rest: the firmware found no byte waiting (it polls), and took none since
         at_rest = Signal()
-        with m.If(cpu.reg_r_en & (addr == _R["RX_HEADER"]) & ~self.header.valid):
-            m.d.sync += at_rest.eq(1)
-        with m.If(wrote("RX_TAKE")):
-            m.d.sync += at_rest.eq(0)
-        m.d.comb += [self.idle.eq(at_rest & ~running & ~armed & ~self.header.valid
-                                  & ~self.tx_header.valid & ~self.tx_payload.valid
+        with m.If(rxf.r_en):
+            m.d.sync += at_rest.eq(~rxf.r_rdy)
+        m.d.comb += [self.idle.eq(at_rest & ~running & ~armed & ~self.rx.valid
+                                  & (rxf.level == 0) & (txf.level == 0)
                                   & ~self.inject.valid & ~self.spikes.valid),
                      self.wake.eq(1)]
 
@@ -323,13 +361,12 @@ class FirmwareProcessor(wiring.Component):
         # loads: the word is registered (the window's contract: it comes a clock later)
         status = Cat(self.core_busy, ended, past, self.inject.valid)
         assert len(status) == len(STATUS_BITS)
+        assert _RX_LOST == 1 << 8 and _RX_VALID == 1 << 9
         loads = {
-            "RX_HEADER": Cat(hp.version, hp.seq, hp.cmd, Const(0, 7), self.header.valid),
-            "RX_LENGTH": hp.length,
-            "RX_BYTE": Cat(self.payload.payload, self.payload.valid),
-            "TX_STATUS": Cat(self.tx_header.valid, self.tx_payload.valid),
+            "RX_BYTE": Cat(rxf.r_data, rxf.r_rdy),
+            "TX_STATUS": txf.level, "CRC": crc.crc,
             "MEM_STATUS": busy, "NONCE": nonce, "CONTROL": status,
-            "LINE0": line[:32], "LINE1": line[32:],
+            "LINE": line,
             "CORE_STEP": self.core_step, "BUSY_LAST": busy_last, "COUNTER": self.counter,
             "SPIKE": Cat(sp.neuron, Const(0, 16 - len(sp.neuron)), sp.core,
                          Const(0, 15 - len(sp.core)), self.spikes.valid),

@@ -15,8 +15,8 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge import protocol
 
-__all__ = ["HeaderLayout", "Token", "ByteLast", "SerialCRC", "CobsDecoder", "CobsEncoder",
-           "Deframer", "Framer"]
+__all__ = ["HeaderLayout", "Token", "ByteLast", "SerialCRC", "CRCRegister", "CobsDecoder",
+           "CobsEncoder", "Deframer", "Framer"]
 
 HeaderLayout = data.StructLayout(
     {name: unsigned(8 * nbytes) for name, (_, nbytes, _) in protocol.HEADER.offsets().items()})
@@ -67,6 +67,49 @@ class SerialCRC(wiring.Component):
             m.d.sync += [byte.eq(self.i.payload), left.eq(8 // b), first.eq(self.start)]
         with m.Elif(left != 0):
             m.d.sync += [byte.eq(byte >> b), left.eq(left - 1), first.eq(0)]
+        return m
+
+
+def _reflected_polynomial():
+    """The protocol's CRC-32 polynomial as a right-shifting register applies it (the CRC is
+    reflected: the register's bit 0 is the next to leave)."""
+    a = protocol.CRC_ALGORITHM
+    assert a["reflect_input"] and a["reflect_output"] and a["crc_width"] == 32
+    return int(f"{a['polynomial']:032b}"[::-1], 2)
+
+
+class CRCRegister(wiring.Component):
+    """The protocol's CRC-32 register, which a processor feeds a byte at a time and may set to
+    any value: one register keeps the CRCs of several byte streams (each saved and set back by
+    the processor), as ``spikeforge.hdl.firmware_link``'s window does.
+
+    ``feed`` takes ``byte`` (a bit a clock, LSB first, in the 8 clocks after: a processor
+    whose next access comes 9 clocks or more later never waits, SERV's 32 or more); ``load``
+    sets the register to ``value`` (the protocol's initial value, 0xFFFFFFFF, begins a CRC).
+    ``crc`` is the register: the CRC of the bytes taken is its complement, and after a frame
+    and its CRC it holds the residue (``spikeforge.hdl.firmware``'s ``PROTO_CRC_RESIDUE``).
+    ``amaranth.lib.crc`` (``SerialCRC``) cannot be set to a value, hence this one.
+    """
+
+    load: In(1)
+    value: In(32)
+    feed: In(1)
+    byte: In(8)
+    crc: Out(32, init=protocol.CRC_ALGORITHM["initial_crc"])
+
+    def elaborate(self, platform):
+        m = Module()
+        shift = Signal(8)
+        left = Signal(range(9))          # bits of ``shift`` still to take
+        with m.If(self.load):
+            m.d.sync += self.crc.eq(self.value)
+        with m.Elif(left != 0):
+            out = self.crc[0] ^ shift[0]
+            m.d.sync += self.crc.eq((self.crc >> 1) ^ Mux(out, _reflected_polynomial(), 0))
+        with m.If(self.feed):
+            m.d.sync += [shift.eq(self.byte), left.eq(8)]
+        with m.Elif(left != 0):
+            m.d.sync += [shift.eq(shift >> 1), left.eq(left - 1)]
         return m
 
 

@@ -46,7 +46,7 @@ from .stepper import Entry, EntryKind
 from .target import is_ice40
 
 __all__ = ["AckFilter", "CommandProcessor", "STATUS_COUNTERS", "CLEARED_COUNTERS",
-           "chip_address", "control_ports", "frame_ports", "hello_constants",
+           "chip_address", "control_ports", "frame_ports", "hello_constants", "memory_ports",
            "hello_template"]
 
 _REQ_BYTES = max(layout.size for layout in REQUEST.values())
@@ -84,16 +84,22 @@ def chip_address(m, chipmap, core, region, index):
     return Cat(local, table, core[:chipmap.node_bits])
 
 
+def memory_ports(chipmap):
+    """The chip's memory port, which every command processor has (``CommandProcessor``, and
+    ``spikeforge.hdl.firmware_link.FirmwareProcessor``): requests out, read words in."""
+    return {"mem_req": Out(stream.Signature(chip_request_layout(chipmap))),
+            "mem_rsp": In(stream.Signature(chipmap.data_bits))}
+
+
 def frame_ports(chipmap):
-    """The ports every command processor has (``CommandProcessor``, and
-    ``spikeforge.hdl.firmware_link.FirmwareProcessor``): validated frames in (``header``,
-    ``payload``), the reply out (``tx_header``, ``tx_payload``), the chip's memory port."""
+    """The ``CommandProcessor``'s ports beside ``control_ports``: validated frames in
+    (``header``, ``payload``), the reply out (``tx_header``, ``tx_payload``), the chip's
+    memory port (``memory_ports``)."""
     return {
         "header": In(stream.Signature(HeaderLayout)), "payload": In(stream.Signature(8)),
         "tx_header": Out(stream.Signature(HeaderLayout)),
         "tx_payload": Out(stream.Signature(8)),
-        "mem_req": Out(stream.Signature(chip_request_layout(chipmap))),
-        "mem_rsp": In(stream.Signature(chipmap.data_bits)),
+        **memory_ports(chipmap),
     }
 
 

@@ -11,9 +11,11 @@ With the firmware link (``SocPreset.link_kind`` ``"firmware"``, ``spikeforge.hdl
 one ``FirmwareProcessor`` is the ack filter, the command processor, the stepper, the probe
 engine, the output buffer and the frame multiplexer::
 
-    rx -> UARTReceiver -> Deframer -> FirmwareProcessor -> Framer -> UART -> tx
-                                        |  (mem port, inject, start, barrier, spikes)
-                                       Chip
+    rx -> UARTReceiver -> FirmwareProcessor -> UART -> tx
+                              |  (mem port, inject, start, barrier, spikes)
+                             Chip
+
+It frames too (COBS, CRC), in firmware, so there is no ``Deframer`` and no ``Framer``.
 
 The memory map is the preset's ``ChipMap`` (``spikeforge.routing``): every core's regions and
 every routing table behind the chip's one memory port; the host reaches them as the regions of
@@ -196,10 +198,10 @@ class SoC(wiring.Component):
         m = Module()
         p, c = self.preset, self.preset.core
         cpb = p.clocks_per_bit
-        # The deframer takes a byte in at most 8 clocks (its serial CRC) and bytes arrive 40 or
-        # more clocks apart: one byte of buffer, in flip-flops, is all the receiver needs.
+        # The deframer takes a byte in at most 8 clocks (its serial CRC), the firmware's FIFO
+        # in one, and bytes arrive 40 or more clocks apart: one byte of buffer, in flip-flops,
+        # is all the receiver needs.
         m.submodules.urx = urx = UARTReceiver(cpb, fifo_depth=1)
-        deframer = Deframer(max_payload=p.max_payload)
         slots = {}
         if self.firmware_ram == "spram":
             # core 0's delay slots and the processor's RAM in one SPRAM block
@@ -238,17 +240,8 @@ class SoC(wiring.Component):
             return copy
 
         port = self._chip_port(m, chip, separate, direct=is_ice40(platform))
-        framer = Framer(p.max_payload)
         m.submodules.utx = utx = UARTTransmitter(cpb)
-
-        # receive path
-        # The receiver's error (comb from its bit timer) is registered: the deframer's ``wake``
-        # reads it, and through the link gate's enable it was a ULX3S critical path (15.3 ns).
-        # A clock later is harmless: a byte in error is never written, and the bytes before it
-        # are older still.
         m.d.comb += urx.rx.eq(self.rx)
-        m.d.sync += deframer.rx_error.eq(urx.error | urx.overrun)
-        wiring.connect(m, urx.o, deframer.i)
 
         # the nonce: a free-running counter latched at the first start bit after a reset
         counter = Signal(32)
@@ -260,30 +253,23 @@ class SoC(wiring.Component):
         m.d.comb += [proc.rx_start.eq(rx_prev & ~rx_s), proc.counter.eq(counter),
                      proc.core_step.eq(port.step)]
 
-        # Between the deframer, the framer and the chip: the hardware processor's ack filter,
-        # stepper, probe engine, output buffer and frame multiplexer, or the firmware, which is
-        # all of them
+        # Between the UART and the chip: the hardware processor's deframer, ack filter,
+        # stepper, probe engine, output buffer, frame multiplexer and framer, or the firmware,
+        # which is all of them
         if firmware:
-            side = self._firmware_side(m, proc, deframer, framer, port)
+            side = self._firmware_side(m, proc, urx, utx, port)
         else:
-            side = self._hardware_side(m, proc, deframer, framer, port, chip, reset_copy)
+            side = self._hardware_side(m, proc, urx, utx, port, chip, reset_copy)
 
-        # The STATUS counters: the line's (the UART's overruns and the frames the deframer's ring
-        # had no room for are both ``overruns``), the link's. Each event is counted a clock
-        # late, from a register (no path from the deframer's or the UART's logic into the
-        # adders) of the link's gated domain: the gate is open in every clock with an event
+        # The STATUS counters (the hardware link's; the firmware keeps them in its RAM, but
+        # for the UART's, which it reads from counters of its window). Each event is counted a
+        # clock late, from a register (no path from the deframer's or the UART's logic into
+        # the adders) of the link's gated domain: the gate is open in every clock with an event
         # (the UART's are in its ``wake``, the others come from its blocks while they are
-        # awake). The firmware keeps them in its RAM, but for the line's, which it reads from
-        # counters of its window.
-        line = {"crc_errors": deframer.crc_error, "frame_errors": deframer.frame_error,
-                "uart_errors": urx.error, "overruns": deframer.overflow + urx.overrun}
-        if firmware:
-            m.d[link] += [proc.line_events[name].eq(event) for name, event in line.items()]
-            counters = {}
-        else:
-            counters = {"stats": self._stats_bank(
-                m, proc, line | {"naks": proc.nak_made, "duplicates": proc.duplicate}
-                | side.events, reset_copy("stats", link))}
+        # awake).
+        counters = {} if firmware else {"stats": self._stats_bank(
+            m, proc, side.events | {"naks": proc.nak_made, "duplicates": proc.duplicate},
+            reset_copy("stats", link))}
         # The deframer, the ack filter, the processor, the probe engine, the counters, the
         # stepper, the output path (the output buffer, the frame multiplexer and the framer)
         # and the chip's router idle through most of a run (but for an OUT_ACK now and then,
@@ -296,16 +282,12 @@ class SoC(wiring.Component):
         # reply history), which theirs leaves out.
         # the hardware processor is reset by its own RESET pulse; the firmware resets its
         # state itself (a reset processor would start its program again)
-        blocks = {"deframer": deframer, **side.blocks, **counters, "framer": framer,
-                  **port.blocks}
+        blocks = {**side.blocks, **counters, **port.blocks}
         add_gated(m, platform, "link", blocks,
-                  deframer.wake | side.wake | sum(c.wake for c in counters.values())
-                  | framer.wake | port.wake
+                  side.wake | sum(c.wake for c in counters.values()) | port.wake
                   | urx.error | urx.overrun)
-        wiring.connect(m, framer.o, utx.i)
         m.d.comb += [self.tx.eq(utx.tx),
-                     self.active.eq(~proc.idle | side.active | port.active | utx.busy
-                                    | deframer.header.valid)]
+                     self.active.eq(~proc.idle | side.active | port.active | utx.busy)]
         return m
 
     def _stats_bank(self, m, proc, events, clear):
@@ -333,13 +315,12 @@ class SoC(wiring.Component):
         return stats
 
     @staticmethod
-    def _firmware_side(m, proc, deframer, framer, port):
-        """The ``FirmwareProcessor`` between the deframer, the framer and the chip: it takes
-        OUT_ACKs, runs the steps, reads the probes and sends the output frames itself."""
-        wiring.connect(m, deframer.header, proc.header)
-        wiring.connect(m, deframer.payload, proc.payload)
-        wiring.connect(m, proc.tx_header, framer.header)
-        wiring.connect(m, proc.tx_payload, framer.payload)
+    def _firmware_side(m, proc, urx, utx, port):
+        """The ``FirmwareProcessor`` between the UART and the chip: it frames, takes OUT_ACKs,
+        runs the steps, reads the probes and sends the output frames itself."""
+        wiring.connect(m, urx.o, proc.rx)
+        wiring.connect(m, proc.tx, utx.i)
+        m.d.comb += [proc.rx_error.eq(urx.error), proc.rx_overrun.eq(urx.overrun)]
         wiring.connect(m, proc.inject, port.inject)
         wiring.connect(m, port.spikes, proc.spikes)
         wiring.connect(m, proc.mem_req, port.mem_req)       # the chip's memory port: its own
@@ -348,12 +329,20 @@ class SoC(wiring.Component):
                      proc.mem_rsp.payload.eq(port.rsp_data), proc.mem_rsp.valid.eq(port.rsp_valid)]
         return SimpleNamespace(blocks={"proc": proc}, wake=proc.wake, active=0)
 
-    def _hardware_side(self, m, proc, deframer, framer, port, chip, reset_copy):
-        """The ``CommandProcessor`` between the deframer, the framer and the chip, with the
-        ``AckFilter``, the ``Stepper``, the ``ProbeEngine``, the ``OutputBuffer`` and the
-        ``FrameMux``."""
+    def _hardware_side(self, m, proc, urx, utx, port, chip, reset_copy):
+        """The ``CommandProcessor`` between the UART and the chip, with the ``Deframer``, the
+        ``AckFilter``, the ``Stepper``, the ``ProbeEngine``, the ``OutputBuffer``, the
+        ``FrameMux`` and the ``Framer``."""
         p, c = self.preset, self.preset.core
         link = gated_domain("link")
+        deframer, framer = Deframer(max_payload=p.max_payload), Framer(p.max_payload)
+        # The receiver's error (comb from its bit timer) is registered: the deframer's ``wake``
+        # reads it, and through the link gate's enable it was a ULX3S critical path (15.3 ns).
+        # A clock later is harmless: a byte in error is never written, and the bytes before it
+        # are older still.
+        m.d.sync += deframer.rx_error.eq(urx.error | urx.overrun)
+        wiring.connect(m, urx.o, deframer.i)
+        wiring.connect(m, framer.o, utx.i)
         filt = AckFilter(p.max_payload)
         stepper = Stepper(inject_layout(self.chipmap).size, input_depth=p.input_depth,
                           timer_domain="free")
@@ -445,17 +434,25 @@ class SoC(wiring.Component):
         wiring.connect(m, mux.header, framer.header)
         wiring.connect(m, mux.payload, tx_reg.i)
         wiring.connect(m, tx_reg.o, framer.payload)
+        # the line's events (the UART's overruns and the frames the deframer's ring had no
+        # room for are both ``overruns``) and the link's
         return SimpleNamespace(
-            events={"out_resent": outbuf.resent, "timer_overruns": stepper.overrun,
+            events={"crc_errors": deframer.crc_error, "frame_errors": deframer.frame_error,
+                    "uart_errors": urx.error, "overruns": deframer.overflow + urx.overrun,
+                    "out_resent": outbuf.resent, "timer_overruns": stepper.overrun,
                     "stalls": stepper.stall},
-            blocks={"filter": filt, "proc": ResetInserter(proc.soft_reset)(proc),
+            blocks={"deframer": deframer, "filter": filt,
+                    "proc": ResetInserter(proc.soft_reset)(proc),
                     "probes": ResetInserter(rst_probes)(probes),
                     "outbuf": outbuf, "mux": mux, "tx_reg": tx_reg,
                     # the step timer (domain ``free``) restarts on RESET too
-                    "stepper": ResetInserter({"sync": rst_stepper, "free": rst_stepper})(stepper)},
-            wake=(filt.wake | proc.wake | probes.wake | rst_probes | stepper.wake | rst_stepper
-                  | outbuf.wake | mux.wake | tx_reg.wake),
-            active=~stepper.idle | outbuf.pending | tx_reg.o.valid)
+                    "stepper": ResetInserter({"sync": rst_stepper, "free": rst_stepper})(stepper),
+                    "framer": framer},
+            wake=(deframer.wake | filt.wake | proc.wake | probes.wake | rst_probes
+                  | stepper.wake | rst_stepper | outbuf.wake | mux.wake | tx_reg.wake
+                  | framer.wake),
+            active=(~stepper.idle | outbuf.pending | tx_reg.o.valid
+                    | deframer.header.valid))
 
     def _spram_ram_words(self):
         """The firmware's RAM in SPRAM (``firmware_ram="spram"``): the rows of the block that

@@ -182,9 +182,10 @@ PRESETS = {
 PRESETS["tiny2-small"] = replace(PRESETS["tiny2"], name="tiny2-small",
                                  core=replace(PRESETS["tiny2"].core, lanes=1), core_kind="small")
 # ``tiny`` with the firmware link (``FirmwareProcessor``; the SoC's tests of it), at a tenth of
-# the baud rate (SERV takes a few hundred clocks a payload byte; 40 clocks a bit leave it 400)
-# and a window of 2 commands (the deframer's ring holds two frames: a client that waits for
-# a reply before its third frame never overflows it, however slow the firmware)
+# the baud rate (SERV decodes a byte in about 2,000 clocks: 40 clocks a bit leave it 400, and
+# the receive FIFO takes up the rest) and a window of 2 commands (the receive FIFO holds two
+# largest frames: a client that waits for a reply before its third frame never overflows it,
+# however slow the firmware)
 PRESETS["tiny-fw"] = replace(PRESETS["tiny"], name="tiny-fw", baud=100_000, window=2,
                              link_kind="firmware")
 PRESETS["tiny2-fw"] = replace(PRESETS["tiny2"], name="tiny2-fw", baud=100_000, window=2,

@@ -1,15 +1,13 @@
 /* The link firmware on the board: the hal_* functions of link.h over the register window of
  * a FirmwareProcessor (hdl/firmware_link.py) but the run control (stepper.c) and the output
- * frames (outbuf.c), the probes, and the loop that takes frames in, sends the replies out and
- * lets the stepper and the output buffer work between them. CONTROL's pulses come a clock after the store that makes them; a load comes several
+ * frames (outbuf.c), the probes, and the loop that takes frames in (frames.c), sends the
+ * replies out and lets the stepper and the output buffer work between them. CONTROL's pulses come a clock after the store that makes them; a load comes several
  * clocks after any store, so what a pulse changes shows in the next load. */
 #include "link.h"
 #include "board.h"
 #include "config.h"
 #include "protocol.h"
 #include "registers.h"
-
-static uint8_t frame[LINK_MAX_PAYLOAD];         /* the request, then its reply */
 
 /* the chip address of word ``index`` of ``region`` of ``core`` (hdl/link.py chip_address) */
 static uint32_t chip_address(unsigned core, unsigned region, uint32_t index) {
@@ -24,21 +22,20 @@ static uint32_t chip_address(unsigned core, unsigned region, uint32_t index) {
            | (uint32_t)core << (LINK_LOCAL_BITS + 1);
 }
 
-/* The STATUS counters (EV_<NAME>, STATUS's order): the line's from the window's 16-bit
- * LINE counters, added up here often enough that they never wrap unseen (in the loop, and
- * every 256 words of a long command, mem_request); the others counted here. */
-static uint32_t counters[N_COUNTERS], line_seen[N_LINE_COUNTERS / 2];
+/* The STATUS counters (EV_<NAME>, STATUS's order): the UART's errors and the overruns from
+ * the window's 16-bit LINE counters, added up here often enough that they never wrap unseen
+ * (in the loop, and every 256 words of a long command, mem_request); the others counted
+ * here (the CRC and frame errors by frames.c). */
+static uint32_t counters[N_COUNTERS], line_seen;
 
 void count_event(unsigned k, uint32_t n) { counters[k] += n; }
 
 static void line_poll(void) {
-    for (unsigned r = 0; r < N_LINE_COUNTERS / 2; r++) {
-        uint32_t now = REG(R_LINE0 + r), was = line_seen[r];
-        if (now == was) continue;
-        counters[2 * r] += (uint16_t)(now - was);
-        counters[2 * r + 1] += (uint16_t)((now >> 16) - (was >> 16));
-        line_seen[r] = now;
-    }
+    uint32_t now = REG(R_LINE), was = line_seen;
+    if (now == was) return;
+    counters[EV_UART_ERRORS] += (uint16_t)(now - was);
+    counters[EV_OVERRUNS] += (uint16_t)((now >> 16) - (was >> 16));
+    line_seen = now;
 }
 
 /* one request on the chip's memory port, a read's answer then in the MEM_DATA registers.
@@ -79,6 +76,14 @@ void hal_mem_write(unsigned core, unsigned region, uint32_t index, const uint8_t
 }
 
 uint32_t hal_nonce(void) { return REG(R_NONCE); }
+
+/* the window's CRC register: set, a byte a store, read back (frames.c saves its own CRCs in
+ * it the same way, so no CRC is left in it between two calls) */
+uint32_t hal_crc32(uint32_t crc, const uint8_t *p, unsigned n) {
+    REG(R_CRC) = crc;
+    while (n--) REG(R_CRC_BYTE) = *p++;
+    return REG(R_CRC);
+}
 
 void hal_status(uint8_t *reply) {
     static const uint8_t offsets[N_COUNTERS] = COUNTER_OFFSETS;
@@ -136,19 +141,9 @@ void hal_reset(void) {
     for (unsigned p = 0; p < LINK_N_PROBES; p++) probes[p].period = 0;
     stepper_reset();
     out_reset();
-    for (unsigned k = N_LINE_COUNTERS; k < N_COUNTERS; k++) counters[k] = 0;   /* the link's */
+    for (unsigned k = N_KEPT_COUNTERS; k < N_COUNTERS; k++) counters[k] = 0;   /* the link's */
     REG(R_CONTROL) = C_RESET;
     board_show();
-}
-
-void tx_header(uint8_t seq, uint8_t cmd, uint16_t length) {
-    while (REG(R_TX_STATUS) & 1) ;
-    REG(R_TX_HEADER) = seq | cmd << 8 | (uint32_t)length << 16;
-}
-
-void tx_byte(uint8_t byte) {
-    while (REG(R_TX_STATUS) & 2) ;
-    REG(R_TX_BYTE) = byte;
 }
 
 void board_show(void) {
@@ -164,42 +159,26 @@ void board_work(void) {
     board_show();
 }
 
-/* a frame's header (from RX_HEADER's word h) and payload, bytes past ``cap`` dropped */
-static unsigned receive(uint32_t h, uint8_t *hdr, uint8_t *payload, unsigned cap) {
-    unsigned len = REG(R_RX_LENGTH);
-    REG(R_RX_TAKE) = 0;
-    hdr[HDR_VERSION] = h; hdr[HDR_SEQ] = h >> 8; hdr[HDR_CMD] = h >> 16;
-    hdr[HDR_LENGTH] = len; hdr[HDR_LENGTH + 1] = len >> 8;
-    for (unsigned k = 0; k < len; k++) {
-        uint32_t b;
-        while (!((b = REG(R_RX_BYTE)) & 0x100)) ;
-        if (k < cap) payload[k] = b;
-    }
-    return len;
-}
-
 void board_wait(void) {
     board_work();
-    uint32_t h = REG(R_RX_HEADER);
-    if ((h >> 31) && (uint8_t)(h >> 16) == CMD_OUT_ACK) {   /* as link_handle takes one */
-        uint8_t hdr[HDR_SIZE], next[1];
-        if (receive(h, hdr, next, sizeof next) == 1) hal_out_ack(next[0]);
+    const uint8_t *f = rx_peek();
+    if (f && f[HDR_CMD] == CMD_OUT_ACK) {                 /* as link_handle takes one */
+        if (get16(f + HDR_LENGTH) == 1) hal_out_ack(f[HDR_SIZE]);
+        rx_release();
     }
 }
 
 int main(void) {
-    uint8_t hdr[HDR_SIZE], out_hdr[HDR_SIZE];
+    uint8_t out_hdr[HDR_SIZE];
     link_reset();
     for (;;) {
-        uint32_t h;
-        while (!((h = REG(R_RX_HEADER)) >> 31)) board_work();
-        receive(h, hdr, frame, sizeof frame);
-        int done = link_handle(hdr, frame, out_hdr, frame);
+        while (!rx_poll()) board_work();
+        uint8_t *frame = rx_take();                  /* the request, then its reply */
+        int done = link_handle(frame, frame + HDR_SIZE, out_hdr, frame + HDR_SIZE);
         if (done == LINK_NONE) continue;
-        unsigned n = out_hdr[HDR_LENGTH] | out_hdr[HDR_LENGTH + 1] << 8;
         out_flush();                                 /* the output frame going out first */
-        tx_header(out_hdr[HDR_SEQ], out_hdr[HDR_CMD], n);
-        for (unsigned k = 0; k < n; k++) tx_byte(frame[k]);
+        tx_header(out_hdr[HDR_SEQ], out_hdr[HDR_CMD], get16(out_hdr + HDR_LENGTH));
+        tx_bytes(frame + HDR_SIZE, get16(out_hdr + HDR_LENGTH));
         if (done == LINK_REPLY_RESET) hal_reset();   /* once the reply has gone */
     }
 }

@@ -2,9 +2,19 @@
 #pragma once
 #include <stdint.h>
 
-/* board.c: the reply and output frames go out through the same slots, a frame at a time */
+/* frames.c: frames in and out, a frame at a time each way. rx_poll decodes the bytes come
+ * so far and says whether a whole frame is waiting (it loads no byte while one is); rx_peek
+ * gives it (header, payload), or 0; rx_release drops it; rx_take gives it to carry out, its
+ * buffer the frame's until the next rx_take (the reply may be written into its payload). A
+ * frame sent: tx_header (the payload's length), then that many bytes by tx_bytes */
+int rx_poll(void);
+const uint8_t *rx_peek(void);
+void rx_release(void);
+uint8_t *rx_take(void);
 void tx_header(uint8_t seq, uint8_t cmd, uint16_t length);
-void tx_byte(uint8_t byte);
+void tx_bytes(const uint8_t *p, unsigned n);
+
+/* board.c */
 /* a step has ended at the chip's barrier: the due probes' PROBE_DATA into the output buffer */
 void probes_serve(uint32_t step);
 /* the stepper's and the output buffer's work, as far as it goes without waiting */

@@ -59,22 +59,6 @@ unsigned link_word_bytes(unsigned region) {
     return r ? r->word_bytes : 0;
 }
 
-/* the protocol's CRC-32 (reflected, zlib's) a nibble at a time from a 64-byte table: 888
- * clocks a byte on SERV against 3,709 bitwise (bench/link_cpu.py) */
-static const uint32_t crc_nibble[16] = {
-    0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4, 0x4DB26158,
-    0x5005713C, 0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C, 0x9B64C2B0, 0x86D3D2D4,
-    0xA00AE278, 0xBDBDF21C};
-
-static uint32_t crc32_update(uint32_t crc, const uint8_t *p, unsigned n) {
-    while (n--) {
-        crc ^= *p++;
-        crc = (crc >> 4) ^ crc_nibble[crc & 15];
-        crc = (crc >> 4) ^ crc_nibble[crc & 15];
-    }
-    return crc;
-}
-
 /* WRITE, READ, REGION_CRC: the window into the region is checked first. *is_nak tells
  * whether the reply is a refusal. */
 static unsigned memory_command(const uint8_t *hdr, const uint8_t *p, unsigned len,
@@ -112,7 +96,7 @@ static unsigned memory_command(const uint8_t *hdr, const uint8_t *p, unsigned le
     uint8_t word[MAX_WORD_BYTES];
     for (uint32_t k = 0; k < count; k++) {
         hal_mem_read(core, r->id, index + k, word, wb);
-        crc = crc32_update(crc, word, wb);
+        crc = hal_crc32(crc, word, wb);
     }
     put32(out + REP_REGION_CRC_CRC, ~crc);
     return ack(cmd, REP_REGION_CRC_SIZE, out, is_nak);
@@ -280,7 +264,7 @@ int link_handle(const uint8_t *hdr, const uint8_t *payload, uint8_t *out_hdr, ui
     int stored = dup && dist <= filled;
     if (cmd == CMD_HELLO) {
         /* a HELLO resynchronises unless it repeats the last one (number and payload) */
-        uint32_t crc = ~crc32_update(0xFFFFFFFFu, payload, len);
+        uint32_t crc = ~hal_crc32(0xFFFFFFFFu, payload, len);
         if (!(stored && seq == last_hello_seq && len == last_hello_len
               && crc == last_hello_crc)) {
             synced = 1; expected = seq; filled = 0; stored = 0;

@@ -1,7 +1,8 @@
 /* The link's command processor as firmware (docs/protocol.md section 3).
  *
- * The hardware around it frames and checks (UART, COBS, CRC): link_handle() gets a frame's
- * header and payload and writes the reply's. The board behind it is reached through the hal_*
+ * What is around it frames and checks (COBS, CRC: the hardware's Deframer and Framer, or
+ * frames.c on a FirmwareProcessor): link_handle() gets a frame's header and payload and
+ * writes the reply's. The board behind it is reached through the hal_*
  * functions: a ControlCPU's register window on the board (board.c), plain C in the host's
  * tests. */
 #pragma once
@@ -37,6 +38,9 @@ void hal_mem_read(unsigned core, unsigned region, uint32_t index, uint8_t *word,
 void hal_mem_write(unsigned core, unsigned region, uint32_t index, const uint8_t *word,
                    unsigned n);
 uint32_t hal_nonce(void);           /* the session nonce (drawn anew at every reset) */
+/* the protocol's CRC-32 (reflected, zlib's) register ``crc`` after ``n`` more bytes: start
+ * from 0xFFFFFFFF; the CRC is the register's complement */
+uint32_t hal_crc32(uint32_t crc, const uint8_t *p, unsigned n);
 uint8_t hal_out_seq(void);          /* the number of the oldest unacknowledged output frame */
 void hal_out_ack(uint8_t next);     /* OUT_ACK: output frames before ``next`` acknowledged */
 /* the STATUS fields the board keeps (every one but ``cmd``), into the reply */

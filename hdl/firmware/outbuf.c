@@ -148,19 +148,26 @@ static int next_byte(void) {
     return n & 0xFF;
 }
 
-/* the frame's bytes while the framer takes them, ``most`` at a time (the loop stays quick to
- * see a step's end); at the frame's end, the next number */
+/* the frame's bytes, ``most`` at a time (the loop stays quick to see a step's end), to the
+ * encoder a few at once (a call of it costs as much as a few bytes); at the frame's end, the
+ * next number */
 static void send_bytes(unsigned most) {
-    while (tx_f && most-- && !(REG(R_TX_STATUS) & 2)) {
+    uint8_t bytes[16];
+    unsigned n = 0;
+    while (tx_f && most--) {
         int b = next_byte();
         if (b < 0) {
             tx_f = 0;
             sent++;
             since = REG(R_COUNTER);
         } else {
-            REG(R_TX_BYTE) = b;
+            bytes[n++] = b;
+            if (n < sizeof bytes) continue;
         }
+        tx_bytes(bytes, n);
+        n = 0;
     }
+    tx_bytes(bytes, n);
 }
 
 void out_flush(void) {
@@ -169,7 +176,7 @@ void out_flush(void) {
 
 void out_poll(void) {
     take_spikes();
-    if (!tx_f && !(REG(R_TX_STATUS) & 1)) {    /* the framer has taken the last header */
+    if (!tx_f) {
         if (behind) {
             behind = 0;
             rewind();
@@ -181,5 +188,5 @@ void out_poll(void) {
             rewind();
         }
     }
-    send_bytes(4);
+    send_bytes(16);
 }

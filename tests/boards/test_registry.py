@@ -151,23 +151,27 @@ def test_board_top_elaborates_with_pins_and_pll(name, clock_hz, chip_clock_hz):
             assert 'FREQUENCY NET "pll.clk_pll_div" 50000000.0 HZ' in lpf
 
 
-def test_led_stretch_lights_the_clock_after_a_trigger_for_its_clocks():
+@pytest.mark.parametrize("every", [1, 3])
+def test_led_stretch_lights_the_clock_after_a_trigger_for_its_ticks(every):
     # The board top's LED pulses (``running``, ``link``): the trigger is registered first, so
-    # the LED lights one clock late and stays lit for ``clocks`` clocks after the last trigger.
+    # the LED lights one clock late and stays lit until ``ticks`` ticks after the last trigger
+    # (a tick every clock: exactly ``ticks`` clocks; the board's come every 2**16 clocks).
     from amaranth.hdl import Module, Signal
     from amaranth.sim import Simulator
 
     from spikeforge.boards.top import _stretch
 
     m = Module()
-    trigger = Signal()
-    lit = _stretch(m, trigger, 5, "t")
-    pattern = [1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    trigger, tick = Signal(), Signal()
+    lit = _stretch(m, trigger, 5, tick, "t")
+    pattern = [1] + [0] * 20 + [1, 1, 1] + [0] * 20
+    ticks = [int(k % every == every - 1) for k in range(len(pattern))]
     seen = []
 
     async def bench(ctx):
-        for t in pattern:
+        for t, k in zip(pattern, ticks, strict=True):
             ctx.set(trigger, t)
+            ctx.set(tick, k)
             seen.append(ctx.get(lit))
             await ctx.tick()
 
@@ -175,7 +179,14 @@ def test_led_stretch_lights_the_clock_after_a_trigger_for_its_clocks():
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    assert seen == [0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
+    # lit from the clock after the trigger was registered until the fifth tick after it
+    want, count = [], 0
+    for k in range(len(pattern)):
+        want.append(int(count != 0))
+        seen_t = pattern[k - 1] if k else 0
+        count = 5 if seen_t else count - 1 if ticks[k] and count else count
+    assert seen == want
+    assert sum(seen[:21]) == (5 if every == 1 else 13)
 
 
 def test_link_kind_is_a_preset_setting():

@@ -22,6 +22,14 @@ void hal_mem_write(unsigned core, unsigned region, uint32_t index, const uint8_t
     memcpy(memory[core][region] + (size_t)index * n, word, n);
 }
 uint32_t hal_nonce(void) { return next_nonce; }
+
+uint32_t hal_crc32(uint32_t crc, const uint8_t *p, unsigned n) {
+    while (n--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++) crc = crc >> 1 ^ (crc & 1 ? 0xEDB88320u : 0);
+    }
+    return crc;
+}
 uint8_t hal_out_seq(void) { return 0; }
 void hal_out_ack(uint8_t next) { (void)next; }    /* no output frames here */
 

@@ -47,12 +47,24 @@ class Loopback(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.urx = urx = UARTReceiver(self.cpb)
+        m.submodules.utx = utx = UARTTransmitter(self.cpb)
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+        self.path(m, urx, utx)
+        with m.If(urx.error):
+            m.d.sync += self.uart_errors.eq(self.uart_errors + 1)
+        with m.If(urx.overrun):
+            m.d.sync += self.overruns.eq(self.overruns + 1)
+        return m
+
+
+    def path(self, m, urx, utx):
+        """From the UART's received bytes to the bytes it sends: a ``Deframer``, ``middle``
+        and a ``Framer``, whose frames the counters count; a subclass may frame otherwise
+        (its counters but the UART's then stay 0)."""
         m.submodules.deframer = deframer = Deframer(max_payload=self.max_payload,
                                                       buffer_bytes=self.buffer_bytes)
         m.submodules.framer = framer = Framer()
-        m.submodules.utx = utx = UARTTransmitter(self.cpb)
-        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx),
-                     deframer.rx_error.eq(urx.error | urx.overrun)]
+        m.d.comb += deframer.rx_error.eq(urx.error | urx.overrun)
         wiring.connect(m, urx.o, deframer.i)
         self.middle(m, deframer, framer)
         wiring.connect(m, framer.o, utx.i)
@@ -61,12 +73,6 @@ class Loopback(wiring.Component):
                             ("overflows", deframer.overflow)):
             counter = getattr(self, name)
             m.d.sync += counter.eq(counter + pulse)
-        with m.If(urx.error):
-            m.d.sync += self.uart_errors.eq(self.uart_errors + 1)
-        with m.If(urx.overrun):
-            m.d.sync += self.overruns.eq(self.overruns + 1)
-        return m
-
 
     def middle(self, m, deframer, framer):
         """What sits between the deframer and the framer: nothing here (an echo); a

@@ -10,7 +10,7 @@ from cobs import cobs
 from linkfuzz import RefFrame, fuzz_stream, ref_encode
 
 from spikeforge import protocol
-from spikeforge.hdl.framing import CobsDecoder, CobsEncoder, Deframer, Framer
+from spikeforge.hdl.framing import CobsDecoder, CobsEncoder, CRCRegister, Deframer, Framer
 from spikeforge.host.link import Frame, encode_frame
 
 
@@ -60,6 +60,52 @@ def special_frames(rng):
     frames += [bytes(rng.choice([0, rng.randrange(256)]) for _ in range(rng.randrange(1, 600)))
                for _ in range(6)]
     return frames
+
+
+def test_crc_register_matches_zlib_and_keeps_two_streams():
+    """Two byte streams' CRCs in one register, each set back before its bytes and read after
+    them (as the firmware link's window is used): both equal ``protocol.crc32``, and a frame
+    followed by its CRC leaves the residue."""
+    rng = random.Random(3)
+    streams = [bytes(rng.randrange(256) for _ in range(n)) for n in (37, 50)]
+    residue = protocol.crc32(streams[0] + protocol.crc32(streams[0]).to_bytes(4, "little"))
+    dut = CRCRegister()
+    seen = {}
+
+    async def bench(ctx):
+        saved = [0xFFFFFFFF, 0xFFFFFFFF]
+        pos = [0, 0]
+        while pos != [len(s) for s in streams]:
+            k = rng.randrange(2)
+            n = min(rng.randrange(1, 9), len(streams[k]) - pos[k])
+            ctx.set(dut.load, 1)
+            ctx.set(dut.value, saved[k])
+            await ctx.tick()
+            ctx.set(dut.load, 0)
+            for b in streams[k][pos[k]:pos[k] + n]:
+                ctx.set(dut.feed, 1)
+                ctx.set(dut.byte, b)
+                await ctx.tick()
+                ctx.set(dut.feed, 0)
+                await ctx.tick().repeat(8)      # a processor's next store comes later still
+            pos[k] += n
+            saved[k] = ctx.get(dut.crc)
+        seen["crcs"] = [s ^ 0xFFFFFFFF for s in saved]
+        ctx.set(dut.load, 1)
+        ctx.set(dut.value, 0xFFFFFFFF)
+        await ctx.tick()
+        ctx.set(dut.load, 0)
+        for b in streams[0] + protocol.crc32(streams[0]).to_bytes(4, "little"):
+            ctx.set(dut.feed, 1)
+            ctx.set(dut.byte, b)
+            await ctx.tick()
+            ctx.set(dut.feed, 0)
+            await ctx.tick().repeat(8)
+        seen["residue"] = ctx.get(dut.crc)
+
+    simulate(dut, bench)
+    assert seen["crcs"] == [protocol.crc32(s) for s in streams]
+    assert seen["residue"] == residue ^ 0xFFFFFFFF == 0xDEBB20E3
 
 
 def test_cobs_encoder_matches_the_cobs_package():
