@@ -23,10 +23,11 @@ network costs: 0.080 on ``icebreaker`` (2026-12-03; efficiency 0.929 then).
 ``--both-links`` measures the preset with each command processor (``link_kind``), every other
 setting the same (window, baud, clock): what the firmware link (``FirmwareProcessor``) costs
 in line time against the hardware one. Measured on ``tiny-fw`` (4 MHz, 100 kbaud, window 2;
-2026-12-05, session 28: the firmware also the stepper, the output buffer and the counters):
-the upload takes 8.16 x the hardware link's clocks (efficiency 0.081 against 0.660), the
-unchanged push 21.5 x (its REGION_CRC requests: the CRC is computed by SERV, about 900 clocks
-a byte, and each word is read through the window). Session 27 measured 9.59 x and 24.8 x: its
+2026-12-05, session 29: the firmware also the framing, with the window's CRC register): the
+upload takes 9.60 x the hardware link's clocks (5,885,412 against 613,137; efficiency 0.069
+against 0.660), the unchanged push 21.05 x (its REGION_CRC requests: each word read through
+the window). Session 28, the framing in hardware and the CRC on SERV (about 900 clocks a
+byte): 8.16 x and 21.5 x. Session 27 measured 9.59 x and 24.8 x: its
 counters commit polled the line's counters from every memory request with a call that made
 each request save its arguments (20 instructions more a word); the same image's clocks at
 each of session 27's commits, in one run: 4,892,939 before it, 4,894,636 (stepper),
