@@ -176,9 +176,10 @@ int main(void) {
         uint8_t *frame = rx_take();                  /* the request, then its reply */
         int done = link_handle(frame, frame + HDR_SIZE, out_hdr, frame + HDR_SIZE);
         if (done == LINK_NONE) continue;
+        unsigned n = get16(out_hdr + HDR_LENGTH);
         out_flush();                                 /* the output frame going out first */
-        tx_header(out_hdr[HDR_SEQ], out_hdr[HDR_CMD], get16(out_hdr + HDR_LENGTH));
-        tx_bytes(frame + HDR_SIZE, get16(out_hdr + HDR_LENGTH));
+        tx_header(out_hdr[HDR_SEQ], out_hdr[HDR_CMD], n);
+        tx_bytes(frame + HDR_SIZE, n);
         if (done == LINK_REPLY_RESET) hal_reset();   /* once the reply has gone */
     }
 }

@@ -45,8 +45,7 @@ int rx_poll(void) {
     uint8_t *buf = decoding;
     unsigned pos = d_pos, left = d_left, zero = d_zero, in = d_in, lost = d_lost;
     REG(R_CRC) = d_crc;
-    for (;; w = REG(R_RX_BYTE)) {
-        if (!(w & RX_VALID)) break;
+    for (; w & RX_VALID; w = REG(R_RX_BYTE)) {
         lost |= (w & RX_LOST) != 0;
         unsigned b = w & 0xFF;
         if (b == 0) {                           /* the delimiter */

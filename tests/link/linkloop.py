@@ -56,7 +56,6 @@ class Loopback(wiring.Component):
             m.d.sync += self.overruns.eq(self.overruns + 1)
         return m
 
-
     def path(self, m, urx, utx):
         """From the UART's received bytes to the bytes it sends: a ``Deframer``, ``middle``
         and a ``Framer``, whose frames the counters count; a subclass may frame otherwise
