@@ -16,13 +16,19 @@ again with ``skip_held`` (the default of ``Board.upload``: a ``REGION_CRC`` per 
 WRITE only where it differs): ``again_clocks`` against ``clocks`` is what a push of an unchanged
 network costs: 0.080 on ``icebreaker`` (2026-12-03; efficiency 0.929 then).
 
-    python bench/link.py                       # icebreaker preset, printed
+    python bench/link.py                       # icebreaker-hwlink preset, printed
     python bench/link.py --preset tiny --json FILE
     python bench/link.py --preset tiny-fw --both-links   # side by side: the two links
 
 ``--both-links`` measures the preset with each command processor (``link_kind``), every other
 setting the same (window, baud, clock): what the firmware link (``FirmwareProcessor``) costs
-in line time against the hardware one. Measured on ``tiny-fw`` (4 MHz, 100 kbaud, window 2;
+in line time against the hardware one. ``crc_clocks_per_word``: a REGION_CRC's clocks per word
+(the synapse region against one word, each in a session of its own), and ``crc_word_margin``
+``protocol.FIRMWARE_WORD_CLOCKS`` over it (what a host allows a firmware link per word).
+Measured on ``tiny-fw`` 2026-12-05, session 30 (the window's accesses issued from flip-flops,
+a clock later): upload 9.63 x (5,904,315 clocks), unchanged push 21.09 x, a REGION_CRC 4,809.8
+clocks a word on the firmware link against 13.0 on the hardware one (margin 3.41 at 16,384).
+Measured on ``tiny-fw`` (4 MHz, 100 kbaud, window 2;
 2026-12-05, session 29: the firmware also the framing, with the window's CRC register): the
 upload takes 9.60 x the hardware link's clocks (5,885,412 against 613,137; efficiency 0.069
 against 0.660), the unchanged push 21.05 x (its REGION_CRC requests: each word read through
@@ -70,6 +76,18 @@ def measure(p, seed=0):
             board.hello()
             written = board.upload(image, verify=True, flush=False)
         again = vb.session()
+        # A REGION_CRC's clocks per word: the synapses' whole region against one word, each
+        # after a HELLO of its own (the difference is the words' work alone)
+        crc = []
+        for count in (1, memmap[Region.SYNAPSE].depth):
+            with Board(vb.url, baud=200_000, timeout=60.0) as board:
+                board.hello()
+                board.link.request(protocol.Command.REGION_CRC, core=0,
+                                   region=int(Region.SYNAPSE), index=0, count=count)
+            s = vb.session()
+            crc.append((count, s["last_tx"] - s["first_rx"]))
+    (n1, c1), (n2, c2) = crc
+    crc_word = (c2 - c1) / (n2 - n1)
     clocks = session["last_tx"] - session["first_rx"]
     clocks_again = again["last_tx"] - again["first_rx"]
     efficiency = payload * 10 * p.clocks_per_bit / clocks
@@ -78,12 +96,14 @@ def measure(p, seed=0):
             "clocks": clocks, "clocks_per_bit": p.clocks_per_bit,
             "max_payload": p.max_payload, "efficiency": round(efficiency, 4),
             "again_written_bytes": written, "again_wire_bytes_in": again["rx"],
-            "again_clocks": clocks_again, "again_ratio": round(clocks_again / clocks, 4)}
+            "again_clocks": clocks_again, "again_ratio": round(clocks_again / clocks, 4),
+            "crc_clocks_per_word": round(crc_word, 1),
+            "crc_word_margin": round(protocol.FIRMWARE_WORD_CLOCKS / crc_word, 2)}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="icebreaker")
+    parser.add_argument("--preset", default="icebreaker-hwlink")
     parser.add_argument("--both-links", action="store_true",
                         help="measure the preset with each link kind, side by side")
     parser.add_argument("--json", metavar="FILE")

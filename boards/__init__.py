@@ -32,6 +32,8 @@ class Board:
     ``flash``: the SPI flash resource (name, number) the FPGA configures from, when a
     firmware-link SoC keeps its firmware's RAM in SPRAM and loads it from there
     (``SoC(firmware_ram="spram")``; the build writes the image after the bitstream).
+    ``virtual_presets``: other presets of the board's chip (another link), which the virtual
+    board elaborates for this board's device as it does ``preset``.
     ``memory``: where each memory of the SoC lives (stated in ``spikeforge boards`` and in the
     build report). ``synth_opts``: options of Yosys's ``synth_<family>``; ``yosys_commands``:
     Yosys commands run after reading the design (e.g. ``ram_style`` attributes that put small
@@ -57,6 +59,7 @@ class Board:
     notes: str = ""
     aliases: tuple = field(default=())
     flash: tuple = ()
+    virtual_presets: tuple = ()
 
     def firmware_ram(self, preset):
         """Where a SoC of ``preset`` on this board keeps its link firmware (``SoC``'s

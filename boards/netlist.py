@@ -9,6 +9,11 @@ models (``share/<family>/cells_sim.v`` of the YoWASP Yosys), in the virtual boar
 (``spikeforge.boards.virtual``): the host code talks to it as to any board.
 
 Not in the netlist: the board top (pins, LEDs, PLL): the SoC's ports are the virtual board's.
+A SoC that boots its firmware from the board's flash (``Board.firmware_ram`` ``"spram"``: the
+iCEBreaker's own preset) is refused: its firmware link carries a memory command out at SERV's
+pace, about 4,800 clocks a word, so verifying a 64k-synapse image is hundreds of millions of
+gate-level clocks. The iCEBreaker's chip is simulated behind the hardware link
+(``icebreaker-hwlink``), synthesized for the same device with the same options.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ def synth_netlist(board_name, preset):
     from spikeforge.hdl.soc import SoC
 
     b = get_board(board_name)
+    if b.firmware_ram(preset) != "block":
+        raise ValueError(f"preset {preset.name!r} boots its link firmware from the flash; the "
+                         f"netlist simulation takes the board's chip behind the hardware link "
+                         f"(e.g. {', '.join(b.virtual_presets) or 'a hardware-link preset'})")
     platform = b.platform_class()()
     text = rtlil.convert(SoC(preset), name="soc", platform=platform)
     script = (f"read_rtlil soc.il\n{''.join(c + chr(10) for c in b.yosys_commands)}"

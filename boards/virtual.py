@@ -159,6 +159,14 @@ def _train(exe, preset):
         vb.proc.wait(timeout=60)
 
 
+def _slow_to_train(preset):
+    """True when the training session would take the profile-guided build many minutes: a
+    firmware link (SERV, about 4,800 clocks a word of a REGION_CRC) in front of more than 4,096
+    synapses (the iCEBreaker's 65,536: the training's upload and its checks are about 700 M
+    clocks). Such a preset's virtual board is built without a profile."""
+    return preset.link_kind == "firmware" and preset.core.n_synapses * preset.n_cores > 4096
+
+
 def _profiled_build(sources, args, preset, info):
     """Build with ``-fprofile-use``: instrumented build and training first, unless cached.
 
@@ -218,7 +226,7 @@ def soc_platform(preset, clock_gating=True):
     from spikeforge.boards import BOARDS
 
     for b in BOARDS.values():
-        if b.preset == preset.name and b.device:
+        if preset.name in (b.preset, *b.virtual_presets) and b.device:
             return _Device(b.device, clock_gating)
     return _Device(None, clock_gating)
 
@@ -229,7 +237,7 @@ def firmware_ram_of(preset):
     from spikeforge.boards import BOARDS
 
     for b in BOARDS.values():
-        if b.preset == preset.name:
+        if preset.name in (b.preset, *b.virtual_presets):
             return b.firmware_ram(preset)
     return "block"
 
@@ -266,7 +274,8 @@ def build_vboard(preset, trace=False, info=None, clock_gating=True, firmware_ram
     """Build (or reuse) the virtual board executable of ``preset``; returns its path.
 
     With GCC the build is profile-guided (an instrumented build runs a short training session
-    first, see ``_profiled_build``). ``trace``: a separate build that can dump an FST wave window
+    first, see ``_profiled_build``), but for a large chip behind the firmware link
+    (``_slow_to_train``). ``trace``: a separate build that can dump an FST wave window
     (slower per clock; not profiled). ``info``: a dict that receives ``cached`` (True when an
     earlier build was reused). ``clock_gating=False``: every block on the system clock, as
     in the bitstream, instead of gated clocks (``soc_platform``; slower, for comparison).
@@ -297,7 +306,7 @@ def build_vboard(preset, trace=False, info=None, clock_gating=True, firmware_ram
         from spikeforge.hdl.cpu import serv_sources
 
         sources.update(serv_sources())           # the firmware link's processor
-    if not trace and _gcc():
+    if not trace and _gcc() and not _slow_to_train(preset):
         return _profiled_build(sources, vboard_args(), preset, info)
     if info is not None:
         info["cached"] = (binary_dir(sources, "soc", vboard_args(trace), subdir="vboard")

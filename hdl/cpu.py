@@ -21,9 +21,10 @@ Memory map (byte addresses, 32-bit words):
   (a register of the block that answers).
 
 SERV's instruction and data buses take turns (it fetches, then executes), so one port serves
-both: every access is acknowledged the clock after it is asked for, as SERV's own small SoC
-(``servant``) does, but those of a RAM outside, when it says. No CSRs and no interrupts: the
-firmware polls.
+both: an access to its own RAM is acknowledged the clock after it is asked for, as SERV's own
+small SoC (``servant``) does, one to a RAM outside when it says, and one to the window two
+clocks after (the ``reg_*_en`` pulse comes from a flip-flop, a clock after the ask). No CSRs
+and no interrupts: the firmware polls.
 """
 
 from pathlib import Path
@@ -118,8 +119,13 @@ class ControlCPU(wiring.Component):
             # SERV waits in reset while its RAM is loaded, which then has the boot's writes
             m.submodules.boot = boot = FlashBoot(len(self.firmware), offset=self.flash_offset)
             wiring.connect(m, wiring.flipped(self.flash), boot.flash)
-            rst = rst | ~boot.done
-            m.d.comb += self.booted.eq(boot.done)
+            # registered: the boot's state reaches SERV's reset (which gates its bus outputs)
+            # and the RAM's mux from a flip-flop (the iCEBreaker's critical path at 30 MHz ran
+            # from the boot's state through SERV's ``ibus_cyc`` to the window's enables)
+            booted = Signal()
+            m.d.sync += booted.eq(boot.done)
+            rst = rst | ~booted
+            m.d.comb += self.booted.eq(booted)
         m.submodules.serv = Instance(
             "serv_rf_top",
             p_RESET_PC=0, p_WITH_CSR=0, p_RESET_STRATEGY="MINI",
@@ -134,19 +140,25 @@ class ControlCPU(wiring.Component):
             i_i_dbus_rdt=rdt, i_i_dbus_ack=ack & ~ibus_cyc,
             i_i_ext_rd=Const(0, 32), i_i_ext_ready=Const(0, 1))
 
-        # one port for both buses (they take turns): the window's access and the RAM's (of its
-        # own) are acknowledged a clock later, the outside RAM's when it says
+        # one port for both buses (they take turns): the RAM's access (of its own) is
+        # acknowledged a clock later, the outside RAM's when it says; the window's is issued
+        # a clock after it is asked for (``issued``: the ``reg_*_en`` pulses come from a
+        # flip-flop, not through SERV's bus outputs and the address decode) and acknowledged
+        # the clock after that
         cyc = ibus_cyc | dbus_cyc
         adr = Mux(ibus_cyc, ibus_adr, dbus_adr)
         we = dbus_we & ~ibus_cyc
         window = adr[31]
         ab = max((self.ram_words - 1).bit_length(), 1)
+        issued, took = Signal(), Signal()       # the window's access: issued, acknowledged
+        m.d.sync += [issued.eq(cyc & window & ~issued & ~took), took.eq(issued)]
+        # its register and direction as they were at the ask (SERV holds them): the window's
+        # decode starts from flip-flops too
+        reg_addr, reg_we = Signal(self.reg_bits), Signal()
+        m.d.sync += [reg_addr.eq(adr[2:2 + self.reg_bits]), reg_we.eq(we)]
         if flash:
-            took = Signal()                     # the window's access is acknowledged
-            m.d.sync += took.eq(cyc & window & ~took)
-            stb = cyc & window & ~took
             ram = self.ram
-            with m.If(boot.done):
+            with m.If(booted):
                 m.d.comb += [ram.addr.eq(adr[2:2 + ab]), ram.we.eq(we),
                              ram.w_data.eq(dbus_dat), ram.sel.eq(dbus_sel),
                              ram.stb.eq(cyc & ~window)]
@@ -155,13 +167,12 @@ class ControlCPU(wiring.Component):
                              ram.w_data.eq(boot.ram.w_data), ram.sel.eq(boot.ram.sel),
                              ram.stb.eq(boot.ram.stb)]
             m.d.comb += [ack.eq(took | ram.ack), boot.ram.ack.eq(ram.ack)]
-            from_window, ram_data = took, ram.r_data
+            ram_data = ram.r_data
         else:
-            stb = cyc & ~ack                    # the clock an access is asked for
-            m.d.sync += ack.eq(stb)
-            from_window = Signal()              # the access being acknowledged is the window's
-            with m.If(stb):
-                m.d.sync += from_window.eq(window)
+            stb = cyc & ~window & ~ack          # the clock a RAM access is asked for
+            ram_ack = Signal()
+            m.d.sync += ram_ack.eq(stb)
+            m.d.comb += ack.eq(ram_ack | took)
             m.submodules.ram = ram = memory.Memory(shape=unsigned(32), depth=self.ram_words,
                                                    init=self.firmware)
             rp = ram.read_port()
@@ -171,10 +182,11 @@ class ControlCPU(wiring.Component):
                          wp.en.eq(Mux(stb & we & ~window, dbus_sel, 0))]
             ram_data = rp.data
 
-        m.d.comb += [self.reg_addr.eq(adr[2:2 + self.reg_bits]),
+        # SERV holds the address and the data of an access until it is acknowledged
+        m.d.comb += [self.reg_addr.eq(reg_addr),
                      self.reg_w_data.eq(dbus_dat),
-                     self.reg_w_en.eq(stb & we & window),
-                     self.reg_r_en.eq(stb & ~we & window),
-                     rdt.eq(Mux(from_window, self.reg_r_data, ram_data))]
+                     self.reg_w_en.eq(issued & reg_we),
+                     self.reg_r_en.eq(issued & ~reg_we),
+                     rdt.eq(Mux(took, self.reg_r_data, ram_data))]
         return m
 

@@ -145,15 +145,17 @@ def control_ports(stepper=True, probe_settings=True, out_seq=True, counters=True
 
 
 def hello_constants(chipmap, *, window, out_window, n_probes, probe_payload, max_payload,
-                    clock_hz=0, baud=0, out_timeout=0, build_id=0):
+                    clock_hz=0, baud=0, out_timeout=0, build_id=0, firmware=False):
     """The HELLO reply's fields but ``out_seq`` and ``nonce`` (the board's live values), for
-    the chip of ``chipmap`` behind a command processor of these settings."""
+    the chip of ``chipmap`` behind a command processor of these settings (``firmware``: the
+    firmware link's, ``HelloFlags.FIRMWARE``)."""
     c = chipmap.memmaps[0].config
     return dict(
         cmd=Command.HELLO, version=protocol.VERSION, window=window, out_window=out_window,
         n_cores=chipmap.n_cores,
         flags=int(HelloFlags.GENERATORS | HelloFlags.TIMER
-                  | (HelloFlags.LEARNING if c.plastic else 0)),
+                  | (HelloFlags.LEARNING if c.plastic else 0)
+                  | (HelloFlags.FIRMWARE if firmware else 0)),
         route_entries=chipmap.routes.limits.route_entries,
         fan_out=chipmap.routes.limits.fan_out, probe_payload=probe_payload,
         max_payload=max_payload, n_neurons=c.n_neurons, n_axons=c.n_axons,

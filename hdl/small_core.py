@@ -37,6 +37,7 @@ from collections import namedtuple
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import Out
 
 from ..image import REGISTER_FIELDS, STATE_BITS, TRACE_BITS, CoreConfig
 from ..memmap import MemoryMap, Region
@@ -124,7 +125,14 @@ class SmallCore(wiring.Component):
                              f"{config.n_slots * config.n_neurons} words of "
                              f"{config.slot_bits} bits")
         self.slot_memory = slot_memory
-        super().__init__(core_ports(config))
+        # ``collision``: high in a clock in which a block RAM of the core is read and written
+        # at one address. Never, by design (the sequencer's states and the memory port use
+        # each memory for one access a clock, or two at different words; the core tests count
+        # it): so a read need not be the old word then, and the iCE40 bitstream tells Yosys so
+        # (``boards/icebreaker.py``), which otherwise emulates "read first" around each EBR
+        # memory (their widths in flip-flops and multiplexers, ~300 logic cells). Nothing
+        # reads it in the SoC: it costs no logic there.
+        super().__init__(core_ports(config) | {"collision": Out(1)})
 
     def elaborate(self, platform):  # noqa: C901 - one sequencer, read top to bottom
         m = Module()
@@ -154,11 +162,14 @@ class SmallCore(wiring.Component):
             return _register_word(P, len(names) + _KEYS.index(name), half)
 
         # -- memories ----------------------------------------------------------------------
+        collisions = []
+
         def mem(name, width, depth, granularity=None):
             m.submodules[name] = mo = memory.Memory(shape=unsigned(width), depth=depth, init=[])
             wp = mo.write_port(granularity=granularity)
             rp = mo.read_port()
             m.d.comb += rp.en.eq(0)
+            collisions.append(rp.en & wp.en.any() & (rp.addr == wp.addr))
             return rp, wp
 
         # a neuron's state (v, i, ref, and y if plastic) and parameters (bias, profile) in one
@@ -286,6 +297,7 @@ class SmallCore(wiring.Component):
         rsp_region = Signal(3)
         m_addr = Signal(range(misc_depth))        # the port's ``misc`` words: the first
         m_last = Signal(3)                        # and their number
+        m_final = Signal(3)                       # their number less one (no subtractor)
         p_misc = Signal()                         # the request is for ``misc`` words
         m.d.comb += rsp.valid.eq(rsp_valid)
         with m.If(rsp_valid & rsp.ready):
@@ -333,15 +345,21 @@ class SmallCore(wiring.Component):
                     misc_read(reg_word("stdp_seed"))
                     m.next = "KEY0"
                 with m.Elif(req.valid & free):
-                    self._decode(m, names, rsp_region, m_addr, m_last, p_misc)
+                    self._decode(m, names, rsp_region, m_addr, m_last, m_final, p_misc)
                     m.next = "PORT"
             with m.State("PORT"):
+                # The memories' accesses are made from the registers of the request in hand,
+                # not from ``req.valid``: the chip's port gating (its ``port_open``) then does
+                # not run on into the SPRAM blocks' pins (the iCEBreaker's critical path at 30
+                # MHz, 36 ns). A request withdrawn (a step starting: the links send none then)
+                # would have its word written early and again when it is taken.
+                self._port_memories(m, rsp_region, nf, n_gran, p_gran, neuron_rp, neuron_wp,
+                                    axon_rp, axon_wp, slot_rp, slot_wp, syn)
                 with m.If(~req.valid):
                     m.next = "IDLE"                 # withdrawn (a step is starting)
                 with m.Else():
-                    self._port(m, regs, names, pk, rsp_valid, rsp_region, m_addr, m_last,
-                               p_misc, rbuf, neuron_rp, neuron_wp, n_gran, p_gran, nf, axon_rp,
-                               axon_wp, slot_rp, slot_wp, misc_wp, syn)
+                    self._port(m, regs, names, pk, rsp_valid, rsp_region, m_addr, m_final,
+                               p_misc, rbuf, misc_wp)
             with m.State("IN_READ"):
                 misc_read(bm_addr)
                 m.next = "IN_SET"
@@ -686,12 +704,13 @@ class SmallCore(wiring.Component):
                 m.d.comb += word.eq(syn.r_data)
             with m.Case(Region.SLOT):
                 m.d.comb += word.eq(slot_rp.data)
+        m.d.comb += self.collision.eq(Cat(*collisions).any())
         return m
 
-    def _decode(self, m, names, region_r, base_r, last_r, misc_r):
+    def _decode(self, m, names, region_r, base_r, last_r, final_r, misc_r):
         """A request's target, registered as the port takes it in hand (``PORT`` acts on it
         a clock later, from these registers): its region; whether it is for ``misc`` words (a
-        profile, or a register kept there), their first address and their number."""
+        profile, or a register kept there), their first address, their number and it less one."""
         c = self.config
         pb = _log2(c.n_profiles)
         req = self.mem_req
@@ -700,31 +719,28 @@ class SmallCore(wiring.Component):
         m.d.sync += [region_r.eq(region), misc_r.eq(0)]
         with m.If(region == Region.PROFILE):
             m.d.sync += [misc_r.eq(1), base_r.eq(Cat(Const(0, 3), index[:pb])),
-                         last_r.eq(len(PROFILE_WORDS))]
+                         last_r.eq(len(PROFILE_WORDS)), final_r.eq(len(PROFILE_WORDS) - 1)]
         with m.If(region == Region.REGISTERS):
             for k, name in enumerate(names):
                 if name in MISC_REGISTERS:
                     with m.If(index == k):
                         bits = REGISTER_FIELDS(c)[name].bits
                         m.d.sync += [misc_r.eq(1), base_r.eq(_register_word(c.n_profiles, k)),
-                                     last_r.eq(-(-bits // 16))]
+                                     last_r.eq(-(-bits // 16)), final_r.eq(-(-bits // 16) - 1)]
 
-    def _port(self, m, regs, names, pk, rsp_valid, region, base, last, in_misc, rbuf,
-              neuron_rp, neuron_wp, n_gran, p_gran, nf, axon_rp, axon_wp, slot_rp, slot_wp,
-              misc_wp, syn):
-        """One memory-port request, in ``PORT`` (``region``, ``base``, ``last`` and
-        ``in_misc`` from ``_decode``). A read of a memory is issued at once (its word is the
-        response from the next clock on, held: nothing reads that memory before the response
-        is taken); a register in flip-flops is copied into ``rbuf``; a profile or a register
-        kept in ``misc`` is read a word a clock into ``rbuf`` (``MREAD``). A write is made at
-        once, or a ``misc`` word a clock with the request held until the last."""
-        c = self.config
-        nb = c.neuron_bits
+    def _port(self, m, regs, names, pk, rsp_valid, region, base, final, in_misc, rbuf,
+              misc_wp):
+        """One memory-port request, in ``PORT`` (``region``, ``base``, ``final`` and
+        ``in_misc`` from ``_decode``); a memory's access is ``_port_memories``'. A read of a
+        memory is answered from the next clock on (its word held: nothing reads that memory
+        before the response is taken); a register in flip-flops is copied into ``rbuf``; a
+        profile or a register kept in ``misc`` is read a word a clock into ``rbuf``
+        (``MREAD``). A write is made at once, or a ``misc`` word a clock with the request held
+        until the last."""
         req = self.mem_req
         ib = self.memmap.index_bits
         index = req.payload.addr[:ib]
         wdata = req.payload.data
-        n = index[:nb]
         rd = ~req.payload.write
         m.next = "IDLE"
         with m.If(in_misc & ~rd):
@@ -738,7 +754,7 @@ class SmallCore(wiring.Component):
                     with m.Case(k):
                         m.d.comb += misc_wp.data.eq(wdata[16 * k:16 * k + 16])
             m.d.sync += pk.eq(pk + 1)
-            with m.If(pk == last - 1):
+            with m.If(pk == final):
                 m.d.comb += req.ready.eq(1)
             with m.Else():
                 m.next = "PORT"
@@ -766,6 +782,19 @@ class SmallCore(wiring.Component):
                                 m.d.sync += r.eq(wdata[:len(r)])
                                 if name == "step":
                                     m.d.sync += self.step_moved.eq(1)
+
+    def _port_memories(self, m, region, nf, n_gran, p_gran, neuron_rp, neuron_wp, axon_rp,
+                       axon_wp, slot_rp, slot_wp, syn):
+        """The memory accesses of the request in ``PORT`` (its ``region`` from ``_decode``):
+        a read issued at once (its word the response from the next clock on), a write made."""
+        c = self.config
+        req = self.mem_req
+        ib = self.memmap.index_bits
+        index = req.payload.addr[:ib]
+        wdata = req.payload.data
+        n = index[:c.neuron_bits]
+        rd = ~req.payload.write
+        with m.Switch(region):
             with m.Case(Region.NEURON):
                 m.d.comb += [neuron_rp.addr.eq(n), neuron_rp.en.eq(rd),
                              neuron_wp.addr.eq(n), neuron_wp.data.eq(wdata[:nf]),

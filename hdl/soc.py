@@ -477,7 +477,8 @@ class SoC(wiring.Component):
         p = self.preset
         template = hello_template(self.chipmap, window=p.window, out_window=p.out_window,
                                   n_probes=p.n_probes, probe_payload=p.probe_payload,
-                                  max_payload=p.max_payload, **self._hello_fields())
+                                  max_payload=p.max_payload, firmware=True,
+                                  **self._hello_fields())
         return dict(window=p.window, max_payload=p.max_payload, n_probes=p.n_probes,
                     probe_payload=p.probe_payload, input_depth=p.input_depth,
                     out_window=p.out_window, resend_clocks=p.resend_clocks, hello=template)

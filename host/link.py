@@ -23,7 +23,16 @@ from dataclasses import dataclass
 from cobs import cobs
 
 from spikeforge import protocol
-from spikeforge.protocol import HEADER, NAK_PAYLOAD, OUTPUT, REPLY, REQUEST, Command, NakCode
+from spikeforge.protocol import (
+    HEADER,
+    NAK_PAYLOAD,
+    OUTPUT,
+    REPLY,
+    REQUEST,
+    Command,
+    HelloFlags,
+    NakCode,
+)
 
 __all__ = ["Frame", "FrameError", "encode_frame", "decode_frame", "FrameDecoder", "Transport",
            "SerialTransport", "LinkError", "NakError", "BoardResetError", "LinkClient"]
@@ -218,13 +227,17 @@ class _Pending:
     sent_at: float = 0.0
     tries: int = 0
     reply: object = None         # dict (ACK fields) or NakError
+    own: float = 0.0             # seconds the board may compute on it (``_work``)
+    work: float = 0.0            # ... on it and the commands in flight before it
 
 
 class LinkClient:
     """Commands with acknowledgements over a ``Transport``.
 
     Timeouts follow from ``baud``: a reply may wait behind a window of largest frames both ways,
-    plus the bridge latency (``timeout`` overrides). Each command is sent at most ``tries``
+    plus the bridge latency (``timeout`` overrides); on a board whose HELLO has
+    ``HelloFlags.FIRMWARE``, plus ``protocol.FIRMWARE_WORD_CLOCKS`` of its clocks per memory word
+    of the commands in flight up to the reply's. Each command is sent at most ``tries``
     times, the wait doubling with each send (up to ``BACKOFF_MAX`` timeouts: 1, 2, 4, 8, 8...);
     then ``LinkError`` names the transport and the command.
     """
@@ -247,6 +260,7 @@ class LinkClient:
         self.outputs = deque()       # (Command, dict) of output frames, in order
         self.info = None
         self.resent = 0
+        self._word_seconds = 0.0     # the board's time per memory word (HelloFlags.FIRMWARE)
         # A fresh client never looks like a retry of an older one: random number and id.
         self._seq = random.randrange(protocol.SEQ_MODULO)
         self._client = random.getrandbits(32)
@@ -271,7 +285,22 @@ class LinkClient:
         self.window = min(self.window, self.info["window"])
         self.max_payload = min(protocol.MAX_PAYLOAD, self.info["max_payload"])
         self._out_next = self.info["out_seq"]
+        self._word_seconds = 0.0
+        if self.info["flags"] & HelloFlags.FIRMWARE and self.info["baud"]:
+            # the board's clocks a second as this host sees them: its clocks per bit at this
+            # link's rate (a virtual board's line runs at the simulation's pace)
+            rate = self.baud * self.info["clock_hz"] / self.info["baud"]
+            self._word_seconds = protocol.FIRMWARE_WORD_CLOCKS / max(rate, 1.0)
         return self.info
+
+    def _work(self, cmd, tail, fields):
+        """Seconds the board may compute on a command beyond the line's time: a memory
+        command's words on a firmware link (a WRITE's counted as bytes, an upper bound)."""
+        if cmd in (Command.READ, Command.REGION_CRC):
+            return fields["count"] * self._word_seconds
+        if cmd is Command.WRITE:
+            return len(tail) * self._word_seconds
+        return 0.0
 
     def request(self, cmd, tail=b"", **fields):
         """Send one command and return its ACK fields (``NakError`` on NAK)."""
@@ -283,15 +312,19 @@ class LinkClient:
         Returns their ACK field dicts in order. If the board refuses one, the others still
         complete and the first ``NakError`` is raised at the end.
         """
-        todo = deque((Command(cmd), REQUEST[Command(cmd)].pack(tail, **fields))
+        todo = deque((Command(cmd), REQUEST[Command(cmd)].pack(tail, **fields),
+                      self._work(Command(cmd), tail, fields))
                      for cmd, tail, fields in commands)
         flight, results = deque(), []
         last_goback = -1.0
         while todo or flight:
             while todo and len(flight) < self.window:
-                cmd, payload = todo.popleft()
+                cmd, payload, work = todo.popleft()
                 wire = encode_frame(Frame(self._seq, cmd, payload))
-                flight.append(_Pending(self._seq, cmd, wire))
+                # the board carries the commands out in order: this one's reply also waits
+                # for the work of those still in flight
+                ahead = sum(q.own for q in flight if q.reply is None)
+                flight.append(_Pending(self._seq, cmd, wire, own=work, work=work + ahead))
                 self._seq = (self._seq + 1) % protocol.SEQ_MODULO
                 self._send(flight[-1])
             for frame in self._receive(self._deadline(flight[0]) - time.monotonic()):
@@ -370,7 +403,8 @@ class LinkClient:
         # Exponential backoff: the wait for an answer doubles with each send of the command (up
         # to BACKOFF_MAX timeouts), so a peer slower than its line (a virtual board on a busy
         # machine) gets the time it needs, while a lost frame still costs one timeout.
-        return pending.sent_at + self.timeout * min(2 ** (pending.tries - 1), BACKOFF_MAX)
+        return (pending.sent_at + self.timeout * min(2 ** (pending.tries - 1), BACKOFF_MAX)
+                + pending.work)
 
     def _go_back(self, flight, seq):
         resend = False

@@ -33,9 +33,11 @@ __all__ = ["DEFAULT_PRESET", "AUTO_PRESETS", "Session", "fit_preset", "open_boar
            "compile_for", "push", "on_board", "pull_image", "run", "input_rows",
            "load_inputs", "differing_regions", "final_image"]
 
-DEFAULT_PRESET = "icebreaker"
+# The iCEBreaker's chip behind the hardware link (``spikeforge.presets``: the board's firmware
+# link is minutes per upload under Verilator); ``--board icebreaker`` names the board's own.
+DEFAULT_PRESET = "icebreaker-hwlink"
 # Tried in this order when no preset is named: the first the network fits is used.
-AUTO_PRESETS = ("icebreaker", "ulx3s-85f")
+AUTO_PRESETS = (DEFAULT_PRESET, "ulx3s-85f")
 
 
 def fit_preset(net, name=None):

@@ -164,12 +164,15 @@ PRESETS = {
     # 4-bit delay, mask) of 12 bits is a byte and a nibble, packed into 3 of the 4 SPRAM blocks
     # (``hdl/spram.py``): the fourth is left for the link.
     # The small core (``SmallCore``): the full one takes most of the UP5K's logic cells alone.
+    # The firmware link (``FirmwareProcessor``, SERV; window 2: its receive FIFO holds two
+    # largest frames): the hardware link does not fit beside the core (9,858 of 5,280 LCs).
+    # 30 MHz from the PLL (12 x 80 / 32); 1 Mbaud is 30 clocks a bit.
     "icebreaker": SocPreset("icebreaker", CoreConfig(n_neurons=256, n_axons=256, weight_bits=7,
                                                      delay_bits=4, lanes=1, plastic=True,
                                                      n_profiles=4),
-                            clock_hz=12_000_000, baud=1_000_000, max_payload=512,
+                            clock_hz=30_000_000, baud=1_000_000, max_payload=512,
                             input_depth=256, route_entries=256, probe_payload=256,
-                            core_kind="small"),
+                            window=2, core_kind="small", link_kind="firmware"),
     # ULX3S-85F: the PLL makes 100 MHz from the 25 MHz oscillator (25 x 4); the full SoC met
     # timing at 100 MHz (Fmax 100.83 MHz, nextpnr --seed 4, 2026-12-04; docs/boards.md);
     # 1 Mbaud: 100 clocks per bit, exact.
@@ -186,6 +189,15 @@ PRESETS["tiny2-small"] = replace(PRESETS["tiny2"], name="tiny2-small",
 # the receive FIFO takes up the rest) and a window of 2 commands (the receive FIFO holds two
 # largest frames: a client that waits for a reply before its third frame never overflows it,
 # however slow the firmware)
+# The iCEBreaker's chip behind the hardware link: the private virtual board's default
+# (``spikeforge.host.session.DEFAULT_PRESET``; the virtual board elaborates it for the
+# iCEBreaker's device, ``Board.virtual_presets``). The chip, and so every result, is the board's;
+# the board's firmware link carries memory commands out at SERV's pace (about 4,800 clocks a
+# word for a REGION_CRC: seconds for a 64k-synapse upload on the board, many minutes under
+# Verilator).
+# ``spikeforge emulate --board icebreaker`` runs the board's own configuration.
+PRESETS["icebreaker-hwlink"] = replace(PRESETS["icebreaker"], name="icebreaker-hwlink",
+                                       window=8, link_kind="hardware")
 PRESETS["tiny-fw"] = replace(PRESETS["tiny"], name="tiny-fw", baud=100_000, window=2,
                              link_kind="firmware")
 PRESETS["tiny2-fw"] = replace(PRESETS["tiny2"], name="tiny2-fw", baud=100_000, window=2,

@@ -100,6 +100,15 @@ class HelloFlags(IntFlag):
     LEARNING = 1         # cores are plastic (STDP present)
     GENERATORS = 2       # on-chip Bernoulli input generators present
     TIMER = 4            # step-period timer present
+    FIRMWARE = 8         # the link's control is a program: FIRMWARE_WORD_CLOCKS (below)
+
+
+# A board with ``HelloFlags.FIRMWARE`` (the firmware link: a bit-serial processor carries out the
+# commands) takes up to this many of its clocks per memory word of a WRITE, READ or REGION_CRC,
+# beyond the line's time: a host waits that much longer for the reply before it resends.
+# ``bench/link.py`` measures a REGION_CRC's clocks per word: 4,810 on the SERV link (``tiny-fw``,
+# 2026-12-05; 13 on the hardware link), 3.4 times under this.
+FIRMWARE_WORD_CLOCKS = 16384
 
 
 class StepFlags(IntFlag):

@@ -15,13 +15,15 @@ from spikeforge.hdl.firmware import firmware_end  # noqa: E402
 from spikeforge.hdl.flashboot import FLASH_OFFSET  # noqa: E402
 from spikeforge.hdl.soc import SoC  # noqa: E402
 
-ICE_FW = replace(preset("icebreaker"), link_kind="firmware")
+ICE_FW = preset("icebreaker")
+ICE_HW = preset("icebreaker-hwlink")
 
 
 def test_which_boards_boot_the_firmware_from_flash():
     ice, ulx = get_board("icebreaker"), get_board("ulx3s-85f")
-    assert ice.firmware_ram(ICE_FW) == "spram"
-    assert ice.firmware_ram(preset("icebreaker")) == "block"      # the hardware link
+    assert ICE_FW.link_kind == "firmware" and ice.firmware_ram(ICE_FW) == "spram"
+    assert ice.firmware_ram(ICE_HW) == "block"                     # the hardware link
+    assert ICE_HW.core == ICE_FW.core and ICE_HW.link_kind == "hardware"
     assert ulx.firmware_ram(replace(preset("ulx3s-85f"), link_kind="firmware")) == "block"
     # a full core keeps its slots in block RAM: nothing to share
     assert ice.firmware_ram(replace(ICE_FW, core_kind="full")) == "block"
@@ -39,7 +41,7 @@ def test_flash_image_is_the_firmware():
 
 def test_flash_ram_needs_a_firmware_link_and_small_cores():
     with pytest.raises(ValueError, match="firmware link, small cores, one clock"):
-        SoC(preset("icebreaker"), firmware_ram="spram")
+        SoC(ICE_HW, firmware_ram="spram")
     with pytest.raises(ValueError, match="firmware_ram must be"):
         SoC(ICE_FW, firmware_ram="flash")
 
@@ -55,3 +57,10 @@ def test_the_image_goes_after_the_bitstream(tmp_path):
     path.write_bytes(bytes(FLASH_OFFSET + 1))
     with pytest.raises(BuildError, match="runs past the firmware's flash offset 0x20000"):
         _append_firmware(path, b"\x01", FLASH_OFFSET)
+
+
+def test_the_netlist_simulation_refuses_a_flash_booted_soc():
+    from spikeforge.boards.netlist import synth_netlist
+
+    with pytest.raises(ValueError, match="icebreaker-hwlink"):
+        synth_netlist("icebreaker", ICE_FW)

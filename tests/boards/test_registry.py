@@ -41,6 +41,9 @@ def test_virtual_board_elaborates_for_the_boards_device(name):
     assert b.device == b.platform_class().device
     assert soc_platform(b.soc_preset()).device == b.device
     assert soc_platform(preset("tiny")).device is None
+    for other in b.virtual_presets:          # the board's chip behind another link
+        assert soc_platform(preset(other)).device == b.device
+        assert preset(other).core == b.soc_preset().core
 
 
 def test_capacity_meets_the_issue_goals():

@@ -96,6 +96,9 @@ _PLAYER = """
   reg [31:0] conflicts;
   // clocks in which a synapse lane memory is asked to read and write (hierarchical names)
   wire both = {both};
+  // clocks in which a block RAM of a small core is read and written at one address
+  reg [31:0] collisions;
+  wire collide = {collide};
   string cmd_name, out_name;
   reg complete;
   // read requests whose response has not been written yet (a response may come more than a
@@ -126,7 +129,7 @@ _PLAYER = """
     fd = $fopen(cmd_name, "r");
     ofd = $fopen(out_name, "w");
     have = 0; started = 0; finished = 0; rdy_mode = 0; cycles = 0; lfsr = 32'h1;
-    conflicts = 0; outstanding = 0;
+    conflicts = 0; collisions = 0; outstanding = 0;
   end
 
   always @(posedge clk) begin
@@ -136,6 +139,7 @@ _PLAYER = """
       if (so_valid && so_ready) $fwrite(ofd, "S %h\\n", so_data);
       if (started) cycles <= cycles + 1;
       if (both) conflicts <= conflicts + 1;
+      if (collide) collisions <= collisions + 1;
       outstanding <= outstanding + (req_valid && req_ready && op == 1) - rsp_valid;
       complete = 0;
       if (!have) complete = 1;
@@ -151,6 +155,7 @@ _PLAYER = """
            end
         5: begin rdy_mode <= data[0]; complete = 1; end
         default: if (outstanding == {{7'd0, rsp_valid}}) begin
+                   $fwrite(ofd, "X %h\\n", collisions);
                    $fwrite(ofd, "C %h\\n", conflicts); $fclose(ofd); finished <= 1;
                  end
       endcase
@@ -263,11 +268,14 @@ class Segment:
 
 class Result:
     """The player's output file, split into ``Segment``s by mark; ``conflicts``: the clocks in
-    which a synapse lane memory was asked to read and write at once."""
+    which a synapse lane memory was asked to read and write at once; ``collisions``: those in
+    which a small core's block RAM was read and written at one address (``SmallCore``'s
+    ``collision``)."""
 
     def __init__(self, text):
         self.segments = []
         self.conflicts = None
+        self.collisions = None
         seg = Segment(mark=-1)
         pending_reads, pending_spikes = [], []
         for line in text.split("\n"):
@@ -287,6 +295,8 @@ class Result:
                 pending_spikes = []
             elif kind == "C":
                 self.conflicts = value
+            elif kind == "X":
+                self.collisions = value
             elif kind == "M":
                 if pending_reads:
                     seg.reads.append(pending_reads)
@@ -331,7 +341,8 @@ class CoreSim:
         head = _HEAD_BINARY if engine == "binary" else _HEAD_COCOTB
         player = head + _PLAYER.format(aw=mm.addr_bits, dw=mm.data_bits,
                                        ab=max(config.axon_bits, 1),
-                                       nb=max(config.neuron_bits, 1), both=both)
+                                       nb=max(config.neuron_bits, 1), both=both,
+                                       collide="dut.collision" if kind == "small" else "1'b0")
         sources = {"core.v": core_v, "player.sv": player}
         if synapse_memory == "spram":
             sources["sb_spram256ka.v"] = SPRAM_MODEL

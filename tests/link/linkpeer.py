@@ -27,10 +27,12 @@ _UNNUMBERED = (NakCode.VERSION, NakCode.SEQUENCE, NakCode.NOT_SYNCED)
 
 
 class FakeBoard:
-    """A board with ``n_cores`` cores of ``config``; ``receive(bytes)`` returns reply bytes."""
+    """A board with ``n_cores`` cores of ``config``; ``receive(bytes)`` returns reply bytes.
+    ``firmware``: its HELLO says ``HelloFlags.FIRMWARE`` (the firmware link's)."""
 
     def __init__(self, config, *, n_cores=1, window=8, out_window=8, max_payload=1024,
-                 baud=3_000_000, out_timeout=0.02, seed=0):
+                 baud=3_000_000, out_timeout=0.02, seed=0, firmware=False):
+        self.firmware = firmware
         self.memmap = MemoryMap(config)
         self.config = config
         self.n_cores = n_cores
@@ -115,6 +117,8 @@ class FakeBoard:
         if frame.cmd == Command.HELLO:
             c = self.config
             flags = protocol.HelloFlags.LEARNING if c.plastic else 0
+            if self.firmware:
+                flags |= protocol.HelloFlags.FIRMWARE
             return self._ack(
                 frame, version=protocol.VERSION, window=self.window, out_window=self.out_window,
                 n_cores=self.n_cores, flags=int(flags), max_payload=self.max_payload,

@@ -240,6 +240,27 @@ def test_the_wait_doubles_with_each_resend():
     assert time.monotonic() - t0 >= 7 * timeout
 
 
+@pytest.mark.parametrize("firmware", [False, True])
+def test_a_firmware_links_memory_commands_get_time_for_their_words(firmware):
+    # A REGION_CRC of 4,096 words answered 0.3 s late, one try, a 0.05 s timeout: a board whose
+    # HELLO says FIRMWARE gets FIRMWARE_WORD_CLOCKS of its clocks a word more (48 MHz here:
+    # 1.4 s), any other is given up on.
+    config = CoreConfig(n_neurons=64, n_axons=64, weight_bits=8, delay_bits=2, lanes=4)
+    transport = SlowTransport(FakeBoard(config, firmware=firmware), 0.0)
+    client = LinkClient(transport, timeout=0.05, tries=1)
+    assert bool(client.hello()["flags"] & protocol.HelloFlags.FIRMWARE) == firmware
+    count = MemoryMap(config)[Region.SYNAPSE].depth
+    assert count * protocol.FIRMWARE_WORD_CLOCKS / 48e6 > 1.0
+    transport.delay = 0.3
+    ask = dict(core=0, region=int(Region.SYNAPSE), index=0, count=count)
+    if firmware:
+        assert client.request(Command.REGION_CRC, **ask)["crc"] == protocol.crc32(
+            bytes(count * protocol.word_bytes(MemoryMap(config), Region.SYNAPSE)))
+    else:
+        with pytest.raises(LinkError, match="after 1 tries"):
+            client.request(Command.REGION_CRC, **ask)
+
+
 def test_board_reset_is_detected_and_hello_resynchronises():
     board, _, client = make_client()
     nonce = client.hello()["nonce"]

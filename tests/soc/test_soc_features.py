@@ -59,6 +59,8 @@ def test_probes_match_golden(vb):
         info = board.hello()
         assert (info["n_probes"], info["probe_payload"]) == (TINY2.n_probes, 256)
         assert info["flags"] & HelloFlags.GENERATORS and info["flags"] & HelloFlags.TIMER
+        # the firmware link says so: the host then waits longer for its memory commands
+        assert bool(info["flags"] & HelloFlags.FIRMWARE) == (vb.preset.link_kind == "firmware")
         board.upload(chip)
         got = board.run(30, inputs=inputs, probes=probes)
         assert got.probe_names == want.probe_names
