@@ -3,8 +3,10 @@
 12 MHz oscillator; at another preset clock an ``SB_PLL40_PAD`` makes it (the preset's
 ``clock_hz`` must be a clock the PLL makes exactly). The FTDI bridge's second channel is the UART.
 Memory split: the synapse words (weight, delay and learning mask packed, one word per synapse)
-in the four SPRAM blocks (16k x 16 each), neuron state, parameters, delay slots and traces and
-the link's buffers in EBR.
+in three SPRAM blocks (16k x 16 each); the delay slots and the link firmware's RAM in the fourth,
+shared (the firmware loaded from the SPI flash at power-on); neuron state, parameters, axons,
+profiles, the link's FIFOs, SERV's registers and the routing tables in EBR (17 of 30 in the
+build of 2026-12-05).
 """
 
 from . import Board
@@ -37,9 +39,13 @@ BOARD = Board(
     # its EBR memories (~300 logic cells of flip-flops and multiplexers, and the critical path)
     yosys_commands=("setparam -set COLLISION_X_MASK 1'1 top.soc.chip.core0/t:$memrd_v2",),
     memory={
-        "synapses (weight, delay, mask)": "SPRAM (4 x SB_SPRAM256KA)",
-        "neuron state, parameters, slots, traces": "EBR (SB_RAM40_4K)",
-        "link buffers, input queue, output buffer": "EBR (SB_RAM40_4K)",
+        "synapses (weight, delay, mask)": "SPRAM (3 x SB_SPRAM256KA: a byte part, a nibble part)",
+        "delay slots; the link firmware (program, data, input queue, output buffer)":
+            "SPRAM (the fourth SB_SPRAM256KA, shared; the firmware loaded from the SPI flash)",
+        "neuron state and parameters, axons and traces, profiles, input bitmap":
+            "EBR (SB_RAM40_4K: 9)",
+        "link: receive and transmit FIFOs, SERV's registers": "EBR (SB_RAM40_4K: 5)",
+        "routing tables": "EBR (SB_RAM40_4K: 3)",
     },
     loader_board="ice40_generic",
     bitstream="top.bin",

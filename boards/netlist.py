@@ -11,7 +11,7 @@ models (``share/<family>/cells_sim.v`` of the YoWASP Yosys), in the virtual boar
 Not in the netlist: the board top (pins, LEDs, PLL): the SoC's ports are the virtual board's.
 A SoC that boots its firmware from the board's flash (``Board.firmware_ram`` ``"spram"``: the
 iCEBreaker's own preset) is refused: its firmware link carries a memory command out at SERV's
-pace, about 4,800 clocks a word, so verifying a 64k-synapse image is hundreds of millions of
+pace, about 1,900 clocks a word, so verifying a 64k-synapse image is hundreds of millions of
 gate-level clocks. The iCEBreaker's chip is simulated behind the hardware link
 (``icebreaker-hwlink``), synthesized for the same device with the same options.
 """

@@ -161,8 +161,8 @@ def _train(exe, preset):
 
 def _slow_to_train(preset):
     """True when the training session would take the profile-guided build many minutes: a
-    firmware link (SERV, about 4,800 clocks a word of a REGION_CRC) in front of more than 4,096
-    synapses (the iCEBreaker's 65,536: the training's upload and its checks are about 700 M
+    firmware link (SERV, about 1,900 clocks a word of a REGION_CRC) in front of more than 4,096
+    synapses (the iCEBreaker's 65,536: the training's upload and its checks are about 300 M
     clocks). Such a preset's virtual board is built without a profile."""
     return preset.link_kind == "firmware" and preset.core.n_synapses * preset.n_cores > 4096
 

@@ -192,7 +192,7 @@ PRESETS["tiny2-small"] = replace(PRESETS["tiny2"], name="tiny2-small",
 # The iCEBreaker's chip behind the hardware link: the private virtual board's default
 # (``spikeforge.host.session.DEFAULT_PRESET``; the virtual board elaborates it for the
 # iCEBreaker's device, ``Board.virtual_presets``). The chip, and so every result, is the board's;
-# the board's firmware link carries memory commands out at SERV's pace (about 4,800 clocks a
+# the board's firmware link carries memory commands out at SERV's pace (about 1,900 clocks a
 # word for a REGION_CRC: seconds for a 64k-synapse upload on the board, many minutes under
 # Verilator).
 # ``spikeforge emulate --board icebreaker`` runs the board's own configuration.

@@ -106,8 +106,8 @@ class HelloFlags(IntFlag):
 # A board with ``HelloFlags.FIRMWARE`` (the firmware link: a bit-serial processor carries out the
 # commands) takes up to this many of its clocks per memory word of a WRITE, READ or REGION_CRC,
 # beyond the line's time: a host waits that much longer for the reply before it resends.
-# ``bench/link.py`` measures a REGION_CRC's clocks per word: 4,810 on the SERV link (``tiny-fw``,
-# 2026-12-05; 13 on the hardware link), 3.4 times under this.
+# ``bench/link.py`` measures a REGION_CRC's clocks per word: 1,919 on the SERV link (``tiny-fw``,
+# 2026-12-05; 13 on the hardware link), 8.5 times under this.
 FIRMWARE_WORD_CLOCKS = 16384
 
 

@@ -85,6 +85,31 @@ uint32_t hal_crc32(uint32_t crc, const uint8_t *p, unsigned n) {
     return REG(R_CRC);
 }
 
+/* One loop for a REGION_CRC's words: the CRC register set once, each word's bytes stored from
+ * MEM_DATA into CRC_BYTE (which takes the low byte), the chip address counted on (the words of
+ * a region's range are consecutive addresses: link.c checks the range). Against a call of
+ * hal_mem_read and hal_crc32 a word, no word buffer, no address computed anew, no CRC saved and
+ * loaded a word: 1,919 clocks a word on tiny-fw instead of 4,810 (bench/link.py). */
+uint32_t hal_mem_crc32(uint32_t crc, unsigned core, unsigned region, uint32_t index,
+                       uint32_t count, unsigned n) {
+    uint32_t addr = chip_address(core, region, index);
+    REG(R_CRC) = crc;
+    for (uint32_t end = index + count; index != end; index++, addr++) {
+        REG(R_MEM_ADDR) = addr;
+        REG(R_MEM_GO) = 0;
+        while (REG(R_MEM_STATUS) & 1) ;
+        if (!(index & 255)) line_poll();
+        for (unsigned k = 0; k < n; k += 4) {
+            uint32_t w = REG(R_MEM_DATA + (k >> 2));
+            for (unsigned j = k; j < n && j < k + 4; j++) {
+                REG(R_CRC_BYTE) = w;
+                w >>= 8;
+            }
+        }
+    }
+    return REG(R_CRC);
+}
+
 void hal_status(uint8_t *reply) {
     static const uint8_t offsets[N_COUNTERS] = COUNTER_OFFSETS;
     stepper_status(reply);

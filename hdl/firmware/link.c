@@ -92,13 +92,7 @@ static unsigned memory_command(const uint8_t *hdr, const uint8_t *p, unsigned le
             hal_mem_read(core, r->id, index + k, out + REP_READ_SIZE + k * wb, wb);
         return ack(cmd, REP_READ_SIZE + count * wb, out, is_nak);
     }
-    uint32_t crc = 0xFFFFFFFFu;
-    uint8_t word[MAX_WORD_BYTES];
-    for (uint32_t k = 0; k < count; k++) {
-        hal_mem_read(core, r->id, index + k, word, wb);
-        crc = hal_crc32(crc, word, wb);
-    }
-    put32(out + REP_REGION_CRC_CRC, ~crc);
+    put32(out + REP_REGION_CRC_CRC, ~hal_mem_crc32(0xFFFFFFFFu, core, r->id, index, count, wb));
     return ack(cmd, REP_REGION_CRC_SIZE, out, is_nak);
 }
 

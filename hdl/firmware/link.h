@@ -41,6 +41,10 @@ uint32_t hal_nonce(void);           /* the session nonce (drawn anew at every re
 /* the protocol's CRC-32 (reflected, zlib's) register ``crc`` after ``n`` more bytes: start
  * from 0xFFFFFFFF; the CRC is the register's complement */
 uint32_t hal_crc32(uint32_t crc, const uint8_t *p, unsigned n);
+/* ``hal_crc32`` continued over ``count`` words of ``n`` bytes from word ``index`` of link
+ * region ``region`` of ``core`` (a REGION_CRC: the words go from the chip to the CRC) */
+uint32_t hal_mem_crc32(uint32_t crc, unsigned core, unsigned region, uint32_t index,
+                       uint32_t count, unsigned n);
 uint8_t hal_out_seq(void);          /* the number of the oldest unacknowledged output frame */
 void hal_out_ack(uint8_t next);     /* OUT_ACK: output frames before ``next`` acknowledged */
 /* the STATUS fields the board keeps (every one but ``cmd``), into the reply */

@@ -30,6 +30,10 @@ uint32_t hal_crc32(uint32_t crc, const uint8_t *p, unsigned n) {
     }
     return crc;
 }
+uint32_t hal_mem_crc32(uint32_t crc, unsigned core, unsigned region, uint32_t index,
+                       uint32_t count, unsigned n) {
+    return hal_crc32(crc, memory[core][region] + (size_t)index * n, (size_t)count * n);
+}
 uint8_t hal_out_seq(void) { return 0; }
 void hal_out_ack(uint8_t next) { (void)next; }    /* no output frames here */
 
