@@ -179,7 +179,7 @@ class ControlCPU(wiring.Component):
             wp = ram.write_port(granularity=8)
             m.d.comb += [rp.addr.eq(adr[2:2 + ab]), rp.en.eq(stb),
                          wp.addr.eq(adr[2:2 + ab]), wp.data.eq(dbus_dat),
-                         wp.en.eq(Mux(stb & we & ~window, dbus_sel, 0))]
+                         wp.en.eq(Mux(stb & we, dbus_sel, 0))]
             ram_data = rp.data
 
         # SERV holds the address and the data of an access until it is acknowledged

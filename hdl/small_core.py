@@ -731,7 +731,7 @@ class SmallCore(wiring.Component):
     def _port(self, m, regs, names, pk, rsp_valid, region, base, final, in_misc, rbuf,
               misc_wp):
         """One memory-port request, in ``PORT`` (``region``, ``base``, ``final`` and
-        ``in_misc`` from ``_decode``); a memory's access is ``_port_memories``'. A read of a
+        ``in_misc`` from ``_decode``; the memories' accesses are ``_port_memories``). A read of a
         memory is answered from the next clock on (its word held: nothing reads that memory
         before the response is taken); a register in flip-flops is copied into ``rbuf``; a
         profile or a register kept in ``misc`` is read a word a clock into ``rbuf``
