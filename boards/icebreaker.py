@@ -19,9 +19,9 @@ BOARD = Board(
     platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
     device="iCE40UP5K",
     family="ice40",
-    # --seed 2: 31.61 MHz at the preset's 30 MHz, seed 1 30.16 (2026-12-05, session 30; a
-    # placement differs by a few percent from seed to seed: docs/boards.md)
-    nextpnr_args=("--up5k", "--package", "sg48", "--seed", "2"),
+    # --seed 1: 33.08 MHz at the preset's 30 MHz; seed 2 30.93, seed 3 29.75 (2026-12-05,
+    # session 31; a placement differs by several percent from seed to seed: docs/boards.md)
+    nextpnr_args=("--up5k", "--package", "sg48", "--seed", "1"),
     osc_hz=12_000_000,
     pll=True,
     preset="icebreaker",

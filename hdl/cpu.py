@@ -116,8 +116,10 @@ class ControlCPU(wiring.Component):
         flash = self.ram_kind == "flash"
         rst = ResetSignal()
         if flash:
-            # SERV waits in reset while its RAM is loaded, which then has the boot's writes
-            m.submodules.boot = boot = FlashBoot(len(self.firmware), offset=self.flash_offset)
+            # SERV waits in reset while its RAM is loaded, which then has the boot's writes;
+            # the whole RAM (``flashboot.flash_data``): the netlist does not depend on the
+            # firmware's length
+            m.submodules.boot = boot = FlashBoot(self.ram_words, offset=self.flash_offset)
             wiring.connect(m, wiring.flipped(self.flash), boot.flash)
             # registered: the boot's state reaches SERV's reset (which gates its bus outputs)
             # and the RAM's mux from a flip-flop (the iCEBreaker's critical path at 30 MHz ran

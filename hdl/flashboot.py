@@ -14,6 +14,12 @@ which SPI allows). The clock is half the system clock (SPI mode 0: data out on i
 edge, in on its rising edge; the flash's answer is taken a system clock after the rising
 edge). ``done`` rises when the last word is written, and stays.
 
+A ``ControlCPU`` boots its whole RAM (``FlashBoot(ram_words)``), not only its firmware: the
+boot loader, so the netlist, does not change with the firmware's length (a longer firmware
+moved the iCEBreaker's placement, and its Fmax by 1.4 MHz). ``flash_data`` pads the image to
+that length with zeros (the RAM's ``.bss`` and stack, which the firmware clears or writes
+before it reads).
+
 ``SpiFlashModel`` answers those two commands from ``data`` (bytes), for simulations.
 """
 
@@ -23,12 +29,22 @@ from amaranth.lib.wiring import In, Out
 
 from .spram import ram_bus
 
-__all__ = ["FLASH_OFFSET", "FlashBoot", "SpiFlashModel", "flash_pins", "WAKE", "READ"]
+__all__ = ["FLASH_OFFSET", "FlashBoot", "SpiFlashModel", "flash_data", "flash_pins", "WAKE",
+           "READ"]
 
 # where the firmware's image starts in the flash: past the iCE40UP5K's bitstream (104,090
 # bytes), at the next 64 KB sector
 FLASH_OFFSET = 0x20000
 WAKE, READ = 0xAB, 0x03
+
+
+def flash_data(image, words):
+    """The flash's bytes from ``FLASH_OFFSET`` for a ``FlashBoot`` of ``words`` words: the
+    ``image``'s words (32-bit, little-endian), then zeros."""
+    if len(image) > words:
+        raise ValueError(f"an image of {len(image)} words is longer than the {words} words "
+                         f"booted")
+    return b"".join(w.to_bytes(4, "little") for w in image) + bytes(4 * (words - len(image)))
 
 
 def flash_pins():

@@ -276,13 +276,23 @@ class SmallCore(wiring.Component):
         def prof_word(k):
             return Cat(Const(k, 3), prof)
 
-        def weight_write(value, word):
-            """Synapse word ``word`` with weight ``value`` clamped to ``w_min``..``w_max``."""
-            lo, hi = regs["w_min"], regs["w_max"]
-            v18 = value[:18].as_signed()
-            clamped = Mux(v18 < lo, lo, Mux(v18 > hi, hi, v18[:W].as_signed()))
+        # the adder's ``s`` clamped to ``w_min``..``w_max``, a clock later: a register, so that
+        # the comparisons' carry chains do not run into the synapse memory's data pins (the
+        # iCEBreaker's critical path at 30 MHz, into the SPRAM's ``DATAIN``)
+        w_new = Signal(W)
+        lo, hi = regs["w_min"], regs["w_max"]
+        v18 = s[:18].as_signed()
+        m.d.sync += w_new.eq(Mux(v18 < lo, lo, Mux(v18 > hi, hi, v18[:W].as_signed()))[:W])
+
+        def trace_clamped(v):
+            """``v`` (signed) clamped to ``_T_MAX`` above: ``v > _T_MAX`` is its high bits'
+            OR, not a comparison's carry chain (this one runs into the memories' data pins)"""
+            return Mux(~v[-1] & v[TRACE_BITS:-1].any(), _T_MAX, v[:TRACE_BITS])
+
+        def weight_write(word):
+            """Synapse word ``word`` with the clamped weight ``w_new``."""
             m.d.comb += [syn.w_addr.eq(syn_addr), syn.w_en.eq(1),
-                         syn.w_data.eq(Cat(clamped[:W], word[W:]))]
+                         syn.w_data.eq(Cat(w_new, word[W:]))]
 
         # -- control -----------------------------------------------------------------------
         running = Signal()
@@ -414,8 +424,8 @@ class SmallCore(wiring.Component):
             def stdp_update(name, w, word, depress, after):
                 """States from ``name``: once the mixer is done, ``delta = (p + (rand >> 10))
                 >> 22`` (``p``: the amplitude times the trace), then ``w - delta`` (``depress``)
-                or ``w + delta`` clamped and written back into synapse word ``word``, then
-                ``after()``."""
+                or ``w + delta`` clamped (``w_new``, a clock after the sum) and written back
+                into synapse word ``word``, then ``after()``."""
                 with m.State(name):
                     with m.If(~mix.busy):
                         m.d.comb += [aa.eq(p[:_ACC]), bb.eq(mix.out[10:])]
@@ -426,8 +436,9 @@ class SmallCore(wiring.Component):
                     m.d.comb += [aa.eq(w), bb.eq(~delta if depress else delta), ci.eq(depress)]
                     m.next = name + "_S"
                 nop(name + "_S", name + "_E")
-                with m.State(name + "_E"):
-                    weight_write(s, word)
+                nop(name + "_E", name + "_C")
+                with m.State(name + "_C"):
+                    weight_write(word)
                     after()
 
             def next_synapse():
@@ -491,7 +502,7 @@ class SmallCore(wiring.Component):
                     m.next = "SCAN5"
                 nop("SCAN5", "SCAN6")
                 with m.State("SCAN6"):
-                    x_new = Mux(act & mode, md, Mux(s > _T_MAX, _T_MAX, s[:TRACE_BITS]))
+                    x_new = Mux(act & mode, md, trace_clamped(s))
                     m.d.comb += [axon_wp.addr.eq(a), axon_wp.en.eq(1),
                                  axon_wp.data.eq(Cat(x_new, gen_prob))]
                     m.next = "SCAN_ACT"
@@ -631,7 +642,7 @@ class SmallCore(wiring.Component):
                 ref_new = Mux(refr, ref_old - 1, Mux(fire, rinfo[:4], 0))
                 state = Cat(v_fin[:STATE_BITS], inew, ref_new[:4])
                 if plastic:
-                    y_new = Mux(fire & mode, md, Mux(s > _T_MAX, _T_MAX, s[:TRACE_BITS]))
+                    y_new = Mux(fire & mode, md, trace_clamped(s))
                     state = Cat(state, y_new)
                 m.d.comb += [neuron_wp.addr.eq(n), neuron_wp.data.eq(state),
                              neuron_wp.en.eq((1 << n_gran) - 1)]

@@ -467,10 +467,11 @@ class SoC(wiring.Component):
         if self.firmware_ram != "spram":
             return None
         from .firmware_link import link_firmware
+        from .flashboot import flash_data
 
-        image, _ = link_firmware(self.chipmap, **self._firmware_settings(),
-                                 ram_words=self._spram_ram_words())
-        return b"".join(w.to_bytes(4, "little") for w in image)
+        ram_words = self._spram_ram_words()
+        image, _ = link_firmware(self.chipmap, **self._firmware_settings(), ram_words=ram_words)
+        return flash_data(image, ram_words)
 
     def _firmware_settings(self):
         """The preset's settings of the ``FirmwareProcessor`` (``link_firmware``'s)."""

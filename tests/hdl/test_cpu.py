@@ -23,7 +23,7 @@ pytest.importorskip("ziglang")
 
 from spikeforge.hdl.cpu import TB_MAIN, ControlCPU, serv_sources  # noqa: E402
 from spikeforge.hdl.firmware import build_firmware, firmware_end, firmware_ram_words  # noqa: E402
-from spikeforge.hdl.flashboot import SpiFlashModel  # noqa: E402
+from spikeforge.hdl.flashboot import SpiFlashModel, flash_data  # noqa: E402
 from spikeforge.hdl.spram import SPRAM_MODEL, SharedSpram  # noqa: E402
 
 N = 24
@@ -217,8 +217,7 @@ class _FlashBooted(wiring.Component):
         m = Module()
         m.submodules.cpu = cpu = ControlCPU(self.image, ram_words=self.ram_words, ram="flash")
         m.submodules.spram = ram = SharedSpram(15, 4096, self.ram_words)
-        data = b"".join(w.to_bytes(4, "little") for w in self.image)
-        m.submodules.flash = flash = SpiFlashModel(data)
+        m.submodules.flash = flash = SpiFlashModel(flash_data(self.image, self.ram_words))
         wiring.connect(m, cpu.ram, ram.bus)
         wiring.connect(m, cpu.flash, flash.flash)
         m.d.comb += [self.reg_addr.eq(cpu.reg_addr), self.reg_w_data.eq(cpu.reg_w_data),
