@@ -38,17 +38,23 @@ static void line_poll(void) {
     line_seen = now;
 }
 
-/* one request on the chip's memory port, a read's answer then in the MEM_DATA registers.
- * A long command (a REGION_CRC, a READ, GENERATORS) walks the indices in order: at every
- * 256th index it also polls the line's counters. As a tail call of a function of its own:
- * a call before the request made every request save its arguments (+20 instructions, +20%
- * on an upload's clocks), and a count of requests in RAM cost 6 more a request (+5%). */
-__attribute__((noinline))
-static void mem_request(unsigned core, unsigned region, uint32_t index, int write) {
-    REG(R_MEM_ADDR) = chip_address(core, region, index);
+/* one request on the chip's memory port at chip address ``addr`` (region index ``index``),
+ * a read's answer then in the MEM_DATA registers. A long command (a REGION_CRC, a READ,
+ * GENERATORS) walks the indices in order: at every 256th index it also polls the line's
+ * counters. */
+static inline void mem_go(uint32_t addr, uint32_t index, int write) {
+    REG(R_MEM_ADDR) = addr;
     REG(R_MEM_GO) = write;
     while (REG(R_MEM_STATUS) & 1) ;
     if (!(index & 255)) line_poll();
+}
+
+/* As a tail call of a function of its own: a call before the request made every request
+ * save its arguments (+20 instructions, +20% on an upload's clocks), and a count of requests
+ * in RAM cost 6 more a request (+5%). */
+__attribute__((noinline))
+static void mem_request(unsigned core, unsigned region, uint32_t index, int write) {
+    mem_go(chip_address(core, region, index), index, write);
 }
 
 void hal_mem_read(unsigned core, unsigned region, uint32_t index, uint8_t *word, unsigned n) {
@@ -95,10 +101,7 @@ uint32_t hal_mem_crc32(uint32_t crc, unsigned core, unsigned region, uint32_t in
     uint32_t addr = chip_address(core, region, index);
     REG(R_CRC) = crc;
     for (uint32_t end = index + count; index != end; index++, addr++) {
-        REG(R_MEM_ADDR) = addr;
-        REG(R_MEM_GO) = 0;
-        while (REG(R_MEM_STATUS) & 1) ;
-        if (!(index & 255)) line_poll();
+        mem_go(addr, index, 0);
         for (unsigned k = 0; k < n; k += 4) {
             uint32_t w = REG(R_MEM_DATA + (k >> 2));
             for (unsigned j = k; j < n && j < k + 4; j++) {
