@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/spikeforge demo
 
+# the 15 slowest tests at the end of the log: where CI's time goes
 test: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 -q
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 -q --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
