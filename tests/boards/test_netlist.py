@@ -11,7 +11,6 @@ upload is short.
 """
 
 import dataclasses
-import os
 import sys
 from pathlib import Path
 
@@ -27,14 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hdl"))
 
 from netgen import random_image, random_inputs  # noqa: E402
 
-# Cold, this costs ~30 minutes on 2 busy cores (Yosys, then g++ on a 15 MB netlist): too much for
-# every `make test`, so it runs when asked (SPIKEFORGE_NETLIST_SIM=1), e.g. before a release.
+# Part of `make test`: 4.5 minutes cold on an idle machine (Yosys, then g++ on the netlist's
+# model, then the run), 2.7 minutes once built (cached under build/netlist*/): the run itself.
 pytestmark = [pytest.mark.synth, pytest.mark.verilator, pytest.mark.slow,
               pytest.mark.timeout(3600),
-              pytest.mark.skipif(not verilator_available(), reason="needs Verilator"),
-              pytest.mark.skipif(not os.environ.get("SPIKEFORGE_NETLIST_SIM"),
-                                 reason="set SPIKEFORGE_NETLIST_SIM=1 to simulate the netlist "
-                                        "(~30 min cold)")]
+              pytest.mark.skipif(not verilator_available(), reason="needs Verilator")]
 
 PRESET = dataclasses.replace(preset("icebreaker-hwlink"), baud=3_000_000)
 ACTIVE = 8          # axons with synapses and inputs
