@@ -223,23 +223,26 @@ def soc_platform(preset, clock_gating=True):
     LUT RAM and the long pipeline on the ULX3S); device ``None`` for presets no board uses (the
     blocks' defaults). ``clock_gating=False``: no gated clocks, as in the bitstream (the
     reference the tests compare the gated model with)."""
-    from spikeforge.boards import BOARDS
-
-    for b in BOARDS.values():
-        if preset.name in (b.preset, *b.virtual_presets) and b.device:
-            return _Device(b.device, clock_gating)
-    return _Device(None, clock_gating)
+    b = _board_of(preset)
+    return _Device(b.device if b is not None and b.device else None, clock_gating)
 
 
 def firmware_ram_of(preset):
     """Where the SoC of ``preset`` keeps its link firmware on the board built with it
     (``Board.firmware_ram``); ``"block"`` for presets no board uses."""
+    b = _board_of(preset)
+    return b.firmware_ram(preset) if b else "block"
+
+
+def _board_of(preset):
+    """The board whose chip ``preset`` is (its ``preset`` or one of its ``virtual_presets``),
+    or ``None``."""
     from spikeforge.boards import BOARDS
 
     for b in BOARDS.values():
         if preset.name in (b.preset, *b.virtual_presets):
-            return b.firmware_ram(preset)
-    return "block"
+            return b
+    return None
 
 
 def _flash_booted(soc):
